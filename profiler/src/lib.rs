@@ -1,0 +1,1 @@
+//! tunas-profiler library.

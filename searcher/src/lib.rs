@@ -1,0 +1,1 @@
+//! tunas-searcher library.

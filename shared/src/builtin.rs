@@ -1,0 +1,363 @@
+//! The four built-in search spaces of SPEC §2.
+
+use crate::error::SpaceError;
+use crate::space::{
+    Activation, Choice, Decision, DecisionKind, Head, InputSpec, Layer, LayerOp, Param,
+    SearchSpace, Stage, Stem, round_to_8,
+};
+
+/// Names of the built-in spaces, default first.
+pub const BUILTIN_SPACES: [&str; 4] = [
+    "tiny28",
+    "proxylessnas",
+    "proxylessnas-enlarged",
+    "mobilenet-v3-like",
+];
+
+/// The width multipliers of the enlarged spaces.
+pub const WIDTH_MULTIPLIERS: [f64; 7] = [0.5, 0.625, 0.75, 1.0, 1.25, 1.5, 2.0];
+
+/// A built-in space by name.
+pub fn builtin_space(name: &str) -> Result<SearchSpace, SpaceError> {
+    let space = match name {
+        "tiny28" => tiny28(),
+        "proxylessnas" => proxylessnas(false),
+        "proxylessnas-enlarged" => proxylessnas(true),
+        "mobilenet-v3-like" => mobilenet_v3_like(),
+        _ => {
+            return Err(SpaceError::Unknown {
+                name: name.to_string(),
+                known: BUILTIN_SPACES.join(", "),
+            });
+        }
+    };
+    debug_assert!(space.validate().is_ok(), "{:?}", space.validate());
+    Ok(space)
+}
+
+/// Every built-in space.
+pub fn builtin_spaces() -> Vec<SearchSpace> {
+    BUILTIN_SPACES
+        .iter()
+        .map(|n| builtin_space(n).expect("built-in names are known"))
+        .collect()
+}
+
+/// Widths `round8(base · m)` for the 7 multipliers, without duplicates.
+pub fn multiplied_widths(base: u32) -> Vec<u32> {
+    let mut widths: Vec<u32> = WIDTH_MULTIPLIERS
+        .iter()
+        .map(|m| round_to_8(base as f64 * m))
+        .collect();
+    widths.dedup();
+    widths
+}
+
+/// Collects decisions while a skeleton is written.
+struct Decisions(Vec<Decision>);
+
+impl Decisions {
+    fn add<T>(&mut self, name: String, kind: DecisionKind, values: Vec<Choice>) -> Param<T> {
+        self.0.push(Decision {
+            name: name.clone(),
+            kind,
+            values,
+        });
+        Param::Decision(name)
+    }
+    fn ints<T>(&mut self, name: String, kind: DecisionKind, values: &[u32]) -> Param<T> {
+        self.add(name, kind, values.iter().map(|&v| Choice::Int(v)).collect())
+    }
+    fn flags(&mut self, name: String, kind: DecisionKind) -> Param<bool> {
+        self.add(name, kind, vec![Choice::Flag(false), Choice::Flag(true)])
+    }
+    /// A filters param: a decision when `values` has more than one entry.
+    fn width(&mut self, name: String, values: &[u32]) -> Param<u32> {
+        if values.len() == 1 {
+            Param::Fixed(values[0])
+        } else {
+            self.ints(name, DecisionKind::Filters, values)
+        }
+    }
+}
+
+/// How the bottlenecks of a stage are searched.
+struct BottleneckChoices<'a> {
+    kernels: &'a [u32],
+    expansions: &'a [u32],
+    squeeze_excite: bool,
+}
+
+/// A stage of `count` bottlenecks, the first with `stride`, the rest skippable.
+fn bottleneck_stage(
+    d: &mut Decisions,
+    stage_name: &str,
+    filters: Param<u32>,
+    activation: Activation,
+    stride: u32,
+    count: usize,
+    choices: &BottleneckChoices<'_>,
+) -> Stage {
+    let layers = (0..count)
+        .map(|l| {
+            let at = format!("{stage_name}/layer{}", l + 1);
+            let kernel = d.ints(
+                format!("{at}/kernel"),
+                DecisionKind::Kernel,
+                choices.kernels,
+            );
+            let expansion = d.ints(
+                format!("{at}/expansion"),
+                DecisionKind::Expansion,
+                choices.expansions,
+            );
+            let squeeze_excite = if choices.squeeze_excite {
+                d.flags(format!("{at}/squeeze-excite"), DecisionKind::SqueezeExcite)
+            } else {
+                Param::Fixed(false)
+            };
+            let skip = if l > 0 {
+                d.flags(format!("{at}/skip"), DecisionKind::Skip)
+            } else {
+                Param::Fixed(false)
+            };
+            Layer {
+                op: Param::Fixed(LayerOp::Bottleneck),
+                stride: if l == 0 { stride } else { 1 },
+                kernel,
+                expansion,
+                squeeze_excite,
+                skip,
+                residual: None,
+            }
+        })
+        .collect();
+    Stage {
+        filters,
+        activation,
+        layers,
+    }
+}
+
+fn imagenet_input() -> InputSpec {
+    InputSpec {
+        height: 224,
+        width: 224,
+        channels: 3,
+        classes: 1000,
+    }
+}
+
+/// `proxylessnas` (fixed widths) or `proxylessnas-enlarged` (every width
+/// searched over the 7 multipliers).
+fn proxylessnas(enlarged: bool) -> SearchSpace {
+    let base: [u32; 9] = if enlarged {
+        [16, 16, 16, 32, 64, 128, 256, 512, 1024]
+    } else {
+        [32, 16, 32, 40, 80, 96, 192, 320, 1280]
+    };
+    let widths = |b: u32| {
+        if enlarged {
+            multiplied_widths(b)
+        } else {
+            vec![b]
+        }
+    };
+    let mut d = Decisions(Vec::new());
+    let stem = Stem {
+        kernel: Param::Fixed(3),
+        stride: 2,
+        filters: d.width("stem/filters".into(), &widths(base[0])),
+        activation: Activation::Relu,
+    };
+    let mut stages = Vec::new();
+    let block1_filters = d.width("stage1/filters".into(), &widths(base[1]));
+    let block1_kernel = d.ints(
+        "stage1/layer1/kernel".into(),
+        DecisionKind::Kernel,
+        &[3, 5, 7],
+    );
+    stages.push(Stage {
+        filters: block1_filters,
+        activation: Activation::Relu,
+        layers: vec![Layer {
+            op: Param::Fixed(LayerOp::Separable),
+            stride: 1,
+            kernel: block1_kernel,
+            expansion: Param::Fixed(1),
+            squeeze_excite: Param::Fixed(false),
+            skip: Param::Fixed(false),
+            residual: None,
+        }],
+    });
+    let choices = BottleneckChoices {
+        kernels: &[3, 5, 7],
+        expansions: &[3, 6],
+        squeeze_excite: false,
+    };
+    let strides = [2, 2, 2, 1, 2, 1];
+    let counts = [4, 4, 4, 4, 4, 1];
+    for (i, (&stride, &count)) in strides.iter().zip(&counts).enumerate() {
+        let name = format!("stage{}", i + 2);
+        let filters = d.width(format!("{name}/filters"), &widths(base[i + 2]));
+        stages.push(bottleneck_stage(
+            &mut d,
+            &name,
+            filters,
+            Activation::Relu,
+            stride,
+            count,
+            &choices,
+        ));
+    }
+    let head = Head {
+        filters: d.width("head/filters".into(), &widths(base[8])),
+        activation: Activation::Relu,
+        post_pool_filters: None,
+        post_pool_activation: None,
+    };
+    SearchSpace {
+        name: if enlarged {
+            "proxylessnas-enlarged"
+        } else {
+            "proxylessnas"
+        }
+        .into(),
+        description: if enlarged {
+            "ProxylessNAS mobile space (ImageNet 224x224) with every width searched over 7 multipliers"
+        } else {
+            "ProxylessNAS mobile space (ImageNet 224x224): kernels 3/5/7, expansions 3/6, skippable layers"
+        }
+        .into(),
+        input: imagenet_input(),
+        decisions: d.0,
+        stem,
+        stages,
+        head,
+    }
+}
+
+/// The MobileNetV3-like space of TuNAS.
+fn mobilenet_v3_like() -> SearchSpace {
+    let mut d = Decisions(Vec::new());
+    let stem_kernel = d.ints("stem/kernel".into(), DecisionKind::Kernel, &[3, 5]);
+    let stem_filters = d.width("stem/filters".into(), &multiplied_widths(16));
+    let stem = Stem {
+        kernel: stem_kernel,
+        stride: 2,
+        filters: stem_filters.clone(),
+        activation: Activation::Swish6,
+    };
+    let mut stages = Vec::new();
+    let sep_kernel = d.ints(
+        "stage0/layer1/kernel".into(),
+        DecisionKind::Kernel,
+        &[3, 5, 7],
+    );
+    let sep_skip = d.flags("stage0/layer1/skip".into(), DecisionKind::Skip);
+    stages.push(Stage {
+        filters: stem_filters,
+        activation: Activation::Relu,
+        layers: vec![Layer {
+            op: Param::Fixed(LayerOp::Separable),
+            stride: 1,
+            kernel: sep_kernel,
+            expansion: Param::Fixed(1),
+            squeeze_excite: Param::Fixed(false),
+            skip: sep_skip,
+            residual: Some(true),
+        }],
+    });
+    let choices = BottleneckChoices {
+        kernels: &[3, 5, 7],
+        expansions: &[1, 2, 3, 4, 5, 6],
+        squeeze_excite: true,
+    };
+    let strides = [2, 2, 2, 1, 2];
+    let bases = [16, 32, 64, 128, 256];
+    let activations = [
+        Activation::Relu,
+        Activation::Relu,
+        Activation::Swish6,
+        Activation::Swish6,
+        Activation::Swish6,
+    ];
+    for i in 0..5 {
+        let name = format!("stage{}", i + 1);
+        let filters = d.width(format!("{name}/filters"), &multiplied_widths(bases[i]));
+        stages.push(bottleneck_stage(
+            &mut d,
+            &name,
+            filters,
+            activations[i],
+            strides[i],
+            4,
+            &choices,
+        ));
+    }
+    let head = Head {
+        filters: d.width("head/filters".into(), &multiplied_widths(512)),
+        activation: Activation::Swish6,
+        post_pool_filters: Some(d.width("head/post-pool-filters".into(), &multiplied_widths(1024))),
+        post_pool_activation: Some(Activation::Swish6),
+    };
+    SearchSpace {
+        name: "mobilenet-v3-like".into(),
+        description: "TuNAS MobileNetV3-like space (ImageNet 224x224): kernels, expansions 1-6, squeeze-excite, every width searched".into(),
+        input: imagenet_input(),
+        decisions: d.0,
+        stem,
+        stages,
+        head,
+    }
+}
+
+/// The default space, sized so a whole search runs on a 2-core CPU.
+fn tiny28() -> SearchSpace {
+    let mut d = Decisions(Vec::new());
+    let stem = Stem {
+        kernel: Param::Fixed(3),
+        stride: 1,
+        filters: d.width("stem/filters".into(), &[8, 16]),
+        activation: Activation::Relu,
+    };
+    let choices = BottleneckChoices {
+        kernels: &[3, 5, 7],
+        expansions: &[1, 3, 6],
+        squeeze_excite: true,
+    };
+    let plan: [(&[u32], Activation, u32, usize); 3] = [
+        (&[16, 24, 32], Activation::Relu, 2, 2),
+        (&[32, 48, 64], Activation::Swish6, 2, 3),
+        (&[48, 64, 96], Activation::Swish6, 1, 2),
+    ];
+    let stages = plan
+        .iter()
+        .enumerate()
+        .map(|(i, &(widths, act, stride, count))| {
+            let name = format!("stage{}", i + 1);
+            let filters = d.width(format!("{name}/filters"), widths);
+            bottleneck_stage(&mut d, &name, filters, act, stride, count, &choices)
+        })
+        .collect();
+    let head = Head {
+        filters: d.width("head/filters".into(), &[96, 128, 192]),
+        activation: Activation::Swish6,
+        post_pool_filters: None,
+        post_pool_activation: None,
+    };
+    SearchSpace {
+        name: "tiny28".into(),
+        description: "Fashion-MNIST-sized space (28x28x1, 10 classes) whose whole search runs on a 2-core CPU".into(),
+        input: InputSpec {
+            height: 28,
+            width: 28,
+            channels: 1,
+            classes: 10,
+        },
+        decisions: d.0,
+        stem,
+        stages,
+        head,
+    }
+}

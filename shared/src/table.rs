@@ -1,0 +1,593 @@
+//! Latency tables: one row per op key with its timing statistics, plus the
+//! provenance of the measurements (SPEC §3).
+//!
+//! The file is CSV preceded by `# field = value` provenance lines:
+//!
+//! ```text
+//! # tunas latency table v1
+//! # device = local
+//! # ...
+//! op,input_h,input_w,cin,cout,mid,kernel,stride,se,act,residual,batch,median_us,p10_us,p90_us,mean_us,std_us,runs,measured_at
+//! stem,28,28,1,8,1,3,1,0,relu,0,1,3.1,3.0,3.4,3.2,0.2,200,2026-11-28T01:00:00Z
+//! ```
+//!
+//! Reading is strict: every problem is an error naming the file, the line
+//! and, where known, the op key.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::arch::Architecture;
+use crate::error::TableError;
+use crate::opkey::{KEY_COLUMNS, OpKey, architecture_ops};
+use crate::space::SearchSpace;
+
+/// The first line of every table file.
+pub const TABLE_SIGNATURE: &str = "# tunas latency table v1";
+
+/// Statistic columns, after the key columns.
+pub const STAT_COLUMNS: [&str; 7] = [
+    "median_us",
+    "p10_us",
+    "p90_us",
+    "mean_us",
+    "std_us",
+    "runs",
+    "measured_at",
+];
+
+/// Timing statistics of one op, in microseconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpStats {
+    /// Median: the value the estimator uses.
+    pub median_us: f64,
+    /// 10th percentile.
+    pub p10_us: f64,
+    /// 90th percentile.
+    pub p90_us: f64,
+    /// Mean.
+    pub mean_us: f64,
+    /// Standard deviation.
+    pub std_us: f64,
+    /// Number of timed runs.
+    pub runs: u64,
+    /// When the row was measured (UTC, RFC 3339).
+    pub measured_at: String,
+}
+
+impl OpStats {
+    /// Statistics of a set of samples (µs), measured now.
+    pub fn from_samples(samples: &[f64]) -> Self {
+        assert!(!samples.is_empty(), "statistics need at least one sample");
+        let mut sorted = samples.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len() as f64;
+        let mean = sorted.iter().sum::<f64>() / n;
+        let var = sorted.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+        OpStats {
+            median_us: quantile(&sorted, 0.5),
+            p10_us: quantile(&sorted, 0.1),
+            p90_us: quantile(&sorted, 0.9),
+            mean_us: mean,
+            std_us: var.sqrt(),
+            runs: sorted.len() as u64,
+            measured_at: crate::time::utc_now_rfc3339(),
+        }
+    }
+}
+
+/// Linear-interpolated quantile of sorted samples.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// Where and how a table was measured.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Provenance {
+    /// Device name (`local`, `adb:SERIAL`, `ssh:HOST`).
+    pub device: String,
+    /// CPU or SoC model.
+    pub cpu: String,
+    /// Operating system and kernel.
+    pub os: String,
+    /// Runtime name (`onnxruntime`).
+    pub runtime: String,
+    /// Runtime version.
+    pub runtime_version: String,
+    /// Execution provider (`cpu`, `xnnpack`, ...).
+    pub execution_provider: String,
+    /// Intra-op threads.
+    pub threads: u32,
+    /// Core pinning (`none` or a core list).
+    pub pinning: String,
+    /// Batch size of every op key.
+    pub batch: u32,
+    /// When the table was written (UTC, RFC 3339).
+    pub date: String,
+    /// Version of the profiler that wrote it.
+    pub profiler_version: String,
+    /// Space name.
+    pub space: String,
+    /// Space content hash.
+    pub space_hash: String,
+    /// How ops were timed, in a few words.
+    pub method: String,
+    /// Per-inference constant added once to every estimate (µs).
+    pub overhead_us: f64,
+    /// Extra notes, written as `# x-NAME = value` (thermal state, governor, ...).
+    pub extra: BTreeMap<String, String>,
+}
+
+const PROVENANCE_FIELDS: [&str; 15] = [
+    "device",
+    "cpu",
+    "os",
+    "runtime",
+    "runtime_version",
+    "execution_provider",
+    "threads",
+    "pinning",
+    "batch",
+    "date",
+    "profiler_version",
+    "space",
+    "space_hash",
+    "method",
+    "overhead_us",
+];
+
+impl Provenance {
+    fn field_text(&self, field: &str) -> String {
+        match field {
+            "device" => self.device.clone(),
+            "cpu" => self.cpu.clone(),
+            "os" => self.os.clone(),
+            "runtime" => self.runtime.clone(),
+            "runtime_version" => self.runtime_version.clone(),
+            "execution_provider" => self.execution_provider.clone(),
+            "threads" => self.threads.to_string(),
+            "pinning" => self.pinning.clone(),
+            "batch" => self.batch.to_string(),
+            "date" => self.date.clone(),
+            "profiler_version" => self.profiler_version.clone(),
+            "space" => self.space.clone(),
+            "space_hash" => self.space_hash.clone(),
+            "method" => self.method.clone(),
+            "overhead_us" => format!("{}", self.overhead_us),
+            _ => unreachable!("unknown provenance field {field}"),
+        }
+    }
+
+    /// Sets a field from its text; the error says what was expected.
+    fn set_field(&mut self, field: &str, value: &str) -> Result<(), String> {
+        let int = |v: &str| {
+            v.parse::<u32>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| format!("'{field}' must be a positive integer, found '{v}'"))
+        };
+        match field {
+            "device" => self.device = value.into(),
+            "cpu" => self.cpu = value.into(),
+            "os" => self.os = value.into(),
+            "runtime" => self.runtime = value.into(),
+            "runtime_version" => self.runtime_version = value.into(),
+            "execution_provider" => self.execution_provider = value.into(),
+            "threads" => self.threads = int(value)?,
+            "pinning" => self.pinning = value.into(),
+            "batch" => self.batch = int(value)?,
+            "date" => self.date = value.into(),
+            "profiler_version" => self.profiler_version = value.into(),
+            "space" => self.space = value.into(),
+            "space_hash" => self.space_hash = value.into(),
+            "method" => self.method = value.into(),
+            "overhead_us" => {
+                self.overhead_us = value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+                    .ok_or_else(|| {
+                        format!("'overhead_us' must be a finite number ≥ 0, found '{value}'")
+                    })?
+            }
+            _ => {
+                return Err(format!(
+                    "unknown field '{field}'; known fields: {} (free notes go in 'x-NAME' fields)",
+                    PROVENANCE_FIELDS.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A latency table: provenance and one [`OpStats`] per [`OpKey`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct LatencyTable {
+    /// Where and how it was measured.
+    pub provenance: Provenance,
+    /// The rows.
+    pub rows: BTreeMap<OpKey, OpStats>,
+    /// The file it was read from (for error messages), if any.
+    pub path: Option<PathBuf>,
+}
+
+fn all_columns() -> Vec<&'static str> {
+    KEY_COLUMNS.iter().chain(&STAT_COLUMNS).copied().collect()
+}
+
+impl LatencyTable {
+    /// An empty table with this provenance.
+    pub fn new(provenance: Provenance) -> Self {
+        LatencyTable {
+            provenance,
+            rows: BTreeMap::new(),
+            path: None,
+        }
+    }
+
+    fn path_text(&self) -> String {
+        self.path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "<latency table>".into())
+    }
+
+    /// Reads a table file.
+    pub fn read(path: &Path) -> Result<Self, TableError> {
+        let text = fs::read(path).map_err(|e| TableError::Io {
+            path: path.display().to_string(),
+            message: format!("cannot read the latency table: {e}"),
+        })?;
+        let text = String::from_utf8_lossy(&text);
+        let mut table = Self::parse(&text, &path.display().to_string())?;
+        table.path = Some(path.to_path_buf());
+        Ok(table)
+    }
+
+    /// Parses table text; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, TableError> {
+        let path = origin.to_string();
+        let mut lines = text.lines().enumerate();
+        match lines.next() {
+            Some((_, first)) if first.trim_end() == TABLE_SIGNATURE => {}
+            _ => {
+                return Err(TableError::NotATable {
+                    path,
+                    expected: TABLE_SIGNATURE.into(),
+                });
+            }
+        }
+        let mut provenance = Provenance::default();
+        let mut seen = BTreeMap::<String, usize>::new();
+        let mut header_line = None;
+        for (i, line) in lines.by_ref() {
+            let line_no = i + 1;
+            let Some(body) = line.strip_prefix('#') else {
+                header_line = Some((line_no, line));
+                break;
+            };
+            let body = body.trim();
+            if body.is_empty() {
+                continue;
+            }
+            let Some((field, value)) = body.split_once('=') else {
+                return Err(TableError::BadProvenance {
+                    path,
+                    line: line_no,
+                    message: format!("expected '# field = value', found '{line}'"),
+                });
+            };
+            let (field, value) = (field.trim(), value.trim());
+            if let Some(first) = seen.insert(field.to_string(), line_no) {
+                return Err(TableError::BadProvenance {
+                    path,
+                    line: line_no,
+                    message: format!("field '{field}' repeats line {first}"),
+                });
+            }
+            if field.starts_with("x-") {
+                provenance
+                    .extra
+                    .insert(field.to_string(), value.to_string());
+            } else {
+                provenance.set_field(field, value).map_err(|message| {
+                    TableError::BadProvenance {
+                        path: path.clone(),
+                        line: line_no,
+                        message,
+                    }
+                })?;
+            }
+        }
+        if let Some(field) = PROVENANCE_FIELDS.iter().find(|f| !seen.contains_key(**f)) {
+            return Err(TableError::MissingProvenance { path, field });
+        }
+        let Some((header_no, _)) = header_line else {
+            return Err(TableError::MissingColumn {
+                path,
+                line: text.lines().count() + 1,
+                column: KEY_COLUMNS[0].into(),
+                expected: all_columns().join(","),
+            });
+        };
+
+        // The CSV body starts at the header line.
+        let body_start = text
+            .lines()
+            .take(header_no - 1)
+            .map(|l| l.len() + 1)
+            .sum::<usize>()
+            .min(text.len());
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .trim(csv::Trim::All)
+            .from_reader(text[body_start..].as_bytes());
+        let headers = reader
+            .headers()
+            .map_err(|e| TableError::BadRow {
+                path: path.clone(),
+                line: header_no,
+                message: e.to_string(),
+            })?
+            .clone();
+        let expected = all_columns();
+        for h in headers.iter() {
+            if !expected.contains(&h) {
+                return Err(TableError::UnknownColumn {
+                    path,
+                    line: header_no,
+                    column: h.to_string(),
+                    expected: expected.join(","),
+                });
+            }
+        }
+        let mut index = Vec::with_capacity(expected.len());
+        for column in &expected {
+            match headers.iter().position(|h| h == *column) {
+                Some(i) => index.push(i),
+                None => {
+                    return Err(TableError::MissingColumn {
+                        path,
+                        line: header_no,
+                        column: column.to_string(),
+                        expected: expected.join(","),
+                    });
+                }
+            }
+        }
+        if headers.len() != expected.len() {
+            return Err(TableError::BadRow {
+                path,
+                line: header_no,
+                message: "the header names a column twice".into(),
+            });
+        }
+
+        let mut rows = BTreeMap::new();
+        let mut first_lines = BTreeMap::<OpKey, usize>::new();
+        for record in reader.records() {
+            let record = record.map_err(|e| TableError::BadRow {
+                path: path.clone(),
+                line: e
+                    .position()
+                    .map(|p| p.line() as usize + header_no - 1)
+                    .unwrap_or(header_no),
+                message: format!("malformed CSV row: {e}"),
+            })?;
+            let line = record
+                .position()
+                .map(|p| p.line() as usize + header_no - 1)
+                .unwrap_or(header_no);
+            let cell = |c: usize| record.get(index[c]).unwrap_or("");
+            let key_cells: [&str; 12] = std::array::from_fn(cell);
+            let key = OpKey::from_cells(&key_cells).map_err(|e| match e {
+                crate::error::OpKeyError::BadField {
+                    field,
+                    value,
+                    expected,
+                } => TableError::BadValue {
+                    path: path.clone(),
+                    line,
+                    column: field.to_string(),
+                    value,
+                    message: format!("expected {expected}"),
+                    key_text: String::new(),
+                },
+                other => TableError::BadRow {
+                    path: path.clone(),
+                    line,
+                    message: other.to_string(),
+                },
+            })?;
+            if key.batch != provenance.batch {
+                return Err(TableError::BadValue {
+                    path,
+                    line,
+                    column: "batch".into(),
+                    value: key.batch.to_string(),
+                    message: format!(
+                        "the provenance says batch = {}; every row must have it",
+                        provenance.batch
+                    ),
+                    key_text: format!(" (op key {key})"),
+                });
+            }
+            let number = |c: usize| -> Result<f64, TableError> {
+                let text = cell(c);
+                let bad = |message: &str| TableError::BadValue {
+                    path: path.clone(),
+                    line,
+                    column: expected[c].to_string(),
+                    value: text.to_string(),
+                    message: message.to_string(),
+                    key_text: format!(" (op key {key})"),
+                };
+                let v: f64 = text.parse().map_err(|_| bad("not a number"))?;
+                if !v.is_finite() {
+                    return Err(bad("must be finite"));
+                }
+                if v < 0.0 {
+                    return Err(bad("must not be negative"));
+                }
+                Ok(v)
+            };
+            let runs_f = number(17)?;
+            if runs_f.fract() != 0.0 || runs_f < 1.0 {
+                return Err(TableError::BadValue {
+                    path,
+                    line,
+                    column: "runs".into(),
+                    value: cell(17).to_string(),
+                    message: "must be a whole number of at least 1".into(),
+                    key_text: format!(" (op key {key})"),
+                });
+            }
+            let stats = OpStats {
+                median_us: number(12)?,
+                p10_us: number(13)?,
+                p90_us: number(14)?,
+                mean_us: number(15)?,
+                std_us: number(16)?,
+                runs: runs_f as u64,
+                measured_at: cell(18).to_string(),
+            };
+            if let Some(first_line) = first_lines.insert(key, line) {
+                return Err(TableError::DuplicateKey {
+                    path,
+                    line,
+                    first_line,
+                    key: key.to_string(),
+                });
+            }
+            rows.insert(key, stats);
+        }
+        Ok(LatencyTable {
+            provenance,
+            rows,
+            path: None,
+        })
+    }
+
+    /// The provenance lines, signature first.
+    pub fn provenance_text(&self) -> String {
+        let mut out = format!("{TABLE_SIGNATURE}\n");
+        for field in PROVENANCE_FIELDS {
+            out.push_str(&format!(
+                "# {field} = {}\n",
+                self.provenance.field_text(field).replace('\n', " ")
+            ));
+        }
+        for (k, v) in &self.provenance.extra {
+            out.push_str(&format!("# {k} = {}\n", v.replace('\n', " ")));
+        }
+        out
+    }
+
+    /// The CSV header line.
+    pub fn header_line() -> String {
+        all_columns().join(",")
+    }
+
+    /// One CSV row for a key and its statistics.
+    pub fn row_line(key: &OpKey, stats: &OpStats) -> String {
+        let mut cells: Vec<String> = key.cells().to_vec();
+        cells.extend([
+            format!("{:.3}", stats.median_us),
+            format!("{:.3}", stats.p10_us),
+            format!("{:.3}", stats.p90_us),
+            format!("{:.3}", stats.mean_us),
+            format!("{:.3}", stats.std_us),
+            stats.runs.to_string(),
+            stats.measured_at.clone(),
+        ]);
+        cells.join(",")
+    }
+
+    /// The whole file's text.
+    pub fn to_text(&self) -> String {
+        let mut out = self.provenance_text();
+        out.push_str(&Self::header_line());
+        out.push('\n');
+        for (key, stats) in &self.rows {
+            out.push_str(&Self::row_line(key, stats));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Writes the table atomically: a temporary file beside `path`, flushed,
+    /// then renamed over it.
+    pub fn write_atomic(&self, path: &Path) -> Result<(), TableError> {
+        write_atomic(path, self.to_text().as_bytes()).map_err(|e| TableError::Io {
+            path: path.display().to_string(),
+            message: format!("cannot write the latency table: {e}"),
+        })
+    }
+
+    /// Refuses a table made for another space.
+    pub fn check_space(&self, space: &SearchSpace) -> Result<(), TableError> {
+        let hash = space.content_hash();
+        if self.provenance.space_hash != hash {
+            return Err(TableError::SpaceMismatch {
+                path: self.path_text(),
+                table_space: self.provenance.space.clone(),
+                table_hash: self.provenance.space_hash.clone(),
+                space: space.name.clone(),
+                space_hash: hash,
+            });
+        }
+        Ok(())
+    }
+
+    /// The median latency of one op.
+    pub fn op_latency_us(&self, key: &OpKey) -> Result<f64, TableError> {
+        self.rows
+            .get(key)
+            .map(|s| s.median_us)
+            .ok_or_else(|| TableError::MissingOp {
+                path: self.path_text(),
+                key: key.to_string(),
+            })
+    }
+
+    /// Estimated latency of an architecture (µs): the per-inference constant
+    /// plus the median of every op it executes.
+    pub fn estimate_us(&self, space: &SearchSpace, arch: &Architecture) -> Result<f64, TableError> {
+        let ops = architecture_ops(space, arch, self.provenance.batch);
+        let mut total = self.provenance.overhead_us;
+        for key in &ops {
+            total += self.op_latency_us(key)?;
+        }
+        Ok(total)
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder,
+/// synced and renamed, so a crash never leaves a half-written file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}

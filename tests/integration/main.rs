@@ -1,0 +1,7 @@
+//! The one integration-test binary of the workspace. One module per area:
+//!
+//! - `spaces`: built-in spaces, TOML round-trips, counts, op-key sets.
+//! - `tables`: the latency-table schema, strict reading, estimates.
+//! - `cli`: the command-line tools as a user runs them.
+
+mod spaces;
