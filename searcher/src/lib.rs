@@ -1,1 +1,14 @@
-//! tunas-searcher library.
+//! # tunas-searcher
+//!
+//! Trains a weight-sharing supernet jointly with a REINFORCE controller
+//! (TuNAS) and picks the most likely architecture, using a latency table
+//! written by tunas-profiler to estimate each sampled network's cost.
+//!
+//! ```
+//! use tunas_shared::{Architecture, builtin_space};
+//! let space = builtin_space("tiny28").unwrap();
+//! let arch = Architecture::largest(&space);
+//! assert!(tunas_shared::architecture_flops(&space, &arch) > 1_000_000);
+//! ```
+
+pub mod estimate;

@@ -554,16 +554,11 @@ impl SearchSpace {
                 DecisionKind::Filters,
             )?;
         }
-        if let Some(unused) = self
+        let unused = self
             .decisions
             .iter()
             .find(|d| !used.contains_key(d.name.as_str()))
-        {
-            return Err(invalid(format!(
-                "decision '{}' is not referenced by any field",
-                unused.name
-            )));
-        }
+            .map(|d| d.name.clone());
         if self.head.post_pool_filters.is_some() != self.head.post_pool_activation.is_some() {
             return Err(invalid(
                 "head.post_pool_filters and head.post_pool_activation go together".into(),
@@ -625,6 +620,11 @@ impl SearchSpace {
                     }
                 }
             }
+        }
+        if let Some(name) = unused {
+            return Err(invalid(format!(
+                "decision '{name}' is not referenced by any field"
+            )));
         }
         Ok(())
     }

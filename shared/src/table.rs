@@ -327,7 +327,7 @@ impl LatencyTable {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .trim(csv::Trim::All)
-            .from_reader(text[body_start..].as_bytes());
+            .from_reader(&text.as_bytes()[body_start..]);
         let headers = reader
             .headers()
             .map_err(|e| TableError::BadRow {

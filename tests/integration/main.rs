@@ -4,4 +4,6 @@
 //! - `tables`: the latency-table schema, strict reading, estimates.
 //! - `cli`: the command-line tools as a user runs them.
 
+mod cli;
 mod spaces;
+mod tables;
