@@ -1,0 +1,310 @@
+//! A small graph builder over the [`proto`](super::proto) messages: inputs,
+//! outputs, float initializers and the handful of operators the op emitters
+//! use, each with its attributes spelled out once.
+//!
+//! Value names are chosen by the caller and must be unique in the graph; a
+//! node is named after the value it produces, so runtime profiles (which
+//! report node names) read as `stage1/layer2/expand`.
+
+use prost::Message;
+
+use super::proto::{
+    AttributeProto, AttributeType, DataType, Dimension, GraphProto, ModelProto, NodeProto,
+    OperatorSetIdProto, TensorProto, TensorShapeProto, TensorTypeProto, TypeProto, ValueInfoProto,
+};
+use super::{IR_VERSION, OPSET_VERSION};
+
+/// An integer attribute.
+pub fn attr_int(name: &str, value: i64) -> AttributeProto {
+    AttributeProto {
+        name: name.to_string(),
+        r#type: AttributeType::Int as i32,
+        i: Some(value),
+        ..Default::default()
+    }
+}
+
+/// An integer-list attribute.
+pub fn attr_ints(name: &str, values: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: name.to_string(),
+        r#type: AttributeType::Ints as i32,
+        ints: values.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// A float attribute.
+pub fn attr_float(name: &str, value: f32) -> AttributeProto {
+    AttributeProto {
+        name: name.to_string(),
+        r#type: AttributeType::Float as i32,
+        f: Some(value),
+        ..Default::default()
+    }
+}
+
+/// A float32 tensor type with a fixed shape.
+pub fn float_tensor_type(dims: &[i64]) -> TypeProto {
+    TypeProto {
+        tensor_type: Some(TensorTypeProto {
+            elem_type: DataType::Float as i32,
+            shape: Some(TensorShapeProto {
+                dim: dims
+                    .iter()
+                    .map(|&d| Dimension {
+                        dim_value: Some(d),
+                        ..Default::default()
+                    })
+                    .collect(),
+            }),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Geometry of a 2-D convolution with "same" padding (odd kernel).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvParams {
+    /// Square kernel size (odd).
+    pub kernel: u32,
+    /// Stride in both directions.
+    pub stride: u32,
+    /// Groups: 1 for a full conv, the channel count for a depthwise one.
+    pub group: u32,
+}
+
+impl ConvParams {
+    /// Symmetric padding that gives `ceil(n / stride)` outputs.
+    pub fn pad(&self) -> u32 {
+        (self.kernel - 1) / 2
+    }
+
+    /// Output size along an axis of input size `n`.
+    pub fn out(&self, n: u32) -> u32 {
+        (n + 2 * self.pad() - self.kernel) / self.stride + 1
+    }
+}
+
+/// Builds one [`GraphProto`].
+#[derive(Clone, Debug, Default)]
+pub struct GraphBuilder {
+    graph: GraphProto,
+}
+
+impl GraphBuilder {
+    /// An empty graph called `name`.
+    pub fn new(name: &str) -> Self {
+        GraphBuilder {
+            graph: GraphProto {
+                name: name.to_string(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Declares a float32 graph input; returns its name.
+    pub fn input(&mut self, name: &str, dims: &[i64]) -> String {
+        self.graph.input.push(ValueInfoProto {
+            name: name.to_string(),
+            r#type: Some(float_tensor_type(dims)),
+            ..Default::default()
+        });
+        name.to_string()
+    }
+
+    /// Declares the value `name` as a float32 graph output of shape `dims`.
+    pub fn output(&mut self, name: &str, dims: &[i64]) {
+        self.graph.output.push(ValueInfoProto {
+            name: name.to_string(),
+            r#type: Some(float_tensor_type(dims)),
+            ..Default::default()
+        });
+    }
+
+    /// Adds a float32 initializer stored as raw little-endian bytes; returns
+    /// its name. Panics when `data` does not hold `product(dims)` values (the
+    /// callers check weight sources before getting here).
+    pub fn initializer(&mut self, name: &str, dims: &[i64], data: &[f32]) -> String {
+        let expected: i64 = dims.iter().product();
+        assert_eq!(
+            data.len() as i64,
+            expected,
+            "initializer '{name}' of shape {dims:?} needs {expected} values, got {}",
+            data.len()
+        );
+        let mut raw = Vec::with_capacity(data.len() * 4);
+        for v in data {
+            raw.extend_from_slice(&v.to_le_bytes());
+        }
+        self.graph.initializer.push(TensorProto {
+            dims: dims.to_vec(),
+            data_type: DataType::Float as i32,
+            name: name.to_string(),
+            raw_data: raw,
+            ..Default::default()
+        });
+        name.to_string()
+    }
+
+    /// Adds a node of the default domain producing the single value
+    /// `output`; the node takes the same name. Returns `output`.
+    pub fn node(
+        &mut self,
+        op_type: &str,
+        inputs: &[&str],
+        output: &str,
+        attributes: Vec<AttributeProto>,
+    ) -> String {
+        self.graph.node.push(NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.to_string()],
+            name: output.to_string(),
+            op_type: op_type.to_string(),
+            attribute: attributes,
+            ..Default::default()
+        });
+        output.to_string()
+    }
+
+    /// `Conv` with "same" padding, NCHW, weight `[cout, cin/group, k, k]`
+    /// and an optional bias `[cout]`.
+    pub fn conv(
+        &mut self,
+        output: &str,
+        x: &str,
+        weight: &str,
+        bias: Option<&str>,
+        params: ConvParams,
+    ) -> String {
+        let (k, s, p) = (
+            params.kernel as i64,
+            params.stride as i64,
+            params.pad() as i64,
+        );
+        let mut inputs = vec![x, weight];
+        inputs.extend(bias);
+        let mut attributes = vec![
+            attr_ints("kernel_shape", &[k, k]),
+            attr_ints("strides", &[s, s]),
+            attr_ints("pads", &[p, p, p, p]),
+            attr_ints("dilations", &[1, 1]),
+        ];
+        if params.group != 1 {
+            attributes.push(attr_int("group", params.group as i64));
+        }
+        self.node("Conv", &inputs, output, attributes)
+    }
+
+    /// A one-input operator without attributes (`Relu`, `HardSwish`,
+    /// `Sigmoid`, `GlobalAveragePool`, ...).
+    pub fn unary(&mut self, op_type: &str, output: &str, x: &str) -> String {
+        self.node(op_type, &[x], output, Vec::new())
+    }
+
+    /// Element-wise `Add`.
+    pub fn add(&mut self, output: &str, a: &str, b: &str) -> String {
+        self.node("Add", &[a, b], output, Vec::new())
+    }
+
+    /// Element-wise `Mul` (broadcasting).
+    pub fn mul(&mut self, output: &str, a: &str, b: &str) -> String {
+        self.node("Mul", &[a, b], output, Vec::new())
+    }
+
+    /// `Flatten` to 2-D at `axis`.
+    pub fn flatten(&mut self, output: &str, x: &str, axis: i64) -> String {
+        self.node("Flatten", &[x], output, vec![attr_int("axis", axis)])
+    }
+
+    /// `Gemm` computing `x · weightᵀ + bias` with weight `[out, in]`.
+    pub fn gemm(&mut self, output: &str, x: &str, weight: &str, bias: &str) -> String {
+        self.node(
+            "Gemm",
+            &[x, weight, bias],
+            output,
+            vec![
+                attr_float("alpha", 1.0),
+                attr_float("beta", 1.0),
+                attr_int("transA", 0),
+                attr_int("transB", 1),
+            ],
+        )
+    }
+
+    /// Number of nodes so far.
+    pub fn node_count(&self) -> usize {
+        self.graph.node.len()
+    }
+
+    /// The finished graph.
+    pub fn finish(self) -> GraphProto {
+        self.graph
+    }
+}
+
+/// Wraps a graph into a model: IR version [`IR_VERSION`], default-domain
+/// opset [`OPSET_VERSION`], producer `tunas-rs`.
+pub fn model(graph: GraphProto, doc: &str) -> ModelProto {
+    ModelProto {
+        ir_version: IR_VERSION,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET_VERSION,
+        }],
+        producer_name: "tunas-rs".to_string(),
+        producer_version: env!("CARGO_PKG_VERSION").to_string(),
+        domain: "ai.tunas".to_string(),
+        model_version: 1,
+        doc_string: doc.to_string(),
+        graph: Some(graph),
+    }
+}
+
+/// Serialises a model to the ONNX file format.
+pub fn encode(model: &ModelProto) -> Vec<u8> {
+    model.encode_to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_valued_int_attribute_is_written() {
+        let a = attr_int("transA", 0);
+        let bytes = a.encode_to_vec();
+        let back = AttributeProto::decode(bytes.as_slice()).unwrap();
+        assert_eq!(back.i, Some(0));
+        assert_eq!(back.r#type, AttributeType::Int as i32);
+    }
+
+    #[test]
+    fn same_padding_gives_ceil_division() {
+        for kernel in [1, 3, 5, 7] {
+            for stride in [1, 2] {
+                for n in [1, 7, 14, 28, 224] {
+                    let p = ConvParams {
+                        kernel,
+                        stride,
+                        group: 1,
+                    };
+                    assert_eq!(p.out(n), n.div_ceil(stride), "k{kernel} s{stride} n{n}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn initializer_is_little_endian_raw_data() {
+        let mut g = GraphBuilder::new("g");
+        g.initializer("w", &[2], &[1.0, -2.5]);
+        let graph = g.finish();
+        let t = &graph.initializer[0];
+        assert_eq!(t.raw_data.len(), 8);
+        assert_eq!(
+            f32::from_le_bytes(t.raw_data[4..8].try_into().unwrap()),
+            -2.5
+        );
+    }
+}
