@@ -1,0 +1,347 @@
+//! Charts as SVG or PNG (by the file's extension): estimate-vs-measured
+//! scatter plots with an error band, and line charts in small multiples.
+//!
+//! Text is drawn with DejaVu Sans, loaded at run time from the system
+//! (Debian package `fonts-dejavu-core`, which `cargo xtask setup` installs);
+//! `TUNAS_FONT` may point at another TTF file.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
+use thiserror::Error;
+
+/// A chart could not be drawn or written.
+#[derive(Debug, Error)]
+pub enum PlotError {
+    /// No font to draw text with.
+    #[error(
+        "no font for chart text: install the Debian package fonts-dejavu-core (`cargo xtask setup` does) or set TUNAS_FONT to a .ttf file"
+    )]
+    NoFont,
+    /// The extension is neither `.svg` nor `.png`.
+    #[error("{path}: charts are written as .svg or .png; use one of those extensions")]
+    BadExtension {
+        /// File path.
+        path: String,
+    },
+    /// Drawing or writing failed.
+    #[error("{path}: cannot draw the chart: {message}")]
+    Draw {
+        /// File path.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+const FONT_CANDIDATES: [&str; 3] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+];
+
+fn ensure_font() -> Result<(), PlotError> {
+    static FONT: OnceLock<bool> = OnceLock::new();
+    let ok = *FONT.get_or_init(|| {
+        let from_env = std::env::var("TUNAS_FONT").ok();
+        let paths = from_env.iter().map(String::as_str).chain(FONT_CANDIDATES);
+        for path in paths {
+            if let Ok(bytes) = std::fs::read(path) {
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                if register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
+                    return true;
+                }
+            }
+        }
+        false
+    });
+    if ok { Ok(()) } else { Err(PlotError::NoFont) }
+}
+
+/// One named line of a chart.
+#[derive(Clone, Debug)]
+pub struct Series {
+    /// Legend text.
+    pub name: String,
+    /// Points (x, y).
+    pub points: Vec<(f64, f64)>,
+}
+
+/// One panel of a small-multiples chart.
+#[derive(Clone, Debug)]
+pub struct Panel {
+    /// Panel title.
+    pub title: String,
+    /// Its lines.
+    pub series: Vec<Series>,
+    /// Fixed y range, or `None` to fit the data.
+    pub y_range: Option<(f64, f64)>,
+}
+
+fn draw_err(path: &Path) -> impl Fn(String) -> PlotError + '_ {
+    move |message| PlotError::Draw {
+        path: path.display().to_string(),
+        message,
+    }
+}
+
+/// Draws with `svg` or `png` (the same generic drawing, instantiated for
+/// each backend) by the path's extension.
+fn with_backend(
+    path: &Path,
+    size: (u32, u32),
+    svg: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String>,
+    png: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), String>,
+) -> Result<(), PlotError> {
+    ensure_font()?;
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    // Draw into a temporary file beside the target, then rename: never a
+    // half-written chart.
+    let tmp = path.with_extension(format!(
+        "tmp{}.{}",
+        std::process::id(),
+        ext.as_deref().unwrap_or("")
+    ));
+    let result = match ext.as_deref() {
+        Some("svg") => {
+            let root = SVGBackend::new(&tmp, size).into_drawing_area();
+            svg(&root).and_then(|_| root.present().map_err(|e| e.to_string()))
+        }
+        Some("png") => {
+            let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+            png(&root).and_then(|_| root.present().map_err(|e| e.to_string()))
+        }
+        _ => {
+            return Err(PlotError::BadExtension {
+                path: path.display().to_string(),
+            });
+        }
+    };
+    result
+        .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| e.to_string()))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            draw_err(path)(e)
+        })
+}
+
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-9);
+    (lo - pad, hi + pad)
+}
+
+/// Scatter of (estimated, measured) with the y = x line and a ±`band`
+/// relative band (e.g. 0.10).
+pub fn estimate_vs_measured(
+    path: &Path,
+    title: &str,
+    unit: &str,
+    points: &[(f64, f64)],
+    band: f64,
+) -> Result<(), PlotError> {
+    with_backend(
+        path,
+        (720, 640),
+        |root| draw_scatter(root, title, unit, points, band),
+        |root| draw_scatter(root, title, unit, points, band),
+    )
+}
+
+fn draw_scatter<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    unit: &str,
+    points: &[(f64, f64)],
+    band: f64,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let (lo, hi) = span(points.iter().flat_map(|&(e, m)| [e, m]));
+    let lo = lo.max(0.0);
+    {
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(lo..hi, lo..hi)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc(format!("measured end to end ({unit})"))
+            .y_desc(format!("estimated from the table ({unit})"))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let line = |f: f64| vec![(lo, lo * f), (hi, hi * f)];
+        chart
+            .draw_series(LineSeries::new(line(1.0), BLACK.stroke_width(1)))
+            .map_err(|e| e.to_string())?
+            .label("estimate = measured");
+        for f in [1.0 + band, 1.0 - band] {
+            chart
+                .draw_series(LineSeries::new(
+                    line(f),
+                    PALETTE[3].mix(0.6).stroke_width(1),
+                ))
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .draw_series(points.iter().map(|&(e, m)| {
+                let inside = (e / m - 1.0).abs() <= band;
+                let color = if inside { PALETTE[0] } else { PALETTE[3] };
+                Circle::new((m, e), 3, color.filled())
+            }))
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+/// Small multiples: a grid of panels, each with its own lines and legend.
+pub fn small_multiples(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    panels: &[Panel],
+    columns: usize,
+) -> Result<(), PlotError> {
+    let columns = columns.max(1).min(panels.len().max(1));
+    let rows = panels.len().div_ceil(columns).max(1);
+    let size = (320 * columns as u32, 40 + 220 * rows as u32);
+    with_backend(
+        path,
+        size,
+        |root| draw_panels(root, title, x_label, panels, (rows, columns)),
+        |root| draw_panels(root, title, x_label, panels, (rows, columns)),
+    )
+}
+
+fn draw_panels<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    x_label: &str,
+    panels: &[Panel],
+    (rows, columns): (usize, usize),
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    {
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let root = root
+            .titled(title, ("sans-serif", 22))
+            .map_err(|e| e.to_string())?;
+        let areas = root.split_evenly((rows, columns));
+        for (area, panel) in areas.iter().zip(panels) {
+            let (x0, x1) = span(
+                panel
+                    .series
+                    .iter()
+                    .flat_map(|s| s.points.iter().map(|p| p.0)),
+            );
+            let (y0, y1) = panel.y_range.unwrap_or_else(|| {
+                span(
+                    panel
+                        .series
+                        .iter()
+                        .flat_map(|s| s.points.iter().map(|p| p.1)),
+                )
+            });
+            let mut chart = ChartBuilder::on(area)
+                .caption(&panel.title, ("sans-serif", 13))
+                .margin(6)
+                .x_label_area_size(22)
+                .y_label_area_size(40)
+                .build_cartesian_2d(x0..x1, y0..y1)
+                .map_err(|e| e.to_string())?;
+            chart
+                .configure_mesh()
+                .x_labels(4)
+                .y_labels(4)
+                .x_desc(x_label)
+                .label_style(("sans-serif", 10))
+                .draw()
+                .map_err(|e| e.to_string())?;
+            for (i, s) in panel.series.iter().enumerate() {
+                let color = PALETTE[i % PALETTE.len()];
+                chart
+                    .draw_series(LineSeries::new(
+                        s.points.iter().copied(),
+                        color.stroke_width(2),
+                    ))
+                    .map_err(|e| e.to_string())?
+                    .label(s.name.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 12, y)], color));
+            }
+            if panel.series.len() > 1 {
+                chart
+                    .configure_series_labels()
+                    .label_font(("sans-serif", 10))
+                    .background_style(WHITE.mix(0.7))
+                    .border_style(BLACK.mix(0.3))
+                    .position(SeriesLabelPosition::UpperLeft)
+                    .draw()
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charts_are_written_as_svg_and_png() {
+        if ensure_font().is_err() {
+            eprintln!("skipped: no DejaVu font on this machine");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("tunas-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pts = [(1.0, 1.05), (2.0, 1.9), (3.0, 3.5)];
+        for ext in ["svg", "png"] {
+            let p = dir.join(format!("scatter.{ext}"));
+            estimate_vs_measured(&p, "test", "ms", &pts, 0.1).unwrap();
+            assert!(std::fs::metadata(&p).unwrap().len() > 500);
+        }
+        let panel = Panel {
+            title: "p".into(),
+            series: vec![Series {
+                name: "a".into(),
+                points: vec![(0.0, 0.1), (1.0, 0.9)],
+            }],
+            y_range: Some((0.0, 1.0)),
+        };
+        let p = dir.join("multi.svg");
+        small_multiples(&p, "t", "step", &[panel.clone(), panel], 2).unwrap();
+        let err = estimate_vs_measured(&dir.join("x.jpg"), "t", "ms", &pts, 0.1).unwrap_err();
+        assert!(matches!(err, PlotError::BadExtension { .. }));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
