@@ -12,3 +12,6 @@
 //! ```
 
 pub mod estimate;
+
+pub mod layers;
+pub mod optim;

@@ -1,0 +1,455 @@
+//! 2-D batch normalisation (per channel over batch and space).
+//!
+//! Training mode normalises with the batch's statistics and returns a
+//! [`BatchNormCache`] that keeps **per-channel mean, biased variance and
+//! `1/sqrt(var + eps)`** (3·C floats); backward also needs the forward input
+//! `x`, which the caller holds (it is the previous layer's output). Inference
+//! mode uses running statistics.
+//!
+//! Running statistics follow the TensorFlow/Keras convention:
+//! `running = momentum · running + (1 − momentum) · batch`, with the batch
+//! variance Bessel-corrected (`· m / (m − 1)`, `m = n·h·w`).
+
+use ndarray::{Array1, Array4, ArrayView1, ArrayView4, ArrayViewMut1, Axis, Zip};
+use serde::{Deserialize, Serialize};
+
+use super::{LayerError, for_each_outer};
+
+/// Hyper-parameters of a batch-norm layer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BatchNormParams {
+    /// Channels (axis 1 of the input).
+    pub channels: usize,
+    /// Added to the variance before the square root.
+    pub eps: f32,
+    /// Weight of the old running value (Keras convention; TuNAS uses 0.99).
+    pub momentum: f32,
+}
+
+impl BatchNormParams {
+    /// `channels` with TuNAS's defaults: `eps = 1e-3`, `momentum = 0.99`.
+    pub fn new(channels: usize) -> Result<Self, LayerError> {
+        Self {
+            channels,
+            eps: 1e-3,
+            momentum: 0.99,
+        }
+        .checked()
+    }
+
+    /// Checks `channels > 0`, `eps > 0`, `0 <= momentum <= 1`.
+    pub fn checked(self) -> Result<Self, LayerError> {
+        if self.channels == 0 {
+            return Err(LayerError::Zero {
+                layer: "batch_norm",
+                what: "channels",
+            });
+        }
+        if !(self.eps > 0.0 && self.eps.is_finite()) {
+            return Err(LayerError::OutOfRange {
+                layer: "batch_norm",
+                what: "eps",
+                value: self.eps,
+                range: "(0, inf)",
+            });
+        }
+        if !(0.0..=1.0).contains(&self.momentum) {
+            return Err(LayerError::OutOfRange {
+                layer: "batch_norm",
+                what: "momentum",
+                value: self.momentum,
+                range: "[0, 1]",
+            });
+        }
+        Ok(self)
+    }
+
+    fn assert_shapes(&self, what: &str, x: &ArrayView4<'_, f32>, gamma: &ArrayView1<'_, f32>) {
+        assert!(
+            x.len_of(Axis(1)) == self.channels && gamma.len() == self.channels,
+            "batch_norm {what}: input {:?} / gamma [{}] do not match {} channels",
+            x.shape(),
+            gamma.len(),
+            self.channels
+        );
+    }
+}
+
+/// What training-mode backward and the running-statistics update need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchNormCache {
+    /// Per-channel batch mean.
+    pub mean: Array1<f32>,
+    /// Per-channel biased batch variance.
+    pub var: Array1<f32>,
+    /// Per-channel `1 / sqrt(var + eps)`.
+    pub inv_std: Array1<f32>,
+    /// Values per channel, `n · h · w`.
+    pub count: usize,
+}
+
+/// Gradients of a batch-norm layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchNormGrads {
+    /// Input grad, `[n, c, h, w]`.
+    pub dx: Array4<f32>,
+    /// Scale grad, `[c]`.
+    pub dgamma: Array1<f32>,
+    /// Shift grad, `[c]`.
+    pub dbeta: Array1<f32>,
+}
+
+/// Per-channel mean and biased variance (two passes, f64 accumulators).
+fn channel_stats(x: &ArrayView4<'_, f32>, c: usize) -> (f32, f32) {
+    let xc = x.index_axis(Axis(1), c);
+    let count = xc.len() as f64;
+    let sum: f64 = xc.outer_iter().map(|img| f64::from(img.sum())).sum();
+    let mean = sum / count;
+    let m = mean as f32;
+    let sq: f64 = xc
+        .outer_iter()
+        .map(|img| f64::from(img.fold(0.0f32, |a, &v| a + (v - m) * (v - m))))
+        .sum();
+    (m, (sq / count) as f32)
+}
+
+/// Training-mode forward: normalise with the batch statistics, then scale
+/// and shift.
+///
+/// # Shapes
+/// `x: [n, c, h, w]`, `gamma, beta: [c]` → (`[n, c, h, w]`, cache).
+pub fn batch_norm_train(
+    p: &BatchNormParams,
+    x: ArrayView4<'_, f32>,
+    gamma: ArrayView1<'_, f32>,
+    beta: ArrayView1<'_, f32>,
+) -> (Array4<f32>, BatchNormCache) {
+    p.assert_shapes("train", &x, &gamma);
+    assert_eq!(beta.len(), p.channels, "batch_norm train: beta length");
+    let (n, c, h, w) = x.dim();
+    assert!(
+        n * h * w > 0,
+        "batch_norm train: empty batch {:?}",
+        x.shape()
+    );
+    let mut stats = Array1::<f32>::zeros(3 * c)
+        .into_shape_with_order((c, 3))
+        .expect("3c reshapes to [c, 3]");
+    for_each_outer(
+        stats.view_mut(),
+        || (),
+        |_, ch, mut out| {
+            let (mean, var) = channel_stats(&x, ch);
+            out[0] = mean;
+            out[1] = var;
+            out[2] = 1.0 / (var + p.eps).sqrt();
+        },
+    );
+    let cache = BatchNormCache {
+        mean: stats.column(0).to_owned(),
+        var: stats.column(1).to_owned(),
+        inv_std: stats.column(2).to_owned(),
+        count: n * h * w,
+    };
+    let scale = &cache.inv_std * &gamma;
+    let shift = &beta - &(&cache.mean * &scale);
+    let y = affine(x, scale.view(), shift.view());
+    (y, cache)
+}
+
+/// `y = x · scale[c] + shift[c]`, parallel over images.
+fn affine(
+    x: ArrayView4<'_, f32>,
+    scale: ArrayView1<'_, f32>,
+    shift: ArrayView1<'_, f32>,
+) -> Array4<f32> {
+    let mut y = Array4::<f32>::zeros(x.raw_dim());
+    for_each_outer(
+        y.view_mut(),
+        || (),
+        |_, b, mut yb| {
+            for (ch, mut yc) in yb.outer_iter_mut().enumerate() {
+                let (a, t) = (scale[ch], shift[ch]);
+                Zip::from(&mut yc)
+                    .and(x.slice(ndarray::s![b, ch, .., ..]))
+                    .for_each(|o, &v| *o = v * a + t);
+            }
+        },
+    );
+    y
+}
+
+/// Training-mode backward.
+///
+/// `dx = gamma · inv_std / m · (m·dy − Σdy − x̂ · Σ(dy·x̂))` with
+/// `x̂ = (x − mean) · inv_std` recomputed from `x` and the cache.
+///
+/// # Shapes
+/// `x, dy: [n, c, h, w]`, `gamma: [c]` → grads of shapes `x`, `[c]`, `[c]`.
+pub fn batch_norm_backward(
+    p: &BatchNormParams,
+    x: ArrayView4<'_, f32>,
+    dy: ArrayView4<'_, f32>,
+    gamma: ArrayView1<'_, f32>,
+    cache: &BatchNormCache,
+) -> BatchNormGrads {
+    p.assert_shapes("backward", &x, &gamma);
+    assert_eq!(x.shape(), dy.shape(), "batch_norm backward: x vs dy");
+    let (n, c, h, w) = x.dim();
+    assert_eq!(
+        cache.count,
+        n * h * w,
+        "batch_norm backward: cache is from another batch"
+    );
+    // Per-channel sums first (parallel over channels), then dx (parallel over
+    // images), so each output slice is written by one task.
+    let mut sums = Array1::<f32>::zeros(2 * c)
+        .into_shape_with_order((c, 2))
+        .expect("2c reshapes to [c, 2]");
+    for_each_outer(
+        sums.view_mut(),
+        || (),
+        |_, ch, mut out| {
+            let (mean, inv) = (cache.mean[ch], cache.inv_std[ch]);
+            let mut sdy = 0.0f64;
+            let mut sdyx = 0.0f64;
+            for b in 0..n {
+                let (mut a, mut bx) = (0.0f32, 0.0f32);
+                Zip::from(x.slice(ndarray::s![b, ch, .., ..]))
+                    .and(dy.slice(ndarray::s![b, ch, .., ..]))
+                    .for_each(|&v, &g| {
+                        a += g;
+                        bx += g * (v - mean);
+                    });
+                sdy += f64::from(a);
+                sdyx += f64::from(bx);
+            }
+            out[0] = sdy as f32;
+            out[1] = (sdyx * f64::from(inv)) as f32;
+        },
+    );
+    let dbeta = sums.column(0).to_owned();
+    let dgamma = sums.column(1).to_owned();
+    let m = cache.count as f32;
+    let mut dx = Array4::<f32>::zeros(x.raw_dim());
+    for_each_outer(
+        dx.view_mut(),
+        || (),
+        |_, b, mut dxb| {
+            for (ch, mut dxc) in dxb.outer_iter_mut().enumerate() {
+                let inv = cache.inv_std[ch];
+                let k = gamma[ch] * inv;
+                let mean_dy = dbeta[ch] / m;
+                let mean_dyx = dgamma[ch] / m;
+                let mean = cache.mean[ch];
+                Zip::from(&mut dxc)
+                    .and(x.slice(ndarray::s![b, ch, .., ..]))
+                    .and(dy.slice(ndarray::s![b, ch, .., ..]))
+                    .for_each(|o, &v, &g| {
+                        let xhat = (v - mean) * inv;
+                        *o = k * (g - mean_dy - xhat * mean_dyx);
+                    });
+            }
+        },
+    );
+    BatchNormGrads { dx, dgamma, dbeta }
+}
+
+/// Moves the running statistics toward the batch's:
+/// `running = momentum · running + (1 − momentum) · batch`, the variance
+/// Bessel-corrected.
+///
+/// # Shapes
+/// `running_mean, running_var: [c]`.
+pub fn batch_norm_update_running(
+    p: &BatchNormParams,
+    mut running_mean: ArrayViewMut1<'_, f32>,
+    mut running_var: ArrayViewMut1<'_, f32>,
+    cache: &BatchNormCache,
+) {
+    assert!(
+        running_mean.len() == p.channels && running_var.len() == p.channels,
+        "batch_norm update_running: running stats [{}], [{}] vs {} channels",
+        running_mean.len(),
+        running_var.len(),
+        p.channels
+    );
+    let m = p.momentum;
+    let bessel = if cache.count > 1 {
+        cache.count as f32 / (cache.count - 1) as f32
+    } else {
+        1.0
+    };
+    Zip::from(&mut running_mean)
+        .and(&cache.mean)
+        .for_each(|r, &b| *r = m * *r + (1.0 - m) * b);
+    Zip::from(&mut running_var)
+        .and(&cache.var)
+        .for_each(|r, &b| *r = m * *r + (1.0 - m) * b * bessel);
+}
+
+/// Inference-mode forward with running statistics.
+///
+/// # Shapes
+/// `x: [n, c, h, w]`, all others `[c]` → `[n, c, h, w]`.
+pub fn batch_norm_inference(
+    p: &BatchNormParams,
+    x: ArrayView4<'_, f32>,
+    gamma: ArrayView1<'_, f32>,
+    beta: ArrayView1<'_, f32>,
+    running_mean: ArrayView1<'_, f32>,
+    running_var: ArrayView1<'_, f32>,
+) -> Array4<f32> {
+    p.assert_shapes("inference", &x, &gamma);
+    assert!(
+        beta.len() == p.channels
+            && running_mean.len() == p.channels
+            && running_var.len() == p.channels,
+        "batch_norm inference: parameter lengths differ from {} channels",
+        p.channels
+    );
+    let scale = Zip::from(&gamma)
+        .and(&running_var)
+        .map_collect(|&g, &v| g / (v + p.eps).sqrt());
+    let shift = &beta - &(&running_mean * &scale);
+    affine(x, scale.view(), shift.view())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::testing::{check_grad, dot64, rng, uniform};
+    use ndarray::{Array, Array1};
+
+    fn setup() -> (BatchNormParams, Array4<f32>, Array1<f32>, Array1<f32>) {
+        let mut r = rng(11);
+        let p = BatchNormParams::new(3).unwrap();
+        let x = uniform(&mut r, (4, 3, 3, 2), -1.0, 2.0);
+        let gamma = uniform(&mut r, 3, 0.5, 1.5);
+        let beta = uniform(&mut r, 3, -0.5, 0.5);
+        (p, x, gamma, beta)
+    }
+
+    #[test]
+    fn normalises_to_zero_mean_unit_variance() {
+        let (p, x, _, _) = setup();
+        let ones = Array1::ones(3);
+        let zeros = Array1::zeros(3);
+        let (y, cache) = batch_norm_train(&p, x.view(), ones.view(), zeros.view());
+        for ch in 0..3 {
+            let yc = y.index_axis(Axis(1), ch);
+            let mean = yc.mean().unwrap();
+            let var = yc.mapv(|v| v * v).mean().unwrap() - mean * mean;
+            assert!(mean.abs() < 1e-5, "channel {ch} mean {mean}");
+            let expect = cache.var[ch] / (cache.var[ch] + p.eps);
+            assert!((var - expect).abs() < 1e-4, "channel {ch} var {var}");
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let (p, x, gamma, beta) = setup();
+        let dy = uniform(&mut rng(12), x.raw_dim(), -1.0, 1.0);
+        let (_, cache) = batch_norm_train(&p, x.view(), gamma.view(), beta.view());
+        let g = batch_norm_backward(&p, x.view(), dy.view(), gamma.view(), &cache);
+        let loss = |x: &Array4<f32>, gamma: &Array1<f32>, beta: &Array1<f32>| {
+            dot64(
+                &batch_norm_train(&p, x.view(), gamma.view(), beta.view()).0,
+                &dy,
+            )
+        };
+        let shape = x.raw_dim();
+        let mut xs = x.clone();
+        check_grad(
+            "bn dx",
+            xs.as_slice_mut().unwrap(),
+            g.dx.as_slice().unwrap(),
+            1e-2,
+            2e-2,
+            2e-3,
+            |v| {
+                let xv = Array::from_shape_vec(shape, v.to_vec()).unwrap();
+                loss(&xv, &gamma, &beta)
+            },
+        );
+        let mut gs = gamma.clone();
+        check_grad(
+            "bn dgamma",
+            gs.as_slice_mut().unwrap(),
+            g.dgamma.as_slice().unwrap(),
+            1e-2,
+            1e-2,
+            1e-3,
+            |v| loss(&x, &Array1::from(v.to_vec()), &beta),
+        );
+        let mut bs = beta.clone();
+        check_grad(
+            "bn dbeta",
+            bs.as_slice_mut().unwrap(),
+            g.dbeta.as_slice().unwrap(),
+            1e-2,
+            1e-2,
+            1e-3,
+            |v| loss(&x, &gamma, &Array1::from(v.to_vec())),
+        );
+    }
+
+    #[test]
+    fn running_stats_and_inference() {
+        let (p, x, gamma, beta) = setup();
+        let (_, cache) = batch_norm_train(&p, x.view(), gamma.view(), beta.view());
+        let mut rm = Array1::<f32>::zeros(3);
+        let mut rv = Array1::<f32>::ones(3);
+        batch_norm_update_running(&p, rm.view_mut(), rv.view_mut(), &cache);
+        let m = cache.count as f32;
+        for ch in 0..3 {
+            assert!((rm[ch] - 0.01 * cache.mean[ch]).abs() < 1e-6);
+            let expect = 0.99 + 0.01 * cache.var[ch] * m / (m - 1.0);
+            assert!((rv[ch] - expect).abs() < 1e-6);
+        }
+        // With the batch's own (biased) statistics, inference equals training.
+        let y_train = batch_norm_train(&p, x.view(), gamma.view(), beta.view()).0;
+        let y_inf = batch_norm_inference(
+            &p,
+            x.view(),
+            gamma.view(),
+            beta.view(),
+            cache.mean.view(),
+            cache.var.view(),
+        );
+        for (a, b) in y_train.iter().zip(y_inf.iter()) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn parallel_matches_serial() {
+        let mut r = rng(13);
+        let p = BatchNormParams::new(16).unwrap();
+        let x = uniform(&mut r, (8, 16, 7, 7), -1.0, 1.0);
+        let dy = uniform(&mut r, (8, 16, 7, 7), -1.0, 1.0);
+        let gamma = uniform(&mut r, 16, 0.5, 1.5);
+        let beta = uniform(&mut r, 16, -0.5, 0.5);
+        let run = || {
+            let (y, cache) = batch_norm_train(&p, x.view(), gamma.view(), beta.view());
+            let g = batch_norm_backward(&p, x.view(), dy.view(), gamma.view(), &cache);
+            (y, g)
+        };
+        let par = run();
+        crate::layers::set_serial(true);
+        let ser = run();
+        crate::layers::set_serial(false);
+        assert_eq!(par, ser);
+    }
+
+    #[test]
+    fn rejects_bad_params() {
+        assert!(BatchNormParams::new(0).is_err());
+        let p = BatchNormParams {
+            channels: 2,
+            eps: 1e-3,
+            momentum: 1.5,
+        };
+        assert!(p.checked().is_err());
+    }
+}

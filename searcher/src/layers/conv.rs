@@ -1,0 +1,1167 @@
+//! 2-D convolution: forward, input grad, weight grad, bias grad.
+//!
+//! Weight layout is `[cout, cin / groups, k, k]`; activations are NCHW.
+//! Three kernels, chosen from the params ([`ConvKind`]):
+//!
+//! - **pointwise** (1×1, stride 1, no padding, one group): a GEMM per image,
+//!   `Y_n[cout, HW] = W[cout, cin] · X_n[cin, HW]`;
+//! - **depthwise** (`groups == cin == cout`): direct loops over a padded copy
+//!   of each plane, split into `stride` column phases so that every inner
+//!   loop reads contiguous memory;
+//! - **general** (anything else, e.g. the stem): im2col + a GEMM per group.
+//!
+//! Weights and inputs may be non-contiguous views (the supernet slices the
+//! first channels of a wider weight); they are read through strides or
+//! copied to standard layout where a kernel needs it.
+//!
+//! Backward keeps nothing: the input grad needs only `dy` and the weight,
+//! the weight grad needs the forward input `x` (which the caller holds) and
+//! `dy`.
+
+use ndarray::{
+    Array1, Array2, Array4, ArrayView1, ArrayView2, ArrayView3, ArrayView4, ArrayViewMut2,
+    ArrayViewMut3, Axis, linalg::general_mat_mul, s,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{LayerError, for_each_outer, reduce_over_batch};
+
+/// Geometry of a 2-D convolution, checked when built.
+///
+/// Square kernels, the same stride and zero padding on both axes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conv2dParams {
+    /// Input channels.
+    pub cin: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Kernel size (k×k).
+    pub kernel: usize,
+    /// Stride on both axes.
+    pub stride: usize,
+    /// Zero padding on each side.
+    pub padding: usize,
+    /// Channel groups; `groups == cin == cout` is depthwise.
+    pub groups: usize,
+    /// Input height.
+    pub in_h: usize,
+    /// Input width.
+    pub in_w: usize,
+}
+
+/// Which kernel a convolution runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvKind {
+    /// 1×1, stride 1, no padding, one group: a GEMM per image.
+    Pointwise,
+    /// One input and one output channel per group.
+    Depthwise,
+    /// im2col + GEMM.
+    General,
+}
+
+impl Conv2dParams {
+    /// Checks the geometry: all sizes positive, `groups` divides both channel
+    /// counts, the kernel fits the padded input.
+    pub fn checked(self) -> Result<Self, LayerError> {
+        for (what, v) in [
+            ("cin", self.cin),
+            ("cout", self.cout),
+            ("kernel", self.kernel),
+            ("stride", self.stride),
+            ("groups", self.groups),
+            ("in_h", self.in_h),
+            ("in_w", self.in_w),
+        ] {
+            if v == 0 {
+                return Err(LayerError::Zero {
+                    layer: "conv2d",
+                    what,
+                });
+            }
+        }
+        if !self.cin.is_multiple_of(self.groups) || !self.cout.is_multiple_of(self.groups) {
+            return Err(LayerError::Groups {
+                groups: self.groups,
+                cin: self.cin,
+                cout: self.cout,
+            });
+        }
+        if self.in_h + 2 * self.padding < self.kernel || self.in_w + 2 * self.padding < self.kernel
+        {
+            return Err(LayerError::KernelTooLarge {
+                kernel: self.kernel,
+                in_h: self.in_h,
+                in_w: self.in_w,
+                padding: self.padding,
+            });
+        }
+        Ok(self)
+    }
+
+    /// 1×1 convolution, stride 1, no padding, on an `h`×`w` input.
+    pub fn pointwise(cin: usize, cout: usize, h: usize, w: usize) -> Result<Self, LayerError> {
+        Self {
+            cin,
+            cout,
+            kernel: 1,
+            stride: 1,
+            padding: 0,
+            groups: 1,
+            in_h: h,
+            in_w: w,
+        }
+        .checked()
+    }
+
+    /// Depthwise `kernel`×`kernel` convolution with "same" padding
+    /// (`kernel / 2`), on an `h`×`w` input.
+    pub fn depthwise(
+        channels: usize,
+        kernel: usize,
+        stride: usize,
+        h: usize,
+        w: usize,
+    ) -> Result<Self, LayerError> {
+        Self {
+            cin: channels,
+            cout: channels,
+            kernel,
+            stride,
+            padding: kernel / 2,
+            groups: channels,
+            in_h: h,
+            in_w: w,
+        }
+        .checked()
+    }
+
+    /// Output height.
+    pub fn out_h(&self) -> usize {
+        (self.in_h + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+
+    /// Output width.
+    pub fn out_w(&self) -> usize {
+        (self.in_w + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+
+    /// Weight shape `[cout, cin / groups, k, k]`.
+    pub fn weight_shape(&self) -> (usize, usize, usize, usize) {
+        (self.cout, self.cin / self.groups, self.kernel, self.kernel)
+    }
+
+    /// The kernel this geometry runs on.
+    pub fn kind(&self) -> ConvKind {
+        if self.kernel == 1 && self.stride == 1 && self.padding == 0 && self.groups == 1 {
+            ConvKind::Pointwise
+        } else if self.groups == self.cin && self.groups == self.cout {
+            ConvKind::Depthwise
+        } else {
+            ConvKind::General
+        }
+    }
+
+    fn assert_input(&self, what: &str, x: &ArrayView4<'_, f32>) {
+        let (_, c, h, w) = x.dim();
+        assert!(
+            c == self.cin && h == self.in_h && w == self.in_w,
+            "conv2d {what}: input shape {:?} does not match params {self:?}",
+            x.shape()
+        );
+    }
+
+    fn assert_output(&self, what: &str, dy: &ArrayView4<'_, f32>) {
+        let (_, c, h, w) = dy.dim();
+        assert!(
+            c == self.cout && h == self.out_h() && w == self.out_w(),
+            "conv2d {what}: output grad shape {:?} does not match params {self:?} (expected [_, {}, {}, {}])",
+            dy.shape(),
+            self.cout,
+            self.out_h(),
+            self.out_w()
+        );
+    }
+
+    fn assert_weight(&self, what: &str, w: &ArrayView4<'_, f32>) {
+        assert!(
+            w.dim() == self.weight_shape(),
+            "conv2d {what}: weight shape {:?} does not match params {self:?} (expected {:?})",
+            w.shape(),
+            self.weight_shape()
+        );
+    }
+}
+
+/// Convolution forward pass.
+///
+/// # Shapes
+/// `x: [n, cin, in_h, in_w]`, `w: [cout, cin/groups, k, k]`,
+/// `bias: [cout]` → `[n, cout, out_h, out_w]`.
+pub fn conv2d(
+    p: &Conv2dParams,
+    x: ArrayView4<'_, f32>,
+    w: ArrayView4<'_, f32>,
+    bias: Option<ArrayView1<'_, f32>>,
+) -> Array4<f32> {
+    p.assert_input("forward", &x);
+    p.assert_weight("forward", &w);
+    if let Some(b) = &bias {
+        assert!(
+            b.len() == p.cout,
+            "conv2d forward: bias length {} != cout {}",
+            b.len(),
+            p.cout
+        );
+    }
+    let n = x.len_of(Axis(0));
+    let mut y = Array4::<f32>::zeros((n, p.cout, p.out_h(), p.out_w()));
+    match p.kind() {
+        ConvKind::Pointwise => pointwise_forward(p, &x, &w, &mut y),
+        ConvKind::Depthwise => depthwise_forward(p, &x, &w, &mut y),
+        ConvKind::General => general_forward(p, &x, &w, &mut y),
+    }
+    if let Some(b) = bias {
+        add_bias(&mut y, b);
+    }
+    y
+}
+
+/// Gradient of the loss w.r.t. the convolution input.
+///
+/// # Shapes
+/// `dy: [n, cout, out_h, out_w]`, `w: [cout, cin/groups, k, k]` →
+/// `[n, cin, in_h, in_w]`.
+pub fn conv2d_backward_input(
+    p: &Conv2dParams,
+    dy: ArrayView4<'_, f32>,
+    w: ArrayView4<'_, f32>,
+) -> Array4<f32> {
+    p.assert_output("backward_input", &dy);
+    p.assert_weight("backward_input", &w);
+    let n = dy.len_of(Axis(0));
+    let mut dx = Array4::<f32>::zeros((n, p.cin, p.in_h, p.in_w));
+    match p.kind() {
+        ConvKind::Pointwise => pointwise_backward_input(&dy, &w, &mut dx),
+        ConvKind::Depthwise => depthwise_backward_input(p, &dy, &w, &mut dx),
+        ConvKind::General => general_backward_input(p, &dy, &w, &mut dx),
+    }
+    dx
+}
+
+/// Gradient of the loss w.r.t. the weight, summed over the batch.
+///
+/// # Shapes
+/// `x: [n, cin, in_h, in_w]`, `dy: [n, cout, out_h, out_w]` →
+/// `[cout, cin/groups, k, k]`.
+pub fn conv2d_backward_weight(
+    p: &Conv2dParams,
+    x: ArrayView4<'_, f32>,
+    dy: ArrayView4<'_, f32>,
+) -> Array4<f32> {
+    p.assert_input("backward_weight", &x);
+    p.assert_output("backward_weight", &dy);
+    assert_eq!(
+        x.len_of(Axis(0)),
+        dy.len_of(Axis(0)),
+        "conv2d backward_weight: batch of x and dy differ"
+    );
+    match p.kind() {
+        ConvKind::Pointwise => pointwise_backward_weight(p, &x, &dy),
+        ConvKind::Depthwise => depthwise_backward_weight(p, &x, &dy),
+        ConvKind::General => general_backward_weight(p, &x, &dy),
+    }
+}
+
+/// Gradient of the loss w.r.t. the bias: `dy` summed over batch and space.
+///
+/// # Shapes
+/// `dy: [n, cout, out_h, out_w]` → `[cout]`.
+pub fn conv2d_backward_bias(dy: ArrayView4<'_, f32>) -> Array1<f32> {
+    let c = dy.len_of(Axis(1));
+    let mut db = Array1::<f32>::zeros(c);
+    for img in dy.outer_iter() {
+        for (d, plane) in db.iter_mut().zip(img.outer_iter()) {
+            *d += plane.sum();
+        }
+    }
+    db
+}
+
+/// Naive 7-loop convolution, the reference the fast kernels are tested
+/// against. Slow; for tests only.
+///
+/// # Shapes
+/// As [`conv2d`].
+pub fn conv2d_reference(
+    p: &Conv2dParams,
+    x: ArrayView4<'_, f32>,
+    w: ArrayView4<'_, f32>,
+    bias: Option<ArrayView1<'_, f32>>,
+) -> Array4<f32> {
+    p.assert_input("reference", &x);
+    p.assert_weight("reference", &w);
+    let n = x.len_of(Axis(0));
+    let (oh, ow, k) = (p.out_h(), p.out_w(), p.kernel);
+    let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
+    let mut y = Array4::<f32>::zeros((n, p.cout, oh, ow));
+    for b in 0..n {
+        for co in 0..p.cout {
+            let g = co / cout_g;
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = bias.as_ref().map_or(0.0, |b| b[co]);
+                    for ci in 0..cin_g {
+                        for i in 0..k {
+                            for j in 0..k {
+                                let iy = (oy * p.stride + i) as isize - p.padding as isize;
+                                let ix = (ox * p.stride + j) as isize - p.padding as isize;
+                                if iy >= 0
+                                    && ix >= 0
+                                    && (iy as usize) < p.in_h
+                                    && (ix as usize) < p.in_w
+                                {
+                                    acc += w[[co, ci, i, j]]
+                                        * x[[b, g * cin_g + ci, iy as usize, ix as usize]];
+                                }
+                            }
+                        }
+                    }
+                    y[[b, co, oy, ox]] = acc;
+                }
+            }
+        }
+    }
+    y
+}
+
+fn add_bias(y: &mut Array4<f32>, b: ArrayView1<'_, f32>) {
+    for mut img in y.outer_iter_mut() {
+        for (mut plane, &bv) in img.outer_iter_mut().zip(b.iter()) {
+            plane += bv;
+        }
+    }
+}
+
+/// `[c, h, w]` (standard layout) as a `[c, h*w]` matrix.
+fn as_matrix<'a>(v: ArrayView3<'a, f32>) -> ArrayView2<'a, f32> {
+    let (c, h, w) = v.dim();
+    v.into_shape_with_order((c, h * w))
+        .expect("standard-layout plane stack reshapes to a matrix")
+}
+
+fn as_matrix_mut<'a>(v: ArrayViewMut3<'a, f32>) -> ArrayViewMut2<'a, f32> {
+    let (c, h, w) = v.dim();
+    v.into_shape_with_order((c, h * w))
+        .expect("standard-layout plane stack reshapes to a matrix")
+}
+
+/// A standard-layout `[rows, cols]` copy of `w` (any strides), in logical
+/// order.
+fn to_matrix(w: &ArrayView4<'_, f32>, rows: usize, cols: usize) -> Array2<f32> {
+    Array2::from_shape_vec((rows, cols), w.iter().copied().collect())
+        .expect("element count matches the matrix shape")
+}
+
+/// The `[cout, cin]` matrix of a 1×1 weight, through its strides.
+fn pointwise_weight<'a>(w: &'a ArrayView4<'_, f32>) -> ArrayView2<'a, f32> {
+    w.slice(s![.., .., 0, 0])
+}
+
+// ---------------------------------------------------------------- pointwise
+
+fn pointwise_forward(
+    _p: &Conv2dParams,
+    x: &ArrayView4<'_, f32>,
+    w: &ArrayView4<'_, f32>,
+    y: &mut Array4<f32>,
+) {
+    let x = x.as_standard_layout();
+    let wm = pointwise_weight(w);
+    for_each_outer(
+        y.view_mut(),
+        || (),
+        |_, b, yb| {
+            let xb = as_matrix(x.index_axis(Axis(0), b));
+            general_mat_mul(1.0, &wm, &xb, 0.0, &mut as_matrix_mut(yb));
+        },
+    );
+}
+
+fn pointwise_backward_input(
+    dy: &ArrayView4<'_, f32>,
+    w: &ArrayView4<'_, f32>,
+    dx: &mut Array4<f32>,
+) {
+    let dy = dy.as_standard_layout();
+    let wt = pointwise_weight(w).reversed_axes();
+    for_each_outer(
+        dx.view_mut(),
+        || (),
+        |_, b, dxb| {
+            let dyb = as_matrix(dy.index_axis(Axis(0), b));
+            general_mat_mul(1.0, &wt, &dyb, 0.0, &mut as_matrix_mut(dxb));
+        },
+    );
+}
+
+fn pointwise_backward_weight(
+    p: &Conv2dParams,
+    x: &ArrayView4<'_, f32>,
+    dy: &ArrayView4<'_, f32>,
+) -> Array4<f32> {
+    let x = x.as_standard_layout();
+    let dy = dy.as_standard_layout();
+    let dw = reduce_over_batch(
+        x.len_of(Axis(0)),
+        |range| {
+            let mut acc = Array2::<f32>::zeros((p.cout, p.cin));
+            for b in range {
+                let xb = as_matrix(x.index_axis(Axis(0), b));
+                let dyb = as_matrix(dy.index_axis(Axis(0), b));
+                general_mat_mul(1.0, &dyb, &xb.t(), 1.0, &mut acc);
+            }
+            acc
+        },
+        |a, b| *a += &b,
+    )
+    .unwrap_or_else(|| Array2::zeros((p.cout, p.cin)));
+    dw.into_shape_with_order(p.weight_shape())
+        .expect("[cout, cin] reshapes to [cout, cin, 1, 1]")
+}
+
+// ---------------------------------------------------------------- depthwise
+//
+// A plane is zero-padded and split into `stride` column phases: phase `r`
+// holds padded columns `r, r + s, r + 2s, ...`. Output column `ox` with tap
+// `j` reads padded column `ox*s + j`, which is element `ox + j/s` of phase
+// `j % s`: contiguous in `ox` for every stride.
+
+/// Padded, phase-split copy of one input plane.
+struct PhasePlane {
+    /// `[stride, padded_h, phase_w]`, row-major.
+    data: Vec<f32>,
+    padded_h: usize,
+    phase_w: usize,
+}
+
+impl PhasePlane {
+    fn new(p: &Conv2dParams) -> Self {
+        let padded_h = p.in_h + 2 * p.padding;
+        let padded_w = p.in_w + 2 * p.padding;
+        let phase_w = padded_w.div_ceil(p.stride);
+        Self {
+            data: vec![0.0; p.stride * padded_h * phase_w],
+            padded_h,
+            phase_w,
+        }
+    }
+
+    /// Loads `plane` (`[in_h, in_w]`); the padding stays zero.
+    fn load(&mut self, p: &Conv2dParams, plane: ArrayView2<'_, f32>) {
+        let s = p.stride;
+        for (iy, row) in plane.outer_iter().enumerate() {
+            let py = iy + p.padding;
+            for (ix, &v) in row.iter().enumerate() {
+                let px = ix + p.padding;
+                self.data[((px % s) * self.padded_h + py) * self.phase_w + px / s] = v;
+            }
+        }
+    }
+
+    fn row(&self, phase: usize, py: usize) -> &[f32] {
+        let start = (phase * self.padded_h + py) * self.phase_w;
+        &self.data[start..start + self.phase_w]
+    }
+
+    fn row_mut(&mut self, phase: usize, py: usize) -> &mut [f32] {
+        let start = (phase * self.padded_h + py) * self.phase_w;
+        &mut self.data[start..start + self.phase_w]
+    }
+
+    /// Adds the interior (unpadded) part into `plane`.
+    fn store_interior(&self, p: &Conv2dParams, mut plane: ArrayViewMut2<'_, f32>) {
+        let s = p.stride;
+        for (iy, mut row) in plane.outer_iter_mut().enumerate() {
+            let py = iy + p.padding;
+            for (ix, v) in row.iter_mut().enumerate() {
+                let px = ix + p.padding;
+                *v = self.data[((px % s) * self.padded_h + py) * self.phase_w + px / s];
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.data.fill(0.0);
+    }
+}
+
+/// `out[i] += a * x[i]`.
+#[inline(always)]
+fn axpy(out: &mut [f32], a: f32, x: &[f32]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o += a * v;
+    }
+}
+
+/// `sum(a[i] * b[i])`, with 8 independent accumulators so that the loop
+/// vectorises.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = a.len() / 8 * 8;
+    for (ca, cb) in a[..chunks].chunks_exact(8).zip(b[..chunks].chunks_exact(8)) {
+        for k in 0..8 {
+            acc[k] += ca[k] * cb[k];
+        }
+    }
+    let mut tail = 0.0;
+    for (&x, &y) in a[chunks..].iter().zip(&b[chunks..]) {
+        tail += x * y;
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Depthwise weights as a standard-layout `[c, k*k]` matrix.
+fn depthwise_taps(w: &ArrayView4<'_, f32>) -> Array2<f32> {
+    let (c, _, k, _) = w.dim();
+    to_matrix(w, c, k * k)
+}
+
+fn depthwise_forward(
+    p: &Conv2dParams,
+    x: &ArrayView4<'_, f32>,
+    w: &ArrayView4<'_, f32>,
+    y: &mut Array4<f32>,
+) {
+    let taps = depthwise_taps(w);
+    let (k, s) = (p.kernel, p.stride);
+    let ow = p.out_w();
+    for_each_outer(
+        y.view_mut(),
+        || PhasePlane::new(p),
+        |plane, b, mut yb| {
+            for (c, mut yc) in yb.outer_iter_mut().enumerate() {
+                plane.load(p, x.slice(s![b, c, .., ..]));
+                let tc = taps.row(c);
+                let tc = tc.as_slice().expect("taps are standard layout");
+                for (oy, mut yrow) in yc.outer_iter_mut().enumerate() {
+                    let out = yrow.as_slice_mut().expect("output rows are contiguous");
+                    for i in 0..k {
+                        for j in 0..k {
+                            let src = &plane.row(j % s, oy * s + i)[j / s..j / s + ow];
+                            axpy(out, tc[i * k + j], src);
+                        }
+                    }
+                }
+            }
+        },
+    );
+}
+
+fn depthwise_backward_input(
+    p: &Conv2dParams,
+    dy: &ArrayView4<'_, f32>,
+    w: &ArrayView4<'_, f32>,
+    dx: &mut Array4<f32>,
+) {
+    let taps = depthwise_taps(w);
+    let (k, s) = (p.kernel, p.stride);
+    let ow = p.out_w();
+    let dy = dy.as_standard_layout();
+    for_each_outer(
+        dx.view_mut(),
+        || PhasePlane::new(p),
+        |plane, b, mut dxb| {
+            for (c, dxc) in dxb.outer_iter_mut().enumerate() {
+                plane.clear();
+                let tc = taps.row(c);
+                let tc = tc.as_slice().expect("taps are standard layout");
+                for (oy, dyrow) in dy.slice(s![b, c, .., ..]).outer_iter().enumerate() {
+                    let g = dyrow.as_slice().expect("dy rows are contiguous");
+                    for i in 0..k {
+                        for j in 0..k {
+                            let dst = &mut plane.row_mut(j % s, oy * s + i)[j / s..j / s + ow];
+                            axpy(dst, tc[i * k + j], g);
+                        }
+                    }
+                }
+                plane.store_interior(p, dxc);
+            }
+        },
+    );
+}
+
+fn depthwise_backward_weight(
+    p: &Conv2dParams,
+    x: &ArrayView4<'_, f32>,
+    dy: &ArrayView4<'_, f32>,
+) -> Array4<f32> {
+    let (k, s) = (p.kernel, p.stride);
+    let ow = p.out_w();
+    let n = x.len_of(Axis(0));
+    let dy = dy.as_standard_layout();
+    let mut dw = Array2::<f32>::zeros((p.cout, k * k));
+    // Parallel over channels: each channel's taps are summed over the whole
+    // batch by one task, in batch order, so no cross-thread reduction.
+    for_each_outer(
+        dw.view_mut(),
+        || PhasePlane::new(p),
+        |plane, c, mut dwc| {
+            for b in 0..n {
+                plane.load(p, x.slice(s![b, c, .., ..]));
+                for (oy, dyrow) in dy.slice(s![b, c, .., ..]).outer_iter().enumerate() {
+                    let g = dyrow.as_slice().expect("dy rows are contiguous");
+                    for i in 0..k {
+                        for j in 0..k {
+                            let src = &plane.row(j % s, oy * s + i)[j / s..j / s + ow];
+                            dwc[i * k + j] += dot(g, src);
+                        }
+                    }
+                }
+            }
+        },
+    );
+    dw.into_shape_with_order(p.weight_shape())
+        .expect("[c, k*k] reshapes to [c, 1, k, k]")
+}
+
+// ---------------------------------------------------------------- general
+
+/// Rows of the im2col matrix: `cin * k * k`, ordered `(ci, i, j)`.
+fn im2col_rows(p: &Conv2dParams) -> usize {
+    p.cin * p.kernel * p.kernel
+}
+
+/// Fills `cols` (`[cin*k*k, out_h*out_w]`) from one image `[cin, h, w]`.
+fn im2col(p: &Conv2dParams, img: ArrayView3<'_, f32>, cols: &mut Array2<f32>) {
+    let (k, s, pad) = (p.kernel, p.stride, p.padding as isize);
+    let (oh, ow) = (p.out_h(), p.out_w());
+    for ci in 0..p.cin {
+        let plane = img.index_axis(Axis(0), ci);
+        for i in 0..k {
+            for j in 0..k {
+                let mut row = cols.row_mut((ci * k + i) * k + j);
+                for oy in 0..oh {
+                    let iy = (oy * s + i) as isize - pad;
+                    for ox in 0..ow {
+                        let ix = (ox * s + j) as isize - pad;
+                        row[oy * ow + ox] = if iy >= 0
+                            && ix >= 0
+                            && (iy as usize) < p.in_h
+                            && (ix as usize) < p.in_w
+                        {
+                            plane[[iy as usize, ix as usize]]
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds `cols` (`[cin*k*k, out_h*out_w]`) back into one image's grad.
+fn col2im(p: &Conv2dParams, cols: &Array2<f32>, mut img: ArrayViewMut3<'_, f32>) {
+    let (k, s, pad) = (p.kernel, p.stride, p.padding as isize);
+    let (oh, ow) = (p.out_h(), p.out_w());
+    for ci in 0..p.cin {
+        let mut plane = img.index_axis_mut(Axis(0), ci);
+        for i in 0..k {
+            for j in 0..k {
+                let row = cols.row((ci * k + i) * k + j);
+                for oy in 0..oh {
+                    let iy = (oy * s + i) as isize - pad;
+                    if iy < 0 || iy as usize >= p.in_h {
+                        continue;
+                    }
+                    for ox in 0..ow {
+                        let ix = (ox * s + j) as isize - pad;
+                        if ix >= 0 && (ix as usize) < p.in_w {
+                            plane[[iy as usize, ix as usize]] += row[oy * ow + ox];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The weight as `[cout, cin/groups * k * k]`, standard layout.
+fn general_weight(p: &Conv2dParams, w: &ArrayView4<'_, f32>) -> Array2<f32> {
+    let (cout, cin_g, k, _) = p.weight_shape();
+    to_matrix(w, cout, cin_g * k * k)
+}
+
+fn group_rows(p: &Conv2dParams, g: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+    let kk = p.kernel * p.kernel;
+    let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
+    (
+        g * cin_g * kk..(g + 1) * cin_g * kk,
+        g * cout_g..(g + 1) * cout_g,
+    )
+}
+
+fn general_forward(
+    p: &Conv2dParams,
+    x: &ArrayView4<'_, f32>,
+    w: &ArrayView4<'_, f32>,
+    y: &mut Array4<f32>,
+) {
+    let wm = general_weight(p, w);
+    let cols_shape = (im2col_rows(p), p.out_h() * p.out_w());
+    for_each_outer(
+        y.view_mut(),
+        || Array2::<f32>::zeros(cols_shape),
+        |cols, b, yb| {
+            im2col(p, x.index_axis(Axis(0), b), cols);
+            let mut ym = as_matrix_mut(yb);
+            for g in 0..p.groups {
+                let (krows, orows) = group_rows(p, g);
+                general_mat_mul(
+                    1.0,
+                    &wm.slice(s![orows.clone(), ..]),
+                    &cols.slice(s![krows, ..]),
+                    0.0,
+                    &mut ym.slice_mut(s![orows, ..]),
+                );
+            }
+        },
+    );
+}
+
+fn general_backward_input(
+    p: &Conv2dParams,
+    dy: &ArrayView4<'_, f32>,
+    w: &ArrayView4<'_, f32>,
+    dx: &mut Array4<f32>,
+) {
+    let wm = general_weight(p, w);
+    let dy = dy.as_standard_layout();
+    let cols_shape = (im2col_rows(p), p.out_h() * p.out_w());
+    for_each_outer(
+        dx.view_mut(),
+        || Array2::<f32>::zeros(cols_shape),
+        |cols, b, dxb| {
+            let dym = as_matrix(dy.index_axis(Axis(0), b));
+            for g in 0..p.groups {
+                let (krows, orows) = group_rows(p, g);
+                general_mat_mul(
+                    1.0,
+                    &wm.slice(s![orows.clone(), ..]).t(),
+                    &dym.slice(s![orows, ..]),
+                    0.0,
+                    &mut cols.slice_mut(s![krows, ..]),
+                );
+            }
+            col2im(p, cols, dxb);
+        },
+    );
+}
+
+fn general_backward_weight(
+    p: &Conv2dParams,
+    x: &ArrayView4<'_, f32>,
+    dy: &ArrayView4<'_, f32>,
+) -> Array4<f32> {
+    let (cout, cin_g, k, _) = p.weight_shape();
+    let wshape = (cout, cin_g * k * k);
+    let dy = dy.as_standard_layout();
+    let cols_shape = (im2col_rows(p), p.out_h() * p.out_w());
+    let dw = reduce_over_batch(
+        x.len_of(Axis(0)),
+        |range| {
+            let mut acc = Array2::<f32>::zeros(wshape);
+            let mut cols = Array2::<f32>::zeros(cols_shape);
+            for b in range {
+                im2col(p, x.index_axis(Axis(0), b), &mut cols);
+                let dym = as_matrix(dy.index_axis(Axis(0), b));
+                for g in 0..p.groups {
+                    let (krows, orows) = group_rows(p, g);
+                    general_mat_mul(
+                        1.0,
+                        &dym.slice(s![orows.clone(), ..]),
+                        &cols.slice(s![krows, ..]).t(),
+                        1.0,
+                        &mut acc.slice_mut(s![orows, ..]),
+                    );
+                }
+            }
+            acc
+        },
+        |a, b| *a += &b,
+    )
+    .unwrap_or_else(|| Array2::zeros(wshape));
+    dw.into_shape_with_order(p.weight_shape())
+        .expect("weight matrix reshapes to [cout, cin/groups, k, k]")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::testing::{check_grad, dot64, rng, uniform};
+    use ndarray::{Array, array};
+    use proptest::prelude::*;
+
+    /// Naive input and weight grads, the loops of [`conv2d_reference`] with
+    /// the accumulation reversed.
+    fn reference_backward(
+        p: &Conv2dParams,
+        x: ArrayView4<'_, f32>,
+        w: ArrayView4<'_, f32>,
+        dy: ArrayView4<'_, f32>,
+    ) -> (Array4<f32>, Array4<f32>) {
+        let n = x.len_of(Axis(0));
+        let (cin_g, cout_g, k) = (p.cin / p.groups, p.cout / p.groups, p.kernel);
+        let mut dx = Array4::<f32>::zeros(x.raw_dim());
+        let mut dw = Array4::<f32>::zeros(w.raw_dim());
+        for b in 0..n {
+            for co in 0..p.cout {
+                let g = co / cout_g;
+                for oy in 0..p.out_h() {
+                    for ox in 0..p.out_w() {
+                        let d = dy[[b, co, oy, ox]];
+                        for ci in 0..cin_g {
+                            for i in 0..k {
+                                for j in 0..k {
+                                    let iy = (oy * p.stride + i) as isize - p.padding as isize;
+                                    let ix = (ox * p.stride + j) as isize - p.padding as isize;
+                                    if iy >= 0
+                                        && ix >= 0
+                                        && (iy as usize) < p.in_h
+                                        && (ix as usize) < p.in_w
+                                    {
+                                        let idx = [b, g * cin_g + ci, iy as usize, ix as usize];
+                                        dx[idx] += w[[co, ci, i, j]] * d;
+                                        dw[[co, ci, i, j]] += x[idx] * d;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (dx, dw)
+    }
+
+    fn assert_close(what: &str, a: &Array4<f32>, b: &Array4<f32>, tol: f32) {
+        assert_eq!(a.shape(), b.shape(), "{what}: shapes");
+        for ((idx, &u), &v) in a.indexed_iter().zip(b.iter()) {
+            assert!(
+                (u - v).abs() <= tol * (1.0 + v.abs()),
+                "{what}{idx:?}: {u} vs reference {v}"
+            );
+        }
+    }
+
+    /// Runs every kernel of `p` against the naive references.
+    fn check_against_reference(p: &Conv2dParams, n: usize, seed: u64) {
+        let mut r = rng(seed);
+        let x = uniform(&mut r, (n, p.cin, p.in_h, p.in_w), -1.0, 1.0);
+        let w = uniform(&mut r, p.weight_shape(), -1.0, 1.0);
+        let b = uniform(&mut r, p.cout, -1.0, 1.0);
+        let dy = uniform(&mut r, (n, p.cout, p.out_h(), p.out_w()), -1.0, 1.0);
+        let y = conv2d(p, x.view(), w.view(), Some(b.view()));
+        let y_ref = conv2d_reference(p, x.view(), w.view(), Some(b.view()));
+        assert_close("forward", &y, &y_ref, 1e-5);
+        let (dx_ref, dw_ref) = reference_backward(p, x.view(), w.view(), dy.view());
+        let dx = conv2d_backward_input(p, dy.view(), w.view());
+        assert_close("backward_input", &dx, &dx_ref, 1e-5);
+        let dw = conv2d_backward_weight(p, x.view(), dy.view());
+        assert_close("backward_weight", &dw, &dw_ref, 1e-5);
+    }
+
+    fn params(
+        cin: usize,
+        cout: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        groups: usize,
+        hw: (usize, usize),
+    ) -> Option<Conv2dParams> {
+        Conv2dParams {
+            cin,
+            cout,
+            kernel,
+            stride,
+            padding,
+            groups,
+            in_h: hw.0,
+            in_w: hw.1,
+        }
+        .checked()
+        .ok()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+
+        #[test]
+        fn pointwise_matches_reference(
+            cin in 1usize..7, cout in 1usize..7, h in 1usize..7, w in 1usize..7,
+            n in 1usize..4, seed in any::<u64>(),
+        ) {
+            let p = Conv2dParams::pointwise(cin, cout, h, w).unwrap();
+            prop_assert_eq!(p.kind(), ConvKind::Pointwise);
+            check_against_reference(&p, n, seed);
+        }
+
+        #[test]
+        fn depthwise_matches_reference(
+            c in 1usize..5, k in prop::sample::select(vec![3usize, 5, 7]),
+            stride in 1usize..3, pad_less in 0usize..2, h in 1usize..10, w in 1usize..10,
+            n in 1usize..3, seed in any::<u64>(),
+        ) {
+            let padding = (k / 2).saturating_sub(pad_less);
+            let p = params(c, c, k, stride, padding, c, (h, w));
+            prop_assume!(p.is_some());
+            let p = p.unwrap();
+            prop_assert_eq!(p.kind(), ConvKind::Depthwise);
+            check_against_reference(&p, n, seed);
+        }
+
+        #[test]
+        fn general_matches_reference(
+            groups in 1usize..4, cin_g in 1usize..4, cout_g in 1usize..4,
+            k in 1usize..5, stride in 1usize..4, padding in 0usize..3,
+            h in 1usize..8, w in 1usize..8, n in 1usize..3, seed in any::<u64>(),
+        ) {
+            let p = params(groups * cin_g, groups * cout_g, k, stride, padding, groups, (h, w));
+            prop_assume!(p.is_some());
+            check_against_reference(&p.unwrap(), n, seed);
+        }
+    }
+
+    #[test]
+    fn every_depthwise_kernel_and_stride_matches_reference() {
+        for k in [3, 5, 7] {
+            for stride in [1, 2] {
+                for (h, w) in [(7, 7), (8, 6), (14, 14)] {
+                    let p = Conv2dParams::depthwise(3, k, stride, h, w).unwrap();
+                    check_against_reference(&p, 2, (k * 10 + stride) as u64);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn grouped_not_depthwise_uses_general() {
+        let p = params(4, 8, 3, 1, 1, 4, (5, 5)).unwrap();
+        assert_eq!(p.kind(), ConvKind::General);
+        check_against_reference(&p, 2, 3);
+    }
+
+    #[test]
+    fn pointwise_arange_exact() {
+        // x[0, c, h, w] = 4c + 2h + w; w = [[1, 2], [0, -1], [3, 0]].
+        let p = Conv2dParams::pointwise(2, 3, 2, 2).unwrap();
+        let x = Array::from_shape_vec((1, 2, 2, 2), (0..8).map(|v| v as f32).collect()).unwrap();
+        let w = array![[1.0f32, 2.0], [0.0, -1.0], [3.0, 0.0]]
+            .into_shape_with_order((3, 2, 1, 1))
+            .unwrap();
+        let y = conv2d(
+            &p,
+            x.view(),
+            w.view(),
+            Some(array![0.0f32, 1.0, -1.0].view()),
+        );
+        let expect = array![[
+            [[8.0f32, 11.0], [14.0, 17.0]],
+            [[-3.0, -4.0], [-5.0, -6.0]],
+            [[-1.0, 2.0], [5.0, 8.0]]
+        ]];
+        assert_eq!(y, expect);
+        // dy = 1 everywhere: dx[c] = sum_o w[o, c]; dw[o, c] = sum_hw x[c].
+        let dy = Array4::<f32>::ones((1, 3, 2, 2));
+        let dx = conv2d_backward_input(&p, dy.view(), w.view());
+        assert!(dx.index_axis(Axis(1), 0).iter().all(|&v| v == 4.0));
+        assert!(dx.index_axis(Axis(1), 1).iter().all(|&v| v == 1.0));
+        let dw = conv2d_backward_weight(&p, x.view(), dy.view());
+        let expect_dw = array![[6.0f32, 22.0], [6.0, 22.0], [6.0, 22.0]]
+            .into_shape_with_order((3, 2, 1, 1))
+            .unwrap();
+        assert_eq!(dw, expect_dw);
+        assert_eq!(conv2d_backward_bias(dy.view()), array![4.0f32, 4.0, 4.0]);
+    }
+
+    #[test]
+    fn depthwise_arange_exact() {
+        // One 3x3 plane 0..9, kernel of ones, padding 1: each output is the
+        // sum of its 3x3 neighbourhood.
+        let p = Conv2dParams::depthwise(1, 3, 1, 3, 3).unwrap();
+        let x = Array::from_shape_vec((1, 1, 3, 3), (0..9).map(|v| v as f32).collect()).unwrap();
+        let w = Array4::<f32>::ones((1, 1, 3, 3));
+        let y = conv2d(&p, x.view(), w.view(), None);
+        let expect = array![[[[8.0f32, 15.0, 12.0], [21.0, 36.0, 27.0], [20.0, 33.0, 24.0]]]];
+        assert_eq!(y, expect);
+        let p2 = Conv2dParams::depthwise(1, 3, 2, 3, 3).unwrap();
+        let y2 = conv2d(&p2, x.view(), w.view(), None);
+        assert_eq!(y2, array![[[[8.0f32, 12.0], [20.0, 24.0]]]]);
+    }
+
+    /// Finite differences on the loss `sum(conv(x, w, b) * r)`, for the
+    /// input, weight and bias grads of one geometry.
+    fn finite_difference_check(name: &str, p: &Conv2dParams) {
+        let mut r = rng(61);
+        let n = 2;
+        let x = uniform(&mut r, (n, p.cin, p.in_h, p.in_w), -1.0, 1.0);
+        let w = uniform(&mut r, p.weight_shape(), -1.0, 1.0);
+        let b = uniform(&mut r, p.cout, -1.0, 1.0);
+        let dy = uniform(&mut r, (n, p.cout, p.out_h(), p.out_w()), -1.0, 1.0);
+        let loss = |x: ArrayView4<'_, f32>, w: ArrayView4<'_, f32>, b: ArrayView1<'_, f32>| {
+            dot64(&conv2d(p, x, w, Some(b)), &dy)
+        };
+        let dx = conv2d_backward_input(p, dy.view(), w.view());
+        let dw = conv2d_backward_weight(p, x.view(), dy.view());
+        let db = conv2d_backward_bias(dy.view());
+        let (eps, rtol, atol) = (1e-2, 1e-2, 1e-3);
+        let (xs, ws) = (x.raw_dim(), w.raw_dim());
+        let mut xm = x.clone();
+        check_grad(
+            &format!("{name} dx"),
+            xm.as_slice_mut().unwrap(),
+            dx.as_slice().unwrap(),
+            eps,
+            rtol,
+            atol,
+            |v| loss(ArrayView4::from_shape(xs, v).unwrap(), w.view(), b.view()),
+        );
+        let mut wm = w.clone();
+        check_grad(
+            &format!("{name} dw"),
+            wm.as_slice_mut().unwrap(),
+            dw.as_slice().unwrap(),
+            eps,
+            rtol,
+            atol,
+            |v| loss(x.view(), ArrayView4::from_shape(ws, v).unwrap(), b.view()),
+        );
+        let mut bm = b.clone();
+        check_grad(
+            &format!("{name} db"),
+            bm.as_slice_mut().unwrap(),
+            db.as_slice().unwrap(),
+            eps,
+            rtol,
+            atol,
+            |v| loss(x.view(), w.view(), ArrayView1::from(v)),
+        );
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        finite_difference_check("pointwise", &Conv2dParams::pointwise(3, 4, 3, 2).unwrap());
+        finite_difference_check(
+            "depthwise k3 s1",
+            &Conv2dParams::depthwise(2, 3, 1, 4, 5).unwrap(),
+        );
+        finite_difference_check(
+            "depthwise k5 s2",
+            &Conv2dParams::depthwise(2, 5, 2, 5, 6).unwrap(),
+        );
+        finite_difference_check(
+            "general groups 2",
+            &params(4, 2, 3, 2, 1, 2, (5, 4)).unwrap(),
+        );
+        finite_difference_check("stem", &params(1, 3, 3, 1, 1, 1, (4, 4)).unwrap());
+    }
+
+    #[test]
+    fn sliced_weights_and_inputs_match_owned_copies() {
+        let mut r = rng(71);
+        // The supernet takes the first channels of wider tensors.
+        let wide_w = uniform(&mut r, (12, 10, 1, 1), -1.0, 1.0);
+        let wide_x = uniform(&mut r, (3, 10, 5, 5), -1.0, 1.0);
+        let p = Conv2dParams::pointwise(6, 8, 5, 5).unwrap();
+        let w = wide_w.slice(s![..8, ..6, .., ..]);
+        let x = wide_x.slice(s![.., ..6, .., ..]);
+        let dy = uniform(&mut r, (3, 8, 5, 5), -1.0, 1.0);
+        assert_eq!(
+            conv2d(&p, x, w, None),
+            conv2d(&p, x.to_owned().view(), w.to_owned().view(), None)
+        );
+        assert_eq!(
+            conv2d_backward_input(&p, dy.view(), w),
+            conv2d_backward_input(&p, dy.view(), w.to_owned().view())
+        );
+        assert_eq!(
+            conv2d_backward_weight(&p, x, dy.view()),
+            conv2d_backward_weight(&p, x.to_owned().view(), dy.view())
+        );
+        for (k, pd) in [
+            (3, Conv2dParams::depthwise(6, 3, 2, 5, 5).unwrap()),
+            (1, params(6, 4, 1, 2, 0, 2, (5, 5)).unwrap()),
+        ] {
+            let wide = uniform(&mut r, (9, 9, k, k), -1.0, 1.0);
+            let (cout, cin_g, _, _) = pd.weight_shape();
+            let w = wide.slice(s![..cout, ..cin_g, .., ..]);
+            let y_ref = conv2d_reference(&pd, x, w, None);
+            assert_close("sliced", &conv2d(&pd, x, w, None), &y_ref, 1e-5);
+            let dy = uniform(&mut r, y_ref.raw_dim(), -1.0, 1.0);
+            let (dx_ref, dw_ref) = reference_backward(&pd, x, w, dy.view());
+            assert_close(
+                "sliced dx",
+                &conv2d_backward_input(&pd, dy.view(), w),
+                &dx_ref,
+                1e-5,
+            );
+            assert_close(
+                "sliced dw",
+                &conv2d_backward_weight(&pd, x, dy.view()),
+                &dw_ref,
+                1e-5,
+            );
+        }
+    }
+
+    #[test]
+    fn parallel_matches_serial_bit_for_bit() {
+        let mut r = rng(81);
+        for p in [
+            Conv2dParams::pointwise(16, 24, 7, 7).unwrap(),
+            Conv2dParams::depthwise(8, 5, 2, 9, 9).unwrap(),
+            params(3, 8, 3, 1, 1, 1, (9, 9)).unwrap(),
+        ] {
+            let n = 11;
+            let x = uniform(&mut r, (n, p.cin, p.in_h, p.in_w), -1.0, 1.0);
+            let w = uniform(&mut r, p.weight_shape(), -1.0, 1.0);
+            let dy = uniform(&mut r, (n, p.cout, p.out_h(), p.out_w()), -1.0, 1.0);
+            let run = || {
+                (
+                    conv2d(&p, x.view(), w.view(), None),
+                    conv2d_backward_input(&p, dy.view(), w.view()),
+                    conv2d_backward_weight(&p, x.view(), dy.view()),
+                )
+            };
+            let par = run();
+            crate::layers::set_serial(true);
+            let ser = run();
+            crate::layers::set_serial(false);
+            assert_eq!(par, ser, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_geometry() {
+        assert!(params(3, 4, 3, 1, 1, 2, (5, 5)).is_none());
+        assert!(params(4, 4, 7, 1, 0, 1, (5, 5)).is_none());
+        assert!(params(4, 4, 3, 0, 1, 1, (5, 5)).is_none());
+        let p = Conv2dParams::depthwise(8, 7, 2, 14, 14).unwrap();
+        assert_eq!((p.out_h(), p.out_w()), (7, 7));
+    }
+
+    #[test]
+    #[should_panic(expected = "does not match params")]
+    fn wrong_input_shape_panics_with_values() {
+        let p = Conv2dParams::pointwise(3, 4, 5, 5).unwrap();
+        let _ = conv2d(
+            &p,
+            Array4::zeros((1, 2, 5, 5)).view(),
+            Array4::zeros((4, 3, 1, 1)).view(),
+            None,
+        );
+    }
+}

@@ -1,0 +1,243 @@
+//! Hand-written neural-network layers on `ndarray` + `rayon`, `f32`, NCHW.
+//!
+//! Every layer is a set of plain functions: a forward pass that returns its
+//! output (and, where backward needs more than the caller already holds, a
+//! small cache), and explicit backward pieces (input grad, weight grad, bias
+//! grad). Geometry is checked once, when a params struct such as
+//! [`conv::Conv2dParams`] is built; after that a shape that does not match
+//! the params is a broken invariant and panics with the values.
+//!
+//! # Parallelism and determinism
+//!
+//! Work is split over independent output slices (images, channels) with
+//! rayon. Reductions over the batch (weight gradients) are computed over a
+//! fixed partition of the batch that does not depend on the thread count, and
+//! the partial sums are added in partition order. Results are therefore
+//! bit-identical whatever the number of threads, and identical to the serial
+//! path selected by [`set_serial`].
+//!
+//! ```
+//! use ndarray::{Array1, Array4};
+//! use tunas_searcher::layers::conv::{conv2d, Conv2dParams};
+//!
+//! let p = Conv2dParams::pointwise(4, 8, 7, 7).unwrap();
+//! let x = Array4::<f32>::ones((2, 4, 7, 7));
+//! let w = Array4::<f32>::from_elem(p.weight_shape(), 0.5);
+//! let y = conv2d(&p, x.view(), w.view(), None);
+//! assert_eq!(y.dim(), (2, 8, 7, 7));
+//! assert!(y.iter().all(|&v| v == 2.0));
+//! # let _ = Array1::<f32>::zeros(1);
+//! ```
+
+pub mod activation;
+pub mod batch_norm;
+pub mod conv;
+pub mod linear;
+pub mod loss;
+pub mod pool;
+pub mod residual;
+pub mod squeeze_excite;
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ndarray::{ArrayViewMut, Axis, RemoveAxis};
+use rayon::prelude::*;
+
+/// A layer's geometry that cannot work, found when its params are built.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LayerError {
+    /// A size that must be positive is zero.
+    #[error("{layer}: {what} must be positive, got 0")]
+    Zero {
+        /// Layer kind, e.g. `conv2d`.
+        layer: &'static str,
+        /// The field that is zero.
+        what: &'static str,
+    },
+    /// `groups` does not divide the channel counts.
+    #[error("conv2d: groups {groups} must divide cin {cin} and cout {cout}")]
+    Groups {
+        /// Number of groups.
+        groups: usize,
+        /// Input channels.
+        cin: usize,
+        /// Output channels.
+        cout: usize,
+    },
+    /// The padded input is smaller than the kernel.
+    #[error("conv2d: kernel {kernel} does not fit the input {in_h}x{in_w} with padding {padding}")]
+    KernelTooLarge {
+        /// Kernel size.
+        kernel: usize,
+        /// Input height.
+        in_h: usize,
+        /// Input width.
+        in_w: usize,
+        /// Padding on each side.
+        padding: usize,
+    },
+    /// A hyper-parameter is outside its valid range.
+    #[error("{layer}: {what} = {value} is outside {range}")]
+    OutOfRange {
+        /// Layer kind.
+        layer: &'static str,
+        /// The hyper-parameter.
+        what: &'static str,
+        /// Its value.
+        value: f32,
+        /// The valid range, in words.
+        range: &'static str,
+    },
+}
+
+static SERIAL: AtomicBool = AtomicBool::new(false);
+
+/// Runs every layer serially (`true`) or on the rayon pool (`false`, the
+/// default).
+///
+/// Results are the same either way (see the module docs); the switch exists
+/// for tests that want to prove it and for profiling a single thread.
+pub fn set_serial(serial: bool) {
+    SERIAL.store(serial, Ordering::Relaxed);
+}
+
+/// Whether layers currently run serially (see [`set_serial`]).
+pub fn is_serial() -> bool {
+    SERIAL.load(Ordering::Relaxed)
+}
+
+/// Element count below which element-wise kernels stay on one thread: below
+/// it the rayon hand-off costs more than the work.
+pub(crate) const PAR_MIN_ELEMENTS: usize = 1 << 14;
+
+/// Calls `f(i, slice_i)` for every index along axis 0 of `out`, in parallel
+/// unless [`is_serial`]. `init` makes per-task scratch that `f` may reuse.
+pub(crate) fn for_each_outer<A, D, T, I, F>(mut out: ArrayViewMut<'_, A, D>, init: I, f: F)
+where
+    A: Send + Sync,
+    D: RemoveAxis,
+    I: Fn() -> T + Sync + Send,
+    F: Fn(&mut T, usize, ArrayViewMut<'_, A, D::Smaller>) + Sync + Send,
+{
+    if is_serial() || out.len_of(Axis(0)) <= 1 {
+        let mut scratch = init();
+        for (i, slice) in out.axis_iter_mut(Axis(0)).enumerate() {
+            f(&mut scratch, i, slice);
+        }
+    } else {
+        out.axis_iter_mut(Axis(0))
+            .into_par_iter()
+            .enumerate()
+            .for_each_init(init, |scratch, (i, slice)| f(scratch, i, slice));
+    }
+}
+
+/// Number of parts a batch reduction is split into. Fixed (not the thread
+/// count) so that the summation order, and hence the result, never depends on
+/// how many threads run it.
+const REDUCE_PARTS: usize = 8;
+
+/// Splits `0..n` into at most [`REDUCE_PARTS`] contiguous ranges whose bounds
+/// depend only on `n`.
+pub(crate) fn batch_parts(n: usize) -> Vec<Range<usize>> {
+    let parts = n.clamp(1, REDUCE_PARTS);
+    (0..parts)
+        .map(|k| (k * n / parts)..((k + 1) * n / parts))
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// Computes `part(range)` for each range of [`batch_parts`]`(n)` (in parallel
+/// unless [`is_serial`]) and adds the results in range order.
+pub(crate) fn reduce_over_batch<T, P, S>(n: usize, part: P, mut add: S) -> Option<T>
+where
+    T: Send,
+    P: Fn(Range<usize>) -> T + Sync + Send,
+    S: FnMut(&mut T, T),
+{
+    let ranges = batch_parts(n);
+    let partials: Vec<T> = if is_serial() {
+        ranges.into_iter().map(&part).collect()
+    } else {
+        ranges.into_par_iter().map(&part).collect()
+    };
+    let mut iter = partials.into_iter();
+    let mut total = iter.next()?;
+    for p in iter {
+        add(&mut total, p);
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers shared by the layer tests: seeded random arrays and a central
+    //! finite-difference gradient check.
+
+    use ndarray::{Array, Dimension, ShapeBuilder};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Seeded RNG so every test is reproducible.
+    pub fn rng(seed: u64) -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(seed)
+    }
+
+    /// Array of uniform values in `[lo, hi)`.
+    pub fn uniform<Sh, D>(rng: &mut ChaCha8Rng, shape: Sh, lo: f32, hi: f32) -> Array<f32, D>
+    where
+        Sh: ShapeBuilder<Dim = D>,
+        D: Dimension,
+    {
+        Array::from_shape_simple_fn(shape, || rng.random_range(lo..hi))
+    }
+
+    /// `sum(y * r)` in f64: a scalar loss whose gradient w.r.t. `y` is `r`.
+    pub fn dot64<D: Dimension>(y: &Array<f32, D>, r: &Array<f32, D>) -> f64 {
+        assert_eq!(y.shape(), r.shape());
+        y.iter()
+            .zip(r.iter())
+            .map(|(&a, &b)| f64::from(a) * f64::from(b))
+            .sum()
+    }
+
+    /// Checks `analytic` against central differences of `loss` w.r.t. every
+    /// element of `param` (given in memory order), with step `eps`.
+    ///
+    /// Passes when `|num - ana| <= rtol * max(|num|, |ana|) + atol` for every
+    /// element. Also requires the gradient to be non-trivial, so a check on
+    /// an all-zero gradient cannot pass vacuously.
+    pub fn check_grad(
+        name: &str,
+        param: &mut [f32],
+        analytic: &[f32],
+        eps: f32,
+        rtol: f64,
+        atol: f64,
+        mut loss: impl FnMut(&[f32]) -> f64,
+    ) {
+        assert_eq!(param.len(), analytic.len(), "{name}: length mismatch");
+        let mut max_abs = 0.0f64;
+        for i in 0..param.len() {
+            let orig = param[i];
+            param[i] = orig + eps;
+            let plus = loss(param);
+            param[i] = orig - eps;
+            let minus = loss(param);
+            param[i] = orig;
+            let num = (plus - minus) / (2.0 * f64::from(eps));
+            let ana = f64::from(analytic[i]);
+            max_abs = max_abs.max(num.abs());
+            let tol = rtol * num.abs().max(ana.abs()) + atol;
+            assert!(
+                (num - ana).abs() <= tol,
+                "{name}[{i}]: numerical {num:.6} vs analytic {ana:.6} (tol {tol:.2e})"
+            );
+        }
+        assert!(
+            max_abs > 10.0 * atol,
+            "{name}: gradient is ~0 everywhere ({max_abs:e}); the check would be vacuous"
+        );
+    }
+}
