@@ -12,3 +12,5 @@
 //! ```
 
 pub mod catalog;
+pub mod runtime;
+pub mod timing;
