@@ -11,6 +11,9 @@
 //! assert_eq!(listing[0].decisions, 30);
 //! ```
 
+pub mod agreement;
 pub mod catalog;
+pub mod device;
+pub mod partial;
 pub mod runtime;
 pub mod timing;

@@ -256,16 +256,14 @@ impl Controller {
         let t = self.adam.t as i32;
         let bias1 = 1.0 - c.beta1.powi(t);
         let bias2 = 1.0 - c.beta2.powi(t);
-        for d in 0..self.logits.len() {
-            for j in 0..self.logits[d].len() {
-                let g = grad[d][j];
-                let m = &mut self.adam.m[d][j];
+        let AdamState { m, v, .. } = &mut self.adam;
+        for (((logits, g), m), v) in self.logits.iter_mut().zip(grad).zip(m).zip(v) {
+            for (((l, &g), m), v) in logits.iter_mut().zip(g).zip(m).zip(v) {
                 *m = c.beta1 * *m + (1.0 - c.beta1) * g;
-                let v = &mut self.adam.v[d][j];
                 *v = c.beta2 * *v + (1.0 - c.beta2) * g * g;
-                let m_hat = self.adam.m[d][j] / bias1;
-                let v_hat = self.adam.v[d][j] / bias2;
-                self.logits[d][j] -= lr * m_hat / (v_hat.sqrt() + c.epsilon);
+                let m_hat = *m / bias1;
+                let v_hat = *v / bias2;
+                *l -= lr * m_hat / (v_hat.sqrt() + c.epsilon);
             }
         }
     }
@@ -287,6 +285,7 @@ mod tests {
     use tunas_shared::builtin_space;
 
     #[test]
+    #[allow(clippy::needless_range_loop)]
     fn log_prob_gradient_matches_finite_differences() {
         let space = builtin_space("tiny28").unwrap();
         let mut c = Controller::new(&space);

@@ -316,7 +316,7 @@ pub fn load_idx_dir(dir: &Path) -> Result<TrainTest, DataError> {
 /// Parses CIFAR-10 binary records (1 label byte + 3072 CHW pixel bytes).
 pub fn parse_cifar10(bytes: &[u8], origin: &str) -> Result<Dataset, DataError> {
     const RECORD: usize = 1 + 3072;
-    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         return Err(DataError::Invalid {
             path: origin.into(),
             message: format!(
@@ -429,11 +429,14 @@ impl BatchMaker {
         let (h, w, c) = (data.height, data.width, data.channels);
         let mut x = Array4::<f32>::zeros((indices.len(), c, h, w));
         let mut labels = Vec::with_capacity(indices.len());
-        let pad = self.pad_crop as isize;
+        let pad = self.pad_crop as i64;
         for (b, &i) in indices.iter().enumerate() {
             let img = &data.pixels[i * h * w * c..(i + 1) * h * w * c];
             let (dy, dx) = if pad > 0 {
-                (rng.random_range(-pad..=pad), rng.random_range(-pad..=pad))
+                (
+                    rng.random_range(-pad..=pad) as isize,
+                    rng.random_range(-pad..=pad) as isize,
+                )
             } else {
                 (0, 0)
             };

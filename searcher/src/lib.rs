@@ -11,7 +11,10 @@
 //! assert!(tunas_shared::architecture_flops(&space, &arch) > 1_000_000);
 //! ```
 
+pub mod controller;
+pub mod data;
 pub mod estimate;
 
 pub mod layers;
 pub mod optim;
+pub mod supernet;

@@ -15,15 +15,13 @@
 //! assert!((count_distinct_networks(&space) / 1.23e11 - 1.0).abs() < 0.01);
 //! ```
 
-// Errors carry the file, line, key and advice; they are cold paths, so their
-// size does not matter.
-#![allow(clippy::result_large_err)]
-
 pub mod arch;
 pub mod builtin;
 pub mod error;
 pub mod onnx;
 pub mod opkey;
+#[cfg(feature = "plot")]
+pub mod plot;
 pub mod space;
 pub mod table;
 pub mod time;

@@ -3,7 +3,9 @@
 //! - `spaces`: built-in spaces, TOML round-trips, counts, op-key sets.
 //! - `tables`: the latency-table schema, strict reading, estimates.
 //! - `cli`: the command-line tools as a user runs them.
+//! - `onnx_models`: every generated ONNX model passes the `onnx` checker.
 
 mod cli;
+mod onnx_models;
 mod spaces;
 mod tables;
