@@ -14,6 +14,8 @@
 pub mod agreement;
 pub mod catalog;
 pub mod device;
+pub mod export;
 pub mod partial;
+pub mod profile;
 pub mod runtime;
 pub mod timing;

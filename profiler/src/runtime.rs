@@ -715,6 +715,9 @@ pub struct NodeProfile {
     pub mean_run_us: f64,
     /// Nodes in execution order of their first appearance.
     pub nodes: Vec<NodeTiming>,
+    /// Per node (same order as `nodes`), its time in each kept run, µs
+    /// (0 where the node did not run).
+    pub node_runs: Vec<Vec<f64>>,
 }
 
 impl NodeProfile {
@@ -726,6 +729,25 @@ impl NodeProfile {
             .filter(|n| n.name.starts_with(prefix))
             .map(|n| n.mean_us)
             .sum()
+    }
+
+    /// Per run, the summed time of the nodes each scope claims: `result[i][r]`
+    /// is scope `i` in run `r` (see [`NodeProfile::attribute`] for the rule).
+    pub fn attribute_per_run(&self, scopes: &[&str]) -> Vec<Vec<f64>> {
+        let mut out = vec![vec![0.0; self.runs]; scopes.len()];
+        for (node, runs) in self.nodes.iter().zip(&self.node_runs) {
+            let owner = scopes.iter().position(|s| {
+                node.name
+                    .strip_prefix(s)
+                    .is_some_and(|rest| rest.starts_with('/'))
+            });
+            if let Some(i) = owner {
+                for (acc, d) in out[i].iter_mut().zip(runs) {
+                    *acc += d;
+                }
+            }
+        }
+        out
     }
 
     /// Splits the node times among op scopes (node names are
@@ -784,6 +806,7 @@ pub fn parse_profile(json: &str, skip_runs: usize) -> Result<NodeProfile, String
     // name → (op, provider, total µs, runs seen)
     let mut order: Vec<String> = Vec::new();
     let mut acc: BTreeMap<String, (String, String, f64, BTreeMap<usize, ()>)> = BTreeMap::new();
+    let mut per_run: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for e in &events {
         if text(e, "cat") != "Node" {
             continue;
@@ -811,8 +834,19 @@ pub fn parse_profile(json: &str, skip_runs: usize) -> Result<NodeProfile, String
         });
         entry.2 += dur;
         entry.3.insert(run, ());
+        per_run
+            .entry(node.to_string())
+            .or_insert_with(|| vec![0.0; kept.len()])[run] += dur;
     }
     let n = kept.len() as f64;
+    let node_runs = order
+        .iter()
+        .map(|name| {
+            per_run
+                .remove(name)
+                .unwrap_or_else(|| vec![0.0; kept.len()])
+        })
+        .collect();
     let nodes = order
         .into_iter()
         .map(|name| {
@@ -830,6 +864,7 @@ pub fn parse_profile(json: &str, skip_runs: usize) -> Result<NodeProfile, String
         runs: kept.len(),
         mean_run_us: kept.iter().map(|r| r.1).sum::<f64>() / n,
         nodes,
+        node_runs,
     })
 }
 

@@ -1,0 +1,681 @@
+//! `profile`, `measure` and `validate`: the latency table and the proof that
+//! it predicts whole networks.
+//!
+//! # Method
+//!
+//! Ops are timed *in context*: random networks of the space are built as
+//! ONNX models and run with ONNX Runtime's per-node profiling on, and each
+//! op's time is the summed time of its own nodes (attributed by node-name
+//! scope: the runtime keeps the op's scope in the names of fused nodes).
+//! So an op is timed with its input coming from the op before it, in the
+//! layout the runtime keeps between ops, without the fixed cost of a
+//! `run()` call or the layout reorders at a model's edges, which a network
+//! pays once. Networks are chosen greedily (the best of several random
+//! candidates) to cover the keys not yet measured; a key no network reached
+//! within the budget is timed as a one-op model.
+//!
+//! Then other random networks (calibration networks, their own seed) are
+//! timed end to end without profiling, and
+//! `measured ≈ c0 + α·Σ ops + c1·n_ops` is fitted by least squares: `c0`
+//! becomes the table's per-inference constant (`overhead_us`), and each
+//! row's statistics are `α·t + c1`, so the table's plain sum predicts a
+//! whole network. `validate` then checks that on yet other networks.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use serde::Serialize;
+use thiserror::Error;
+use tunas_shared::onnx::{RandomWeights, network_model, network_sites, op_model};
+use tunas_shared::{
+    Architecture, LatencyTable, OpKey, OpStats, Provenance, SearchSpace, TableError,
+    architecture_ops, space_op_keys,
+};
+
+use crate::agreement::Agreement;
+use crate::device;
+use crate::partial::{Journal, journal_path};
+use crate::runtime::{ExecutionProvider, ModelSession, Runtime, RuntimeError, SessionConfig};
+use crate::timing::{BenchmarkConfig, Measurement, benchmark_session};
+
+/// Anything that can stop profiling or validation.
+#[derive(Debug, Error)]
+pub enum ProfileError {
+    /// The runtime failed.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// A table could not be read or written.
+    #[error(transparent)]
+    Table(#[from] TableError),
+    /// A model could not be built.
+    #[error("cannot build the ONNX model for {what}: {message}")]
+    Model {
+        /// The op key or architecture.
+        what: String,
+        /// The builder's message.
+        message: String,
+    },
+    /// The output exists and neither --resume nor --force was given.
+    #[error(
+        "{path} exists; pass --force to overwrite it, or write to another file (tables are data: new measurements go to new files)"
+    )]
+    OutputExists {
+        /// The table path.
+        path: String,
+    },
+    /// A journal from an earlier run exists.
+    #[error(
+        "{journal} holds {rows} rows of an interrupted run; pass --resume to continue it, or delete the file to start over"
+    )]
+    JournalExists {
+        /// The journal path.
+        journal: String,
+        /// Rows in it.
+        rows: usize,
+    },
+    /// The journal was measured with other settings.
+    #[error(
+        "{journal} was measured with {field} = {found}, this run asks for {wanted}; resume with the same settings or delete the journal"
+    )]
+    ResumeMismatch {
+        /// The journal path.
+        journal: String,
+        /// The differing setting.
+        field: &'static str,
+        /// In the journal.
+        found: String,
+        /// Asked for now.
+        wanted: String,
+    },
+    /// The output folder cannot be written.
+    #[error("cannot write to {path}: {message}")]
+    Unwritable {
+        /// Path.
+        path: String,
+        /// The system's message.
+        message: String,
+    },
+}
+
+/// Settings shared by every timing command.
+#[derive(Clone, Debug)]
+pub struct TimingSettings {
+    /// Intra-op threads.
+    pub threads: usize,
+    /// Execution provider.
+    pub provider: ExecutionProvider,
+    /// Pinning as recorded in provenance (`none`, `core 1`).
+    pub pinning: String,
+    /// Batch size.
+    pub batch: u32,
+    /// Loop limits for op timing.
+    pub op_loop: BenchmarkConfig,
+    /// Loop limits for end-to-end timing.
+    pub network_loop: BenchmarkConfig,
+}
+
+/// Settings of `profile`.
+#[derive(Clone, Debug)]
+pub struct ProfileSettings {
+    /// Timing settings.
+    pub timing: TimingSettings,
+    /// Output table.
+    pub out: PathBuf,
+    /// Continue an interrupted run.
+    pub resume: bool,
+    /// Overwrite an existing table.
+    pub force: bool,
+    /// Random networks timed end to end to fit the per-inference constant.
+    pub calibration_networks: usize,
+    /// Seed of the calibration networks.
+    pub calibration_seed: u64,
+    /// Stop looking for context networks after this many in a row add no key.
+    pub max_networks_without_progress: usize,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+fn session_config(t: &TimingSettings, profile_prefix: Option<PathBuf>) -> SessionConfig {
+    SessionConfig {
+        intra_threads: t.threads,
+        provider: t.provider,
+        profile_prefix,
+        input_seed: 0,
+    }
+}
+
+/// Raw cost of one op: its own nodes' mean time, with the wall-time spread.
+fn time_op(
+    runtime: &Runtime,
+    key: &OpKey,
+    t: &TimingSettings,
+    scratch: &Path,
+) -> Result<OpStats, ProfileError> {
+    let model = op_model(key, &mut RandomWeights::new(1)).map_err(|e| ProfileError::Model {
+        what: key.to_string(),
+        message: e.to_string(),
+    })?;
+    let prefix = scratch.join("op");
+    let mut session = ModelSession::new(runtime, &model, &session_config(t, Some(prefix)))?;
+    let m = benchmark_session(&mut session, &t.op_loop)?;
+    let profile_path = session.end_profiling()?;
+    let profile = crate::runtime::read_profile(&profile_path, m.warmup_runs);
+    let _ = std::fs::remove_file(&profile_path);
+    let profile = profile?;
+    let (own, _) = profile.attribute(&["op"]);
+    let own_us = own[0];
+    let wall = m.stats();
+    // Shift the wall-time distribution so its mean is the op's own time.
+    let shift = wall.mean_us - own_us;
+    let samples: Vec<f64> = m.samples_us.iter().map(|s| (s - shift).max(0.0)).collect();
+    Ok(OpStats::from_samples(&samples))
+}
+
+/// Times a whole network with per-node profiling and returns, per op, the
+/// per-run times of its own nodes.
+fn time_in_context(
+    runtime: &Runtime,
+    space: &SearchSpace,
+    arch: &Architecture,
+    t: &TimingSettings,
+    scratch: &Path,
+) -> Result<Vec<(OpKey, OpStats)>, ProfileError> {
+    let model = network_model(space, arch, &mut RandomWeights::new(7), t.batch).map_err(|e| {
+        ProfileError::Model {
+            what: arch.to_compact(),
+            message: e.to_string(),
+        }
+    })?;
+    let sites = network_sites(space, arch, t.batch);
+    let prefix = scratch.join("net");
+    let mut session = ModelSession::new(runtime, &model, &session_config(t, Some(prefix)))?;
+    let m = benchmark_session(&mut session, &t.op_loop)?;
+    let profile_path = session.end_profiling()?;
+    let profile = crate::runtime::read_profile(&profile_path, m.warmup_runs);
+    let _ = std::fs::remove_file(&profile_path);
+    let profile = profile?;
+    let scopes: Vec<&str> = sites.iter().map(|s| s.scope.as_str()).collect();
+    let per_run = profile.attribute_per_run(&scopes);
+    Ok(sites
+        .iter()
+        .zip(per_run)
+        .filter(|(_, runs)| !runs.is_empty())
+        .map(|(site, runs)| (site.key, OpStats::from_samples(&runs)))
+        .collect())
+}
+
+/// End-to-end timing of a model.
+pub fn time_model(
+    runtime: &Runtime,
+    model: &[u8],
+    t: &TimingSettings,
+) -> Result<Measurement, ProfileError> {
+    let mut session = ModelSession::new(runtime, model, &session_config(t, None))?;
+    Ok(benchmark_session(&mut session, &t.network_loop)?)
+}
+
+/// End-to-end timing of one architecture (random weights).
+pub fn measure_architecture(
+    runtime: &Runtime,
+    space: &SearchSpace,
+    arch: &Architecture,
+    t: &TimingSettings,
+) -> Result<OpStats, ProfileError> {
+    let model = network_model(space, arch, &mut RandomWeights::new(7), t.batch).map_err(|e| {
+        ProfileError::Model {
+            what: arch.to_compact(),
+            message: e.to_string(),
+        }
+    })?;
+    Ok(time_model(runtime, &model, t)?.stats())
+}
+
+fn bar(len: u64, show: bool, what: &str) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(len);
+    b.set_style(
+        ProgressStyle::with_template(
+            "{msg:>12} [{bar:40}] {pos}/{len} ({percent}%) elapsed {elapsed_precise} eta {eta_precise}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    b.set_message(what.to_string());
+    b
+}
+
+/// The provenance of a new table.
+pub fn new_provenance(runtime: &Runtime, space: &SearchSpace, t: &TimingSettings) -> Provenance {
+    Provenance {
+        device: device::local_device_name(),
+        cpu: device::cpu_description(),
+        os: device::os_description(),
+        runtime: "onnxruntime".into(),
+        runtime_version: runtime.version().to_string(),
+        execution_provider: t.provider.name().into(),
+        threads: t.threads as u32,
+        pinning: t.pinning.clone(),
+        batch: t.batch,
+        date: tunas_shared::time::utc_now_rfc3339(),
+        profiler_version: env!("CARGO_PKG_VERSION").into(),
+        space: space.name.clone(),
+        space_hash: space.content_hash(),
+        method: "ops timed in context (random networks, per-node profile attributed by op scope; one-op models for keys no network reached); constant, scale and per-op cost fitted on end-to-end random networks".into(),
+        overhead_us: 0.0,
+        extra: Default::default(),
+    }
+}
+
+fn check_resumable(
+    journal: &Path,
+    found: &Provenance,
+    wanted: &Provenance,
+) -> Result<(), ProfileError> {
+    let pairs = [
+        ("space_hash", &found.space_hash, &wanted.space_hash),
+        (
+            "execution_provider",
+            &found.execution_provider,
+            &wanted.execution_provider,
+        ),
+        (
+            "runtime_version",
+            &found.runtime_version,
+            &wanted.runtime_version,
+        ),
+    ];
+    for (field, a, b) in pairs {
+        if a != b {
+            return Err(ProfileError::ResumeMismatch {
+                journal: journal.display().to_string(),
+                field,
+                found: a.clone(),
+                wanted: b.clone(),
+            });
+        }
+    }
+    for (field, a, b) in [
+        ("threads", found.threads, wanted.threads),
+        ("batch", found.batch, wanted.batch),
+    ] {
+        if a != b {
+            return Err(ProfileError::ResumeMismatch {
+                journal: journal.display().to_string(),
+                field,
+                found: a.to_string(),
+                wanted: b.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Least-squares fit of `measured ≈ c0 + α·sum + c1·n` (normal equations,
+/// 3×3). Returns `(c0, α, c1)`.
+pub fn fit_calibration(rows: &[(f64, f64, f64)]) -> (f64, f64, f64) {
+    // rows: (sum of op times, op count, measured)
+    let mut a = [[0.0f64; 3]; 3];
+    let mut b = [0.0f64; 3];
+    for &(s, n, m) in rows {
+        let x = [1.0, s, n];
+        for i in 0..3 {
+            for j in 0..3 {
+                a[i][j] += x[i] * x[j];
+            }
+            b[i] += x[i] * m;
+        }
+    }
+    match solve3(a, b) {
+        Some([c0, alpha, c1]) if alpha > 0.0 => (c0, alpha, c1),
+        _ => {
+            // Degenerate sample: only a constant.
+            let mean_gap =
+                rows.iter().map(|&(s, _, m)| m - s).sum::<f64>() / rows.len().max(1) as f64;
+            (mean_gap, 1.0, 0.0)
+        }
+    }
+}
+
+/// Gauss–Jordan elimination with partial pivoting on a 3×3 system.
+#[allow(clippy::needless_range_loop)]
+fn solve3(mut a: [[f64; 3]; 3], mut b: [f64; 3]) -> Option<[f64; 3]> {
+    for col in 0..3 {
+        let pivot = (col..3).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
+        if a[pivot][col].abs() < 1e-12 {
+            return None;
+        }
+        a.swap(col, pivot);
+        b.swap(col, pivot);
+        for row in 0..3 {
+            if row != col {
+                let f = a[row][col] / a[col][col];
+                for k in 0..3 {
+                    a[row][k] -= f * a[col][k];
+                }
+                b[row] -= f * b[col];
+            }
+        }
+    }
+    Some([b[0] / a[0][0], b[1] / a[1][1], b[2] / a[2][2]])
+}
+
+/// Profiles every op key of `space` and writes the table (see the module
+/// docs for the method). Rows go to a journal as they are measured.
+pub fn profile(
+    runtime: &Runtime,
+    space: &SearchSpace,
+    s: &ProfileSettings,
+) -> Result<LatencyTable, ProfileError> {
+    let out = &s.out;
+    if out.exists() && !s.force && !s.resume {
+        return Err(ProfileError::OutputExists {
+            path: out.display().to_string(),
+        });
+    }
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let unwritable = |e: std::io::Error| ProfileError::Unwritable {
+        path: dir.display().to_string(),
+        message: e.to_string(),
+    };
+    std::fs::create_dir_all(dir).map_err(unwritable)?;
+    let scratch = dir.join(format!(".tunas-profile-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).map_err(unwritable)?;
+    let result = profile_into(runtime, space, s, &scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+fn profile_into(
+    runtime: &Runtime,
+    space: &SearchSpace,
+    s: &ProfileSettings,
+    scratch: &Path,
+) -> Result<LatencyTable, ProfileError> {
+    let t = &s.timing;
+    let provenance = new_provenance(runtime, space, t);
+    let jpath = journal_path(&s.out);
+    let (mut journal, mut measured) = if jpath.exists() {
+        let (journal, table) = Journal::resume(&jpath)?;
+        if !s.resume {
+            return Err(ProfileError::JournalExists {
+                journal: jpath.display().to_string(),
+                rows: table.rows.len(),
+            });
+        }
+        check_resumable(&jpath, &table.provenance, &provenance)?;
+        eprintln!(
+            "resuming {}: {} rows already measured",
+            jpath.display(),
+            table.rows.len()
+        );
+        (journal, table)
+    } else {
+        let table = LatencyTable::new(provenance.clone());
+        (Journal::create(&jpath, &table)?, table)
+    };
+    let keys: Vec<OpKey> = space_op_keys(space, t.batch).into_iter().collect();
+    let progress = bar(keys.len() as u64, s.progress, "ops");
+    progress.set_position(measured.rows.len() as u64);
+    // Context networks: the best of several random candidates at covering
+    // keys not yet measured. Seeded by how many rows exist, so a resumed
+    // run picks new networks.
+    let mut rng =
+        rand::rngs::StdRng::seed_from_u64(s.calibration_seed ^ 0x5eed ^ measured.rows.len() as u64);
+    let mut misses = 0;
+    while measured.rows.len() < keys.len() && misses < s.max_networks_without_progress {
+        let candidate = (0..32)
+            .map(|_| {
+                let arch = Architecture::sample_uniform(space, &mut rng);
+                let new = architecture_ops(space, &arch, t.batch)
+                    .into_iter()
+                    .filter(|k| !measured.rows.contains_key(k))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len();
+                (new, arch)
+            })
+            .max_by_key(|(new, _)| *new)
+            .expect("32 candidates");
+        if candidate.0 == 0 {
+            misses += 1;
+            continue;
+        }
+        let found = time_in_context(runtime, space, &candidate.1, t, scratch)?;
+        let mut progressed = false;
+        for (key, stats) in found {
+            if measured.rows.contains_key(&key) {
+                continue;
+            }
+            journal.append(&key, &stats)?;
+            measured.rows.insert(key, stats);
+            progress.inc(1);
+            progressed = true;
+        }
+        if progressed {
+            misses = 0;
+        } else {
+            misses += 1;
+        }
+    }
+    // Keys no network reached: one-op models.
+    let left: Vec<OpKey> = keys
+        .iter()
+        .filter(|k| !measured.rows.contains_key(k))
+        .copied()
+        .collect();
+    for key in left {
+        progress.set_message("one-op");
+        let stats = time_op(runtime, &key, t, scratch)?;
+        journal.append(&key, &stats)?;
+        measured.rows.insert(key, stats);
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+
+    // Calibration on end-to-end networks.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(s.calibration_seed);
+    let cal = bar(s.calibration_networks as u64, s.progress, "calibration");
+    let mut rows = Vec::with_capacity(s.calibration_networks);
+    for _ in 0..s.calibration_networks {
+        let arch = Architecture::sample_uniform(space, &mut rng);
+        let ops = architecture_ops(space, &arch, t.batch);
+        let sum: f64 = ops.iter().map(|k| measured.rows[k].median_us).sum();
+        let e2e = measure_architecture(runtime, space, &arch, t)?;
+        rows.push((sum, ops.len() as f64, e2e.median_us));
+        cal.inc(1);
+    }
+    cal.finish_and_clear();
+    let (c0, alpha, c1) = fit_calibration(&rows);
+    let fitted: Vec<(f64, f64)> = rows
+        .iter()
+        .map(|&(sum, n, m)| (c0 + alpha * sum + c1 * n, m))
+        .collect();
+    let fit = Agreement::of(&fitted);
+
+    let mut table = LatencyTable::new(Provenance {
+        date: tunas_shared::time::utc_now_rfc3339(),
+        overhead_us: c0.max(0.0),
+        ..measured.provenance.clone()
+    });
+    let e = &mut table.provenance.extra;
+    e.insert("x-calibration-networks".into(), rows.len().to_string());
+    e.insert("x-calibration-seed".into(), s.calibration_seed.to_string());
+    e.insert("x-op-scale".into(), format!("{alpha:.5}"));
+    e.insert("x-per-op-us".into(), format!("{c1:.3}"));
+    e.insert("x-fit-constant-us".into(), format!("{c0:.3}"));
+    e.insert("x-calibration-mape-pct".into(), format!("{:.2}", fit.mape));
+    e.insert(
+        "x-op-loop".into(),
+        format!(
+            "warm-up >= {} runs and {:?}; timed >= {} runs and {:?}",
+            t.op_loop.min_warmup_runs,
+            t.op_loop.min_warmup_time,
+            t.op_loop.min_runs,
+            t.op_loop.min_time
+        ),
+    );
+    // A negative fitted constant is folded into the per-op cost of the
+    // first op every network has (the stem), so sums stay unbiased.
+    let negative_constant = c0.min(0.0);
+    for (key, raw) in &measured.rows {
+        let adjust = |v: f64| {
+            let mut v = alpha * v + c1;
+            if key.op == tunas_shared::OpKind::Stem {
+                v += negative_constant;
+            }
+            v.max(0.0)
+        };
+        table.rows.insert(
+            *key,
+            OpStats {
+                median_us: adjust(raw.median_us),
+                p10_us: adjust(raw.p10_us),
+                p90_us: adjust(raw.p90_us),
+                mean_us: adjust(raw.mean_us),
+                std_us: alpha * raw.std_us,
+                runs: raw.runs,
+                measured_at: raw.measured_at.clone(),
+            },
+        );
+    }
+    table.write_atomic(&s.out)?;
+    journal.finish().map_err(|e| ProfileError::Unwritable {
+        path: jpath.display().to_string(),
+        message: e.to_string(),
+    })?;
+    table.path = Some(s.out.clone());
+    Ok(table)
+}
+
+/// The outcome of `validate`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ValidationReport {
+    /// Space name.
+    pub space: String,
+    /// Table file.
+    pub table: String,
+    /// Seed of the sampled architectures.
+    pub seed: u64,
+    /// Agreement figures (`samples`, `within_5pct`, ...), flattened.
+    #[serde(flatten)]
+    pub agreement: Agreement,
+    /// Runtime and version.
+    pub runtime: String,
+    /// Intra-op threads.
+    pub threads: usize,
+    /// Execution provider.
+    pub execution_provider: String,
+    /// Device description.
+    pub device: String,
+    /// CPU.
+    pub cpu: String,
+    /// Per network: architecture, estimate (ms), measured median (ms).
+    pub networks: Vec<ValidatedNetwork>,
+}
+
+/// One validated network.
+#[derive(Clone, Debug, Serialize)]
+pub struct ValidatedNetwork {
+    /// Compact architecture.
+    pub arch: String,
+    /// Table estimate (ms).
+    pub estimate_ms: f64,
+    /// Measured median (ms).
+    pub measured_ms: f64,
+}
+
+/// Times `samples` random architectures end to end and compares them with
+/// the table's estimates.
+pub fn validate(
+    runtime: &Runtime,
+    space: &SearchSpace,
+    table: &LatencyTable,
+    samples: usize,
+    seed: u64,
+    t: &TimingSettings,
+    show_progress: bool,
+) -> Result<ValidationReport, ProfileError> {
+    table.check_space(space)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let progress = bar(samples as u64, show_progress, "networks");
+    let started = Instant::now();
+    let mut networks = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let arch = Architecture::sample_uniform(space, &mut rng);
+        let estimate = table.estimate_us(space, &arch)?;
+        let measured = measure_architecture(runtime, space, &arch, t)?;
+        networks.push(ValidatedNetwork {
+            arch: arch.to_compact(),
+            estimate_ms: estimate / 1000.0,
+            measured_ms: measured.median_us / 1000.0,
+        });
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    let _ = started;
+    let pairs: Vec<(f64, f64)> = networks
+        .iter()
+        .map(|n| (n.estimate_ms, n.measured_ms))
+        .collect();
+    Ok(ValidationReport {
+        space: space.name.clone(),
+        table: table
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        seed,
+        agreement: Agreement::of(&pairs),
+        runtime: format!("onnxruntime {}", runtime.version()),
+        threads: t.threads,
+        execution_provider: t.provider.name().into(),
+        device: device::local_device_name(),
+        cpu: device::cpu_description(),
+        networks,
+    })
+}
+
+/// Human summary of a validation.
+pub fn validation_text(r: &ValidationReport) -> String {
+    let a = &r.agreement;
+    format!(
+        "{} networks of {} (seed {}), {} with {} thread(s) on {}\n  within ±5%: {:.1}%   within ±10%: {:.1}%   MAPE {:.2}%   max |err| {:.2}%   mean signed err {:+.2}%\n  Kendall τ {:.3}   Spearman ρ {:.3}\n",
+        a.samples,
+        r.space,
+        r.seed,
+        r.runtime,
+        r.threads,
+        r.cpu,
+        a.within_5pct * 100.0,
+        a.within_10pct * 100.0,
+        a.mape,
+        a.max_abs_err,
+        a.mean_signed_err,
+        a.kendall_tau,
+        a.spearman
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calibration_fit_recovers_a_known_line() {
+        let rows: Vec<(f64, f64, f64)> = (0..10)
+            .map(|i| {
+                let s = 100.0 + 37.0 * i as f64;
+                let n = 5.0 + (i % 4) as f64;
+                (s, n, 20.0 + 0.9 * s + 3.0 * n)
+            })
+            .collect();
+        let (c0, a, c1) = fit_calibration(&rows);
+        assert!((c0 - 20.0).abs() < 1e-6 && (a - 0.9).abs() < 1e-9 && (c1 - 3.0).abs() < 1e-6);
+    }
+}
