@@ -11,6 +11,7 @@
 //! assert!(tunas_shared::architecture_flops(&space, &arch) > 1_000_000);
 //! ```
 
+pub mod bench;
 pub mod controller;
 pub mod data;
 pub mod estimate;
@@ -18,3 +19,5 @@ pub mod estimate;
 pub mod layers;
 pub mod optim;
 pub mod supernet;
+pub mod train;
+pub mod weights;

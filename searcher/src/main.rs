@@ -39,6 +39,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Train one fixed architecture from scratch and report its test accuracy
+    /// (running BN statistics); with --weights, only evaluate saved weights.
+    Train(TrainArgs),
+    /// Measure training-step throughput (images/s) and peak memory of one
+    /// path on random batches.
+    Bench(BenchArgs),
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -59,6 +65,249 @@ fn run(cli: Cli) -> Result<()> {
                 print!("{}", estimate::estimate_text(&space, &arch, &e));
             }
         }
+        Command::Train(args) => run_train(args)?,
+        Command::Bench(args) => run_bench(args)?,
+    }
+    Ok(())
+}
+
+/// Arguments of `train`.
+#[derive(clap::Args, Debug)]
+struct TrainArgs {
+    /// A built-in space name or a path to a .toml file (default with
+    /// --weights: the space recorded in the weights file).
+    #[arg(
+        long,
+        value_name = "NAME|FILE.toml",
+        required_unless_present = "weights"
+    )]
+    space: Option<String>,
+    /// The architecture: compact text, `largest`, or `random:SEED` (default
+    /// with --weights: the architecture recorded in the file).
+    #[arg(long, value_name = "ARCH", required_unless_present = "weights")]
+    arch: Option<String>,
+    /// Passes over the training images.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Folder with IDX (Fashion-MNIST, MNIST) or CIFAR-10 binary files.
+    #[arg(long, value_name = "DIR", default_value = tunas_searcher::data::DEFAULT_FASHION_MNIST_DIR)]
+    data: PathBuf,
+    /// Images per training step.
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Peak learning rate [default: 0.1 for sgd, 0.05 for rmsprop].
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Optimiser of the weights.
+    #[arg(long, value_enum, default_value = "sgd")]
+    optimizer: tunas_searcher::train::OptimizerKind,
+    /// L2 weight decay on conv and linear weights.
+    #[arg(long, default_value_t = 4e-5)]
+    weight_decay: f32,
+    /// Momentum (Nesterov for sgd).
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f32,
+    /// Label smoothing of the cross-entropy loss.
+    #[arg(long, default_value_t = 0.1)]
+    label_smoothing: f32,
+    /// Share of the steps spent in linear learning-rate warm-up.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.025)]
+    warmup: f64,
+    /// Random pad-and-crop augmentation in pixels (0: off).
+    #[arg(long, value_name = "PIXELS", default_value_t = 2)]
+    pad_crop: usize,
+    /// Random horizontal flips.
+    #[arg(long)]
+    flip: bool,
+    /// Seed of the weights, the batch order and the augmentation.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Worker threads [default: one per core].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Train on only N (seeded random) training images.
+    #[arg(long, value_name = "N")]
+    limit_train: Option<usize>,
+    /// Before each evaluation, set the running BN statistics to the average
+    /// over N training batches (useful after short runs: BN momentum 0.99
+    /// needs a few hundred steps to settle); 0 keeps training's averages.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    recalibrate_bn: usize,
+    /// Folder for weights.bin and result.json.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Load weights saved by an earlier `train --out` and only evaluate them.
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
+    /// Run every layer serially: bit-identical results for a given seed.
+    #[arg(long)]
+    deterministic: bool,
+    /// No progress bar or per-epoch lines.
+    #[arg(long)]
+    quiet: bool,
+    /// Print the result as JSON (test_accuracy, epochs, seconds,
+    /// images_per_s, arch, space, per-epoch history) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn run_train(a: TrainArgs) -> Result<()> {
+    use tunas_searcher::{data, supernet::Supernet, train, weights};
+    tunas_searcher::layers::set_serial(a.deterministic);
+    let meta = a
+        .weights
+        .as_ref()
+        .map(|w| weights::read_meta(w))
+        .transpose()?;
+    let space_name = a
+        .space
+        .clone()
+        .or_else(|| meta.as_ref().map(|m| m.space.clone()))
+        .context("--space is needed")?;
+    let space = load_space(&space_name).context("--space")?;
+    let arch_spec = a
+        .arch
+        .clone()
+        .or_else(|| meta.as_ref().and_then(|m| m.arch.clone()))
+        .context("--arch is needed: the weights file records no architecture")?;
+    let arch = Architecture::parse_spec(&space, &arch_spec).context("--arch")?;
+    let data = data::load_dir(&a.data)?;
+    let mut net = Supernet::new(&space, a.seed);
+    if let (Some(path), Some(meta)) = (&a.weights, &meta) {
+        weights::load_supernet(path, &mut net)?;
+        let norm = train::saved_normalization(&meta.extra)
+            .unwrap_or_else(|| train::Normalization::of(&data.train));
+        let report = train::in_thread_pool(a.threads, || {
+            train::evaluate_weights(&mut net, &arch, &data.test, &norm, 500)
+        })??;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            println!(
+                "test accuracy {:.4} on {} images ({}, {}; {:.1} s)",
+                report.test_accuracy, report.test_images, report.space, report.arch, report.seconds
+            );
+        }
+        return Ok(());
+    }
+    let mut cfg = train::TrainConfig::new(a.optimizer);
+    cfg.epochs = a.epochs;
+    cfg.batch = a.batch;
+    if let Some(lr) = a.lr {
+        cfg.lr = lr;
+    }
+    cfg.weight_decay = a.weight_decay;
+    cfg.momentum = a.momentum;
+    cfg.label_smoothing = a.label_smoothing;
+    cfg.warmup_fraction = a.warmup;
+    cfg.pad_crop = a.pad_crop;
+    cfg.flip = a.flip;
+    cfg.seed = a.seed;
+    cfg.limit_train = a.limit_train;
+    cfg.bn_recalibration_batches = a.recalibrate_bn;
+    let report = train::in_thread_pool(a.threads, || {
+        train::train_architecture(&mut net, &arch, &data, &cfg, a.quiet)
+    })??;
+    if let Some(dir) = &a.out {
+        let (w, r) = train::save_run(dir, &net, &arch, &report)?;
+        eprintln!("wrote {} and {}", w.display(), r.display());
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "test accuracy {:.4} after {} epochs ({:.1} s, {:.0} training images/s)",
+            report.test_accuracy, report.epochs, report.seconds, report.images_per_s
+        );
+    }
+    Ok(())
+}
+
+/// Arguments of `bench`.
+#[derive(clap::Args, Debug)]
+struct BenchArgs {
+    /// A built-in space name or a path to a .toml file.
+    #[arg(long, value_name = "NAME|FILE.toml", default_value = "tiny28")]
+    space: String,
+    /// The architecture: compact text, `largest`, or `random:SEED`.
+    #[arg(long, value_name = "ARCH", default_value = "largest")]
+    arch: String,
+    /// Images per step.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Worker threads [default: one per core].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Measured steps.
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Unmeasured steps before them.
+    #[arg(long, default_value_t = 3)]
+    warmup_steps: usize,
+    /// Which path to train.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "single-path",
+        conflicts_with = "all_values"
+    )]
+    variant: tunas_searcher::bench::BenchVariant,
+    /// Measure op warm-up (every kernel/SE/skip decision runs all its
+    /// values) with and without rematerialization, one after the other.
+    #[arg(long)]
+    all_values: bool,
+    /// Seed of the weights and the random batch.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Run every layer serially (ignores --threads).
+    #[arg(long)]
+    deterministic: bool,
+    /// Print JSON (`images_per_s`, `peak_rss_mb`, per-phase timings; with
+    /// --all-values one object per variant) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn run_bench(a: BenchArgs) -> Result<()> {
+    use tunas_searcher::bench::{self, BenchVariant};
+    tunas_searcher::layers::set_serial(a.deterministic);
+    let space = load_space(&a.space).context("--space")?;
+    let arch = Architecture::parse_spec(&space, &a.arch).context("--arch")?;
+    anyhow::ensure!(a.batch > 0, "--batch must be at least 1");
+    anyhow::ensure!(a.steps > 0, "--steps must be at least 1");
+    let cfg = bench::BenchConfig {
+        batch: a.batch,
+        steps: a.steps,
+        warmup_steps: a.warmup_steps,
+        seed: a.seed,
+    };
+    let variants = if a.all_values {
+        vec![BenchVariant::AllValuesRemat, BenchVariant::AllValuesNoRemat]
+    } else {
+        vec![a.variant]
+    };
+    let results = tunas_searcher::train::in_thread_pool(a.threads, || {
+        variants
+            .iter()
+            .map(|&v| {
+                let r = bench::bench(&space, &arch, v, &cfg);
+                if !a.json {
+                    println!("{}", bench::bench_text(&r));
+                }
+                r
+            })
+            .collect::<Vec<_>>()
+    })?;
+    if a.json {
+        let json = if a.all_values {
+            serde_json::json!({
+                "all_values_remat": results[0],
+                "all_values_no_remat": results[1],
+            })
+        } else {
+            serde_json::to_value(&results[0])?
+        };
+        println!("{}", serde_json::to_string_pretty(&json)?);
     }
     Ok(())
 }

@@ -1,0 +1,341 @@
+//! Steady-state training-step throughput and peak memory of one path of a
+//! supernet, on random input batches (no data set needed).
+//!
+//! A step is exactly [`crate::supernet::train_step`]: zero the gradients,
+//! forward (keeping the tape, BN updating its running statistics), softmax
+//! cross-entropy, backward, optimiser update; each phase is timed on its
+//! own. The first `warmup_steps` steps (allocations, optimiser state, caches)
+//! are not measured.
+//!
+//! Memory is the process's resident set, read from `/proc/self/status`:
+//! `baseline_rss_mb` (`VmRSS`) once the network and the batch exist, before
+//! the first step, and `peak_rss_mb` (`VmHWM`) over the steps. The peak is
+//! reset first by writing `5` to `/proc/self/clear_refs` (Linux ≥ 4.0); where
+//! that is not allowed, `peak_rss_reset` is false and the peak counts from
+//! the start of the process.
+//!
+//! ```
+//! use tunas_searcher::bench::{BenchConfig, BenchVariant, bench};
+//! use tunas_shared::{Architecture, builtin_space};
+//!
+//! let space = builtin_space("tiny28").unwrap();
+//! let arch = Architecture::largest(&space);
+//! let cfg = BenchConfig { batch: 2, steps: 2, warmup_steps: 1, seed: 0 };
+//! let r = bench(&space, &arch, BenchVariant::SinglePath, &cfg);
+//! assert!(r.images_per_s > 0.0);
+//! ```
+
+use std::time::Instant;
+
+use ndarray::Array4;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tunas_shared::{Architecture, DecisionKind, SearchSpace};
+
+use crate::layers::loss::softmax_cross_entropy;
+use crate::optim::{Optimizer, Sgd};
+use crate::supernet::{BnMode, PathPlan, Supernet};
+
+/// Which kind of path a benchmark trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum BenchVariant {
+    /// One architecture, every decision at its chosen value.
+    SinglePath,
+    /// Op warm-up: every kernel, squeeze-excite and skip decision runs all
+    /// its values, with rematerialization (branches recomputed in backward).
+    AllValuesRemat,
+    /// Op warm-up without rematerialization (every branch's tape is kept).
+    AllValuesNoRemat,
+}
+
+impl BenchVariant {
+    /// The path plan of this variant for `arch`.
+    pub fn plan(self, space: &SearchSpace, arch: &Architecture) -> PathPlan {
+        match self {
+            BenchVariant::SinglePath => PathPlan::single(arch.clone()),
+            BenchVariant::AllValuesRemat => all_values_plan(space, arch, true),
+            BenchVariant::AllValuesNoRemat => all_values_plan(space, arch, false),
+        }
+    }
+}
+
+/// The op-warm-up plan: every kernel, squeeze-excite and skip decision of
+/// `space` runs all its values (SPEC §4); filters and expansion keep
+/// `arch`'s values.
+pub fn all_values_plan(space: &SearchSpace, arch: &Architecture, rematerialize: bool) -> PathPlan {
+    PathPlan {
+        arch: arch.clone(),
+        all_values: space
+            .decisions
+            .iter()
+            .map(|d| {
+                matches!(
+                    d.kind,
+                    DecisionKind::Kernel | DecisionKind::SqueezeExcite | DecisionKind::Skip
+                )
+            })
+            .collect(),
+        rematerialize,
+    }
+}
+
+/// How long and on what a benchmark runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchConfig {
+    /// Images per step.
+    pub batch: usize,
+    /// Measured steps.
+    pub steps: usize,
+    /// Steps run first and not measured.
+    pub warmup_steps: usize,
+    /// Seed of the weights and the random batch.
+    pub seed: u64,
+}
+
+/// Median, mean, min and max of a set of timings, in milliseconds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    /// Median.
+    pub median_ms: f64,
+    /// Mean.
+    pub mean_ms: f64,
+    /// Fastest.
+    pub min_ms: f64,
+    /// Slowest.
+    pub max_ms: f64,
+}
+
+impl Timing {
+    fn of(seconds: &[f64]) -> Self {
+        let mut ms: Vec<f64> = seconds.iter().map(|s| s * 1e3).collect();
+        ms.sort_by(f64::total_cmp);
+        let n = ms.len().max(1);
+        let median = if ms.is_empty() {
+            0.0
+        } else if n % 2 == 1 {
+            ms[n / 2]
+        } else {
+            (ms[n / 2 - 1] + ms[n / 2]) / 2.0
+        };
+        Timing {
+            median_ms: median,
+            mean_ms: ms.iter().sum::<f64>() / n as f64,
+            min_ms: ms.first().copied().unwrap_or(0.0),
+            max_ms: ms.last().copied().unwrap_or(0.0),
+        }
+    }
+}
+
+/// The measurements of one benchmark.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchResult {
+    /// Which path was trained.
+    pub variant: BenchVariant,
+    /// Space name.
+    pub space: String,
+    /// Compact architecture text.
+    pub arch: String,
+    /// Images per step.
+    pub batch: usize,
+    /// Rayon threads.
+    pub threads: usize,
+    /// Whether layers ran serially.
+    pub serial: bool,
+    /// Measured steps.
+    pub steps: usize,
+    /// Unmeasured steps before them.
+    pub warmup_steps: usize,
+    /// Steady-state throughput: `batch · steps / measured seconds`.
+    pub images_per_s: f64,
+    /// Whole training step.
+    pub step: Timing,
+    /// Zeroing the gradients.
+    pub zero_grad: Timing,
+    /// Forward pass with tape (and the loss).
+    pub forward: Timing,
+    /// Backward pass.
+    pub backward: Timing,
+    /// Optimiser update.
+    pub update: Timing,
+    /// Duration of the first (cold) step, in milliseconds.
+    pub first_step_ms: f64,
+    /// Resident set (MB) before the first step: network, optimiser-free
+    /// weights and the batch.
+    pub baseline_rss_mb: Option<f64>,
+    /// Peak resident set (MB) over all steps.
+    pub peak_rss_mb: Option<f64>,
+    /// Whether the peak was reset before the steps (else it counts from
+    /// process start).
+    pub peak_rss_reset: bool,
+}
+
+/// A field of `/proc/self/status` in kB (`VmRSS`, `VmHWM`), if readable.
+pub fn proc_status_kb(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| {
+        let rest = l.strip_prefix(field)?.strip_prefix(':')?;
+        rest.trim().strip_suffix("kB")?.trim().parse().ok()
+    })
+}
+
+/// Resets the process's peak resident set (`VmHWM`) to the current one.
+/// Returns whether the kernel allowed it.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+fn mb(kb: Option<u64>) -> Option<f64> {
+    kb.map(|k| k as f64 / 1024.0)
+}
+
+/// Trains `variant`'s path of `arch` on a fixed random batch for
+/// `cfg.warmup_steps + cfg.steps` steps (SGD, Nesterov momentum 0.9, weight
+/// decay 4e-5, learning rate 0.01, label smoothing 0.1) on the current rayon
+/// pool and reports throughput, per-phase timings and memory.
+pub fn bench(
+    space: &SearchSpace,
+    arch: &Architecture,
+    variant: BenchVariant,
+    cfg: &BenchConfig,
+) -> BenchResult {
+    let mut net = Supernet::new(space, cfg.seed);
+    let plan = variant.plan(space, arch);
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(1));
+    let i = &space.input;
+    let x = Array4::from_shape_simple_fn(
+        (
+            cfg.batch,
+            i.channels as usize,
+            i.height as usize,
+            i.width as usize,
+        ),
+        || rng.random_range(-1.0f32..1.0),
+    );
+    let labels: Vec<usize> = (0..cfg.batch)
+        .map(|_| rng.random_range(0..i.classes as usize))
+        .collect();
+    let optimizer = Optimizer::Sgd(Sgd {
+        momentum: 0.9,
+        weight_decay: 4e-5,
+        nesterov: true,
+    });
+    let baseline = mb(proc_status_kb("VmRSS"));
+    let reset = reset_peak_rss();
+    let mut phases: [Vec<f64>; 5] = Default::default();
+    let mut first_step_ms = 0.0;
+    for s in 0..cfg.warmup_steps + cfg.steps {
+        let t0 = Instant::now();
+        net.store.zero_grads();
+        let t1 = Instant::now();
+        let (logits, tape) = net.forward(x.clone(), &plan, BnMode::BatchUpdateRunning, true);
+        let (_, dlogits) = softmax_cross_entropy(logits.view(), &labels, 0.1);
+        let t2 = Instant::now();
+        net.backward(tape.expect("tape was kept"), &plan, dlogits);
+        let t3 = Instant::now();
+        net.store.step(&optimizer, 0.01);
+        let t4 = Instant::now();
+        if s == 0 {
+            first_step_ms = (t4 - t0).as_secs_f64() * 1e3;
+        }
+        if s >= cfg.warmup_steps {
+            let d = [t4 - t0, t1 - t0, t2 - t1, t3 - t2, t4 - t3];
+            for (p, d) in phases.iter_mut().zip(d) {
+                p.push(d.as_secs_f64());
+            }
+        }
+    }
+    let peak = mb(proc_status_kb("VmHWM"));
+    let measured: f64 = phases[0].iter().sum();
+    BenchResult {
+        variant,
+        space: space.name.clone(),
+        arch: arch.to_compact(),
+        batch: cfg.batch,
+        threads: rayon::current_num_threads(),
+        serial: crate::layers::is_serial(),
+        steps: cfg.steps,
+        warmup_steps: cfg.warmup_steps,
+        images_per_s: if measured > 0.0 {
+            (cfg.batch * cfg.steps) as f64 / measured
+        } else {
+            0.0
+        },
+        step: Timing::of(&phases[0]),
+        zero_grad: Timing::of(&phases[1]),
+        forward: Timing::of(&phases[2]),
+        backward: Timing::of(&phases[3]),
+        update: Timing::of(&phases[4]),
+        first_step_ms,
+        baseline_rss_mb: baseline,
+        peak_rss_mb: peak,
+        peak_rss_reset: reset,
+    }
+}
+
+/// One line of text for a result.
+pub fn bench_text(r: &BenchResult) -> String {
+    let rss = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.1} MB"));
+    format!(
+        "{:<20} batch {} threads {}: {:.1} images/s, step {:.1} ms (forward {:.1}, backward {:.1}, update {:.1}, zero {:.1}), RSS baseline {}, peak {}{}",
+        serde_json::to_value(r.variant)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        r.batch,
+        r.threads,
+        r.images_per_s,
+        r.step.median_ms,
+        r.forward.median_ms,
+        r.backward.median_ms,
+        r.update.median_ms,
+        r.zero_grad.median_ms,
+        rss(r.baseline_rss_mb),
+        rss(r.peak_rss_mb),
+        if r.peak_rss_reset {
+            ""
+        } else {
+            " (since process start)"
+        }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tunas_shared::builtin_space;
+
+    #[test]
+    fn all_values_plan_marks_only_kernel_se_and_skip() {
+        let space = builtin_space("tiny28").unwrap();
+        let plan = all_values_plan(&space, &Architecture::largest(&space), true);
+        for (d, all) in space.decisions.iter().zip(&plan.all_values) {
+            let expected = matches!(
+                d.kind,
+                DecisionKind::Kernel | DecisionKind::SqueezeExcite | DecisionKind::Skip
+            );
+            assert_eq!(*all, expected, "{}", d.name);
+        }
+        assert!(plan.all_values.iter().any(|&a| a));
+    }
+
+    #[test]
+    fn proc_status_is_read() {
+        if std::path::Path::new("/proc/self/status").exists() {
+            let rss = proc_status_kb("VmRSS").expect("VmRSS");
+            assert!(rss > 0);
+            assert!(proc_status_kb("VmHWM").unwrap() >= rss / 2);
+        }
+        assert_eq!(proc_status_kb("NoSuchField"), None);
+    }
+
+    #[test]
+    fn timing_statistics() {
+        let t = Timing::of(&[0.003, 0.001, 0.002, 0.010]);
+        assert_eq!(t.median_ms, 2.5);
+        assert_eq!(t.min_ms, 1.0);
+        assert_eq!(t.max_ms, 10.0);
+        assert!((t.mean_ms - 4.0).abs() < 1e-9);
+    }
+}
