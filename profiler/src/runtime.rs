@@ -676,6 +676,30 @@ impl ModelSession {
         Ok((shape.to_vec(), values.to_vec()))
     }
 
+    /// One inference on the given input values (the session's input shape,
+    /// row-major); returns the first output's shape and values. Used to check
+    /// an exported network's accuracy on real data.
+    pub fn run_with(&mut self, values: &[f32]) -> Result<(Vec<i64>, Vec<f32>), RuntimeError> {
+        let run_error = |e: ort::Error| RuntimeError::Run {
+            message: e.to_string(),
+        };
+        let shape: Vec<i64> = self.input_shape.clone();
+        let expected: i64 = shape.iter().product();
+        if values.len() as i64 != expected {
+            return Err(RuntimeError::Run {
+                message: format!(
+                    "input has {} values, the model's input {:?} needs {expected}",
+                    values.len(),
+                    shape
+                ),
+            });
+        }
+        let tensor = Tensor::from_array((shape, values.to_vec())).map_err(run_error)?;
+        let outputs = self.session.run(ort::inputs![&tensor]).map_err(run_error)?;
+        let (shape, out) = outputs[0].try_extract_tensor::<f32>().map_err(run_error)?;
+        Ok((shape.to_vec(), out.to_vec()))
+    }
+
     /// Ends profiling and returns the path of the JSON profile ONNX Runtime
     /// wrote. Only meaningful with [`SessionConfig::profile_prefix`] set.
     pub fn end_profiling(&mut self) -> Result<PathBuf, RuntimeError> {

@@ -15,9 +15,11 @@ pub mod bench;
 pub mod controller;
 pub mod data;
 pub mod estimate;
+pub mod export;
 
 pub mod layers;
 pub mod optim;
+pub mod search;
 pub mod supernet;
 pub mod train;
 pub mod weights;

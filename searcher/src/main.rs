@@ -6,7 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use search_cmd::{ExportArgs, RandomArgs, SearchArgs};
 use tunas_searcher::estimate;
+
+mod search_cmd;
 use tunas_shared::{Architecture, LatencyTable, load_space};
 
 /// Search for the most accurate network that meets a latency target on your
@@ -45,6 +48,15 @@ enum Command {
     /// Measure training-step throughput (images/s) and peak memory of one
     /// path on random batches.
     Bench(BenchArgs),
+    /// Search: train the supernet jointly with the controller (TuNAS) and
+    /// write the most likely architecture to --out.
+    Search(SearchArgs),
+    /// Write a searched (or any) architecture as ONNX with the run's trained
+    /// shared weights (BN recalibrated on training batches, then folded).
+    Export(ExportArgs),
+    /// Random-search baseline: uniform samples whose cost lies within a band
+    /// around the target.
+    Random(RandomArgs),
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -67,6 +79,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Train(args) => run_train(args)?,
         Command::Bench(args) => run_bench(args)?,
+        Command::Search(args) => search_cmd::run_search(args)?,
+        Command::Export(args) => search_cmd::run_export(args)?,
+        Command::Random(args) => search_cmd::run_random(args)?,
     }
     Ok(())
 }

@@ -191,18 +191,30 @@ impl ParamStore {
     }
 
     /// Applies one optimiser step to every trainable tensor that has a
-    /// gradient. Weight decay applies only to tensors marked for it.
+    /// gradient or optimiser state. Weight decay applies only to tensors
+    /// marked for it.
     pub fn step(&mut self, optimizer: &Optimizer, lr: f32) {
         for t in &mut self.tensors {
-            let (Some(grad), true) = (&t.grad, t.trainable) else {
+            if !t.trainable {
                 continue;
-            };
+            }
             let opt = if t.decay {
                 *optimizer
             } else {
                 without_decay(optimizer)
             };
-            opt.step(lr, t.value.view_mut(), grad.view(), &mut t.state);
+            match &t.grad {
+                Some(grad) => opt.step(lr, t.value.view_mut(), grad.view(), &mut t.state),
+                // A tensor the current path does not use still moves with its
+                // momentum and decay once it has optimiser state, so a run
+                // resumed from a checkpoint (where no gradient buffer exists
+                // yet) steps exactly like an uninterrupted one.
+                None if !t.state.first.is_empty() => {
+                    let zeros = ArrayD::zeros(t.value.raw_dim());
+                    opt.step(lr, t.value.view_mut(), zeros.view(), &mut t.state);
+                }
+                None => {}
+            }
         }
     }
 
@@ -361,6 +373,9 @@ pub struct Supernet {
     pub layers: Vec<LayerWeights>,
     /// Head and classifier.
     pub head: HeadWeights,
+    /// Overrides the BN momentum of running-statistics updates (weight of
+    /// the old value); BN recalibration sets `k/(k+1)` for a plain average.
+    pub bn_momentum: Option<f32>,
 }
 
 fn int_values(space: &SearchSpace, p: &Param<u32>) -> Vec<u32> {
@@ -597,6 +612,7 @@ impl Supernet {
                 fc,
                 classifier,
             },
+            bn_momentum: None,
         }
     }
 }

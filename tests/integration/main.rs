@@ -3,9 +3,11 @@
 //! - `spaces`: built-in spaces, TOML round-trips, counts, op-key sets.
 //! - `tables`: the latency-table schema, strict reading, estimates.
 //! - `cli`: the command-line tools as a user runs them.
+//! - `search`: the search loop, kill and resume, export to ONNX.
 //! - `onnx_models`: every generated ONNX model passes the `onnx` checker.
 
 mod cli;
 mod onnx_models;
+mod search;
 mod spaces;
 mod tables;

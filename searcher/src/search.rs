@@ -1,0 +1,826 @@
+//! The TuNAS search loop (SPEC §4).
+//!
+//! Each step samples an architecture (uniformly during the warm-up, from the
+//! controller after it), trains the shared weights it uses on a training
+//! batch, evaluates the same architecture on a validation batch with the
+//! updated weights (Q), estimates its cost T from the latency table (or
+//! FLOPs / parameters), and updates the controller with REINFORCE on the
+//! reward. During the warm-up (first 25% of steps) the RL learning rate is 0;
+//! op warm-up runs a kernel / SE / skip decision over all its values with
+//! probability p (1 → 0), filter warm-up gives a filters / expansion decision
+//! its largest value with probability q (1 → 0).
+//!
+//! Everything random at step t is drawn from generators seeded by
+//! `(seed, t)`, and the data order of an epoch from `(seed, epoch)`, so a
+//! run resumed from a checkpoint continues exactly as an uninterrupted one
+//! would.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tunas_shared::{
+    Architecture, DecisionKind, LatencyTable, SearchSpace, TableError, architecture_flops,
+    architecture_params,
+};
+
+use crate::controller::{Controller, RewardKind, rl_learning_rate};
+use crate::data::{BatchMaker, Dataset};
+use crate::optim::{Optimizer, Sgd, WarmupCosine};
+use crate::supernet::{BnMode, PathPlan, Supernet, evaluate, train_step};
+use crate::weights::{WeightsError, WeightsMeta, load_store, save_store};
+
+/// What the cost T of an architecture is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resource {
+    /// Latency from the table, ms.
+    Latency,
+    /// Multiply-adds, millions.
+    Flops,
+    /// Parameters, millions.
+    Params,
+}
+
+/// Everything that defines a search.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SearchConfig {
+    /// Total steps.
+    pub steps: usize,
+    /// Fraction of steps in the warm-up.
+    pub warmup_fraction: f64,
+    /// Training batch size.
+    pub batch: usize,
+    /// Validation batch size (for Q).
+    pub validation_batch: usize,
+    /// Samples per step.
+    pub samples_per_step: usize,
+    /// Reward function.
+    pub reward: RewardKind,
+    /// β (negative).
+    pub beta: f64,
+    /// Target T0, in the resource's unit (ms, M multiply-adds, M params).
+    pub target: f64,
+    /// Which resource T measures.
+    pub resource: Resource,
+    /// RL learning rate at the end of the warm-up (grows ×10 to the end).
+    pub rl_learning_rate: f64,
+    /// Peak learning rate of the shared weights.
+    pub weight_learning_rate: f32,
+    /// Weight decay of the shared weights.
+    pub weight_decay: f32,
+    /// Label smoothing.
+    pub label_smoothing: f32,
+    /// Keep only decision inputs for all-values decisions.
+    pub rematerialize: bool,
+    /// Seed of everything random.
+    pub seed: u64,
+    /// Checkpoint every this many steps.
+    pub checkpoint_every: usize,
+    /// Record controller probabilities every this many steps.
+    pub record_every: usize,
+}
+
+impl SearchConfig {
+    /// The defaults for `steps` steps at target `target`.
+    pub fn defaults(steps: usize, target: f64) -> Self {
+        let warmup = (steps as f64 * 0.25).round() as usize;
+        SearchConfig {
+            steps,
+            warmup_fraction: 0.25,
+            batch: 64,
+            validation_batch: 128,
+            samples_per_step: 1,
+            reward: RewardKind::Abs,
+            beta: -0.1,
+            target,
+            resource: Resource::Latency,
+            rl_learning_rate: 1.5 / (steps - warmup).max(1) as f64,
+            weight_learning_rate: 0.05,
+            weight_decay: 4e-5,
+            label_smoothing: 0.1,
+            rematerialize: true,
+            seed: 1,
+            checkpoint_every: 250,
+            record_every: 10,
+        }
+    }
+
+    /// Steps in the warm-up.
+    pub fn warmup_steps(&self) -> usize {
+        (self.steps as f64 * self.warmup_fraction).round() as usize
+    }
+}
+
+/// A search could not run or resume.
+#[derive(Debug, Error)]
+pub enum SearchError {
+    /// The table could not be used.
+    #[error(transparent)]
+    Table(#[from] TableError),
+    /// A checkpoint could not be read or written.
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    /// A file of the run folder could not be read or written.
+    #[error("{path}: {message}")]
+    Io {
+        /// Path.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+    /// A setting is out of range.
+    #[error("{what}: {why}")]
+    BadSetting {
+        /// Flag.
+        what: &'static str,
+        /// Why.
+        why: String,
+    },
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> SearchError + '_ {
+    move |e| SearchError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// The data a search uses.
+#[derive(Clone, Debug)]
+pub struct SearchData {
+    /// Images that train the shared weights.
+    pub train: Dataset,
+    /// Held-out images that give the reward's Q.
+    pub validation: Dataset,
+    /// Normalisation (from `train`).
+    pub maker: BatchMaker,
+}
+
+impl SearchData {
+    /// Splits a training set: `holdout` images (seeded) for the reward.
+    pub fn split(all: &Dataset, holdout: usize, seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xda7a);
+        let (train, validation) = all.split(holdout, &mut rng);
+        let maker = BatchMaker::plain(&train);
+        SearchData {
+            train,
+            validation,
+            maker,
+        }
+    }
+}
+
+/// One row of the per-step log.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepRecord {
+    /// Step (0-based).
+    pub step: usize,
+    /// `warmup` or `search`.
+    pub phase: &'static str,
+    /// Learning rate of the shared weights.
+    pub weight_lr: f32,
+    /// RL learning rate.
+    pub rl_lr: f64,
+    /// Op warm-up probability.
+    pub op_warmup_p: f64,
+    /// Filter warm-up probability.
+    pub filter_warmup_q: f64,
+    /// Sampled architecture.
+    pub arch: String,
+    /// Training loss.
+    pub train_loss: f32,
+    /// Validation accuracy of the sampled architecture (Q).
+    pub quality: f64,
+    /// Cost T.
+    pub cost: f64,
+    /// Reward.
+    pub reward: f64,
+    /// Baseline after the update.
+    pub baseline: f64,
+    /// Controller entropy over the sample's active decisions.
+    pub entropy: f64,
+}
+
+const LOG_HEADER: &str = "step,phase,weight_lr,rl_lr,op_warmup_p,filter_warmup_q,arch,train_loss,quality,cost,reward,baseline,entropy";
+
+impl StepRecord {
+    fn csv(&self) -> String {
+        format!(
+            "{},{},{:.6},{:.6e},{:.4},{:.4},{},{:.5},{:.5},{:.5},{:.6},{:.6},{:.5}",
+            self.step,
+            self.phase,
+            self.weight_lr,
+            self.rl_lr,
+            self.op_warmup_p,
+            self.filter_warmup_q,
+            self.arch,
+            self.train_loss,
+            self.quality,
+            self.cost,
+            self.reward,
+            self.baseline,
+            self.entropy
+        )
+    }
+}
+
+/// What a checkpoint holds besides the weights file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Next step to run.
+    pub next_step: usize,
+    /// The config the run started with.
+    pub config: SearchConfig,
+    /// Controller with its optimiser state and baseline.
+    pub controller: Controller,
+    /// Recorded controller probabilities: (step, per decision, per value).
+    pub history: Vec<(usize, Vec<Vec<f32>>)>,
+}
+
+/// The cost of an architecture in the resource's unit.
+pub fn cost_of(
+    space: &SearchSpace,
+    table: Option<&LatencyTable>,
+    resource: Resource,
+    arch: &Architecture,
+) -> Result<f64, SearchError> {
+    Ok(match resource {
+        Resource::Latency => {
+            let table = table.ok_or(SearchError::BadSetting {
+                what: "--table",
+                why: "a latency table is needed for --resource latency".into(),
+            })?;
+            table.estimate_us(space, arch)? / 1000.0
+        }
+        Resource::Flops => architecture_flops(space, arch) as f64 / 1e6,
+        Resource::Params => architecture_params(space, arch) as f64 / 1e6,
+    })
+}
+
+fn step_rng(seed: u64, step: usize, stream: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
+    rng.set_word_pos((step as u128) << 20);
+    rng
+}
+
+/// Indices of batch `index` of an epoch-ordered stream over `len` items.
+fn batch_indices(len: usize, batch: usize, seed: u64, index: usize) -> Vec<usize> {
+    let per_epoch = (len / batch).max(1);
+    let epoch = index / per_epoch;
+    let within = index % per_epoch;
+    let mut order: Vec<usize> = (0..len).collect();
+    let mut rng = step_rng(seed, epoch, 7);
+    order.shuffle(&mut rng);
+    order[within * batch..(within + 1) * batch].to_vec()
+}
+
+/// The plan of one sample: warm-ups applied to the sampled architecture.
+fn warmup_plan(
+    space: &SearchSpace,
+    sampled: &Architecture,
+    p: f64,
+    q: f64,
+    rematerialize: bool,
+    rng: &mut ChaCha8Rng,
+) -> PathPlan {
+    let mut arch = sampled.clone();
+    let mut all_values = vec![false; space.decisions.len()];
+    for (i, d) in space.decisions.iter().enumerate() {
+        match d.kind {
+            DecisionKind::Filters | DecisionKind::Expansion => {
+                if q > 0.0 && rng.random_bool(q.min(1.0)) {
+                    arch.indices[i] = Architecture::largest(space).indices[i];
+                }
+            }
+            DecisionKind::Kernel | DecisionKind::SqueezeExcite | DecisionKind::Skip => {
+                all_values[i] = p > 0.0 && rng.random_bool(p.min(1.0));
+            }
+            DecisionKind::Op => {}
+        }
+    }
+    PathPlan {
+        arch,
+        all_values,
+        rematerialize,
+    }
+}
+
+/// Files of a run folder.
+pub struct RunFiles {
+    /// The folder.
+    pub dir: PathBuf,
+}
+
+impl RunFiles {
+    /// Per-step CSV log.
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("steps.csv")
+    }
+    /// Checkpoint state (JSON).
+    pub fn checkpoint(&self) -> PathBuf {
+        self.dir.join("checkpoint.json")
+    }
+    /// Checkpoint weights.
+    pub fn checkpoint_weights(&self) -> PathBuf {
+        self.dir.join("checkpoint.weights")
+    }
+    /// Final weights.
+    pub fn weights(&self) -> PathBuf {
+        self.dir.join("supernet.weights")
+    }
+    /// Final result.
+    pub fn result(&self) -> PathBuf {
+        self.dir.join("result.json")
+    }
+}
+
+/// The outcome of a search.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SearchResult {
+    /// Space name.
+    pub space: String,
+    /// Space hash.
+    pub space_hash: String,
+    /// Final architecture (argmax of every decision).
+    pub arch: String,
+    /// Its readable form.
+    pub readable: String,
+    /// Estimated latency from the table (ms), if a table was given.
+    pub est_latency_ms: Option<f64>,
+    /// Target in the resource's unit.
+    pub target: f64,
+    /// Target latency (ms), when the resource is latency.
+    pub target_ms: Option<f64>,
+    /// The resource.
+    pub resource: Resource,
+    /// Multiply-adds.
+    pub flops: u64,
+    /// Parameters.
+    pub params: u64,
+    /// Validation accuracy of the final architecture (over the held-out
+    /// images, shared weights, batch statistics).
+    pub validation_accuracy: f64,
+    /// Its reward.
+    pub final_reward: f64,
+    /// Seed.
+    pub seed: u64,
+    /// Steps run.
+    pub steps: usize,
+    /// Wall time of the search (this process), s.
+    pub seconds: f64,
+    /// The table's provenance, one `field = value` per entry.
+    pub table_provenance: Vec<String>,
+    /// The config.
+    pub config: SearchConfig,
+}
+
+/// Options that do not define the search itself.
+pub struct RunOptions {
+    /// Progress bar on stderr.
+    pub progress: bool,
+    /// Stop after this step (as if killed), for tests.
+    pub stop_after: Option<usize>,
+}
+
+/// Runs (or resumes) a search in `dir`.
+pub fn search(
+    space: &SearchSpace,
+    table: Option<&LatencyTable>,
+    data: &SearchData,
+    config: &SearchConfig,
+    dir: &Path,
+    opts: &RunOptions,
+) -> Result<Option<SearchResult>, SearchError> {
+    if let Some(t) = table {
+        t.check_space(space)?;
+    }
+    if config.steps < 4 || config.batch == 0 || config.samples_per_step == 0 {
+        return Err(SearchError::BadSetting {
+            what: "--steps/--batch/--samples-per-step",
+            why: "need at least 4 steps and positive batch and samples".into(),
+        });
+    }
+    if config.beta >= 0.0 {
+        return Err(SearchError::BadSetting {
+            what: "--beta",
+            why: format!("β must be negative (a cost penalty), got {}", config.beta),
+        });
+    }
+    if data.train.len() < config.batch || data.validation.len() < config.validation_batch {
+        return Err(SearchError::BadSetting {
+            what: "--batch",
+            why: format!(
+                "{} training and {} validation images are fewer than the batch sizes {} / {}",
+                data.train.len(),
+                data.validation.len(),
+                config.batch,
+                config.validation_batch
+            ),
+        });
+    }
+    let files = RunFiles {
+        dir: dir.to_path_buf(),
+    };
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let mut net = Supernet::new(space, config.seed);
+    let (mut controller, mut history, start) = if files.checkpoint().exists() {
+        let text =
+            std::fs::read_to_string(files.checkpoint()).map_err(io_err(&files.checkpoint()))?;
+        let cp: Checkpoint = serde_json::from_str(&text).map_err(|e| SearchError::Io {
+            path: files.checkpoint().display().to_string(),
+            message: format!("not a checkpoint: {e}"),
+        })?;
+        load_store(&files.checkpoint_weights(), &mut net.store)?;
+        eprintln!("resuming {} at step {}", dir.display(), cp.next_step);
+        (cp.controller, cp.history, cp.next_step)
+    } else {
+        (Controller::new(space), Vec::new(), 0)
+    };
+    // The log keeps exactly the rows of the steps before `start`.
+    let log_path = files.log();
+    let mut log = open_log(&log_path, start)?;
+
+    let warmup = config.warmup_steps();
+    let schedule = WarmupCosine {
+        base_lr: config.weight_learning_rate,
+        warmup_steps: (config.steps as f64 * 0.025).round() as usize,
+        total_steps: config.steps,
+    };
+    let optimizer = Optimizer::Sgd(Sgd {
+        momentum: 0.9,
+        weight_decay: config.weight_decay,
+        nesterov: true,
+    });
+    let progress = if opts.progress {
+        let b = ProgressBar::new(config.steps as u64);
+        b.set_style(
+            ProgressStyle::with_template(
+                "{msg:>8} [{bar:40}] {pos}/{len} steps, elapsed {elapsed_precise} eta {eta_precise}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        b.set_position(start as u64);
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let started = Instant::now();
+    let mut batch_counter = start * config.samples_per_step;
+    for step in start..config.steps {
+        let in_warmup = step < warmup;
+        let frac = if warmup == 0 {
+            1.0
+        } else {
+            step as f64 / warmup as f64
+        };
+        let p = if in_warmup { 1.0 - frac } else { 0.0 };
+        let q = p;
+        let rl_lr = rl_learning_rate(config.rl_learning_rate, step, warmup, config.steps);
+        let lr = schedule.lr(step);
+        let mut rng = step_rng(config.seed, step, 1);
+        let mut samples = Vec::with_capacity(config.samples_per_step);
+        let mut last = None;
+        for _ in 0..config.samples_per_step {
+            let sampled = if in_warmup {
+                Architecture::sample_uniform(space, &mut rng)
+            } else {
+                controller.sample(&mut rng)
+            };
+            let plan = warmup_plan(space, &sampled, p, q, config.rematerialize, &mut rng);
+            let idx = batch_indices(data.train.len(), config.batch, config.seed, batch_counter);
+            let vidx = batch_indices(
+                data.validation.len(),
+                config.validation_batch,
+                config.seed ^ 0x7a1,
+                batch_counter,
+            );
+            batch_counter += 1;
+            let (x, y) = data.maker.batch(&data.train, &idx, &mut rng);
+            let (loss, _) = train_step(
+                &mut net,
+                x,
+                &y,
+                &plan,
+                &optimizer,
+                lr,
+                config.label_smoothing,
+                false,
+            );
+            let (vx, vy) = data.maker.batch(&data.validation, &vidx, &mut rng);
+            let quality = evaluate(
+                &mut net,
+                vx,
+                &vy,
+                &PathPlan::single(sampled.clone()),
+                BnMode::Batch,
+            ) as f64;
+            let cost = cost_of(space, table, config.resource, &sampled)?;
+            let reward = config
+                .reward
+                .reward(quality, cost, config.target, config.beta);
+            let active = sampled.active_decisions(space);
+            let entropy = controller.entropy(&active);
+            last = Some((sampled.to_compact(), loss, quality, cost, reward, entropy));
+            samples.push((sampled, active, reward));
+        }
+        let updates = controller.reinforce(&samples, rl_lr as f32);
+        let (arch, loss, quality, cost, reward, entropy) = last.expect("at least one sample");
+        let record = StepRecord {
+            step,
+            phase: if in_warmup { "warmup" } else { "search" },
+            weight_lr: lr,
+            rl_lr,
+            op_warmup_p: p,
+            filter_warmup_q: q,
+            arch,
+            train_loss: loss,
+            quality,
+            cost,
+            reward,
+            baseline: updates.last().map(|u| u.baseline).unwrap_or(0.0),
+            entropy,
+        };
+        writeln!(log, "{}", record.csv()).map_err(io_err(&log_path))?;
+        log.flush().map_err(io_err(&log_path))?;
+        if step % config.record_every == 0 || step + 1 == config.steps {
+            history.push((step, controller.probabilities()));
+        }
+        progress.set_message(if in_warmup { "warm-up" } else { "search" });
+        progress.inc(1);
+        let done = step + 1;
+        if done % config.checkpoint_every == 0 || done == config.steps {
+            write_checkpoint(&files, &net, &controller, &history, config, done)?;
+        }
+        if opts.stop_after == Some(done) {
+            progress.abandon();
+            return Ok(None);
+        }
+    }
+    progress.finish_and_clear();
+
+    let arch = controller.argmax();
+    let mut vq = 0.0;
+    let chunks = (data.validation.len() / config.validation_batch).clamp(1, 20);
+    let mut rng = step_rng(config.seed, config.steps, 3);
+    for c in 0..chunks {
+        let idx: Vec<usize> =
+            (c * config.validation_batch..(c + 1) * config.validation_batch).collect();
+        let (vx, vy) = data.maker.batch(&data.validation, &idx, &mut rng);
+        vq += evaluate(
+            &mut net,
+            vx,
+            &vy,
+            &PathPlan::single(arch.clone()),
+            BnMode::Batch,
+        ) as f64;
+    }
+    vq /= chunks as f64;
+    let cost = cost_of(space, table, config.resource, &arch)?;
+    let est_latency_ms = match table {
+        Some(t) => Some(t.estimate_us(space, &arch)? / 1000.0),
+        None => None,
+    };
+    let result = SearchResult {
+        space: space.name.clone(),
+        space_hash: space.content_hash(),
+        arch: arch.to_compact(),
+        readable: arch.describe(space),
+        est_latency_ms,
+        target: config.target,
+        target_ms: (config.resource == Resource::Latency).then_some(config.target),
+        resource: config.resource,
+        flops: architecture_flops(space, &arch),
+        params: architecture_params(space, &arch),
+        validation_accuracy: vq,
+        final_reward: config.reward.reward(vq, cost, config.target, config.beta),
+        seed: config.seed,
+        steps: config.steps,
+        seconds: started.elapsed().as_secs_f64(),
+        table_provenance: table
+            .map(|t| {
+                t.provenance_text()
+                    .lines()
+                    .map(|l| l.trim_start_matches("# ").to_string())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        config: config.clone(),
+    };
+    let meta = WeightsMeta::for_supernet(
+        &net,
+        Some(&arch),
+        serde_json::json!({
+            "normalization": {"mean": data.maker.mean, "std": data.maker.std},
+        }),
+    );
+    save_store(&files.weights(), &net.store, &meta)?;
+    let json = serde_json::to_string_pretty(&result).expect("result serialises");
+    tunas_shared::write_atomic(&files.result(), json.as_bytes())
+        .map_err(io_err(&files.result()))?;
+    write_plots(space, &files, &history, &log_path, config);
+    Ok(Some(result))
+}
+
+fn open_log(path: &Path, keep_steps: usize) -> Result<File, SearchError> {
+    if keep_steps == 0 || !path.exists() {
+        let mut f = File::create(path).map_err(io_err(path))?;
+        writeln!(f, "{LOG_HEADER}").map_err(io_err(path))?;
+        return Ok(f);
+    }
+    // Keep the header and the rows of steps < keep_steps (a kill may have
+    // logged steps after the last checkpoint).
+    let reader = BufReader::new(File::open(path).map_err(io_err(path))?);
+    let mut kept = String::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.map_err(io_err(path))?;
+        if i == 0 {
+            kept.push_str(&line);
+            kept.push('\n');
+            continue;
+        }
+        let step: Option<usize> = line.split(',').next().and_then(|s| s.parse().ok());
+        if step.is_some_and(|s| s < keep_steps) {
+            kept.push_str(&line);
+            kept.push('\n');
+        }
+    }
+    tunas_shared::write_atomic(path, kept.as_bytes()).map_err(io_err(path))?;
+    OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(io_err(path))
+}
+
+fn write_checkpoint(
+    files: &RunFiles,
+    net: &Supernet,
+    controller: &Controller,
+    history: &[(usize, Vec<Vec<f32>>)],
+    config: &SearchConfig,
+    next_step: usize,
+) -> Result<(), SearchError> {
+    // Weights first: a checkpoint.json always points at weights at least as new.
+    let meta = WeightsMeta::for_supernet(net, None, serde_json::json!({ "next_step": next_step }));
+    save_store(&files.checkpoint_weights(), &net.store, &meta)?;
+    let cp = Checkpoint {
+        next_step,
+        config: config.clone(),
+        controller: controller.clone(),
+        history: history.to_vec(),
+    };
+    let json = serde_json::to_vec(&cp).expect("checkpoint serialises");
+    tunas_shared::write_atomic(&files.checkpoint(), &json).map_err(io_err(&files.checkpoint()))
+}
+
+/// Controller probabilities per decision over time, and reward / accuracy /
+/// cost curves. A chart that cannot be drawn (no font) is reported and
+/// skipped: the data is in the CSV log and the checkpoint.
+fn write_plots(
+    space: &SearchSpace,
+    files: &RunFiles,
+    history: &[(usize, Vec<Vec<f32>>)],
+    log_path: &Path,
+    config: &SearchConfig,
+) {
+    use tunas_shared::plot::{Panel, Series, small_multiples};
+    let panels: Vec<Panel> = space
+        .decisions
+        .iter()
+        .enumerate()
+        .map(|(d, dec)| Panel {
+            title: dec.name.clone(),
+            series: dec
+                .values
+                .iter()
+                .enumerate()
+                .map(|(v, value)| Series {
+                    name: value.to_string(),
+                    points: history
+                        .iter()
+                        .map(|(s, p)| (*s as f64, p[d][v] as f64))
+                        .collect(),
+                })
+                .collect(),
+            y_range: Some((0.0, 1.0)),
+        })
+        .collect();
+    let path = files.dir.join("probabilities.svg");
+    if let Err(e) = small_multiples(
+        &path,
+        "controller probabilities per decision",
+        "step",
+        &panels,
+        6,
+    ) {
+        eprintln!("warning: {e}");
+    }
+    let Ok(text) = std::fs::read_to_string(log_path) else {
+        return;
+    };
+    let rows: Vec<Vec<f64>> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            let f = |i: usize| c.get(i).and_then(|v| v.parse::<f64>().ok());
+            Some(vec![f(0)?, f(8)?, f(9)?, f(10)?, f(11)?])
+        })
+        .collect();
+    let window = (rows.len() / 100).max(1);
+    let smooth = |col: usize| -> Vec<(f64, f64)> {
+        rows.chunks(window)
+            .map(|c| {
+                (
+                    c[0][0],
+                    c.iter().map(|r| r[col]).sum::<f64>() / c.len() as f64,
+                )
+            })
+            .collect()
+    };
+    let unit = match config.resource {
+        Resource::Latency => "estimated latency (ms)",
+        Resource::Flops => "M multiply-adds",
+        Resource::Params => "M parameters",
+    };
+    let target: Vec<(f64, f64)> = vec![(0.0, config.target), (config.steps as f64, config.target)];
+    let panels = vec![
+        Panel {
+            title: "reward (and baseline)".into(),
+            series: vec![
+                Series {
+                    name: "reward".into(),
+                    points: smooth(3),
+                },
+                Series {
+                    name: "baseline".into(),
+                    points: smooth(4),
+                },
+            ],
+            y_range: None,
+        },
+        Panel {
+            title: "validation accuracy of the sample (Q)".into(),
+            series: vec![Series {
+                name: "Q".into(),
+                points: smooth(1),
+            }],
+            y_range: None,
+        },
+        Panel {
+            title: unit.into(),
+            series: vec![
+                Series {
+                    name: "sampled".into(),
+                    points: smooth(2),
+                },
+                Series {
+                    name: "target".into(),
+                    points: target,
+                },
+            ],
+            y_range: None,
+        },
+    ];
+    let path = files.dir.join("curves.svg");
+    if let Err(e) = small_multiples(&path, "search curves (moving averages)", "step", &panels, 3) {
+        eprintln!("warning: {e}");
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+/// TuNAS's random-search baseline: uniform samples whose cost is within
+/// `band` (relative) of the target.
+pub fn random_within_band(
+    space: &SearchSpace,
+    table: Option<&LatencyTable>,
+    resource: Resource,
+    target: f64,
+    band: f64,
+    n: usize,
+    seed: u64,
+    max_draws: usize,
+) -> Result<Vec<(Architecture, f64)>, SearchError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut kept = Vec::new();
+    for _ in 0..max_draws {
+        if kept.len() == n {
+            break;
+        }
+        let arch = Architecture::sample_uniform(space, &mut rng);
+        let cost = cost_of(space, table, resource, &arch)?;
+        if (cost / target - 1.0).abs() <= band {
+            kept.push((arch, cost));
+        }
+    }
+    Ok(kept)
+}
