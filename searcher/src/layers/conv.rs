@@ -24,6 +24,7 @@ use ndarray::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::simd::{BLOCK, correlate, dot_many};
 use super::{LayerError, for_each_outer, reduce_over_batch};
 
 /// Geometry of a 2-D convolution, checked when built.
@@ -432,94 +433,149 @@ fn pointwise_backward_weight(
 
 // ---------------------------------------------------------------- depthwise
 //
-// A plane is zero-padded and split into `stride` column phases: phase `r`
-// holds padded columns `r, r + s, r + 2s, ...`. Output column `ox` with tap
-// `j` reads padded column `ox*s + j`, which is element `ox + j/s` of phase
-// `j % s`: contiguous in `ox` for every stride.
+// Each plane is zero-padded and split into `s × s` phases (`s` = stride):
+// phase `(ry, rx)` holds padded pixels `(qy·s + ry, qx·s + rx)` as a
+// `[ph, pw]` block. Output `(oy, ox)` with tap `(i, j)` reads padded pixel
+// `(oy·s + i, ox·s + j)`, which is element `(oy + i/s, ox + j/s)` of phase
+// `(i % s, j % s)`. The output is computed "wide", `[out_h, pw]`, so that
+// every tap is one long contiguous multiply-add over the whole plane; the
+// columns past `out_w` are discarded (forward) or kept zero (backward).
 
-/// Padded, phase-split copy of one input plane.
-struct PhasePlane {
-    /// `[stride, padded_h, phase_w]`, row-major.
-    data: Vec<f32>,
-    padded_h: usize,
-    phase_w: usize,
+/// Geometry of the phase-split planes of one depthwise convolution.
+#[derive(Clone, Copy)]
+struct PhaseGeometry {
+    s: usize,
+    k: usize,
+    pad: usize,
+    in_w: usize,
+    out_h: usize,
+    out_w: usize,
+    /// Phase height and width.
+    ph: usize,
+    pw: usize,
 }
 
-impl PhasePlane {
+impl PhaseGeometry {
     fn new(p: &Conv2dParams) -> Self {
-        let padded_h = p.in_h + 2 * p.padding;
-        let padded_w = p.in_w + 2 * p.padding;
-        let phase_w = padded_w.div_ceil(p.stride);
+        let s = p.stride;
         Self {
-            data: vec![0.0; p.stride * padded_h * phase_w],
-            padded_h,
-            phase_w,
+            s,
+            k: p.kernel,
+            pad: p.padding,
+            in_w: p.in_w,
+            out_h: p.out_h(),
+            out_w: p.out_w(),
+            ph: (p.in_h + 2 * p.padding).div_ceil(s),
+            pw: (p.in_w + 2 * p.padding).div_ceil(s),
         }
     }
 
-    /// Loads `plane` (`[in_h, in_w]`); the padding stays zero.
-    fn load(&mut self, p: &Conv2dParams, plane: ArrayView2<'_, f32>) {
-        let s = p.stride;
-        for (iy, row) in plane.outer_iter().enumerate() {
-            let py = iy + p.padding;
-            for (ix, &v) in row.iter().enumerate() {
-                let px = ix + p.padding;
-                self.data[((px % s) * self.padded_h + py) * self.phase_w + px / s] = v;
+    /// Length of the wide output, `out_h · pw`.
+    fn wide_len(&self) -> usize {
+        self.out_h * self.pw
+    }
+
+    fn phase_len(&self) -> usize {
+        self.ph * self.pw
+    }
+
+    /// Floats of a phase buffer: all phases plus slack for the reads of
+    /// [`correlate`] past the last one.
+    fn phases_len(&self) -> usize {
+        self.s * self.s * self.phase_len() + self.k + BLOCK
+    }
+
+    /// Offset of tap `(i, j)` relative to the start of its phase.
+    fn tap_shift(&self, i: usize, j: usize) -> usize {
+        (i / self.s) * self.pw + j / self.s
+    }
+
+    /// Start of phase `(ry, rx)`.
+    fn phase_start(&self, ry: usize, rx: usize) -> usize {
+        (ry * self.s + rx) * self.phase_len()
+    }
+
+    /// Writes `plane` (`[in_h, in_w]`, row-major) into the interior of the
+    /// phases; the padding is left as it is (zero).
+    fn load(&self, phases: &mut [f32], plane: &[f32]) {
+        let w = self.in_w;
+        for (iy, row) in plane.chunks_exact(w).enumerate() {
+            if self.s == 1 {
+                let start = (iy + self.pad) * self.pw + self.pad;
+                phases[start..start + w].copy_from_slice(row);
+                continue;
+            }
+            for (dst, start, step) in self.row_phases(iy + self.pad) {
+                let dst = &mut phases[dst..];
+                for (d, &v) in dst.iter_mut().zip(row[start..].iter().step_by(step)) {
+                    *d = v;
+                }
             }
         }
     }
 
-    fn row(&self, phase: usize, py: usize) -> &[f32] {
-        let start = (phase * self.padded_h + py) * self.phase_w;
-        &self.data[start..start + self.phase_w]
-    }
-
-    fn row_mut(&mut self, phase: usize, py: usize) -> &mut [f32] {
-        let start = (phase * self.padded_h + py) * self.phase_w;
-        &mut self.data[start..start + self.phase_w]
-    }
-
-    /// Adds the interior (unpadded) part into `plane`.
-    fn store_interior(&self, p: &Conv2dParams, mut plane: ArrayViewMut2<'_, f32>) {
-        let s = p.stride;
-        for (iy, mut row) in plane.outer_iter_mut().enumerate() {
-            let py = iy + p.padding;
-            for (ix, v) in row.iter_mut().enumerate() {
-                let px = ix + p.padding;
-                *v = self.data[((px % s) * self.padded_h + py) * self.phase_w + px / s];
+    /// Reads the interior of the phases into `plane` (`[in_h, in_w]`).
+    fn store(&self, phases: &[f32], plane: &mut [f32]) {
+        let w = self.in_w;
+        for (iy, row) in plane.chunks_exact_mut(w).enumerate() {
+            if self.s == 1 {
+                let start = (iy + self.pad) * self.pw + self.pad;
+                row.copy_from_slice(&phases[start..start + w]);
+                continue;
+            }
+            for (src, start, step) in self.row_phases(iy + self.pad) {
+                let src = &phases[src..];
+                for (d, &v) in row[start..].iter_mut().step_by(step).zip(src) {
+                    *d = v;
+                }
             }
         }
     }
 
-    fn clear(&mut self) {
-        self.data.fill(0.0);
+    /// For padded row `py`, one `(phase_index, first_input_column, step)`
+    /// per column phase: input columns `first, first + s, ...` go to
+    /// consecutive phase elements from `phase_index` on.
+    fn row_phases(&self, py: usize) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        let (s, pad) = (self.s, self.pad);
+        let (ry, qy) = (py % s, py / s);
+        (0..s).filter_map(move |rx| {
+            // First input column whose padded column falls in phase `rx`.
+            let ix0 = (rx + s - pad % s) % s;
+            (ix0 < self.in_w).then(|| {
+                (
+                    self.phase_start(ry, rx) + qy * self.pw + (ix0 + pad) / s,
+                    ix0,
+                    s,
+                )
+            })
+        })
     }
-}
 
-/// `out[i] += a * x[i]`.
-#[inline(always)]
-fn axpy(out: &mut [f32], a: f32, x: &[f32]) {
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o += a * v;
-    }
-}
-
-/// `sum(a[i] * b[i])`, with 8 independent accumulators so that the loop
-/// vectorises.
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let chunks = a.len() / 8 * 8;
-    for (ca, cb) in a[..chunks].chunks_exact(8).zip(b[..chunks].chunks_exact(8)) {
-        for k in 0..8 {
-            acc[k] += ca[k] * cb[k];
+    /// Copies the valid columns of the wide `[out_h, pw]` layout into a
+    /// `[out_h, out_w]` plane.
+    fn wide_to_plane(&self, wide: &[f32], plane: &mut [f32]) {
+        for (row, src) in plane.chunks_exact_mut(self.out_w).zip(wide.chunks(self.pw)) {
+            row.copy_from_slice(&src[..self.out_w]);
         }
     }
-    let mut tail = 0.0;
-    for (&x, &y) in a[chunks..].iter().zip(&b[chunks..]) {
-        tail += x * y;
+
+    /// Copies a `[out_h, out_w]` plane into the wide layout; the columns past
+    /// `out_w` are not touched.
+    fn plane_to_wide(&self, plane: &[f32], wide: &mut [f32]) {
+        for (row, dst) in plane.chunks_exact(self.out_w).zip(wide.chunks_mut(self.pw)) {
+            dst[..self.out_w].copy_from_slice(row);
+        }
     }
-    acc.iter().sum::<f32>() + tail
+
+    /// Offset of every tap `(i, j)` (row-major) in the phase buffer.
+    fn tap_offsets(&self) -> Vec<usize> {
+        (0..self.k * self.k)
+            .map(|t| {
+                let (i, j) = (t / self.k, t % self.k);
+                self.phase_start(i % self.s, j % self.s) + self.tap_shift(i, j)
+            })
+            .collect()
+    }
 }
 
 /// Depthwise weights as a standard-layout `[c, k*k]` matrix.
@@ -528,32 +584,44 @@ fn depthwise_taps(w: &ArrayView4<'_, f32>) -> Array2<f32> {
     to_matrix(w, c, k * k)
 }
 
+/// A standard-layout copy of `a` unless it already is one, as one slice.
+fn contiguous<'a>(a: &'a ArrayView4<'_, f32>) -> ndarray::CowArray<'a, f32, ndarray::Ix4> {
+    a.as_standard_layout()
+}
+
 fn depthwise_forward(
     p: &Conv2dParams,
     x: &ArrayView4<'_, f32>,
     w: &ArrayView4<'_, f32>,
     y: &mut Array4<f32>,
 ) {
-    let taps = depthwise_taps(w);
-    let (k, s) = (p.kernel, p.stride);
-    let ow = p.out_w();
+    let g = PhaseGeometry::new(p);
+    let weights = depthwise_taps(w);
+    let offsets = g.tap_offsets();
+    let x = contiguous(x);
+    let x = x.as_slice().expect("standard layout");
+    let (in_plane, out_plane) = (p.in_h * p.in_w, g.out_h * g.out_w);
+    let c = p.cin;
     for_each_outer(
         y.view_mut(),
-        || PhasePlane::new(p),
-        |plane, b, mut yb| {
-            for (c, mut yc) in yb.outer_iter_mut().enumerate() {
-                plane.load(p, x.slice(s![b, c, .., ..]));
-                let tc = taps.row(c);
-                let tc = tc.as_slice().expect("taps are standard layout");
-                for (oy, mut yrow) in yc.outer_iter_mut().enumerate() {
-                    let out = yrow.as_slice_mut().expect("output rows are contiguous");
-                    for i in 0..k {
-                        for j in 0..k {
-                            let src = &plane.row(j % s, oy * s + i)[j / s..j / s + ow];
-                            axpy(out, tc[i * k + j], src);
-                        }
-                    }
-                }
+        || (vec![0.0f32; g.phases_len()], vec![0.0f32; g.wide_len()]),
+        |(phases, wide), b, mut yb| {
+            let yb = yb.as_slice_mut().expect("output is standard layout");
+            let xb = &x[b * c * in_plane..(b + 1) * c * in_plane];
+            for (ch, (yc, xc)) in yb
+                .chunks_exact_mut(out_plane)
+                .zip(xb.chunks_exact(in_plane))
+                .enumerate()
+            {
+                g.load(phases, xc);
+                let wrow = weights.row(ch);
+                correlate(
+                    wide,
+                    phases,
+                    &offsets,
+                    wrow.as_slice().expect("standard layout"),
+                );
+                g.wide_to_plane(wide, yc);
             }
         },
     );
@@ -565,28 +633,58 @@ fn depthwise_backward_input(
     w: &ArrayView4<'_, f32>,
     dx: &mut Array4<f32>,
 ) {
-    let taps = depthwise_taps(w);
-    let (k, s) = (p.kernel, p.stride);
-    let ow = p.out_w();
-    let dy = dy.as_standard_layout();
+    let g = PhaseGeometry::new(p);
+    let weights = depthwise_taps(w);
+    let dy = contiguous(dy);
+    let dy = dy.as_slice().expect("standard layout");
+    let (in_plane, out_plane) = (p.in_h * p.in_w, g.out_h * g.out_w);
+    let c = p.cin;
+    // The input grad gathers: phase element q of (ry, rx) receives
+    // w[i, j] · dy_wide[q − shift(i, j)] from every tap of that phase. `dy`
+    // is stored wide after `front` zeros so that the index stays positive;
+    // its columns past `out_w` stay zero.
+    let front = g.tap_shift(g.k - 1, g.k - 1);
+    let dy_len = front + g.wide_len().max(g.phase_len()) + BLOCK;
+    // Taps of each phase: (offsets into the wide dy, indices into the kernel).
+    let phase_taps: Vec<(Vec<usize>, Vec<usize>)> = (0..g.s * g.s)
+        .map(|r| {
+            let (ry, rx) = (r / g.s, r % g.s);
+            let (mut offs, mut idx) = (Vec::new(), Vec::new());
+            for i in (ry..g.k).step_by(g.s) {
+                for j in (rx..g.k).step_by(g.s) {
+                    offs.push(front - g.tap_shift(i, j));
+                    idx.push(i * g.k + j);
+                }
+            }
+            (offs, idx)
+        })
+        .collect();
     for_each_outer(
         dx.view_mut(),
-        || PhasePlane::new(p),
-        |plane, b, mut dxb| {
-            for (c, dxc) in dxb.outer_iter_mut().enumerate() {
-                plane.clear();
-                let tc = taps.row(c);
-                let tc = tc.as_slice().expect("taps are standard layout");
-                for (oy, dyrow) in dy.slice(s![b, c, .., ..]).outer_iter().enumerate() {
-                    let g = dyrow.as_slice().expect("dy rows are contiguous");
-                    for i in 0..k {
-                        for j in 0..k {
-                            let dst = &mut plane.row_mut(j % s, oy * s + i)[j / s..j / s + ow];
-                            axpy(dst, tc[i * k + j], g);
-                        }
-                    }
+        || {
+            (
+                vec![0.0f32; g.phases_len()],
+                vec![0.0f32; dy_len],
+                Vec::with_capacity(g.k * g.k),
+            )
+        },
+        |(phases, wide, taps), b, mut dxb| {
+            let dxb = dxb.as_slice_mut().expect("output is standard layout");
+            let dyb = &dy[b * c * out_plane..(b + 1) * c * out_plane];
+            for (ch, (dxc, dyc)) in dxb
+                .chunks_exact_mut(in_plane)
+                .zip(dyb.chunks_exact(out_plane))
+                .enumerate()
+            {
+                g.plane_to_wide(dyc, &mut wide[front..]);
+                let wrow = weights.row(ch);
+                for (r, (offs, idx)) in phase_taps.iter().enumerate() {
+                    taps.clear();
+                    taps.extend(idx.iter().map(|&t| wrow[t]));
+                    let start = r * g.phase_len();
+                    correlate(&mut phases[start..start + g.phase_len()], wide, offs, taps);
                 }
-                plane.store_interior(p, dxc);
+                g.store(phases, dxc);
             }
         },
     );
@@ -597,28 +695,35 @@ fn depthwise_backward_weight(
     x: &ArrayView4<'_, f32>,
     dy: &ArrayView4<'_, f32>,
 ) -> Array4<f32> {
-    let (k, s) = (p.kernel, p.stride);
-    let ow = p.out_w();
+    let g = PhaseGeometry::new(p);
     let n = x.len_of(Axis(0));
-    let dy = dy.as_standard_layout();
-    let mut dw = Array2::<f32>::zeros((p.cout, k * k));
+    let offsets = g.tap_offsets();
+    let x = contiguous(x);
+    let x = x.as_slice().expect("standard layout");
+    let dy = contiguous(dy);
+    let dy = dy.as_slice().expect("standard layout");
+    let (in_plane, out_plane) = (p.in_h * p.in_w, g.out_h * g.out_w);
+    let c = p.cin;
+    let mut dw = Array2::<f32>::zeros((p.cout, g.k * g.k));
     // Parallel over channels: each channel's taps are summed over the whole
-    // batch by one task, in batch order, so no cross-thread reduction.
+    // batch by one task, in batch order, so no cross-thread reduction. The
+    // wide dy keeps its columns past `out_w` at zero.
     for_each_outer(
         dw.view_mut(),
-        || PhasePlane::new(p),
-        |plane, c, mut dwc| {
+        || {
+            (
+                vec![0.0f32; g.phases_len()],
+                vec![0.0f32; g.wide_len().next_multiple_of(BLOCK)],
+            )
+        },
+        |(phases, wide), ch, mut dwc| {
+            let dwc = dwc.as_slice_mut().expect("dw rows are contiguous");
             for b in 0..n {
-                plane.load(p, x.slice(s![b, c, .., ..]));
-                for (oy, dyrow) in dy.slice(s![b, c, .., ..]).outer_iter().enumerate() {
-                    let g = dyrow.as_slice().expect("dy rows are contiguous");
-                    for i in 0..k {
-                        for j in 0..k {
-                            let src = &plane.row(j % s, oy * s + i)[j / s..j / s + ow];
-                            dwc[i * k + j] += dot(g, src);
-                        }
-                    }
-                }
+                let xc = &x[(b * c + ch) * in_plane..(b * c + ch + 1) * in_plane];
+                let dyc = &dy[(b * c + ch) * out_plane..(b * c + ch + 1) * out_plane];
+                g.load(phases, xc);
+                g.plane_to_wide(dyc, wide);
+                dot_many(dwc, wide, phases, &offsets);
             }
         },
     );

@@ -36,6 +36,7 @@ pub mod linear;
 pub mod loss;
 pub mod pool;
 pub mod residual;
+mod simd;
 pub mod squeeze_excite;
 
 use std::ops::Range;
