@@ -18,12 +18,10 @@
 //! the weight grad needs the forward input `x` (which the caller holds) and
 //! `dy`.
 
-use ndarray::{
-    Array1, Array2, Array4, ArrayView1, ArrayView2, ArrayView3, ArrayView4, ArrayViewMut2,
-    ArrayViewMut3, Axis, linalg::general_mat_mul, s,
-};
+use ndarray::{Array1, Array2, Array4, ArrayView1, ArrayView3, ArrayView4, ArrayViewMut3, Axis};
 use serde::{Deserialize, Serialize};
 
+use super::gemm::{gemm, mat, mat_mut};
 use super::simd::{BLOCK, correlate, dot_many};
 use super::{LayerError, for_each_outer, reduce_over_batch};
 
@@ -243,7 +241,7 @@ pub fn conv2d_backward_input(
     let n = dy.len_of(Axis(0));
     let mut dx = Array4::<f32>::zeros((n, p.cin, p.in_h, p.in_w));
     match p.kind() {
-        ConvKind::Pointwise => pointwise_backward_input(&dy, &w, &mut dx),
+        ConvKind::Pointwise => pointwise_backward_input(p, &dy, &w, &mut dx),
         ConvKind::Depthwise => depthwise_backward_input(p, &dy, &w, &mut dx),
         ConvKind::General => general_backward_input(p, &dy, &w, &mut dx),
     }
@@ -344,19 +342,6 @@ fn add_bias(y: &mut Array4<f32>, b: ArrayView1<'_, f32>) {
     }
 }
 
-/// `[c, h, w]` (standard layout) as a `[c, h*w]` matrix.
-fn as_matrix<'a>(v: ArrayView3<'a, f32>) -> ArrayView2<'a, f32> {
-    let (c, h, w) = v.dim();
-    v.into_shape_with_order((c, h * w))
-        .expect("standard-layout plane stack reshapes to a matrix")
-}
-
-fn as_matrix_mut<'a>(v: ArrayViewMut3<'a, f32>) -> ArrayViewMut2<'a, f32> {
-    let (c, h, w) = v.dim();
-    v.into_shape_with_order((c, h * w))
-        .expect("standard-layout plane stack reshapes to a matrix")
-}
-
 /// A standard-layout `[rows, cols]` copy of `w` (any strides), in logical
 /// order.
 fn to_matrix(w: &ArrayView4<'_, f32>, rows: usize, cols: usize) -> Array2<f32> {
@@ -364,44 +349,54 @@ fn to_matrix(w: &ArrayView4<'_, f32>, rows: usize, cols: usize) -> Array2<f32> {
         .expect("element count matches the matrix shape")
 }
 
-/// The `[cout, cin]` matrix of a 1×1 weight, through its strides.
-fn pointwise_weight<'a>(w: &'a ArrayView4<'_, f32>) -> ArrayView2<'a, f32> {
-    w.slice(s![.., .., 0, 0])
-}
-
 // ---------------------------------------------------------------- pointwise
 
 fn pointwise_forward(
-    _p: &Conv2dParams,
+    p: &Conv2dParams,
     x: &ArrayView4<'_, f32>,
     w: &ArrayView4<'_, f32>,
     y: &mut Array4<f32>,
 ) {
+    let (cin, cout, hw) = (p.cin, p.cout, p.in_h * p.in_w);
     let x = x.as_standard_layout();
-    let wm = pointwise_weight(w);
+    let x = x.as_slice().expect("standard layout");
+    let wm = to_matrix(w, cout, cin);
+    let wm = wm.as_slice().expect("standard layout");
     for_each_outer(
         y.view_mut(),
         || (),
-        |_, b, yb| {
-            let xb = as_matrix(x.index_axis(Axis(0), b));
-            general_mat_mul(1.0, &wm, &xb, 0.0, &mut as_matrix_mut(yb));
+        |_, b, mut yb| {
+            let yb = yb.as_slice_mut().expect("output is standard layout");
+            let xb = &x[b * cin * hw..(b + 1) * cin * hw];
+            gemm(
+                mat_mut(yb, cout, hw),
+                false,
+                mat(wm, cout, cin),
+                mat(xb, cin, hw),
+            );
         },
     );
 }
 
 fn pointwise_backward_input(
+    p: &Conv2dParams,
     dy: &ArrayView4<'_, f32>,
     w: &ArrayView4<'_, f32>,
     dx: &mut Array4<f32>,
 ) {
+    let (cin, cout, hw) = (p.cin, p.cout, p.in_h * p.in_w);
     let dy = dy.as_standard_layout();
-    let wt = pointwise_weight(w).reversed_axes();
+    let dy = dy.as_slice().expect("standard layout");
+    let wm = to_matrix(w, cout, cin);
+    let wm = wm.as_slice().expect("standard layout");
     for_each_outer(
         dx.view_mut(),
         || (),
-        |_, b, dxb| {
-            let dyb = as_matrix(dy.index_axis(Axis(0), b));
-            general_mat_mul(1.0, &wt, &dyb, 0.0, &mut as_matrix_mut(dxb));
+        |_, b, mut dxb| {
+            let dxb = dxb.as_slice_mut().expect("output is standard layout");
+            let dyb = &dy[b * cout * hw..(b + 1) * cout * hw];
+            let wt = mat(wm, cout, cin).transpose();
+            gemm(mat_mut(dxb, cin, hw), false, wt, mat(dyb, cout, hw));
         },
     );
 }
@@ -411,24 +406,27 @@ fn pointwise_backward_weight(
     x: &ArrayView4<'_, f32>,
     dy: &ArrayView4<'_, f32>,
 ) -> Array4<f32> {
+    let (cin, cout, hw) = (p.cin, p.cout, p.in_h * p.in_w);
     let x = x.as_standard_layout();
+    let x = x.as_slice().expect("standard layout");
     let dy = dy.as_standard_layout();
+    let dy = dy.as_slice().expect("standard layout");
     let dw = reduce_over_batch(
-        x.len_of(Axis(0)),
+        x.len() / (cin * hw),
         |range| {
-            let mut acc = Array2::<f32>::zeros((p.cout, p.cin));
+            let mut acc = vec![0.0f32; cout * cin];
             for b in range {
-                let xb = as_matrix(x.index_axis(Axis(0), b));
-                let dyb = as_matrix(dy.index_axis(Axis(0), b));
-                general_mat_mul(1.0, &dyb, &xb.t(), 1.0, &mut acc);
+                let xb = &x[b * cin * hw..(b + 1) * cin * hw];
+                let dyb = &dy[b * cout * hw..(b + 1) * cout * hw];
+                let xt = mat(xb, cin, hw).transpose();
+                gemm(mat_mut(&mut acc, cout, cin), true, mat(dyb, cout, hw), xt);
             }
             acc
         },
-        |a, b| *a += &b,
+        |a, b| a.iter_mut().zip(&b).for_each(|(u, v)| *u += v),
     )
-    .unwrap_or_else(|| Array2::zeros((p.cout, p.cin)));
-    dw.into_shape_with_order(p.weight_shape())
-        .expect("[cout, cin] reshapes to [cout, cin, 1, 1]")
+    .unwrap_or_else(|| vec![0.0; cout * cin]);
+    Array4::from_shape_vec(p.weight_shape(), dw).expect("cout·cin values")
 }
 
 // ---------------------------------------------------------------- depthwise
@@ -799,6 +797,8 @@ fn general_weight(p: &Conv2dParams, w: &ArrayView4<'_, f32>) -> Array2<f32> {
     to_matrix(w, cout, cin_g * k * k)
 }
 
+/// Per group: rows of the im2col matrix and rows of the output (and of the
+/// weight matrix).
 fn group_rows(p: &Conv2dParams, g: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
     let kk = p.kernel * p.kernel;
     let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
@@ -815,21 +815,24 @@ fn general_forward(
     y: &mut Array4<f32>,
 ) {
     let wm = general_weight(p, w);
-    let cols_shape = (im2col_rows(p), p.out_h() * p.out_w());
+    let wm = wm.as_slice().expect("standard layout");
+    let kg = wm.len() / p.cout;
+    let ohw = p.out_h() * p.out_w();
+    let cols_shape = (im2col_rows(p), ohw);
     for_each_outer(
         y.view_mut(),
         || Array2::<f32>::zeros(cols_shape),
-        |cols, b, yb| {
+        |cols, b, mut yb| {
             im2col(p, x.index_axis(Axis(0), b), cols);
-            let mut ym = as_matrix_mut(yb);
+            let cols = cols.as_slice().expect("standard layout");
+            let yb = yb.as_slice_mut().expect("output is standard layout");
             for g in 0..p.groups {
-                let (krows, orows) = group_rows(p, g);
-                general_mat_mul(
-                    1.0,
-                    &wm.slice(s![orows.clone(), ..]),
-                    &cols.slice(s![krows, ..]),
-                    0.0,
-                    &mut ym.slice_mut(s![orows, ..]),
+                let (k, o) = group_rows(p, g);
+                gemm(
+                    mat_mut(&mut yb[o.start * ohw..], o.len(), ohw),
+                    false,
+                    mat(&wm[o.start * kg..], o.len(), kg),
+                    mat(&cols[k.start * ohw..], k.len(), ohw),
                 );
             }
         },
@@ -843,21 +846,25 @@ fn general_backward_input(
     dx: &mut Array4<f32>,
 ) {
     let wm = general_weight(p, w);
+    let wm = wm.as_slice().expect("standard layout");
+    let kg = wm.len() / p.cout;
+    let ohw = p.out_h() * p.out_w();
     let dy = dy.as_standard_layout();
-    let cols_shape = (im2col_rows(p), p.out_h() * p.out_w());
+    let dy = dy.as_slice().expect("standard layout");
+    let cols_shape = (im2col_rows(p), ohw);
     for_each_outer(
         dx.view_mut(),
         || Array2::<f32>::zeros(cols_shape),
         |cols, b, dxb| {
-            let dym = as_matrix(dy.index_axis(Axis(0), b));
+            let dyb = &dy[b * p.cout * ohw..(b + 1) * p.cout * ohw];
+            let cs = cols.as_slice_mut().expect("standard layout");
             for g in 0..p.groups {
-                let (krows, orows) = group_rows(p, g);
-                general_mat_mul(
-                    1.0,
-                    &wm.slice(s![orows.clone(), ..]).t(),
-                    &dym.slice(s![orows, ..]),
-                    0.0,
-                    &mut cols.slice_mut(s![krows, ..]),
+                let (k, o) = group_rows(p, g);
+                gemm(
+                    mat_mut(&mut cs[k.start * ohw..], k.len(), ohw),
+                    false,
+                    mat(&wm[o.start * kg..], o.len(), kg).transpose(),
+                    mat(&dyb[o.start * ohw..], o.len(), ohw),
                 );
             }
             col2im(p, cols, dxb);
@@ -870,43 +877,44 @@ fn general_backward_weight(
     x: &ArrayView4<'_, f32>,
     dy: &ArrayView4<'_, f32>,
 ) -> Array4<f32> {
-    let (cout, cin_g, k, _) = p.weight_shape();
-    let wshape = (cout, cin_g * k * k);
+    let (cout, cin_g, kk, _) = p.weight_shape();
+    let kg = cin_g * kk * kk;
+    let ohw = p.out_h() * p.out_w();
     let dy = dy.as_standard_layout();
-    let cols_shape = (im2col_rows(p), p.out_h() * p.out_w());
+    let dy = dy.as_slice().expect("standard layout");
+    let cols_shape = (im2col_rows(p), ohw);
     let dw = reduce_over_batch(
         x.len_of(Axis(0)),
         |range| {
-            let mut acc = Array2::<f32>::zeros(wshape);
+            let mut acc = vec![0.0f32; cout * kg];
             let mut cols = Array2::<f32>::zeros(cols_shape);
             for b in range {
                 im2col(p, x.index_axis(Axis(0), b), &mut cols);
-                let dym = as_matrix(dy.index_axis(Axis(0), b));
+                let cs = cols.as_slice().expect("standard layout");
+                let dyb = &dy[b * cout * ohw..(b + 1) * cout * ohw];
                 for g in 0..p.groups {
-                    let (krows, orows) = group_rows(p, g);
-                    general_mat_mul(
-                        1.0,
-                        &dym.slice(s![orows.clone(), ..]),
-                        &cols.slice(s![krows, ..]).t(),
-                        1.0,
-                        &mut acc.slice_mut(s![orows, ..]),
+                    let (k, o) = group_rows(p, g);
+                    gemm(
+                        mat_mut(&mut acc[o.start * kg..], o.len(), kg),
+                        true,
+                        mat(&dyb[o.start * ohw..], o.len(), ohw),
+                        mat(&cs[k.start * ohw..], k.len(), ohw).transpose(),
                     );
                 }
             }
             acc
         },
-        |a, b| *a += &b,
+        |a, b| a.iter_mut().zip(&b).for_each(|(u, v)| *u += v),
     )
-    .unwrap_or_else(|| Array2::zeros(wshape));
-    dw.into_shape_with_order(p.weight_shape())
-        .expect("weight matrix reshapes to [cout, cin/groups, k, k]")
+    .unwrap_or_else(|| vec![0.0; cout * kg]);
+    Array4::from_shape_vec(p.weight_shape(), dw).expect("weight-sized gradient")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::layers::testing::{check_grad, dot64, rng, uniform};
-    use ndarray::{Array, array};
+    use ndarray::{Array, array, s};
     use proptest::prelude::*;
 
     /// Naive input and weight grads, the loops of [`conv2d_reference`] with

@@ -32,6 +32,7 @@
 pub mod activation;
 pub mod batch_norm;
 pub mod conv;
+mod gemm;
 pub mod linear;
 pub mod loss;
 pub mod pool;
