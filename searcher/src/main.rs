@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use search_cmd::{ExportArgs, RandomArgs, SearchArgs};
+use search_cmd::{ExportArgs, RandomArgs, SearchArgs, TargetsArgs};
 use tunas_searcher::estimate;
 
 mod search_cmd;
@@ -57,6 +57,9 @@ enum Command {
     /// Random-search baseline: uniform samples whose cost lies within a band
     /// around the target.
     Random(RandomArgs),
+    /// Percentiles of the estimated latency of uniform random architectures,
+    /// to choose latency targets.
+    Targets(TargetsArgs),
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -82,6 +85,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Search(args) => search_cmd::run_search(args)?,
         Command::Export(args) => search_cmd::run_export(args)?,
         Command::Random(args) => search_cmd::run_random(args)?,
+        Command::Targets(args) => search_cmd::run_targets(args)?,
     }
     Ok(())
 }

@@ -436,3 +436,59 @@ pub fn run_random(a: RandomArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// Arguments of `targets`.
+#[derive(Args, Debug)]
+pub struct TargetsArgs {
+    /// A built-in space name or a path to a .toml file.
+    #[arg(long, value_name = "NAME|FILE.toml", default_value = "tiny28")]
+    space: String,
+    /// Latency table for the space.
+    #[arg(long, value_name = "FILE")]
+    table: PathBuf,
+    /// Uniform samples.
+    #[arg(long, default_value_t = 1000)]
+    samples: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print JSON (`p25_ms`, `p50_ms`, `p75_ms`, `min_ms`, `max_ms`).
+    #[arg(long)]
+    json: bool,
+}
+
+/// `targets`.
+pub fn run_targets(a: TargetsArgs) -> Result<()> {
+    use rand::SeedableRng;
+    let space = load_space(&a.space).context("--space")?;
+    let table = LatencyTable::read(&a.table)?;
+    table.check_space(&space)?;
+    anyhow::ensure!(a.samples >= 1, "--samples must be at least 1");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
+    let mut ms = Vec::with_capacity(a.samples);
+    for _ in 0..a.samples {
+        let arch = Architecture::sample_uniform(&space, &mut rng);
+        ms.push(table.estimate_us(&space, &arch)? / 1000.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    let q = |p: f64| tunas_shared::table::quantile(&ms, p);
+    let v = serde_json::json!({
+        "space": space.name, "samples": a.samples, "seed": a.seed,
+        "min_ms": ms[0], "p25_ms": q(0.25), "p50_ms": q(0.5), "p75_ms": q(0.75), "max_ms": ms[ms.len() - 1],
+    });
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "{} uniform {} architectures: min {:.4} ms, p25 {:.4}, median {:.4}, p75 {:.4}, max {:.4}",
+            a.samples,
+            space.name,
+            ms[0],
+            q(0.25),
+            q(0.5),
+            q(0.75),
+            ms[ms.len() - 1]
+        );
+    }
+    Ok(())
+}

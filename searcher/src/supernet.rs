@@ -795,6 +795,11 @@ impl Supernet {
         c: usize,
         cache: &BatchNormCache,
     ) {
+        let mut bnp = *bnp;
+        if let Some(m) = self.bn_momentum {
+            bnp.momentum = m;
+        }
+        let bnp = &bnp;
         let mut mean = self.store.tensors[u.mean]
             .value
             .view()
@@ -1483,6 +1488,33 @@ mod tests {
             failures.join("\n")
         );
         assert!(checked >= 25, "only {checked} tensors checked");
+    }
+
+    #[test]
+    fn running_statistics_from_one_batch_reproduce_batch_mode() {
+        // With momentum 0 the running statistics become the batch's own
+        // (variance Bessel-corrected), so Running mode on that batch gives
+        // Batch mode's logits up to that correction.
+        let space = builtin_space("tiny28").unwrap();
+        for spec in ["largest", "random:3"] {
+            let arch = Architecture::parse_spec(&space, spec).unwrap();
+            let mut net = Supernet::new(&space, 1);
+            let (x, _) = batch(16, 2);
+            let plan = PathPlan::single(arch);
+            net.bn_momentum = Some(0.0);
+            let _ = net.forward(x.clone(), &plan, BnMode::BatchUpdateRunning, false);
+            net.bn_momentum = None;
+            let (batch_logits, _) = net.forward(x.clone(), &plan, BnMode::Batch, false);
+            let (running_logits, _) = net.forward(x, &plan, BnMode::Running, false);
+            let scale = batch_logits.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let diff = (&batch_logits - &running_logits)
+                .iter()
+                .fold(0.0f32, |m, v| m.max(v.abs()));
+            assert!(
+                diff < 0.05 * scale,
+                "{spec}: max diff {diff} vs scale {scale}"
+            );
+        }
     }
 
     #[test]

@@ -203,6 +203,44 @@ fn release_binary(name: &str) -> PathBuf {
     target_dir().join("release").join(name)
 }
 
+fn output_json(mut cmd: Command, what: &str) -> Result<serde_json::Value> {
+    eprintln!("xtask: {what}");
+    let out = cmd
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot start: {what}"))?;
+    if !out.status.success() {
+        bail!("failed ({}): {what}", out.status);
+    }
+    serde_json::from_slice(&out.stdout).with_context(|| format!("{what}: output is not JSON"))
+}
+
+/// The demo's table is reused when it was measured on this CPU less than a
+/// day ago.
+fn fresh_table(path: &Path) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    let young = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .is_some_and(|age| age.as_secs() < 24 * 3600);
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let cpu_line = text
+        .lines()
+        .find(|l| l.starts_with("# cpu = "))
+        .unwrap_or("");
+    let here = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default();
+    young && cpu_line.contains(&here)
+}
+
 fn demo() -> Result<()> {
     setup()?;
     let mut build = cargo();
@@ -210,17 +248,116 @@ fn demo() -> Result<()> {
     run(build, "build the release binaries")?;
     let profiler = release_binary("tunas-profiler");
     let searcher = release_binary("tunas-searcher");
+    let dir = target_dir().join("demo");
+    std::fs::create_dir_all(&dir)?;
+    let table = dir.join("tiny28.csv");
+    let table_s = table.to_str().context("UTF-8 path")?.to_string();
+    let started = std::time::Instant::now();
 
-    let mut spaces = Command::new(&profiler);
-    spaces.arg("spaces");
-    run(spaces, "tunas-profiler spaces")?;
-
-    let mut estimate = Command::new(&searcher);
-    estimate.args(["estimate", "--space", "tiny28", "--arch", "largest"]);
+    // 1. The latency table of this machine.
+    if fresh_table(&table) {
+        eprintln!(
+            "xtask: reusing {} (measured on this CPU today)",
+            table.display()
+        );
+    } else {
+        let mut p = Command::new(&profiler);
+        p.args(["profile", "--space", "tiny28", "--out", &table_s, "--force"]);
+        run(
+            p,
+            "tunas-profiler profile --space tiny28 (every op, timed through ONNX Runtime)",
+        )?;
+    }
+    let mut v = Command::new(&profiler);
+    let plot = dir.join("validate.svg");
+    v.args([
+        "validate",
+        "--space",
+        "tiny28",
+        "--table",
+        &table_s,
+        "--samples",
+        "30",
+        "--seed",
+        "11",
+        "--quiet",
+        "--plot",
+    ])
+    .arg(&plot);
     run(
-        estimate,
-        "tunas-searcher estimate --space tiny28 --arch largest",
+        v,
+        "tunas-profiler validate: does the table predict whole networks?",
     )?;
+
+    // 2. A short search at the median latency of uniform architectures.
+    let mut t = Command::new(&searcher);
+    t.args(["targets", "--table", &table_s, "--json"]);
+    let targets = output_json(t, "tunas-searcher targets")?;
+    let target = targets["p50_ms"].as_f64().context("targets: no p50_ms")?;
+    let run_dir = dir.join("run");
+    std::fs::remove_dir_all(&run_dir).ok();
+    let mut s = Command::new(&searcher);
+    s.args([
+        "search",
+        "--table",
+        &table_s,
+        "--target-ms",
+        &format!("{target:.5}"),
+        "--steps",
+        "400",
+        "--limit-train",
+        "20000",
+        "--out",
+    ])
+    .arg(&run_dir);
+    run(
+        s,
+        &format!(
+            "tunas-searcher search (400 steps, target {target:.4} ms = median of uniform samples)"
+        ),
+    )?;
+
+    // 3. Export the result and time it on this machine.
+    let onnx = dir.join("searched.onnx");
+    let mut e = Command::new(&searcher);
+    e.args(["export", "--json", "--run"])
+        .arg(&run_dir)
+        .arg("--onnx")
+        .arg(&onnx);
+    let exported = output_json(e, "tunas-searcher export")?;
+    let mut m = Command::new(&profiler);
+    m.args(["measure", "--json", "--quiet", "--model"])
+        .arg(&onnx);
+    let measured = output_json(m, "tunas-profiler measure --model searched.onnx")?;
+
+    let est = exported["est_latency_ms"].as_f64().unwrap_or(f64::NAN);
+    let real = measured["median_ms"].as_f64().unwrap_or(f64::NAN);
+    let result = std::fs::read_to_string(run_dir.join("result.json"))?;
+    let result: serde_json::Value = serde_json::from_str(&result)?;
+    println!();
+    println!(
+        "searched architecture  {}",
+        result["arch"].as_str().unwrap_or("?")
+    );
+    print!("{}", result["readable"].as_str().unwrap_or(""));
+    println!("target latency         {target:.4} ms");
+    println!(
+        "estimated (table)      {est:.4} ms ({:+.1}% vs target)",
+        (est / target - 1.0) * 100.0
+    );
+    println!(
+        "measured (ONNX, here)  {real:.4} ms (estimate {:+.1}% vs measured)",
+        (est / real - 1.0) * 100.0
+    );
+    println!(
+        "test accuracy          {:.2}% (shared weights after a 400-step search; train it with `tunas-searcher train`)",
+        exported["test_accuracy"].as_f64().unwrap_or(f64::NAN) * 100.0
+    );
+    println!(
+        "files                  {} (table, validate.svg, run/, searched.onnx)",
+        dir.display()
+    );
+    println!("demo took {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
