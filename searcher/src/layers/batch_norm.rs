@@ -10,10 +10,10 @@
 //! `running = momentum · running + (1 − momentum) · batch`, with the batch
 //! variance Bessel-corrected (`· m / (m − 1)`, `m = n·h·w`).
 
-use ndarray::{Array1, Array4, ArrayView1, ArrayView4, ArrayViewMut1, Axis, Zip};
+use ndarray::{Array1, Array2, Array4, ArrayView1, ArrayView4, ArrayViewMut1, Axis, Zip};
 use serde::{Deserialize, Serialize};
 
-use super::{LayerError, for_each_outer};
+use super::{LayerError, dot_f32, for_each_outer, sum_f32};
 
 /// Hyper-parameters of a batch-norm layer.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -99,18 +99,29 @@ pub struct BatchNormGrads {
     pub dbeta: Array1<f32>,
 }
 
-/// Per-channel mean and biased variance (two passes, f64 accumulators).
-fn channel_stats(x: &ArrayView4<'_, f32>, c: usize) -> (f32, f32) {
-    let xc = x.index_axis(Axis(1), c);
-    let count = xc.len() as f64;
-    let sum: f64 = xc.outer_iter().map(|img| f64::from(img.sum())).sum();
-    let mean = sum / count;
-    let m = mean as f32;
-    let sq: f64 = xc
-        .outer_iter()
-        .map(|img| f64::from(img.fold(0.0f32, |a, &v| a + (v - m) * (v - m))))
+/// The `n` planes (`hw` values each) of channel `ch` in an NCHW slice.
+fn channel_planes(x: &[f32], c: usize, hw: usize, ch: usize) -> impl Iterator<Item = &[f32]> + '_ {
+    x.chunks_exact(hw).skip(ch).step_by(c)
+}
+
+/// Per-channel mean and biased variance: two passes, f32 within a plane and
+/// f64 across planes.
+fn channel_stats(x: &[f32], c: usize, hw: usize, ch: usize) -> (f32, f32) {
+    let count = (x.len() / c) as f64;
+    let sum: f64 = channel_planes(x, c, hw, ch)
+        .map(|p| f64::from(sum_f32(p)))
         .sum();
-    (m, (sq / count) as f32)
+    let mean = (sum / count) as f32;
+    let mut centred = vec![0.0f32; hw];
+    let sq: f64 = channel_planes(x, c, hw, ch)
+        .map(|p| {
+            for (d, &v) in centred.iter_mut().zip(p) {
+                *d = v - mean;
+            }
+            f64::from(dot_f32(&centred, &centred))
+        })
+        .sum();
+    (mean, (sq / count) as f32)
 }
 
 /// Training-mode forward: normalise with the batch statistics, then scale
@@ -132,14 +143,14 @@ pub fn batch_norm_train(
         "batch_norm train: empty batch {:?}",
         x.shape()
     );
-    let mut stats = Array1::<f32>::zeros(3 * c)
-        .into_shape_with_order((c, 3))
-        .expect("3c reshapes to [c, 3]");
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().expect("standard layout");
+    let mut stats = Array2::<f32>::zeros((c, 3));
     for_each_outer(
         stats.view_mut(),
         || (),
         |_, ch, mut out| {
-            let (mean, var) = channel_stats(&x, ch);
+            let (mean, var) = channel_stats(xs, c, h * w, ch);
             out[0] = mean;
             out[1] = var;
             out[2] = 1.0 / (var + p.eps).sqrt();
@@ -153,26 +164,32 @@ pub fn batch_norm_train(
     };
     let scale = &cache.inv_std * &gamma;
     let shift = &beta - &(&cache.mean * &scale);
-    let y = affine(x, scale.view(), shift.view());
+    let y = affine(&x.view(), scale.view(), shift.view());
     (y, cache)
 }
 
 /// `y = x · scale[c] + shift[c]`, parallel over images.
 fn affine(
-    x: ArrayView4<'_, f32>,
+    x: &ArrayView4<'_, f32>,
     scale: ArrayView1<'_, f32>,
     shift: ArrayView1<'_, f32>,
 ) -> Array4<f32> {
+    let (_, c, h, w) = x.dim();
+    let hw = h * w;
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().expect("standard layout");
     let mut y = Array4::<f32>::zeros(x.raw_dim());
     for_each_outer(
         y.view_mut(),
         || (),
         |_, b, mut yb| {
-            for (ch, mut yc) in yb.outer_iter_mut().enumerate() {
+            let yb = yb.as_slice_mut().expect("output is standard layout");
+            let xb = &xs[b * c * hw..(b + 1) * c * hw];
+            for (ch, (yc, xc)) in yb.chunks_exact_mut(hw).zip(xb.chunks_exact(hw)).enumerate() {
                 let (a, t) = (scale[ch], shift[ch]);
-                Zip::from(&mut yc)
-                    .and(x.slice(ndarray::s![b, ch, .., ..]))
-                    .for_each(|o, &v| *o = v * a + t);
+                for (o, &v) in yc.iter_mut().zip(xc) {
+                    *o = v * a + t;
+                }
             }
         },
     );
@@ -201,31 +218,30 @@ pub fn batch_norm_backward(
         n * h * w,
         "batch_norm backward: cache is from another batch"
     );
+    let hw = h * w;
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().expect("standard layout");
+    let dy = dy.as_standard_layout();
+    let dys = dy.as_slice().expect("standard layout");
     // Per-channel sums first (parallel over channels), then dx (parallel over
     // images), so each output slice is written by one task.
-    let mut sums = Array1::<f32>::zeros(2 * c)
-        .into_shape_with_order((c, 2))
-        .expect("2c reshapes to [c, 2]");
+    let mut sums = Array2::<f32>::zeros((c, 2));
     for_each_outer(
         sums.view_mut(),
-        || (),
-        |_, ch, mut out| {
-            let (mean, inv) = (cache.mean[ch], cache.inv_std[ch]);
+        || vec![0.0f32; hw],
+        |centred, ch, mut out| {
+            let mean = cache.mean[ch];
             let mut sdy = 0.0f64;
             let mut sdyx = 0.0f64;
-            for b in 0..n {
-                let (mut a, mut bx) = (0.0f32, 0.0f32);
-                Zip::from(x.slice(ndarray::s![b, ch, .., ..]))
-                    .and(dy.slice(ndarray::s![b, ch, .., ..]))
-                    .for_each(|&v, &g| {
-                        a += g;
-                        bx += g * (v - mean);
-                    });
-                sdy += f64::from(a);
-                sdyx += f64::from(bx);
+            for (xp, gp) in channel_planes(xs, c, hw, ch).zip(channel_planes(dys, c, hw, ch)) {
+                for (d, &v) in centred.iter_mut().zip(xp) {
+                    *d = v - mean;
+                }
+                sdy += f64::from(sum_f32(gp));
+                sdyx += f64::from(dot_f32(gp, centred));
             }
             out[0] = sdy as f32;
-            out[1] = (sdyx * f64::from(inv)) as f32;
+            out[1] = (sdyx * f64::from(cache.inv_std[ch])) as f32;
         },
     );
     let dbeta = sums.column(0).to_owned();
@@ -236,19 +252,26 @@ pub fn batch_norm_backward(
         dx.view_mut(),
         || (),
         |_, b, mut dxb| {
-            for (ch, mut dxc) in dxb.outer_iter_mut().enumerate() {
+            let dxb = dxb.as_slice_mut().expect("output is standard layout");
+            let xb = &xs[b * c * hw..(b + 1) * c * hw];
+            let gb = &dys[b * c * hw..(b + 1) * c * hw];
+            for (ch, ((dxc, xc), gc)) in dxb
+                .chunks_exact_mut(hw)
+                .zip(xb.chunks_exact(hw))
+                .zip(gb.chunks_exact(hw))
+                .enumerate()
+            {
+                // dx = k·(dy − mean_dy − x̂·mean_dyx), x̂ = (x − mean)·inv,
+                // folded into dx = k·dy + a·x + t.
                 let inv = cache.inv_std[ch];
                 let k = gamma[ch] * inv;
                 let mean_dy = dbeta[ch] / m;
                 let mean_dyx = dgamma[ch] / m;
-                let mean = cache.mean[ch];
-                Zip::from(&mut dxc)
-                    .and(x.slice(ndarray::s![b, ch, .., ..]))
-                    .and(dy.slice(ndarray::s![b, ch, .., ..]))
-                    .for_each(|o, &v, &g| {
-                        let xhat = (v - mean) * inv;
-                        *o = k * (g - mean_dy - xhat * mean_dyx);
-                    });
+                let a = -k * inv * mean_dyx;
+                let t = -k * mean_dy - a * cache.mean[ch];
+                for ((o, &v), &g) in dxc.iter_mut().zip(xc).zip(gc) {
+                    *o = k * g + a * v + t;
+                }
             }
         },
     );
@@ -312,7 +335,7 @@ pub fn batch_norm_inference(
         .and(&running_var)
         .map_collect(|&g, &v| g / (v + p.eps).sqrt());
     let shift = &beta - &(&running_mean * &scale);
-    affine(x, scale.view(), shift.view())
+    affine(&x, scale.view(), shift.view())
 }
 
 #[cfg(test)]

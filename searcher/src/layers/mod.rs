@@ -135,6 +135,42 @@ where
     }
 }
 
+/// `Σ a[i]` with 8 independent partial sums (so that it vectorises), added
+/// in a fixed order.
+#[inline]
+pub(crate) fn sum_f32(a: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut chunks = a.chunks_exact(8);
+    for c in &mut chunks {
+        for k in 0..8 {
+            acc[k] += c[k];
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `Σ a[i] · b[i]` with 8 independent partial sums, added in a fixed order.
+#[inline]
+pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "dot_f32: lengths differ");
+    let mut acc = [0.0f32; 8];
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    acc.iter().sum::<f32>() + tail
+}
+
 /// Number of parts a batch reduction is split into. Fixed (not the thread
 /// count) so that the summation order, and hence the result, never depends on
 /// how many threads run it.

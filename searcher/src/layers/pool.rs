@@ -3,9 +3,9 @@
 //! Backward keeps nothing but the input's spatial size, which the caller
 //! passes in.
 
-use ndarray::{Array2, Array4, ArrayView2, ArrayView4, Axis};
+use ndarray::{Array2, Array4, ArrayView2, ArrayView4};
 
-use super::for_each_outer;
+use super::{for_each_outer, sum_f32};
 
 /// Mean over height and width.
 ///
@@ -14,14 +14,18 @@ use super::for_each_outer;
 pub fn global_avg_pool(x: ArrayView4<'_, f32>) -> Array2<f32> {
     let (n, c, h, w) = x.dim();
     assert!(h * w > 0, "global_avg_pool: empty input {:?}", x.shape());
-    let inv = 1.0 / (h * w) as f32;
+    let hw = h * w;
+    let inv = 1.0 / hw as f32;
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().expect("standard layout");
     let mut y = Array2::<f32>::zeros((n, c));
     for_each_outer(
         y.view_mut(),
         || (),
         |_, b, mut yb| {
-            for (o, plane) in yb.iter_mut().zip(x.index_axis(Axis(0), b).outer_iter()) {
-                *o = plane.sum() * inv;
+            let planes = xs[b * c * hw..(b + 1) * c * hw].chunks_exact(hw);
+            for (o, plane) in yb.iter_mut().zip(planes) {
+                *o = sum_f32(plane) * inv;
             }
         },
     );

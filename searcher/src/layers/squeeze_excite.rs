@@ -17,7 +17,7 @@ use ndarray::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{LayerError, for_each_outer, pool::global_avg_pool};
+use super::{LayerError, dot_f32, for_each_outer, pool::global_avg_pool};
 
 /// Geometry of a squeeze-excite block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,7 +108,7 @@ pub fn squeeze_excite(
         b_expand.len()
     );
     let n = x.len_of(Axis(0));
-    let pooled = global_avg_pool(x);
+    let pooled = global_avg_pool(x.view());
     let mut hidden = b_reduce
         .broadcast((n, p.squeeze))
         .expect("bias broadcasts")
@@ -121,16 +121,24 @@ pub fn squeeze_excite(
         .to_owned();
     general_mat_mul(1.0, &act, &matrix(&w_expand).t(), 1.0, &mut gate);
     gate.mapv_inplace(|v| 1.0 / (1.0 + (-v).exp()));
+    let (c, hw) = (p.channels, x.len_of(Axis(2)) * x.len_of(Axis(3)));
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().expect("standard layout");
     let mut y = Array4::<f32>::zeros(x.raw_dim());
     for_each_outer(
         y.view_mut(),
         || (),
         |_, b, mut yb| {
-            for (ch, mut yc) in yb.outer_iter_mut().enumerate() {
-                let g = gate[[b, ch]];
-                Zip::from(&mut yc)
-                    .and(x.slice(s![b, ch, .., ..]))
-                    .for_each(|o, &v| *o = v * g);
+            let yb = yb.as_slice_mut().expect("output is standard layout");
+            let xb = &xs[b * c * hw..(b + 1) * c * hw];
+            for ((yc, xc), &g) in yb
+                .chunks_exact_mut(hw)
+                .zip(xb.chunks_exact(hw))
+                .zip(gate.row(b))
+            {
+                for (o, &v) in yc.iter_mut().zip(xc) {
+                    *o = v * g;
+                }
             }
         },
     );
@@ -166,19 +174,21 @@ pub fn squeeze_excite_backward(
         x.shape(),
         cache.gate.shape()
     );
+    let hw = h * w;
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().expect("standard layout");
+    let dy = dy.as_standard_layout();
+    let dys = dy.as_slice().expect("standard layout");
     // d gate[n, c] = Σ_hw dy · x, then through the sigmoid.
     let mut dz_gate = Array2::<f32>::zeros((n, c));
     for_each_outer(
         dz_gate.view_mut(),
         || (),
         |_, b, mut row| {
-            for (ch, o) in row.iter_mut().enumerate() {
-                let mut acc = 0.0f32;
-                Zip::from(x.slice(s![b, ch, .., ..]))
-                    .and(dy.slice(s![b, ch, .., ..]))
-                    .for_each(|&v, &g| acc += v * g);
-                let gt = cache.gate[[b, ch]];
-                *o = acc * gt * (1.0 - gt);
+            let xb = xs[b * c * hw..(b + 1) * c * hw].chunks_exact(hw);
+            let gb = dys[b * c * hw..(b + 1) * c * hw].chunks_exact(hw);
+            for (((o, xc), gc), &gt) in row.iter_mut().zip(xb).zip(gb).zip(cache.gate.row(b)) {
+                *o = dot_f32(xc, gc) * gt * (1.0 - gt);
             }
         },
     );
@@ -202,12 +212,14 @@ pub fn squeeze_excite_backward(
         dx.view_mut(),
         || (),
         |_, b, mut dxb| {
-            for (ch, mut dxc) in dxb.outer_iter_mut().enumerate() {
+            let dxb = dxb.as_slice_mut().expect("output is standard layout");
+            let gb = dys[b * c * hw..(b + 1) * c * hw].chunks_exact(hw);
+            for (ch, (dxc, gc)) in dxb.chunks_exact_mut(hw).zip(gb).enumerate() {
                 let g = cache.gate[[b, ch]];
                 let spread = dpooled[[b, ch]] * inv_hw;
-                Zip::from(&mut dxc)
-                    .and(dy.slice(s![b, ch, .., ..]))
-                    .for_each(|o, &d| *o = d * g + spread);
+                for (o, &d) in dxc.iter_mut().zip(gc) {
+                    *o = d * g + spread;
+                }
             }
         },
     );
