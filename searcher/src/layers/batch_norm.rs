@@ -13,7 +13,7 @@
 use ndarray::{Array1, Array2, Array4, ArrayView1, ArrayView4, ArrayViewMut1, Axis, Zip};
 use serde::{Deserialize, Serialize};
 
-use super::{LayerError, dot_f32, for_each_outer, sum_f32};
+use super::{LayerError, for_each_outer, sum_f32};
 
 /// Hyper-parameters of a batch-norm layer.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -99,29 +99,71 @@ pub struct BatchNormGrads {
     pub dbeta: Array1<f32>,
 }
 
-/// The `n` planes (`hw` values each) of channel `ch` in an NCHW slice.
-fn channel_planes(x: &[f32], c: usize, hw: usize, ch: usize) -> impl Iterator<Item = &[f32]> + '_ {
-    x.chunks_exact(hw).skip(ch).step_by(c)
+/// `Σ (x[i] − mean)²`, with 8 partial sums.
+#[inline]
+fn sq_dev(x: &[f32], mean: f32) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut cx = x.chunks_exact(8);
+    for v in &mut cx {
+        for k in 0..8 {
+            let d = v[k] - mean;
+            acc[k] += d * d;
+        }
+    }
+    let tail: f32 = cx.remainder().iter().map(|v| (v - mean) * (v - mean)).sum();
+    acc.iter().sum::<f32>() + tail
 }
 
-/// Per-channel mean and biased variance: two passes, f32 within a plane and
-/// f64 across planes.
-fn channel_stats(x: &[f32], c: usize, hw: usize, ch: usize) -> (f32, f32) {
-    let count = (x.len() / c) as f64;
-    let sum: f64 = channel_planes(x, c, hw, ch)
-        .map(|p| f64::from(sum_f32(p)))
+/// `Σ g[i] · (x[i] − mean)`, with 8 partial sums.
+#[inline]
+fn dot_centred(g: &[f32], x: &[f32], mean: f32) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut cg = g.chunks_exact(8);
+    let mut cx = x.chunks_exact(8);
+    for (u, v) in (&mut cg).zip(&mut cx) {
+        for k in 0..8 {
+            acc[k] += u[k] * (v[k] - mean);
+        }
+    }
+    let tail: f32 = cg
+        .remainder()
+        .iter()
+        .zip(cx.remainder())
+        .map(|(u, v)| u * (v - mean))
         .sum();
-    let mean = (sum / count) as f32;
-    let mut centred = vec![0.0f32; hw];
-    let sq: f64 = channel_planes(x, c, hw, ch)
-        .map(|p| {
-            for (d, &v) in centred.iter_mut().zip(p) {
-                *d = v - mean;
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Evaluates `f(image, channel)` for every plane (parallel over images) and
+/// sums the results over images, in image order, in f64: `[c, K]`. The
+/// fixed order keeps the result independent of the thread count, and
+/// streaming over whole images is kinder to the cache than visiting one
+/// channel's planes across the batch.
+fn per_plane<const K: usize>(
+    n: usize,
+    c: usize,
+    f: impl Fn(usize, usize) -> [f32; K] + Sync + Send,
+) -> Array2<f64> {
+    let mut part = ndarray::Array3::<f32>::zeros((n, c, K));
+    for_each_outer(
+        part.view_mut(),
+        || (),
+        |_, b, mut pb| {
+            for ch in 0..c {
+                let v = f(b, ch);
+                for (k, &x) in v.iter().enumerate() {
+                    pb[[ch, k]] = x;
+                }
             }
-            f64::from(dot_f32(&centred, &centred))
-        })
-        .sum();
-    (mean, (sq / count) as f32)
+        },
+    );
+    let mut total = Array2::<f64>::zeros((c, K));
+    for pb in part.outer_iter() {
+        Zip::from(&mut total)
+            .and(&pb)
+            .for_each(|t, &v| *t += f64::from(v));
+    }
+    total
 }
 
 /// Training-mode forward: normalise with the batch statistics, then scale
@@ -145,22 +187,20 @@ pub fn batch_norm_train(
     );
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout");
-    let mut stats = Array2::<f32>::zeros((c, 3));
-    for_each_outer(
-        stats.view_mut(),
-        || (),
-        |_, ch, mut out| {
-            let (mean, var) = channel_stats(xs, c, h * w, ch);
-            out[0] = mean;
-            out[1] = var;
-            out[2] = 1.0 / (var + p.eps).sqrt();
-        },
-    );
+    let hw = h * w;
+    let plane = |b: usize, ch: usize| &xs[(b * c + ch) * hw..(b * c + ch + 1) * hw];
+    let count = (n * hw) as f64;
+    // Two passes (sum, then squared deviations) for an accurate variance.
+    let sums = per_plane(n, c, |b, ch| [sum_f32(plane(b, ch))]);
+    let mean: Array1<f32> = sums.column(0).mapv(|s| (s / count) as f32);
+    let sq = per_plane(n, c, |b, ch| [sq_dev(plane(b, ch), mean[ch])]);
+    let var: Array1<f32> = sq.column(0).mapv(|s| (s / count) as f32);
+    let inv_std = var.mapv(|v| 1.0 / (v + p.eps).sqrt());
     let cache = BatchNormCache {
-        mean: stats.column(0).to_owned(),
-        var: stats.column(1).to_owned(),
-        inv_std: stats.column(2).to_owned(),
-        count: n * h * w,
+        mean,
+        var,
+        inv_std,
+        count: n * hw,
     };
     let scale = &cache.inv_std * &gamma;
     let shift = &beta - &(&cache.mean * &scale);
@@ -225,27 +265,16 @@ pub fn batch_norm_backward(
     let dys = dy.as_slice().expect("standard layout");
     // Per-channel sums first (parallel over channels), then dx (parallel over
     // images), so each output slice is written by one task.
-    let mut sums = Array2::<f32>::zeros((c, 2));
-    for_each_outer(
-        sums.view_mut(),
-        || vec![0.0f32; hw],
-        |centred, ch, mut out| {
-            let mean = cache.mean[ch];
-            let mut sdy = 0.0f64;
-            let mut sdyx = 0.0f64;
-            for (xp, gp) in channel_planes(xs, c, hw, ch).zip(channel_planes(dys, c, hw, ch)) {
-                for (d, &v) in centred.iter_mut().zip(xp) {
-                    *d = v - mean;
-                }
-                sdy += f64::from(sum_f32(gp));
-                sdyx += f64::from(dot_f32(gp, centred));
-            }
-            out[0] = sdy as f32;
-            out[1] = (sdyx * f64::from(cache.inv_std[ch])) as f32;
-        },
-    );
-    let dbeta = sums.column(0).to_owned();
-    let dgamma = sums.column(1).to_owned();
+    let plane = |b: usize, ch: usize| (b * c + ch) * hw..(b * c + ch + 1) * hw;
+    let sums = per_plane(n, c, |b, ch| {
+        let r = plane(b, ch);
+        let (xp, gp) = (&xs[r.clone()], &dys[r]);
+        [sum_f32(gp), dot_centred(gp, xp, cache.mean[ch])]
+    });
+    let dbeta: Array1<f32> = sums.column(0).mapv(|v| v as f32);
+    let dgamma: Array1<f32> = Zip::from(sums.column(1))
+        .and(&cache.inv_std)
+        .map_collect(|&v, &inv| (v * f64::from(inv)) as f32);
     let m = cache.count as f32;
     let mut dx = Array4::<f32>::zeros(x.raw_dim());
     for_each_outer(
