@@ -70,7 +70,7 @@ enum Command {
         #[arg(long)]
         force: bool,
         /// Random networks timed end to end to fit the per-inference constant.
-        #[arg(long, default_value_t = 24)]
+        #[arg(long, default_value_t = 40)]
         calibration_networks: usize,
         #[command(flatten)]
         timing: TimingArgs,

@@ -16,10 +16,12 @@
 //!
 //! Then other random networks (calibration networks, their own seed) are
 //! timed end to end without profiling, and
-//! `measured ≈ c0 + α·Σ ops + c1·n_ops` is fitted by least squares: `c0`
-//! becomes the table's per-inference constant (`overhead_us`), and each
-//! row's statistics are `α·t + c1`, so the table's plain sum predicts a
-//! whole network. `validate` then checks that on yet other networks.
+//! `measured ≈ c0 + α·Σ ops + c1·Σ nodes` is fitted by least squares (the
+//! executor's per-node cost and the profiler's own per-node cost scale with
+//! the number of graph nodes an op has): `c0` becomes the table's
+//! per-inference constant (`overhead_us`), and each row's statistics are
+//! `α·t + c1·nodes(op)`, so the table's plain sum predicts a whole network.
+//! `validate` then checks that on yet other networks.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -314,29 +316,53 @@ fn check_resumable(
     Ok(())
 }
 
-/// Least-squares fit of `measured ≈ c0 + α·sum + c1·n` (normal equations,
-/// 3×3). Returns `(c0, α, c1)`.
+/// Least-squares fit of `measured ≈ c0 + α·sum + c1·n` over rows
+/// `(sum, n, measured)` (normal equations, 3×3). A negative constant is not
+/// physical (a table's constant is ≥ 0): the fit is then redone through the
+/// origin. Returns `(c0, α, c1)`.
 pub fn fit_calibration(rows: &[(f64, f64, f64)]) -> (f64, f64, f64) {
-    // rows: (sum of op times, op count, measured)
-    let mut a = [[0.0f64; 3]; 3];
-    let mut b = [0.0f64; 3];
-    for &(s, n, m) in rows {
-        let x = [1.0, s, n];
-        for i in 0..3 {
-            for j in 0..3 {
-                a[i][j] += x[i] * x[j];
+    let fit = |with_constant: bool| {
+        let mut a = [[0.0f64; 3]; 3];
+        let mut b = [0.0f64; 3];
+        if !with_constant {
+            a[0][0] = 1.0;
+        }
+        for &(s, n, m) in rows {
+            let x = [f64::from(u8::from(with_constant)), s, n];
+            for i in 0..3 {
+                for j in 0..3 {
+                    a[i][j] += x[i] * x[j];
+                }
+                b[i] += x[i] * m;
             }
-            b[i] += x[i] * m;
         }
+        if !with_constant {
+            a[0][0] = 1.0;
+            b[0] = 0.0;
+        }
+        solve3(a, b)
+    };
+    match fit(true) {
+        Some([c0, alpha, c1]) if alpha > 0.0 && c0 >= 0.0 => (c0, alpha, c1),
+        _ => match fit(false) {
+            Some([_, alpha, c1]) if alpha > 0.0 => (0.0, alpha, c1),
+            _ => {
+                let mean_gap =
+                    rows.iter().map(|&(s, _, m)| m - s).sum::<f64>() / rows.len().max(1) as f64;
+                (mean_gap.max(0.0), 1.0, 0.0)
+            }
+        },
     }
-    match solve3(a, b) {
-        Some([c0, alpha, c1]) if alpha > 0.0 => (c0, alpha, c1),
-        _ => {
-            // Degenerate sample: only a constant.
-            let mean_gap =
-                rows.iter().map(|&(s, _, m)| m - s).sum::<f64>() / rows.len().max(1) as f64;
-            (mean_gap, 1.0, 0.0)
-        }
+}
+
+/// Nodes the ONNX writer emits for an op (before the runtime's fusions):
+/// the per-node cost of the executor scales with it.
+pub fn op_node_count(key: &OpKey) -> usize {
+    let mut g = tunas_shared::onnx::GraphBuilder::new("count");
+    let input = g.input("x", &tunas_shared::onnx::network::input_dims(key));
+    match tunas_shared::onnx::emit_op(&mut g, "op", key, &input, &mut RandomWeights::new(0)) {
+        Ok(_) => g.node_count(),
+        Err(_) => 1,
     }
 }
 
@@ -486,8 +512,9 @@ fn profile_into(
         let arch = Architecture::sample_uniform(space, &mut rng);
         let ops = architecture_ops(space, &arch, t.batch);
         let sum: f64 = ops.iter().map(|k| measured.rows[k].median_us).sum();
+        let nodes: usize = ops.iter().map(op_node_count).sum();
         let e2e = measure_architecture(runtime, space, &arch, t)?;
-        rows.push((sum, ops.len() as f64, e2e.median_us));
+        rows.push((sum, nodes as f64, e2e.median_us));
         cal.inc(1);
     }
     cal.finish_and_clear();
@@ -507,7 +534,7 @@ fn profile_into(
     e.insert("x-calibration-networks".into(), rows.len().to_string());
     e.insert("x-calibration-seed".into(), s.calibration_seed.to_string());
     e.insert("x-op-scale".into(), format!("{alpha:.5}"));
-    e.insert("x-per-op-us".into(), format!("{c1:.3}"));
+    e.insert("x-per-node-us".into(), format!("{c1:.3}"));
     e.insert("x-fit-constant-us".into(), format!("{c0:.3}"));
     e.insert("x-calibration-mape-pct".into(), format!("{:.2}", fit.mape));
     e.insert(
@@ -520,30 +547,31 @@ fn profile_into(
             t.op_loop.min_time
         ),
     );
-    // A negative fitted constant is folded into the per-op cost of the
-    // first op every network has (the stem), so sums stay unbiased.
-    let negative_constant = c0.min(0.0);
+    let mut clamped = 0;
     for (key, raw) in &measured.rows {
-        let adjust = |v: f64| {
-            let mut v = alpha * v + c1;
-            if key.op == tunas_shared::OpKind::Stem {
-                v += negative_constant;
+        let per_op = c1 * op_node_count(key) as f64;
+        let mut adjust = |v: f64| {
+            let v = alpha * v + per_op;
+            if v < 0.0 {
+                clamped += 1;
             }
             v.max(0.0)
         };
-        table.rows.insert(
-            *key,
-            OpStats {
-                median_us: adjust(raw.median_us),
-                p10_us: adjust(raw.p10_us),
-                p90_us: adjust(raw.p90_us),
-                mean_us: adjust(raw.mean_us),
-                std_us: alpha * raw.std_us,
-                runs: raw.runs,
-                measured_at: raw.measured_at.clone(),
-            },
-        );
+        let stats = OpStats {
+            median_us: adjust(raw.median_us),
+            p10_us: adjust(raw.p10_us),
+            p90_us: adjust(raw.p90_us),
+            mean_us: adjust(raw.mean_us),
+            std_us: alpha * raw.std_us,
+            runs: raw.runs,
+            measured_at: raw.measured_at.clone(),
+        };
+        table.rows.insert(*key, stats);
     }
+    table
+        .provenance
+        .extra
+        .insert("x-clamped-values".into(), clamped.to_string());
     table.write_atomic(&s.out)?;
     journal.finish().map_err(|e| ProfileError::Unwritable {
         path: jpath.display().to_string(),
