@@ -440,7 +440,6 @@ fn pointwise_backward_weight(
 // columns past `out_w` are discarded (forward) or kept zero (backward).
 
 /// Geometry of the phase-split planes of one depthwise convolution.
-#[derive(Clone, Copy)]
 struct PhaseGeometry {
     s: usize,
     k: usize,
@@ -451,12 +450,17 @@ struct PhaseGeometry {
     /// Phase height and width.
     ph: usize,
     pw: usize,
+    /// For every input row, `s` runs `(phase_index, first_column, count)`:
+    /// input columns `first, first + s, ...` (`count` of them) go to
+    /// consecutive phase elements from `phase_index` on. Precomputed so that
+    /// loading a plane does no division.
+    runs: Vec<(usize, usize, usize)>,
 }
 
 impl PhaseGeometry {
     fn new(p: &Conv2dParams) -> Self {
         let s = p.stride;
-        Self {
+        let mut g = Self {
             s,
             k: p.kernel,
             pad: p.padding,
@@ -465,7 +469,20 @@ impl PhaseGeometry {
             out_w: p.out_w(),
             ph: (p.in_h + 2 * p.padding).div_ceil(s),
             pw: (p.in_w + 2 * p.padding).div_ceil(s),
+            runs: Vec::with_capacity(p.in_h * s),
+        };
+        for iy in 0..p.in_h {
+            let py = iy + g.pad;
+            let (ry, qy) = (py % s, py / s);
+            for rx in 0..s {
+                // First input column whose padded column falls in phase `rx`.
+                let ix0 = (rx + s - g.pad % s) % s;
+                let count = g.in_w.saturating_sub(ix0).div_ceil(s);
+                let dst = g.phase_start(ry, rx) + qy * g.pw + (ix0 + g.pad) / s;
+                g.runs.push((dst, ix0, count));
+            }
         }
+        g
     }
 
     /// Length of the wide output, `out_h · pw`.
@@ -496,17 +513,15 @@ impl PhaseGeometry {
     /// Writes `plane` (`[in_h, in_w]`, row-major) into the interior of the
     /// phases; the padding is left as it is (zero).
     fn load(&self, phases: &mut [f32], plane: &[f32]) {
-        let w = self.in_w;
-        for (iy, row) in plane.chunks_exact(w).enumerate() {
-            if self.s == 1 {
-                let start = (iy + self.pad) * self.pw + self.pad;
-                phases[start..start + w].copy_from_slice(row);
-                continue;
-            }
-            for (dst, start, step) in self.row_phases(iy + self.pad) {
-                let dst = &mut phases[dst..];
-                for (d, &v) in dst.iter_mut().zip(row[start..].iter().step_by(step)) {
-                    *d = v;
+        let (w, s) = (self.in_w, self.s);
+        for (row, runs) in plane.chunks_exact(w).zip(self.runs.chunks_exact(s)) {
+            for &(dst, start, count) in runs {
+                if s == 1 {
+                    phases[dst..dst + count].copy_from_slice(row);
+                } else {
+                    for (q, d) in phases[dst..dst + count].iter_mut().enumerate() {
+                        *d = row[start + q * s];
+                    }
                 }
             }
         }
@@ -514,39 +529,18 @@ impl PhaseGeometry {
 
     /// Reads the interior of the phases into `plane` (`[in_h, in_w]`).
     fn store(&self, phases: &[f32], plane: &mut [f32]) {
-        let w = self.in_w;
-        for (iy, row) in plane.chunks_exact_mut(w).enumerate() {
-            if self.s == 1 {
-                let start = (iy + self.pad) * self.pw + self.pad;
-                row.copy_from_slice(&phases[start..start + w]);
-                continue;
-            }
-            for (src, start, step) in self.row_phases(iy + self.pad) {
-                let src = &phases[src..];
-                for (d, &v) in row[start..].iter_mut().step_by(step).zip(src) {
-                    *d = v;
+        let (w, s) = (self.in_w, self.s);
+        for (row, runs) in plane.chunks_exact_mut(w).zip(self.runs.chunks_exact(s)) {
+            for &(src, start, count) in runs {
+                if s == 1 {
+                    row.copy_from_slice(&phases[src..src + count]);
+                } else {
+                    for (q, &v) in phases[src..src + count].iter().enumerate() {
+                        row[start + q * s] = v;
+                    }
                 }
             }
         }
-    }
-
-    /// For padded row `py`, one `(phase_index, first_input_column, step)`
-    /// per column phase: input columns `first, first + s, ...` go to
-    /// consecutive phase elements from `phase_index` on.
-    fn row_phases(&self, py: usize) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
-        let (s, pad) = (self.s, self.pad);
-        let (ry, qy) = (py % s, py / s);
-        (0..s).filter_map(move |rx| {
-            // First input column whose padded column falls in phase `rx`.
-            let ix0 = (rx + s - pad % s) % s;
-            (ix0 < self.in_w).then(|| {
-                (
-                    self.phase_start(ry, rx) + qy * self.pw + (ix0 + pad) / s,
-                    ix0,
-                    s,
-                )
-            })
-        })
     }
 
     /// Copies the valid columns of the wide `[out_h, pw]` layout into a
