@@ -619,6 +619,16 @@ fn depthwise_forward(
     );
 }
 
+/// The taps of one phase in the depthwise input grad.
+struct PhaseTaps {
+    /// Range of the phase buffer computed (rows holding input pixels).
+    rows: std::ops::Range<usize>,
+    /// Offsets into the wide `dy` buffer.
+    offsets: Vec<usize>,
+    /// Index of each tap in the `k·k` kernel.
+    kernel_index: Vec<usize>,
+}
+
 fn depthwise_backward_input(
     p: &Conv2dParams,
     dy: &ArrayView4<'_, f32>,
@@ -638,17 +648,27 @@ fn depthwise_backward_input(
     let front = g.tap_shift(g.k - 1, g.k - 1);
     let dy_len = front + g.wide_len().max(g.phase_len()) + BLOCK;
     // Taps of each phase: (offsets into the wide dy, indices into the kernel).
-    let phase_taps: Vec<(Vec<usize>, Vec<usize>)> = (0..g.s * g.s)
+    // Only the phase rows that hold input pixels (not padding) are computed:
+    // rows `lo..hi` of each phase, and each offset is shifted by `lo` rows.
+    let (pad, in_h, s) = (p.padding, p.in_h, g.s);
+    let phase_taps: Vec<PhaseTaps> = (0..s * s)
         .map(|r| {
-            let (ry, rx) = (r / g.s, r % g.s);
-            let (mut offs, mut idx) = (Vec::new(), Vec::new());
-            for i in (ry..g.k).step_by(g.s) {
-                for j in (rx..g.k).step_by(g.s) {
-                    offs.push(front - g.tap_shift(i, j));
-                    idx.push(i * g.k + j);
+            let (ry, rx) = (r / s, r % s);
+            let lo = pad.saturating_sub(ry).div_ceil(s);
+            let hi = (pad + in_h).saturating_sub(ry).div_ceil(s).max(lo);
+            let (mut offsets, mut kernel_index) = (Vec::new(), Vec::new());
+            for i in (ry..g.k).step_by(s) {
+                for j in (rx..g.k).step_by(s) {
+                    offsets.push(front - g.tap_shift(i, j) + lo * g.pw);
+                    kernel_index.push(i * g.k + j);
                 }
             }
-            (offs, idx)
+            let start = r * g.phase_len();
+            PhaseTaps {
+                rows: start + lo * g.pw..start + hi * g.pw,
+                offsets,
+                kernel_index,
+            }
         })
         .collect();
     for_each_outer(
@@ -670,11 +690,10 @@ fn depthwise_backward_input(
             {
                 g.plane_to_wide(dyc, &mut wide[front..]);
                 let wrow = weights.row(ch);
-                for (r, (offs, idx)) in phase_taps.iter().enumerate() {
+                for pt in &phase_taps {
                     taps.clear();
-                    taps.extend(idx.iter().map(|&t| wrow[t]));
-                    let start = r * g.phase_len();
-                    correlate(&mut phases[start..start + g.phase_len()], wide, offs, taps);
+                    taps.extend(pt.kernel_index.iter().map(|&t| wrow[t]));
+                    correlate(&mut phases[pt.rows.clone()], wide, &pt.offsets, taps);
                 }
                 g.store(phases, dxc);
             }
