@@ -119,6 +119,16 @@ enum Command {
         #[command(flatten)]
         timing: TimingArgs,
     },
+    /// Compare two tables of the same space key by key (repeatability).
+    Compare {
+        /// First table.
+        a: PathBuf,
+        /// Second table.
+        b: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Convert a table for the PyTorch searchers (ProxylessNAS, Once-for-All) or to JSON.
     Export {
         /// The latency table.
@@ -392,6 +402,35 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print!("{}", profile::validation_text(&report));
+            }
+        }
+        Command::Compare { a, b, json } => {
+            let (ta, tb) = (load_table(&a)?, load_table(&b)?);
+            if ta.provenance.space_hash != tb.provenance.space_hash {
+                bail!(
+                    "{} is for space {} ({}), {} for {} ({}): compare tables of one space",
+                    a.display(),
+                    ta.provenance.space,
+                    ta.provenance.space_hash,
+                    b.display(),
+                    tb.provenance.space,
+                    tb.provenance.space_hash
+                );
+            }
+            let c = profile::compare_tables(&ta, &tb);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&c)?);
+            } else {
+                println!(
+                    "{} common keys ({} unmatched): median |difference| {:.2}%, p90 {:.2}%, max {:.2}%; constants {:.1} / {:.1} µs",
+                    c.common_keys,
+                    c.unmatched_keys,
+                    c.median_rel_diff_pct,
+                    c.p90_rel_diff_pct,
+                    c.max_rel_diff_pct,
+                    c.overhead_us.0,
+                    c.overhead_us.1
+                );
             }
         }
         Command::Export { table, format } => {

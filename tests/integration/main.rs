@@ -4,10 +4,12 @@
 //! - `tables`: the latency-table schema, strict reading, estimates.
 //! - `cli`: the command-line tools as a user runs them.
 //! - `search`: the search loop, kill and resume, export to ONNX.
+//! - `profiler`: profile / resume / errors with the real ONNX Runtime.
 //! - `onnx_models`: every generated ONNX model passes the `onnx` checker.
 
 mod cli;
 mod onnx_models;
+mod profiler;
 mod search;
 mod spaces;
 mod tables;

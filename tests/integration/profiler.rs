@@ -1,0 +1,264 @@
+//! The profiler through its command line with the real ONNX Runtime: a run
+//! killed with SIGKILL resumes without re-measuring or duplicating, the
+//! table it writes is strict-readable and covers the space, and each
+//! failure a user can hit says what is wrong.
+//!
+//! Timing loops are shortened (a few runs per op): these tests check
+//! behaviour, never speed or accuracy; the figures come from
+//! `tunas-profiler validate` (see the README).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::cli::{binary, run};
+use tunas_shared::{LatencyTable, builtin_space, space_op_keys};
+
+const FAST: [&str; 14] = [
+    "--quiet",
+    "--warmup-runs",
+    "1",
+    "--warmup-ms",
+    "0",
+    "--runs",
+    "3",
+    "--min-ms",
+    "0",
+    "--network-runs",
+    "3",
+    "--network-min-ms",
+    "0",
+    "--calibration-networks=6",
+];
+
+fn runtime_available() -> bool {
+    let ok = tunas_profiler::runtime::locate_runtime(None).is_ok();
+    if !ok {
+        eprintln!("skipped: no ONNX Runtime library (cargo xtask setup provisions one)");
+    }
+    ok
+}
+
+/// Complete journal rows: key text → measured_at.
+fn journal_rows(path: &Path) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    complete
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("op,"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            (cells[..12].join(","), cells[18].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn killed_profile_resumes_without_remeasuring_or_duplicating() {
+    if !runtime_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tiny28.csv");
+    let journal = dir.path().join("tiny28.csv.partial");
+    let mut args = vec![
+        "profile",
+        "--space",
+        "tiny28",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(FAST);
+    let mut child = Command::new(binary("tunas-profiler"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while journal_rows(&journal).len() < 60 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the profiler wrote no rows in 2 minutes"
+        );
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("profile ended ({status}) before it could be killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = journal_rows(&journal);
+    assert!(!out.exists(), "a killed run must not leave a final table");
+
+    // Without --resume the journal is not silently overwritten.
+    let again = run("tunas-profiler", &args);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("pass --resume"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    let mut resume = args.clone();
+    resume.push("--resume");
+    let done = run("tunas-profiler", &resume);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(
+        !journal.exists(),
+        "the journal is removed once the table is written"
+    );
+    let table = LatencyTable::read(&out).unwrap();
+    let space = builtin_space("tiny28").unwrap();
+    let expected: Vec<String> = space_op_keys(&space, 1)
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    let got: Vec<String> = table.rows.keys().map(|k| k.to_string()).collect();
+    assert_eq!(
+        got, expected,
+        "the table covers exactly the space's op keys"
+    );
+    // Rows measured before the kill were kept, not measured again.
+    for (key, measured_at) in &before {
+        let row = table
+            .rows
+            .iter()
+            .find(|(k, _)| k.cells().join(",") == *key)
+            .unwrap_or_else(|| panic!("{key} vanished"));
+        assert_eq!(&row.1.measured_at, measured_at, "{key} was re-measured");
+    }
+    // The table predicts, and the file says how it was made.
+    assert!(
+        table
+            .provenance
+            .extra
+            .contains_key("x-calibration-mape-pct")
+    );
+    assert_eq!(table.provenance.space_hash, space.content_hash());
+}
+
+#[test]
+fn profiler_errors_say_what_is_wrong() {
+    if !runtime_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.csv");
+    let out_s = out.to_str().unwrap();
+    let stderr_of = |args: &[&str], env: Option<(&str, &str)>| {
+        let mut c = Command::new(binary("tunas-profiler"));
+        c.args(args);
+        if let Some((k, v)) = env {
+            c.env(k, v);
+        }
+        let o = c.output().unwrap();
+        assert!(!o.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let profile = ["profile", "--space", "tiny28", "--out", out_s, "--quiet"];
+
+    let err = stderr_of(&[&profile[..], &["--ep", "tpu"]].concat(), None);
+    assert!(err.contains("unknown execution provider 'tpu'"), "{err}");
+
+    // This x86 build of ONNX Runtime has no XNNPACK: an error, never a
+    // silent CPU fallback.
+    let err = stderr_of(&[&profile[..], &["--ep", "xnnpack"]].concat(), None);
+    assert!(err.to_lowercase().contains("xnnpack"), "{err}");
+
+    let err = stderr_of(
+        &[
+            "profile",
+            "--space",
+            "tiny28",
+            "--out",
+            "/proc/no/such/dir/t.csv",
+            "--quiet",
+        ],
+        None,
+    );
+    assert!(err.contains("/proc/no/such/dir"), "{err}");
+
+    let err = stderr_of(
+        &profile,
+        Some(("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")),
+    );
+    assert!(err.contains("/nonexistent/libonnxruntime.so"), "{err}");
+    assert!(err.contains("cargo xtask setup"), "{err}");
+
+    // A table of another space is refused by validate.
+    let tiny = crate::tables::synthetic_table(&builtin_space("tiny28").unwrap());
+    tiny.write_atomic(&out).unwrap();
+    let err = stderr_of(
+        &[
+            "validate",
+            "--space",
+            "proxylessnas",
+            "--table",
+            out_s,
+            "--samples",
+            "2",
+            "--quiet",
+        ],
+        None,
+    );
+    assert!(err.contains("made for space 'tiny28'"), "{err}");
+
+    // An existing table is not overwritten without --force.
+    let err = stderr_of(&profile, None);
+    assert!(err.contains("--force"), "{err}");
+}
+
+#[test]
+fn measure_and_export_work_on_a_real_table() {
+    if !runtime_available() {
+        return;
+    }
+    let o = run(
+        "tunas-profiler",
+        &[
+            "measure",
+            "--space",
+            "tiny28",
+            "--arch",
+            "random:4",
+            "--json",
+            "--quiet",
+            "--runs",
+            "5",
+            "--network-runs",
+            "5",
+            "--network-min-ms",
+            "0",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["median_ms"].as_f64().unwrap() > 0.0);
+    assert!(v["runtime"].as_str().unwrap().starts_with("onnxruntime 1."));
+
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t.csv");
+    crate::tables::synthetic_table(&builtin_space("tiny28").unwrap())
+        .write_atomic(&table)
+        .unwrap();
+    let t = table.to_str().unwrap();
+    let yaml = run(
+        "tunas-profiler",
+        &["export", "--table", t, "--format", "ofa-yaml"],
+    );
+    assert!(yaml.status.success());
+    let text = String::from_utf8_lossy(&yaml.stdout);
+    assert!(text.contains("expanded_conv-input:28x28x16-output:14x14x32-expand:96-kernel:7-stride:2-idskip:0-se:1-hs:0:"), "{}", &text[..400.min(text.len())]);
+    let json = run(
+        "tunas-profiler",
+        &["export", "--table", t, "--format", "json"],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["ops"].as_array().unwrap().len(), 572);
+}
