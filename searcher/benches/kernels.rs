@@ -109,6 +109,51 @@ fn conv1x1<M: Measurement>(c: &mut Criterion<M>) {
     }
 }
 
+/// Why the 1×1 convs use faer: the same per-image products (64 images, one
+/// thread) through ndarray's `general_mat_mul` (matrixmultiply, AVX2) and
+/// through faer (AVX-512 where available). Guards the choice: if faer stops
+/// winning, switch `layers/gemm.rs` back.
+fn gemm_backend<M: Measurement>(c: &mut Criterion<M>) {
+    use faer::{Accum, MatMut, MatRef, Par};
+    use ndarray::{Array2, linalg::general_mat_mul};
+    let mut g = c.benchmark_group("gemm_backend");
+    g.sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for (name, cin, cout, hw) in [
+        ("14x14_32to192", 32, 192, 196),
+        ("7x7_96to576", 96, 576, 49),
+        ("7x7_384to96", 384, 96, 49),
+    ] {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let w = Array2::from_shape_simple_fn((cout, cin), || rng.random_range(-1.0f32..1.0));
+        let xs: Vec<Array2<f32>> = (0..BATCH)
+            .map(|_| Array2::from_shape_simple_fn((cin, hw), || rng.random_range(-1.0f32..1.0)))
+            .collect();
+        let mut y = Array2::<f32>::zeros((cout, hw));
+        g.bench_function(BenchmarkId::new("matrixmultiply", name), |b| {
+            b.iter(|| {
+                for x in &xs {
+                    general_mat_mul(1.0, &w, x, 0.0, &mut y);
+                }
+                black_box(&y);
+            })
+        });
+        g.bench_function(BenchmarkId::new("faer", name), |b| {
+            b.iter(|| {
+                let wm = MatRef::from_row_major_slice(w.as_slice().unwrap(), cout, cin);
+                for x in &xs {
+                    let xm = MatRef::from_row_major_slice(x.as_slice().unwrap(), cin, hw);
+                    let ym = MatMut::from_row_major_slice_mut(y.as_slice_mut().unwrap(), cout, hw);
+                    faer::linalg::matmul::matmul(ym, Accum::Replace, wm, xm, 1.0f32, Par::Seq);
+                }
+                black_box(&y);
+            })
+        });
+    }
+    g.finish();
+}
+
 /// Guards the depthwise direct loops (phase-split planes, contiguous inner
 /// loops) for every kernel size, at both strides.
 fn depthwise<M: Measurement>(c: &mut Criterion<M>) {
@@ -233,6 +278,7 @@ fn se<M: Measurement>(c: &mut Criterion<M>) {
 }
 
 fn run<M: Measurement>(mut c: Criterion<M>) {
+    gemm_backend(&mut c);
     conv1x1(&mut c);
     depthwise(&mut c);
     stem(&mut c);
