@@ -3,11 +3,13 @@
 //! Weight layout is `[cout, cin / groups, k, k]`; activations are NCHW.
 //! Three kernels, chosen from the params ([`ConvKind`]):
 //!
-//! - **pointwise** (1×1, stride 1, no padding, one group): a GEMM per image,
-//!   `Y_n[cout, HW] = W[cout, cin] · X_n[cin, HW]`;
-//! - **depthwise** (`groups == cin == cout`): direct loops over a padded copy
-//!   of each plane, split into `stride` column phases so that every inner
-//!   loop reads contiguous memory;
+//! - **pointwise** (1×1, stride 1, no padding, one group): a faer GEMM per
+//!   image, `Y_n[cout, HW] = W[cout, cin] · X_n[cin, HW]`; parallel over
+//!   images, weight grad summed over a fixed partition of the batch;
+//! - **depthwise** (`groups == cin == cout`): each plane padded and split
+//!   into `stride × stride` phases so that every tap is one contiguous,
+//!   vectorised multiply-add over the whole plane; parallel over images
+//!   (forward, input grad) or channels (weight grad, summed in batch order);
 //! - **general** (anything else, e.g. the stem): im2col + a GEMM per group.
 //!
 //! Weights and inputs may be non-contiguous views (the supernet slices the
