@@ -148,6 +148,24 @@ fn session_config(t: &TimingSettings, profile_prefix: Option<PathBuf>) -> Sessio
     }
 }
 
+/// Runs the op timing loop on `model` with per-node profiling (the profile
+/// file is written under `prefix` and removed after reading; warm-up runs
+/// are left out).
+fn profiled_benchmark(
+    runtime: &Runtime,
+    model: &[u8],
+    t: &TimingSettings,
+    prefix: &Path,
+) -> Result<(Measurement, crate::runtime::NodeProfile), ProfileError> {
+    let config = session_config(t, Some(prefix.to_path_buf()));
+    let mut session = ModelSession::new(runtime, model, &config)?;
+    let m = benchmark_session(&mut session, &t.op_loop)?;
+    let profile_path = session.end_profiling()?;
+    let profile = crate::runtime::read_profile(&profile_path, m.warmup_runs);
+    let _ = std::fs::remove_file(&profile_path);
+    Ok((m, profile?))
+}
+
 /// Raw cost of one op: its own nodes' mean time, with the wall-time spread.
 fn time_op(
     runtime: &Runtime,
@@ -159,13 +177,7 @@ fn time_op(
         what: key.to_string(),
         message: e.to_string(),
     })?;
-    let prefix = scratch.join("op");
-    let mut session = ModelSession::new(runtime, &model, &session_config(t, Some(prefix)))?;
-    let m = benchmark_session(&mut session, &t.op_loop)?;
-    let profile_path = session.end_profiling()?;
-    let profile = crate::runtime::read_profile(&profile_path, m.warmup_runs);
-    let _ = std::fs::remove_file(&profile_path);
-    let profile = profile?;
+    let (m, profile) = profiled_benchmark(runtime, &model, t, &scratch.join("op"))?;
     let (own, _) = profile.attribute(&["op"]);
     let own_us = own[0];
     let wall = m.stats();
@@ -191,13 +203,7 @@ fn time_in_context(
         }
     })?;
     let sites = network_sites(space, arch, t.batch);
-    let prefix = scratch.join("net");
-    let mut session = ModelSession::new(runtime, &model, &session_config(t, Some(prefix)))?;
-    let m = benchmark_session(&mut session, &t.op_loop)?;
-    let profile_path = session.end_profiling()?;
-    let profile = crate::runtime::read_profile(&profile_path, m.warmup_runs);
-    let _ = std::fs::remove_file(&profile_path);
-    let profile = profile?;
+    let (_, profile) = profiled_benchmark(runtime, &model, t, &scratch.join("net"))?;
     let scopes: Vec<&str> = sites.iter().map(|s| s.scope.as_str()).collect();
     let per_run = profile.attribute_per_run(&scopes);
     Ok(sites

@@ -32,7 +32,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tunas_shared::space::{LayerOp, Param, round_to_8};
-use tunas_shared::{Architecture, Choice, SearchSpace};
+use tunas_shared::{Architecture, SearchSpace};
 
 use crate::layers::activation::Activation as Act;
 use crate::layers::batch_norm::{
@@ -378,20 +378,6 @@ pub struct Supernet {
     pub bn_momentum: Option<f32>,
 }
 
-fn int_values(space: &SearchSpace, p: &Param<u32>) -> Vec<u32> {
-    match p {
-        Param::Fixed(v) => vec![*v],
-        Param::Decision(name) => space.decisions[space.decision_index(name).expect("validated")]
-            .values
-            .iter()
-            .filter_map(|c| match c {
-                Choice::Int(v) => Some(*v),
-                _ => None,
-            })
-            .collect(),
-    }
-}
-
 fn decision_of<T>(space: &SearchSpace, p: &Param<T>) -> Option<usize> {
     p.decision()
         .map(|n| space.decision_index(n).expect("validated"))
@@ -476,8 +462,9 @@ impl Supernet {
             rng: ChaCha8Rng::seed_from_u64(seed),
         };
         let cin0 = space.input.channels as usize;
-        let stem_widths = int_values(space, &space.stem.filters);
-        let stem = int_values(space, &space.stem.kernel)
+        let stem_widths = space.int_values(&space.stem.filters);
+        let stem = space
+            .int_values(&space.stem.kernel)
             .iter()
             .map(|&k| {
                 b.conv_bn(
@@ -497,11 +484,11 @@ impl Supernet {
             } else {
                 &stage.filters
             };
-            let cins = int_values(space, input);
-            let couts = int_values(space, &stage.filters);
+            let cins = space.int_values(input);
+            let couts = space.int_values(&stage.filters);
             let (cin_max, cout_max) = (max_of(&cins), max_of(&couts));
             let name = format!("stage{}/layer{}", pos.stage + 1, pos.layer + 1);
-            let kernels = int_values(space, &layer.kernel);
+            let kernels = space.int_values(&layer.kernel);
             let op = match &layer.op {
                 Param::Fixed(op) => *op,
                 Param::Decision(_) => {
@@ -521,7 +508,8 @@ impl Supernet {
                     let mid_max = cins
                         .iter()
                         .flat_map(|&c| {
-                            int_values(space, &layer.expansion)
+                            space
+                                .int_values(&layer.expansion)
                                 .into_iter()
                                 .map(move |e| round_to_8(c as f64 * e as f64))
                         })
@@ -578,12 +566,12 @@ impl Supernet {
             };
             layers.push(weights);
         }
-        let head_in = max_of(&int_values(space, space.head_input_filters()));
-        let head_max = max_of(&int_values(space, &space.head.filters));
+        let head_in = max_of(&space.int_values(space.head_input_filters()));
+        let head_max = max_of(&space.int_values(&space.head.filters));
         let conv = b.conv_bn("head/conv", head_max, head_in, 1, false);
         let mut features = head_max;
         let fc = space.head.post_pool_filters.as_ref().map(|p| {
-            let out = max_of(&int_values(space, p));
+            let out = max_of(&space.int_values(p));
             let fc = b.dense("head/fc", out, head_max);
             features = out;
             fc

@@ -462,60 +462,19 @@ fn head_keys(
     keys
 }
 
-/// The values a param can take.
-fn int_values(space: &SearchSpace, p: &Param<u32>) -> Vec<u32> {
-    match p {
-        Param::Fixed(v) => vec![*v],
-        Param::Decision(name) => space.decisions[space.decision_index(name).expect("validated")]
-            .values
-            .iter()
-            .filter_map(|c| match c {
-                crate::space::Choice::Int(v) => Some(*v),
-                _ => None,
-            })
-            .collect(),
-    }
-}
-
-fn flag_values(space: &SearchSpace, p: &Param<bool>) -> Vec<bool> {
-    match p {
-        Param::Fixed(v) => vec![*v],
-        Param::Decision(name) => space.decisions[space.decision_index(name).expect("validated")]
-            .values
-            .iter()
-            .filter_map(|c| match c {
-                crate::space::Choice::Flag(v) => Some(*v),
-                _ => None,
-            })
-            .collect(),
-    }
-}
-
-fn op_values(space: &SearchSpace, p: &Param<LayerOp>) -> Vec<LayerOp> {
-    match p {
-        Param::Fixed(v) => vec![*v],
-        Param::Decision(name) => space.decisions[space.decision_index(name).expect("validated")]
-            .values
-            .iter()
-            .filter_map(|c| match c {
-                crate::space::Choice::Op(v) => Some(*v),
-                _ => None,
-            })
-            .collect(),
-    }
-}
-
 /// Every (input width, output width) pair that can occur for two width
 /// params: equal params move together, different ones independently.
 fn width_pairs(space: &SearchSpace, input: &Param<u32>, output: &Param<u32>) -> Vec<(u32, u32)> {
     if input == output {
-        int_values(space, input)
+        space
+            .int_values(input)
             .into_iter()
             .map(|v| (v, v))
             .collect()
     } else {
-        let outs = int_values(space, output);
-        int_values(space, input)
+        let outs = space.int_values(output);
+        space
+            .int_values(input)
             .into_iter()
             .flat_map(|i| outs.iter().map(move |&o| (i, o)))
             .collect()
@@ -529,8 +488,8 @@ fn width_pairs(space: &SearchSpace, input: &Param<u32>, output: &Param<u32>) -> 
 /// of the stem): a skippable layer is validated to keep its input's width.
 pub fn space_op_keys(space: &SearchSpace, batch: u32) -> BTreeSet<OpKey> {
     let mut keys = BTreeSet::new();
-    for kernel in int_values(space, &space.stem.kernel) {
-        for filters in int_values(space, &space.stem.filters) {
+    for kernel in space.int_values(&space.stem.kernel) {
+        for filters in space.int_values(&space.stem.filters) {
             keys.insert(stem_key(space, kernel, filters, batch));
         }
     }
@@ -544,10 +503,10 @@ pub fn space_op_keys(space: &SearchSpace, batch: u32) -> BTreeSet<OpKey> {
                 &stage.filters
             };
             for (cin, cout) in width_pairs(space, input, &stage.filters) {
-                for op in op_values(space, &layer.op) {
-                    for kernel in int_values(space, &layer.kernel) {
-                        for e in int_values(space, &layer.expansion) {
-                            for se in flag_values(space, &layer.squeeze_excite) {
+                for op in space.op_values(&layer.op) {
+                    for kernel in space.int_values(&layer.kernel) {
+                        for e in space.int_values(&layer.expansion) {
+                            for se in space.flag_values(&layer.squeeze_excite) {
                                 keys.insert(layer_key(
                                     op,
                                     (h, w),
@@ -574,7 +533,7 @@ pub fn space_op_keys(space: &SearchSpace, batch: u32) -> BTreeSet<OpKey> {
     let head_pairs = width_pairs(space, space.head_input_filters(), &space.head.filters);
     let post_pool: Vec<Option<u32>> = match &space.head.post_pool_filters {
         None => vec![None],
-        Some(p) => int_values(space, p).into_iter().map(Some).collect(),
+        Some(p) => space.int_values(p).into_iter().map(Some).collect(),
     };
     for (cin, filters) in head_pairs {
         for &post in &post_pool {

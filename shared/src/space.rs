@@ -378,6 +378,48 @@ impl SearchSpace {
         digest[..8].iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// The values a param can take (one for a fixed value), using
+    /// `extract` to read a decision's choices.
+    fn param_values<T: Clone>(&self, p: &Param<T>, extract: fn(&Choice) -> Option<T>) -> Vec<T> {
+        match p {
+            Param::Fixed(v) => vec![v.clone()],
+            Param::Decision(name) => self
+                .decision_index(name)
+                .map(|i| {
+                    self.decisions[i]
+                        .values
+                        .iter()
+                        .filter_map(extract)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The values an integer param (kernel, expansion, filters) can take.
+    pub fn int_values(&self, p: &Param<u32>) -> Vec<u32> {
+        self.param_values(p, |c| match c {
+            Choice::Int(v) => Some(*v),
+            _ => None,
+        })
+    }
+
+    /// The values a flag param (squeeze-excite, skip) can take.
+    pub fn flag_values(&self, p: &Param<bool>) -> Vec<bool> {
+        self.param_values(p, |c| match c {
+            Choice::Flag(v) => Some(*v),
+            _ => None,
+        })
+    }
+
+    /// The values an op param can take.
+    pub fn op_values(&self, p: &Param<LayerOp>) -> Vec<LayerOp> {
+        self.param_values(p, |c| match c {
+            Choice::Op(v) => Some(*v),
+            _ => None,
+        })
+    }
+
     /// Index of a decision by name.
     pub fn decision_index(&self, name: &str) -> Option<usize> {
         self.decisions.iter().position(|d| d.name == name)
