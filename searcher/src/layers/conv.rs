@@ -1170,6 +1170,18 @@ mod tests {
     }
 
     #[test]
+    fn depthwise_side_by_side_groups_match_reference() {
+        // Several full groups of images side by side plus a partial last
+        // group, whose unused slots hold the previous group's planes.
+        for (k, stride, hw) in [(7, 1, 7), (5, 1, 7), (7, 2, 14)] {
+            let p = Conv2dParams::depthwise(3, k, stride, hw, hw).unwrap();
+            let slots = slots_for(&p);
+            assert!(slots > 1, "{p:?} should run side by side");
+            check_against_reference(&p, 2 * slots + 3, 90 + k as u64);
+        }
+    }
+
+    #[test]
     fn grouped_not_depthwise_uses_general() {
         let p = params(4, 8, 3, 1, 1, 4, (5, 5)).unwrap();
         assert_eq!(p.kind(), ConvKind::General);
