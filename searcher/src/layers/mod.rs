@@ -27,8 +27,8 @@
 //! numbers.
 //!
 //! ```
-//! use ndarray::{Array1, Array4};
-//! use tunas_searcher::layers::conv::{conv2d, Conv2dParams};
+//! use ndarray::Array4;
+//! use tunas_searcher::layers::conv::{conv2d, conv2d_backward_input, Conv2dParams};
 //!
 //! let p = Conv2dParams::pointwise(4, 8, 7, 7).unwrap();
 //! let x = Array4::<f32>::ones((2, 4, 7, 7));
@@ -36,7 +36,9 @@
 //! let y = conv2d(&p, x.view(), w.view(), None);
 //! assert_eq!(y.dim(), (2, 8, 7, 7));
 //! assert!(y.iter().all(|&v| v == 2.0));
-//! # let _ = Array1::<f32>::zeros(1);
+//! // Backward pieces are separate calls: here the input grad.
+//! let dx = conv2d_backward_input(&p, y.view(), w.view());
+//! assert_eq!(dx.dim(), x.dim());
 //! ```
 
 pub mod activation;
