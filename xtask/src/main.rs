@@ -395,13 +395,24 @@ fn reference_tables() -> Result<()> {
     for (space, samples) in [("tiny28", "200"), ("proxylessnas", "50")] {
         let table = dir.join(format!("{space}.csv"));
         let mut p = Command::new(&profiler);
-        p.args(["profile", "--space", space, "--force", "--out"]).arg(&table);
+        p.args(["profile", "--space", space, "--force", "--out"])
+            .arg(&table);
         run(p, &format!("profile {space}"))?;
         let mut v = Command::new(&profiler);
-        v.args(["validate", "--space", space, "--samples", samples, "--seed", "1", "--json", "--table"])
-            .arg(&table)
-            .arg("--plot")
-            .arg(dir.join(format!("{space}.validate.svg")));
+        v.args([
+            "validate",
+            "--space",
+            space,
+            "--samples",
+            samples,
+            "--seed",
+            "1",
+            "--json",
+            "--table",
+        ])
+        .arg(&table)
+        .arg("--plot")
+        .arg(dir.join(format!("{space}.validate.svg")));
         let report = output_json(v, &format!("validate {space} on {samples} networks"))?;
         std::fs::write(
             dir.join(format!("{space}.validate.json")),
@@ -417,12 +428,20 @@ fn reference_tables() -> Result<()> {
     // Repeatability: a second tiny28 table compared key by key.
     let second = target_dir().join("tiny28.repeat.csv");
     let mut p = Command::new(&profiler);
-    p.args(["profile", "--space", "tiny28", "--force", "--quiet", "--out"]).arg(&second);
+    p.args([
+        "profile", "--space", "tiny28", "--force", "--quiet", "--out",
+    ])
+    .arg(&second);
     run(p, "profile tiny28 again (repeatability)")?;
     let mut c = Command::new(&profiler);
-    c.args(["compare", "--json"]).arg(dir.join("tiny28.csv")).arg(&second);
+    c.args(["compare", "--json"])
+        .arg(dir.join("tiny28.csv"))
+        .arg(&second);
     let cmp = output_json(c, "compare the two tiny28 tables")?;
-    std::fs::write(dir.join("tiny28.repeatability.json"), serde_json::to_string_pretty(&cmp)? + "\n")?;
+    std::fs::write(
+        dir.join("tiny28.repeatability.json"),
+        serde_json::to_string_pretty(&cmp)? + "\n",
+    )?;
     eprintln!("wrote {}", dir.display());
     Ok(())
 }
