@@ -72,6 +72,9 @@ enum Command {
         /// Random networks timed end to end to fit the per-inference constant.
         #[arg(long, default_value_t = 40)]
         calibration_networks: usize,
+        /// Different networks each op is timed in (runs pooled).
+        #[arg(long, default_value_t = 2)]
+        contexts: usize,
         #[command(flatten)]
         timing: TimingArgs,
     },
@@ -173,11 +176,11 @@ struct TimingArgs {
     /// Op timing: minimum warm-up time (ms).
     #[arg(long, default_value_t = 20)]
     warmup_ms: u64,
-    /// Op timing: minimum timed runs.
-    #[arg(long, default_value_t = 100)]
+    /// Op timing: minimum timed runs (per network an op is timed in).
+    #[arg(long, default_value_t = 60)]
     runs: usize,
     /// Op timing: minimum timed time (ms).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 30)]
     min_ms: u64,
     /// End-to-end timing: minimum timed runs.
     #[arg(long, default_value_t = 50)]
@@ -269,6 +272,7 @@ fn run(cli: Cli) -> Result<()> {
             resume,
             force,
             calibration_networks,
+            contexts,
             timing,
         } => {
             let space = load_space(&space).context("--space")?;
@@ -280,6 +284,7 @@ fn run(cli: Cli) -> Result<()> {
                 calibration_networks,
                 calibration_seed: 1_000_003,
                 max_networks_without_progress: 50,
+                contexts_per_key: contexts,
                 progress: !timing.quiet,
             };
             let rt = timing.runtime()?;

@@ -6,7 +6,8 @@
 //! Ops are timed *in context*: random networks of the space are built as
 //! ONNX models and run with ONNX Runtime's per-node profiling on, and each
 //! op's time is the summed time of its own nodes (attributed by node-name
-//! scope: the runtime keeps the op's scope in the names of fused nodes).
+//! scope: the runtime keeps the op's scope in the names of fused nodes),
+//! each op in two different networks with their runs pooled.
 //! So an op is timed with its input coming from the op before it, in the
 //! layout the runtime keeps between ops, without the fixed cost of a
 //! `run()` call or the layout reorders at a model's edges, which a network
@@ -135,6 +136,8 @@ pub struct ProfileSettings {
     pub calibration_seed: u64,
     /// Stop looking for context networks after this many in a row add no key.
     pub max_networks_without_progress: usize,
+    /// Each op is timed in this many different networks; their runs are pooled.
+    pub contexts_per_key: usize,
     /// Show a progress bar.
     pub progress: bool,
 }
@@ -188,14 +191,14 @@ fn time_op(
 }
 
 /// Times a whole network with per-node profiling and returns, per op, the
-/// per-run times of its own nodes.
+/// per-run times of its own nodes (µs).
 fn time_in_context(
     runtime: &Runtime,
     space: &SearchSpace,
     arch: &Architecture,
     t: &TimingSettings,
     scratch: &Path,
-) -> Result<Vec<(OpKey, OpStats)>, ProfileError> {
+) -> Result<Vec<(OpKey, Vec<f64>)>, ProfileError> {
     let model = network_model(space, arch, &mut RandomWeights::new(7), t.batch).map_err(|e| {
         ProfileError::Model {
             what: arch.to_compact(),
@@ -210,7 +213,7 @@ fn time_in_context(
         .iter()
         .zip(per_run)
         .filter(|(_, runs)| !runs.is_empty())
-        .map(|(site, runs)| (site.key, OpStats::from_samples(&runs)))
+        .map(|(site, runs)| (site.key, runs))
         .collect())
 }
 
@@ -460,6 +463,9 @@ fn profile_into(
     // run picks new networks.
     let mut rng =
         rand::rngs::StdRng::seed_from_u64(s.calibration_seed ^ 0x5eed ^ measured.rows.len() as u64);
+    // Samples of keys seen in fewer contexts than wanted, and how many.
+    let mut pooled: std::collections::BTreeMap<OpKey, (usize, Vec<f64>)> = Default::default();
+    let wanted = s.contexts_per_key.max(1);
     let mut misses = 0;
     while measured.rows.len() < keys.len() && misses < s.max_networks_without_progress {
         let candidate = (0..32)
@@ -468,11 +474,15 @@ fn profile_into(
                 let new = architecture_ops(space, &arch, t.batch)
                     .into_iter()
                     .filter(|k| !measured.rows.contains_key(k))
-                    .collect::<std::collections::BTreeSet<_>>()
-                    .len();
-                (new, arch)
+                    .collect::<std::collections::BTreeSet<_>>();
+                // Keys never seen count double: coverage first.
+                let score: usize = new
+                    .iter()
+                    .map(|k| if pooled.contains_key(k) { 1 } else { 2 })
+                    .sum();
+                (score, arch)
             })
-            .max_by_key(|(new, _)| *new)
+            .max_by_key(|(score, _)| *score)
             .expect("32 candidates");
         if candidate.0 == 0 {
             misses += 1;
@@ -480,20 +490,34 @@ fn profile_into(
         }
         let found = time_in_context(runtime, space, &candidate.1, t, scratch)?;
         let mut progressed = false;
-        for (key, stats) in found {
+        for (key, runs) in found {
             if measured.rows.contains_key(&key) {
                 continue;
             }
-            journal.append(&key, &stats)?;
-            measured.rows.insert(key, stats);
-            progress.inc(1);
+            let entry = pooled.entry(key).or_default();
+            entry.0 += 1;
+            entry.1.extend(runs);
             progressed = true;
+            if entry.0 >= wanted {
+                let stats = OpStats::from_samples(&entry.1);
+                pooled.remove(&key);
+                journal.append(&key, &stats)?;
+                measured.rows.insert(key, stats);
+                progress.inc(1);
+            }
         }
         if progressed {
             misses = 0;
         } else {
             misses += 1;
         }
+    }
+    // Keys seen in fewer contexts than wanted keep what they have.
+    for (key, (_, runs)) in pooled {
+        let stats = OpStats::from_samples(&runs);
+        journal.append(&key, &stats)?;
+        measured.rows.insert(key, stats);
+        progress.inc(1);
     }
     // Keys no network reached: one-op models.
     let left: Vec<OpKey> = keys
