@@ -5,6 +5,7 @@
 //! - `cli`: the command-line tools as a user runs them.
 //! - `search`: the search loop, kill and resume, export to ONNX.
 //! - `profiler`: profile / resume / errors with the real ONNX Runtime.
+//! - `training`: stand-alone training, weight files, deterministic mode.
 //! - `onnx_models`: every generated ONNX model passes the `onnx` checker.
 
 mod cli;
@@ -13,3 +14,4 @@ mod profiler;
 mod search;
 mod spaces;
 mod tables;
+mod training;
