@@ -12,7 +12,13 @@
 //! the first step, and `peak_rss_mb` (`VmHWM`) over the steps. The peak is
 //! reset first by writing `5` to `/proc/self/clear_refs` (Linux ≥ 4.0); where
 //! that is not allowed, `peak_rss_reset` is false and the peak counts from
-//! the start of the process.
+//! the start of the process. Minor page faults per measured step
+//! (`/proc/self/stat`) show how much of a step goes to the kernel handing
+//! out fresh zeroed pages for large temporary arrays.
+//!
+//! Every measurement of the command line runs in a fresh process
+//! ([`bench_in_child`]) when several are asked for, so the baseline and peak
+//! of one do not include what the allocator kept from another.
 //!
 //! ```
 //! use tunas_searcher::bench::{BenchConfig, BenchVariant, bench};
@@ -169,6 +175,49 @@ pub struct BenchResult {
     /// Whether the peak was reset before the steps (else it counts from
     /// process start).
     pub peak_rss_reset: bool,
+    /// Minor page faults per measured step (fresh pages the kernel zeroed
+    /// for new allocations), if `/proc/self/stat` is readable.
+    pub minor_faults_per_step: Option<f64>,
+    /// CPU time of all the process's threads per measured step, in
+    /// milliseconds (from `/proc/self/task/*/schedstat`), if readable.
+    /// Unlike wall time it hardly changes when other processes compete for
+    /// the cores.
+    pub cpu_ms_per_step: Option<f64>,
+    /// `batch / cpu seconds per step`: throughput per core-second.
+    pub images_per_cpu_s: Option<f64>,
+}
+
+/// A benchmark in a child process failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The child could not be started.
+    #[error("cannot run {exe}: {message}")]
+    Spawn {
+        /// The executable.
+        exe: String,
+        /// The system's message.
+        message: String,
+    },
+    /// The child failed.
+    #[error("{exe} {args} failed ({status}): {stderr}")]
+    Failed {
+        /// The executable.
+        exe: String,
+        /// Its arguments.
+        args: String,
+        /// Exit status.
+        status: String,
+        /// What it printed on stderr.
+        stderr: String,
+    },
+    /// The child's output is not a benchmark result.
+    #[error("{exe} printed no benchmark JSON: {message}")]
+    Parse {
+        /// The executable.
+        exe: String,
+        /// The parser's message.
+        message: String,
+    },
 }
 
 /// A field of `/proc/self/status` in kB (`VmRSS`, `VmHWM`), if readable.
@@ -184,6 +233,55 @@ pub fn proc_status_kb(field: &str) -> Option<u64> {
 /// Returns whether the kernel allowed it.
 pub fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Minor page faults of this process so far (field 10 of
+/// `/proc/self/stat`), if readable.
+pub fn minor_faults() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; fields after it are plain.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(7)?.parse().ok()
+}
+
+/// Runs `exe args…` (a `tunas-searcher bench … --json` command line for
+/// one variant) in a fresh process and reads its result, so that its memory
+/// figures start from a clean process.
+pub fn bench_in_child(exe: &std::path::Path, args: &[String]) -> Result<BenchResult, BenchError> {
+    let name = exe.display().to_string();
+    let out = std::process::Command::new(exe)
+        .args(args)
+        .output()
+        .map_err(|e| BenchError::Spawn {
+            exe: name.clone(),
+            message: e.to_string(),
+        })?;
+    if !out.status.success() {
+        return Err(BenchError::Failed {
+            exe: name,
+            args: args.join(" "),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| BenchError::Parse {
+        exe: name,
+        message: e.to_string(),
+    })
+}
+
+/// CPU time (ns) that the live threads of this process have run, summed
+/// from `/proc/self/task/*/schedstat`, if readable.
+pub fn process_cpu_ns() -> Option<u64> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        // A thread may end between listing and reading; it then counts 0.
+        if let Ok(text) = std::fs::read_to_string(path) {
+            total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+    }
+    Some(total)
 }
 
 fn mb(kb: Option<u64>) -> Option<f64> {
@@ -225,7 +323,13 @@ pub fn bench(
     let reset = reset_peak_rss();
     let mut phases: [Vec<f64>; 5] = Default::default();
     let mut first_step_ms = 0.0;
+    let mut faults_before = None;
+    let mut cpu_before = None;
     for s in 0..cfg.warmup_steps + cfg.steps {
+        if s == cfg.warmup_steps {
+            faults_before = minor_faults();
+            cpu_before = process_cpu_ns();
+        }
         let t0 = Instant::now();
         net.store.zero_grads();
         let t1 = Instant::now();
@@ -247,6 +351,12 @@ pub fn bench(
         }
     }
     let peak = mb(proc_status_kb("VmHWM"));
+    let cpu_ms = cpu_before
+        .zip(process_cpu_ns())
+        .map(|(a, b)| b.saturating_sub(a) as f64 / 1e6 / cfg.steps.max(1) as f64);
+    let faults = faults_before
+        .zip(minor_faults())
+        .map(|(a, b)| b.saturating_sub(a) as f64 / cfg.steps.max(1) as f64);
     let measured: f64 = phases[0].iter().sum();
     BenchResult {
         variant,
@@ -271,6 +381,11 @@ pub fn bench(
         baseline_rss_mb: baseline,
         peak_rss_mb: peak,
         peak_rss_reset: reset,
+        minor_faults_per_step: faults,
+        cpu_ms_per_step: cpu_ms,
+        images_per_cpu_s: cpu_ms
+            .filter(|&c| c > 0.0)
+            .map(|c| cfg.batch as f64 / (c / 1e3)),
     }
 }
 
@@ -278,7 +393,7 @@ pub fn bench(
 pub fn bench_text(r: &BenchResult) -> String {
     let rss = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.1} MB"));
     format!(
-        "{:<20} batch {} threads {}: {:.1} images/s, step {:.1} ms (forward {:.1}, backward {:.1}, update {:.1}, zero {:.1}), RSS baseline {}, peak {}{}",
+        "{:<20} batch {} threads {}: {:.1} images/s ({} per CPU-second), step {:.1} ms (forward {:.1}, backward {:.1}, update {:.1}, zero {:.1}), RSS baseline {}, peak {}{}, {} minor page faults per step",
         serde_json::to_value(r.variant)
             .ok()
             .and_then(|v| v.as_str().map(String::from))
@@ -286,6 +401,8 @@ pub fn bench_text(r: &BenchResult) -> String {
         r.batch,
         r.threads,
         r.images_per_s,
+        r.images_per_cpu_s
+            .map_or("n/a".into(), |v| format!("{v:.1}")),
         r.step.median_ms,
         r.forward.median_ms,
         r.backward.median_ms,
@@ -297,7 +414,9 @@ pub fn bench_text(r: &BenchResult) -> String {
             ""
         } else {
             " (since process start)"
-        }
+        },
+        r.minor_faults_per_step
+            .map_or("n/a".into(), |f| format!("{f:.0}"))
     )
 }
 
@@ -328,6 +447,12 @@ mod tests {
             assert!(proc_status_kb("VmHWM").unwrap() >= rss / 2);
         }
         assert_eq!(proc_status_kb("NoSuchField"), None);
+        if std::path::Path::new("/proc/self/stat").exists() {
+            let before = minor_faults().expect("minflt");
+            let v = vec![1u8; 8 << 20];
+            assert!(minor_faults().unwrap() > before, "{}", v[4096]);
+            assert!(process_cpu_ns().unwrap() > 0);
+        }
     }
 
     #[test]

@@ -288,7 +288,7 @@ struct BenchArgs {
 }
 
 fn run_bench(a: BenchArgs) -> Result<()> {
-    use tunas_searcher::bench::{self, BenchVariant};
+    use tunas_searcher::bench;
     tunas_searcher::layers::set_serial(a.deterministic);
     let space = load_space(&a.space).context("--space")?;
     let arch = Architecture::parse_spec(&space, &a.arch).context("--arch")?;
@@ -300,33 +300,61 @@ fn run_bench(a: BenchArgs) -> Result<()> {
         warmup_steps: a.warmup_steps,
         seed: a.seed,
     };
-    let variants = if a.all_values {
-        vec![BenchVariant::AllValuesRemat, BenchVariant::AllValuesNoRemat]
-    } else {
-        vec![a.variant]
-    };
-    let results = tunas_searcher::train::in_thread_pool(a.threads, || {
-        variants
+    if a.all_values {
+        // One fresh process per variant, so neither's memory figures include
+        // what the allocator kept from the other.
+        let exe = std::env::current_exe().context("locating this executable")?;
+        let mut results = Vec::new();
+        for v in ["all-values-remat", "all-values-no-remat"] {
+            let mut args: Vec<String> = [
+                "bench",
+                "--space",
+                &a.space,
+                "--arch",
+                &a.arch,
+                "--variant",
+                v,
+                "--json",
+            ]
             .iter()
-            .map(|&v| {
-                let r = bench::bench(&space, &arch, v, &cfg);
-                if !a.json {
-                    println!("{}", bench::bench_text(&r));
-                }
-                r
-            })
-            .collect::<Vec<_>>()
-    })?;
-    if a.json {
-        let json = if a.all_values {
-            serde_json::json!({
+            .map(|s| s.to_string())
+            .collect();
+            for (flag, value) in [
+                ("--batch", a.batch),
+                ("--steps", a.steps),
+                ("--warmup-steps", a.warmup_steps),
+            ] {
+                args.extend([flag.to_string(), value.to_string()]);
+            }
+            args.extend(["--seed".to_string(), a.seed.to_string()]);
+            if let Some(t) = a.threads {
+                args.extend(["--threads".to_string(), t.to_string()]);
+            }
+            if a.deterministic {
+                args.push("--deterministic".into());
+            }
+            let r = bench::bench_in_child(&exe, &args)?;
+            if !a.json {
+                println!("{}", bench::bench_text(&r));
+            }
+            results.push(r);
+        }
+        if a.json {
+            let json = serde_json::json!({
                 "all_values_remat": results[0],
                 "all_values_no_remat": results[1],
-            })
-        } else {
-            serde_json::to_value(&results[0])?
-        };
-        println!("{}", serde_json::to_string_pretty(&json)?);
+            });
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        }
+        return Ok(());
+    }
+    let r = tunas_searcher::train::in_thread_pool(a.threads, || {
+        bench::bench(&space, &arch, a.variant, &cfg)
+    })?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!("{}", bench::bench_text(&r));
     }
     Ok(())
 }

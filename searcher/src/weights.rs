@@ -75,7 +75,7 @@ pub enum WeightsError {
         path: String,
     },
     /// The file ends before its header says it should.
-    #[error("{path}: truncated: {what} needs {expected} bytes, the file has {found}{}",
+    #[error("{path}: truncated: {what} should end at byte {expected}, the file has {found} bytes{}",
         tensor.as_ref().map(|t| format!(" (tensor '{t}' is cut off)")).unwrap_or_default())]
     Truncated {
         /// File path.
@@ -84,9 +84,9 @@ pub enum WeightsError {
         what: &'static str,
         /// First tensor whose bytes are missing, if the header was readable.
         tensor: Option<String>,
-        /// Bytes needed.
+        /// File length the header (or the format) calls for.
         expected: u64,
-        /// Bytes present.
+        /// File length found.
         found: u64,
     },
     /// The JSON header is unreadable or inconsistent.
