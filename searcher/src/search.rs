@@ -293,12 +293,13 @@ fn warmup_plan(
     rng: &mut ChaCha8Rng,
 ) -> PathPlan {
     let mut arch = sampled.clone();
+    let largest = Architecture::largest(space);
     let mut all_values = vec![false; space.decisions.len()];
     for (i, d) in space.decisions.iter().enumerate() {
         match d.kind {
             DecisionKind::Filters | DecisionKind::Expansion => {
                 if q > 0.0 && rng.random_bool(q.min(1.0)) {
-                    arch.indices[i] = Architecture::largest(space).indices[i];
+                    arch.indices[i] = largest.indices[i];
                 }
             }
             DecisionKind::Kernel | DecisionKind::SqueezeExcite | DecisionKind::Skip => {

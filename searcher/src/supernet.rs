@@ -25,7 +25,8 @@
 //! ```
 
 use ndarray::{
-    Array1, Array2, Array4, ArrayD, ArrayView1, ArrayView2, ArrayView4, Ix1, Ix2, Ix4, s,
+    Array, Array1, Array2, Array4, ArrayD, ArrayView, ArrayView1, ArrayView2, ArrayView4,
+    Dimension, Ix1, SliceInfoElem, s,
 };
 use rand::Rng;
 use rand::SeedableRng;
@@ -118,67 +119,45 @@ impl ParamStore {
         self.tensors.len() - 1
     }
 
-    fn v4(&self, i: usize) -> ArrayView4<'_, f32> {
-        self.tensors[i]
-            .value
+    /// Tensor `i` as a `D`-dimensional view.
+    fn view<D: Dimension>(&self, i: usize) -> ArrayView<'_, f32, D> {
+        let t = &self.tensors[i];
+        t.value
             .view()
-            .into_dimensionality::<Ix4>()
-            .expect("4-d tensor")
+            .into_dimensionality::<D>()
+            .unwrap_or_else(|_| panic!("tensor '{}' has shape {:?}", t.name, t.value.shape()))
+    }
+
+    fn v4(&self, i: usize) -> ArrayView4<'_, f32> {
+        self.view(i)
     }
 
     fn v2(&self, i: usize) -> ArrayView2<'_, f32> {
-        self.tensors[i]
-            .value
-            .view()
-            .into_dimensionality::<Ix2>()
-            .expect("2-d tensor")
+        self.view(i)
     }
 
     fn v1(&self, i: usize) -> ArrayView1<'_, f32> {
-        self.tensors[i]
-            .value
-            .view()
-            .into_dimensionality::<Ix1>()
-            .expect("1-d tensor")
+        self.view(i)
     }
 
-    fn grad_mut(&mut self, i: usize) -> &mut ArrayD<f32> {
+    /// Adds `g` to the gradient of tensor `i`, over its leading region of
+    /// `g`'s shape (a narrower path uses the first channels).
+    fn add_grad<D: Dimension>(&mut self, i: usize, g: &Array<f32, D>) {
+        let region: Vec<SliceInfoElem> = g
+            .shape()
+            .iter()
+            .map(|&n| SliceInfoElem::Slice {
+                start: 0,
+                end: Some(n as isize),
+                step: 1,
+            })
+            .collect();
         let t = &mut self.tensors[i];
-        t.grad
-            .get_or_insert_with(|| ArrayD::zeros(t.value.raw_dim()))
-    }
-
-    fn add_grad4(&mut self, i: usize, g: &Array4<f32>) {
-        let (a, b, c, d) = g.dim();
-        let mut grad = self
-            .grad_mut(i)
-            .view_mut()
-            .into_dimensionality::<Ix4>()
-            .expect("4-d tensor");
-        let mut region = grad.slice_mut(s![..a, ..b, ..c, ..d]);
-        region += g;
-    }
-
-    fn add_grad2(&mut self, i: usize, g: &Array2<f32>) {
-        let (a, b) = g.dim();
-        let mut grad = self
-            .grad_mut(i)
-            .view_mut()
-            .into_dimensionality::<Ix2>()
-            .expect("2-d tensor");
-        let mut region = grad.slice_mut(s![..a, ..b]);
-        region += g;
-    }
-
-    fn add_grad1(&mut self, i: usize, g: &Array1<f32>) {
-        let n = g.len();
-        let mut grad = self
-            .grad_mut(i)
-            .view_mut()
-            .into_dimensionality::<Ix1>()
-            .expect("1-d tensor");
-        let mut region = grad.slice_mut(s![..n]);
-        region += g;
+        let grad = t
+            .grad
+            .get_or_insert_with(|| ArrayD::zeros(t.value.raw_dim()));
+        let mut target = grad.slice_mut(region.as_slice());
+        target += &g.view().into_dyn();
     }
 
     /// Drops every gradient.
@@ -835,10 +814,10 @@ impl Supernet {
         let gamma = self.store.v1(u.gamma).slice(s![..cout]).to_owned();
         let g = batch_norm_backward(&bnp, conv_out.view(), d_bn.view(), gamma.view(), &bn);
         drop(conv_out);
-        self.store.add_grad1(u.gamma, &g.dgamma);
-        self.store.add_grad1(u.beta, &g.dbeta);
+        self.store.add_grad(u.gamma, &g.dgamma);
+        self.store.add_grad(u.beta, &g.dbeta);
         let dw = conv2d_backward_weight(&params, x.view(), g.dx.view());
-        self.store.add_grad4(u.conv, &dw);
+        self.store.add_grad(u.conv, &dw);
         let per_group = if u.depthwise { 1 } else { params.cin };
         let wt = self.store.v4(u.conv);
         let wt = wt.slice(s![..cout, ..per_group, .., ..]);
@@ -1000,12 +979,10 @@ impl Supernet {
         let (p, wr, _, we, _) = self.se_params(se, mid);
         let d_se = if half { dy.mapv(|v| v * 0.5) } else { dy };
         let g = squeeze_excite_backward(&p, x.view(), d_se.view(), wr.view(), we.view(), &cache);
-        let s_width = p.squeeze;
-        self.store.add_grad4(se.w_reduce, &g.dw_reduce);
-        self.store.add_grad1(se.b_reduce, &g.db_reduce);
-        self.store.add_grad4(se.w_expand, &g.dw_expand);
-        self.store.add_grad1(se.b_expand, &g.db_expand);
-        let _ = s_width;
+        self.store.add_grad(se.w_reduce, &g.dw_reduce);
+        self.store.add_grad(se.b_reduce, &g.db_reduce);
+        self.store.add_grad(se.w_expand, &g.dw_expand);
+        self.store.add_grad(se.b_expand, &g.db_expand);
         let mut dx = g.dx;
         if half {
             // The identity half of the average.
@@ -1174,10 +1151,6 @@ impl Supernet {
                 }
             })
             .collect();
-        let stem_index = self
-            .stem_kernel_decision
-            .map_or(0, |i| plan.arch.indices[i]);
-        let _ = stem_index;
         (
             net.stem_filters as usize,
             layers,
@@ -1275,7 +1248,7 @@ impl Supernet {
     /// # Shapes
     /// `dlogits: [n, classes]`.
     pub fn backward(&mut self, tape: NetTape, plan: &PathPlan, dlogits: Array2<f32>) {
-        let (_, dims, _, head_filters, post) = self.plan_dims(plan);
+        let (stem_filters, dims, _, head_filters, post) = self.plan_dims(plan);
         let head = self.head.clone();
         let NetTape {
             stem,
@@ -1287,12 +1260,12 @@ impl Supernet {
         let nf = ht.features.dim().1;
         let lp = LinearParams::new(nf, classes).expect("positive");
         let wv = self.store.v2(cw).slice(s![..classes, ..nf]).to_owned();
-        self.store.add_grad2(
+        self.store.add_grad(
             cw,
             &linear_backward_weight(&lp, ht.features.view(), dlogits.view()),
         );
         self.store
-            .add_grad1(cb, &linear_backward_bias(dlogits.view()));
+            .add_grad(cb, &linear_backward_bias(dlogits.view()));
         let mut dfeat = linear_backward_input(&lp, dlogits.view(), wv.view());
         if let (Some((w, b)), Some(out), Some((pooled, z))) = (head.fc, post, ht.fc) {
             let act = act_of(
@@ -1305,8 +1278,8 @@ impl Supernet {
             let lp = LinearParams::new(head_filters, out).expect("positive");
             let wv = self.store.v2(w).slice(s![..out, ..head_filters]).to_owned();
             self.store
-                .add_grad2(w, &linear_backward_weight(&lp, pooled.view(), dz.view()));
-            self.store.add_grad1(b, &linear_backward_bias(dz.view()));
+                .add_grad(w, &linear_backward_weight(&lp, pooled.view(), dz.view()));
+            self.store.add_grad(b, &linear_backward_bias(dz.view()));
             dfeat = linear_backward_input(&lp, dz.view(), wv.view());
         }
         let dhc = global_avg_pool_backward(dfeat.view(), ht.hw.0, ht.hw.1);
@@ -1315,7 +1288,6 @@ impl Supernet {
             dh = self.layer_backward(li, t, dh, &dims[li]);
         }
         let stem_units = self.stem.clone();
-        let stem_filters = plan.arch.resolve(&self.space).stem_filters as usize;
         let stem_act = act_of(self.space.stem.activation);
         let _ = self.kernel_backward(
             &stem_units,
