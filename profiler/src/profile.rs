@@ -169,6 +169,9 @@ fn profiled_benchmark(
     Ok((m, profile?))
 }
 
+/// ONNX Runtime's profiler records node durations in whole microseconds.
+const PROFILER_RESOLUTION_US: f64 = 1.0;
+
 /// Raw cost of one op: its own nodes' mean time, with the wall-time spread.
 fn time_op(
     runtime: &Runtime,
@@ -499,7 +502,7 @@ fn profile_into(
             entry.1.extend(runs);
             progressed = true;
             if entry.0 >= wanted {
-                let stats = OpStats::from_samples(&entry.1);
+                let stats = OpStats::from_quantized_samples(&entry.1, PROFILER_RESOLUTION_US);
                 pooled.remove(&key);
                 journal.append(&key, &stats)?;
                 measured.rows.insert(key, stats);
@@ -514,7 +517,7 @@ fn profile_into(
     }
     // Keys seen in fewer contexts than wanted keep what they have.
     for (key, (_, runs)) in pooled {
-        let stats = OpStats::from_samples(&runs);
+        let stats = OpStats::from_quantized_samples(&runs, PROFILER_RESOLUTION_US);
         journal.append(&key, &stats)?;
         measured.rows.insert(key, stats);
         progress.inc(1);

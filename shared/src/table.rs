@@ -58,6 +58,19 @@ pub struct OpStats {
 }
 
 impl OpStats {
+    /// Statistics of samples recorded at a resolution of `step` µs: the
+    /// quantiles are grouped-data quantiles ([`grouped_quantile`]), so the
+    /// resolution does not round small ops to whole steps.
+    pub fn from_quantized_samples(samples: &[f64], step: f64) -> Self {
+        let mut stats = Self::from_samples(samples);
+        let mut sorted = samples.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        stats.median_us = grouped_quantile(&sorted, 0.5, step);
+        stats.p10_us = grouped_quantile(&sorted, 0.1, step);
+        stats.p90_us = grouped_quantile(&sorted, 0.9, step);
+        stats
+    }
+
     /// Statistics of a set of samples (µs), measured now.
     pub fn from_samples(samples: &[f64]) -> Self {
         assert!(!samples.is_empty(), "statistics need at least one sample");
@@ -76,6 +89,34 @@ impl OpStats {
             measured_at: crate::time::utc_now_rfc3339(),
         }
     }
+}
+
+/// Quantile of sorted samples that were recorded at a resolution of `step`
+/// (ONNX Runtime's profiler reports whole microseconds). Each recorded value
+/// `v` stands for the interval `v ± step/2`, and the quantile interpolates
+/// inside the interval where the cumulative count crosses `q·n` (the
+/// grouped-data median). A 4.4 µs op whose runs read 4 or 5 then reads about
+/// 4.4, not 4 or 5 depending on which way a few runs fell.
+pub fn grouped_quantile(sorted: &[f64], q: f64, step: f64) -> f64 {
+    assert!(!sorted.is_empty(), "a quantile needs at least one sample");
+    let target = q.clamp(0.0, 1.0) * sorted.len() as f64;
+    let mut before = 0usize;
+    let mut i = 0;
+    while i < sorted.len() {
+        let value = sorted[i];
+        let mut j = i;
+        while j < sorted.len() && sorted[j] == value {
+            j += 1;
+        }
+        let count = j - i;
+        if (j as f64) >= target {
+            let inside = (target - before as f64) / count as f64;
+            return value - step / 2.0 + inside.clamp(0.0, 1.0) * step;
+        }
+        before = j;
+        i = j;
+    }
+    sorted[sorted.len() - 1] + step / 2.0
 }
 
 /// Linear-interpolated quantile of sorted samples.
@@ -590,4 +631,38 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+#[cfg(test)]
+mod quantile_tests {
+    use super::*;
+
+    #[test]
+    fn grouped_median_of_equal_samples_is_the_value() {
+        assert_eq!(grouped_quantile(&[3.0; 9], 0.5, 1.0), 3.0);
+    }
+
+    #[test]
+    fn grouped_median_interpolates_between_whole_steps() {
+        // 6 runs read 4 µs and 4 read 5 µs: the median falls 5/6 of the way
+        // through the interval [3.5, 4.5] that 4 stands for.
+        let mut sorted = vec![4.0; 6];
+        sorted.extend([5.0; 4]);
+        let m = grouped_quantile(&sorted, 0.5, 1.0);
+        assert!((m - (3.5 + 5.0 / 6.0)).abs() < 1e-12, "{m}");
+        // The plain median rounds to a whole step.
+        assert_eq!(quantile(&sorted, 0.5), 4.0);
+    }
+
+    #[test]
+    fn grouped_quantiles_are_monotone_and_stay_within_half_a_step() {
+        let sorted = [1.0, 2.0, 2.0, 3.0, 3.0, 3.0, 7.0];
+        let mut last = f64::NEG_INFINITY;
+        for i in 0..=20 {
+            let v = grouped_quantile(&sorted, i as f64 / 20.0, 1.0);
+            assert!(v >= last, "quantile {i}/20 = {v} < {last}");
+            assert!((0.5..=7.5).contains(&v));
+            last = v;
+        }
+    }
 }
