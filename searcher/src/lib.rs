@@ -16,6 +16,7 @@ pub mod controller;
 pub mod data;
 pub mod estimate;
 pub mod export;
+pub mod heap;
 
 pub mod layers;
 pub mod optim;

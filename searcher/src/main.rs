@@ -10,6 +10,7 @@ use search_cmd::{ExportArgs, RandomArgs, SearchArgs, TargetsArgs};
 use tunas_searcher::estimate;
 
 mod search_cmd;
+
 use tunas_shared::{Architecture, LatencyTable, load_space};
 
 /// Search for the most accurate network that meets a latency target on your
@@ -360,6 +361,7 @@ fn run_bench(a: BenchArgs) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    tunas_searcher::heap::keep_freed_pages();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

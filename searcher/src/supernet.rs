@@ -45,9 +45,11 @@ use crate::layers::linear::{
     LinearParams, linear, linear_backward_bias, linear_backward_input, linear_backward_weight,
 };
 use crate::layers::pool::{global_avg_pool, global_avg_pool_backward};
+use crate::layers::residual::residual_add_assign;
 use crate::layers::squeeze_excite::{
     SqueezeExciteCache, SqueezeExciteParams, squeeze_excite, squeeze_excite_backward,
 };
+use crate::layers::{copy4, scaled4};
 use crate::optim::{Optimizer, ParamState};
 
 /// One named tensor of the supernet with its gradient and optimiser state.
@@ -738,7 +740,7 @@ impl Supernet {
         let bn_out = if act == Act::Identity {
             None
         } else {
-            let pre = y.clone();
+            let pre = copy4(y.view());
             act.forward_in_place(y.view_mut());
             Some(pre)
         };
@@ -846,17 +848,16 @@ impl Supernet {
         let mut sum: Option<Array4<f32>> = None;
         let mut tapes = Vec::new();
         for u in units {
-            let (y, t) = self.unit_forward(u, x.clone(), cout, stride, act, mode);
+            let (y, t) = self.unit_forward(u, copy4(x.view()), cout, stride, act, mode);
             match &mut sum {
                 None => sum = Some(y),
-                Some(s) => *s += &y,
+                Some(s) => residual_add_assign(s.view_mut(), y.view()),
             }
             if !remat {
                 tapes.push(t);
             }
         }
-        let mut y = sum.expect("at least one kernel");
-        y.mapv_inplace(|v| v / n);
+        let y = scaled4(sum.expect("at least one kernel").view(), 1.0 / n);
         let tape = if remat {
             KernelTape::AllRemat(x)
         } else {
@@ -878,27 +879,28 @@ impl Supernet {
         match tape {
             KernelTape::One(i, t) => self.unit_backward(&units[i], *t, dy),
             KernelTape::AllKept(tapes) => {
-                let scaled = dy.mapv(|v| v / tapes.len() as f32);
+                let scaled = scaled4(dy.view(), 1.0 / tapes.len() as f32);
                 let mut dx: Option<Array4<f32>> = None;
                 for (u, t) in units.iter().zip(tapes) {
-                    let d = self.unit_backward(u, t, scaled.clone());
+                    let d = self.unit_backward(u, t, copy4(scaled.view()));
                     match &mut dx {
                         None => dx = Some(d),
-                        Some(s) => *s += &d,
+                        Some(s) => residual_add_assign(s.view_mut(), d.view()),
                     }
                 }
                 dx.expect("at least one kernel")
             }
             KernelTape::AllRemat(x) => {
-                let scaled = dy.mapv(|v| v / units.len() as f32);
+                let scaled = scaled4(dy.view(), 1.0 / units.len() as f32);
                 let mut dx: Option<Array4<f32>> = None;
                 for u in units {
                     // Recompute this branch with its caches, then free them.
-                    let (_, t) = self.unit_forward(u, x.clone(), cout, stride, act, BnMode::Batch);
-                    let d = self.unit_backward(u, t, scaled.clone());
+                    let (_, t) =
+                        self.unit_forward(u, copy4(x.view()), cout, stride, act, BnMode::Batch);
+                    let d = self.unit_backward(u, t, copy4(scaled.view()));
                     match &mut dx {
                         None => dx = Some(d),
-                        Some(s) => *s += &d,
+                        Some(s) => residual_add_assign(s.view_mut(), d.view()),
                     }
                 }
                 dx.expect("at least one kernel")
@@ -1000,7 +1002,11 @@ impl Supernet {
         remat: bool,
     ) -> (Array4<f32>, BodyTape) {
         let lw = self.layers[li].clone();
-        let input_for_residual = if d.residual { Some(x.clone()) } else { None };
+        let input_for_residual = if d.residual {
+            Some(copy4(x.view()))
+        } else {
+            None
+        };
         let (h, expand) = match &lw.expand {
             Some(e) => {
                 let (h, t) = self.unit_forward(e, x, d.mid, 1, d.act, mode);
@@ -1026,7 +1032,7 @@ impl Supernet {
         };
         let (mut y, project) = self.unit_forward(&lw.project, h, d.cout, 1, Act::Identity, mode);
         if let Some(r) = input_for_residual {
-            y += &r;
+            residual_add_assign(y.view_mut(), r.view());
         }
         (
             y,
@@ -1049,7 +1055,7 @@ impl Supernet {
     ) -> Array4<f32> {
         let lw = self.layers[li].clone();
         let residual_grad = if tape.residual {
-            Some(dy.clone())
+            Some(copy4(dy.view()))
         } else {
             None
         };
@@ -1065,7 +1071,7 @@ impl Supernet {
             _ => dh,
         };
         if let Some(r) = residual_grad {
-            dx += &r;
+            residual_add_assign(dx.view_mut(), r.view());
         }
         dx
     }

@@ -218,7 +218,7 @@ fn affine(
     let hw = h * w;
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout");
-    let mut y = Array4::<f32>::zeros(x.raw_dim());
+    let mut y = super::zeros4(x.raw_dim());
     for_each_outer(
         y.view_mut(),
         || (),
@@ -276,7 +276,7 @@ pub fn batch_norm_backward(
         .and(&cache.inv_std)
         .map_collect(|&v, &inv| (v * f64::from(inv)) as f32);
     let m = cache.count as f32;
-    let mut dx = Array4::<f32>::zeros(x.raw_dim());
+    let mut dx = super::zeros4(x.raw_dim());
     for_each_outer(
         dx.view_mut(),
         || (),

@@ -216,7 +216,7 @@ pub fn conv2d(
         );
     }
     let n = x.len_of(Axis(0));
-    let mut y = Array4::<f32>::zeros((n, p.cout, p.out_h(), p.out_w()));
+    let mut y = super::zeros4((n, p.cout, p.out_h(), p.out_w()));
     match p.kind() {
         ConvKind::Pointwise => pointwise_forward(p, &x, &w, &mut y),
         ConvKind::Depthwise => depthwise_forward(p, &x, &w, &mut y),
@@ -241,7 +241,7 @@ pub fn conv2d_backward_input(
     p.assert_output("backward_input", &dy);
     p.assert_weight("backward_input", &w);
     let n = dy.len_of(Axis(0));
-    let mut dx = Array4::<f32>::zeros((n, p.cin, p.in_h, p.in_w));
+    let mut dx = super::zeros4((n, p.cin, p.in_h, p.in_w));
     match p.kind() {
         ConvKind::Pointwise => pointwise_backward_input(p, &dy, &w, &mut dx),
         ConvKind::Depthwise => depthwise_backward_input(p, &dy, &w, &mut dx),

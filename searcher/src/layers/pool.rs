@@ -43,7 +43,7 @@ pub fn global_avg_pool_backward(dy: ArrayView2<'_, f32>, h: usize, w: usize) -> 
     );
     let (n, c) = dy.dim();
     let inv = 1.0 / (h * w) as f32;
-    let mut dx = Array4::<f32>::zeros((n, c, h, w));
+    let mut dx = super::zeros4((n, c, h, w));
     for_each_outer(
         dx.view_mut(),
         || (),

@@ -124,7 +124,7 @@ pub fn squeeze_excite(
     let (c, hw) = (p.channels, x.len_of(Axis(2)) * x.len_of(Axis(3)));
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout");
-    let mut y = Array4::<f32>::zeros(x.raw_dim());
+    let mut y = super::zeros4(x.raw_dim());
     for_each_outer(
         y.view_mut(),
         || (),
@@ -207,7 +207,7 @@ pub fn squeeze_excite_backward(
     let dw_reduce = dz_hidden.t().dot(&cache.pooled);
     let dpooled = dz_hidden.dot(&matrix(&w_reduce));
     let inv_hw = 1.0 / (h * w) as f32;
-    let mut dx = Array4::<f32>::zeros(x.raw_dim());
+    let mut dx = super::zeros4(x.raw_dim());
     for_each_outer(
         dx.view_mut(),
         || (),
