@@ -88,6 +88,20 @@ pub struct SearchConfig {
     pub record_every: usize,
 }
 
+/// Default RL learning rate at the end of the warm-up for a search phase of
+/// `search_steps` steps: `20 / search_steps`.
+///
+/// Adam with β1 = 0 moves a logit by about the learning rate per step, so the
+/// total movement the schedule allows (×10 growth: about 3.9 × lr ×
+/// steps) is the same for any search length. Measured on tiny28 (1,500-step
+/// searches at the 25th and 75th latency percentiles, README "Latency
+/// targeting"): with 1.5 / steps the controller ended near uniform (entropy
+/// 12–15 nats) and the argmax architecture missed the 25th-percentile target
+/// by +27%; with 15 / steps it ended at 4–8 nats and landed at +6.2% and −1.1%.
+pub fn default_rl_learning_rate(search_steps: usize) -> f64 {
+    20.0 / search_steps.max(1) as f64
+}
+
 impl SearchConfig {
     /// The defaults for `steps` steps at target `target`.
     pub fn defaults(steps: usize, target: f64) -> Self {
@@ -102,7 +116,7 @@ impl SearchConfig {
             beta: -0.1,
             target,
             resource: Resource::Latency,
-            rl_learning_rate: 1.5 / (steps - warmup).max(1) as f64,
+            rl_learning_rate: default_rl_learning_rate(steps - warmup),
             weight_learning_rate: 0.05,
             weight_decay: 4e-5,
             label_smoothing: 0.1,

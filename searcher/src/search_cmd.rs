@@ -59,7 +59,7 @@ pub struct SearchArgs {
     #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
     /// Search steps (each trains one batch and evaluates one).
-    #[arg(long, default_value_t = 6000)]
+    #[arg(long, default_value_t = 3000)]
     steps: usize,
     /// Training batch size.
     #[arg(long, default_value_t = 64)]
@@ -76,7 +76,7 @@ pub struct SearchArgs {
     /// β of the reward (negative).
     #[arg(long, default_value_t = -0.1, allow_hyphen_values = true)]
     beta: f64,
-    /// RL learning rate at the end of the warm-up (default 1.5 / search steps).
+    /// RL learning rate at the end of the warm-up (default 20 / steps after the warm-up).
     #[arg(long)]
     rl_lr: Option<f64>,
     /// Peak learning rate of the shared weights.
@@ -201,7 +201,7 @@ pub fn run_search(a: SearchArgs) -> Result<()> {
             config.rl_learning_rate = lr;
         } else {
             let post = a.steps - config.warmup_steps();
-            config.rl_learning_rate = 1.5 / post.max(1) as f64;
+            config.rl_learning_rate = tunas_searcher::search::default_rl_learning_rate(post);
         }
         config.weight_learning_rate = a.lr;
         config.seed = a.seed;
