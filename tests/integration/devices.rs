@@ -756,3 +756,58 @@ fn sentinel_drift_remeasures_and_is_recorded() {
     assert!(err.contains("sentinel drifted"), "{err}");
     assert!(err.contains("sentinel:"), "{err}");
 }
+
+#[test]
+fn refresh_runs_on_an_adb_device_too() {
+    if !runtime_available() {
+        return;
+    }
+    let lib = tunas_profiler::runtime::locate_runtime(None).unwrap();
+    let version = tunas_profiler::runtime::init_runtime(&lib)
+        .unwrap()
+        .version()
+        .to_string();
+    let space = builtin_space("tiny28").unwrap();
+    let mut old = crate::tables::synthetic_table(&space);
+    // The fake phone is this machine: same CPU, same runtime.
+    old.provenance.cpu = tunas_profiler::device::cpu_description();
+    old.provenance.runtime = "onnxruntime".into();
+    old.provenance.runtime_version = version;
+    let keys: Vec<_> = old.rows.keys().copied().collect();
+    for k in &keys[..5] {
+        old.rows.remove(k);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("phones");
+    let path = dir.path().join("phone.csv");
+    old.write_atomic(&path).unwrap();
+    let o = profiler_with_adb(&root, "FAKE0003=Pixel 8", None)
+        .args([
+            "refresh",
+            "--device",
+            "adb",
+            "--table",
+            path.to_str().unwrap(),
+        ])
+        .args(FAST)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("[adb:FAKE0003] refresh"), "{err}");
+    assert!(err.contains("re-measured 5 rows (5 missing"), "{err}");
+    let new = LatencyTable::read(&path).unwrap();
+    assert_eq!(new.rows.len(), keys.len());
+    assert_eq!(new.provenance.device, "adb:FAKE0003 (Pixel 8)");
+    assert!(new.provenance.extra["x-refresh-001"].contains("re-measured 5 rows"));
+    let kept = new
+        .rows
+        .iter()
+        .filter(|(k, r)| {
+            old.rows
+                .get(k)
+                .is_some_and(|o| o.measured_at == r.measured_at)
+        })
+        .count();
+    assert_eq!(kept, keys.len() - 5);
+}
