@@ -17,5 +17,8 @@ pub mod device;
 pub mod export;
 pub mod partial;
 pub mod profile;
+pub mod refresh;
+pub mod remote;
 pub mod runtime;
+pub mod sentinel;
 pub mod timing;

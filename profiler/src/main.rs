@@ -9,7 +9,10 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tunas_profiler::export::{ExportFormat, export};
 use tunas_profiler::profile::{self, ProfileSettings, TimingSettings};
+use tunas_profiler::refresh;
+use tunas_profiler::remote::{self, DeviceSpec, RemoteCommand, RemoteRun, Transport};
 use tunas_profiler::runtime::{self, ExecutionProvider, Runtime};
+use tunas_profiler::sentinel::SentinelSettings;
 use tunas_profiler::timing::BenchmarkConfig;
 use tunas_profiler::{catalog, device};
 use tunas_shared::{Architecture, LatencyTable, load_space};
@@ -50,31 +53,65 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         batch: u32,
     },
-    /// Time every op of a space on this device and write the latency table.
+    /// Time every op of a space on a device and write the latency table.
     ///
-    /// Each op is built as a one-op ONNX model and timed through ONNX
-    /// Runtime; random networks are then timed end to end to fit the
-    /// per-inference constant. Rows are appended to FILE.partial as they are
-    /// measured: a killed run continues with --resume.
+    /// Ops are timed in context (random networks with per-node profiling),
+    /// then random networks are timed end to end to calibrate the sums.
+    /// Rows are appended to FILE.partial as they are measured: a killed run
+    /// continues with --resume. With --device adb|ssh the profiler runs on
+    /// the phone or board and the table is pulled back here; re-running the
+    /// same command after a dropped connection resumes on the device.
     Profile {
         /// A built-in space name or a path to a .toml file.
         #[arg(long, value_name = "NAME|FILE.toml")]
         space: String,
-        /// Where to write the table (CSV with provenance).
+        /// Where to write the table (CSV with provenance). With
+        /// --device all-adb: a folder, one MODEL_SERIAL.csv per phone.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
-        /// Continue an interrupted run from FILE.partial.
+        /// Continue an interrupted run from FILE.partial (remote devices
+        /// resume by themselves).
         #[arg(long)]
         resume: bool,
         /// Overwrite an existing table.
         #[arg(long)]
         force: bool,
-        /// Random networks timed end to end to fit the per-inference constant.
-        #[arg(long, default_value_t = 40)]
-        calibration_networks: usize,
-        /// Different networks each op is timed in (runs pooled).
-        #[arg(long, default_value_t = 2)]
-        contexts: usize,
+        /// Measure only the first N op keys of the space (smoke tests,
+        /// emulators). The table is then partial and not calibrated.
+        #[arg(long, value_name = "N")]
+        max_keys: Option<usize>,
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        device: DeviceArgs,
+        #[command(flatten)]
+        timing: TimingArgs,
+    },
+    /// Bring a table up to date: measure only what is missing or stale.
+    ///
+    /// Keys a changed space no longer has are dropped and new ones measured;
+    /// a different ONNX Runtime version re-measures every row; rows older
+    /// than --older-than days are re-measured. Everything else is kept, the
+    /// whole table is calibrated again, and an `x-refresh-N` provenance line
+    /// records what was re-measured when (each row keeps its measured_at).
+    /// Threads, execution provider and batch are the table's own.
+    Refresh {
+        /// The table to refresh.
+        #[arg(long, value_name = "FILE")]
+        table: PathBuf,
+        /// The space (default: the table's, when it is a built-in space).
+        #[arg(long, value_name = "NAME|FILE.toml")]
+        space: Option<String>,
+        /// Re-measure rows measured more than this many days ago.
+        #[arg(long, value_name = "DAYS")]
+        older_than: Option<f64>,
+        /// Write the refreshed table here instead of over --table.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        device: DeviceArgs,
         #[command(flatten)]
         timing: TimingArgs,
     },
@@ -153,19 +190,23 @@ enum ExportFormatArg {
 /// How ops and networks are timed.
 #[derive(Args, Debug, Clone)]
 struct TimingArgs {
-    /// Intra-op threads of ONNX Runtime.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    /// Intra-op threads of ONNX Runtime [default: 1; refresh: the table's].
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
     /// Execution provider: cpu, xnnpack, nnapi or qnn. One that cannot be
-    /// registered is an error, never a silent CPU fallback.
-    #[arg(long, default_value = "cpu")]
-    ep: String,
-    /// Pin the process to this CPU core (taskset).
-    #[arg(long, value_name = "CORE")]
-    pin: Option<usize>,
-    /// Batch size.
-    #[arg(long, default_value_t = 1)]
-    batch: u32,
+    /// registered is an error, never a silent CPU fallback [default: cpu;
+    /// refresh: the table's].
+    #[arg(long, value_name = "EP")]
+    ep: Option<String>,
+    /// Pin the process (taskset): a core (`4`), a list (`4,5,6,7`), or `big`
+    /// for the cores with the highest cpuinfo_max_freq (big.LITTLE phones;
+    /// unpinned, and said so, where /sys has no cpufreq) [default: none
+    /// here, big on adb/ssh devices].
+    #[arg(long, value_name = "CORES|big")]
+    pin: Option<String>,
+    /// Batch size [default: 1; refresh: the table's].
+    #[arg(long, value_name = "N")]
+    batch: Option<u32>,
     /// Path to libonnxruntime.so (else ORT_DYLIB_PATH, the copy `cargo xtask
     /// setup` provisions, or an installed Python onnxruntime).
     #[arg(long, value_name = "PATH")]
@@ -194,26 +235,58 @@ struct TimingArgs {
 }
 
 impl TimingArgs {
-    fn settings(&self) -> Result<TimingSettings> {
-        let provider: ExecutionProvider = self.ep.parse().context("--ep")?;
-        if self.threads == 0 {
+    fn settings(&self, device: Option<&str>) -> Result<TimingSettings> {
+        let provider: ExecutionProvider = self
+            .ep
+            .as_deref()
+            .unwrap_or("cpu")
+            .parse()
+            .context("--ep")?;
+        let threads = self.threads.unwrap_or(1);
+        let batch = self.batch.unwrap_or(1);
+        if threads == 0 {
             bail!("--threads must be at least 1");
         }
-        if self.batch == 0 {
+        if batch == 0 {
             bail!("--batch must be at least 1");
         }
-        let pinning = match self.pin {
-            Some(core) => device::pin_to_core(core)
-                .map_err(anyhow::Error::msg)
-                .context("--pin")?,
-            None => "none".into(),
+        let pinning = match self.pin.as_deref() {
+            None | Some("none") => "none".into(),
+            Some("big") => {
+                let big = device::Sysfs::system().big_cores();
+                if big.is_empty() {
+                    eprintln!(
+                        "--pin big: no core reports cpuinfo_max_freq (/sys/devices/system/cpu/cpu*/cpufreq is absent); not pinned"
+                    );
+                    "none (--pin big: no cpufreq to find the big cores)".into()
+                } else {
+                    let done = device::pin_to_cores(&big)
+                        .map_err(anyhow::Error::msg)
+                        .context("--pin big")?;
+                    format!("{done} (big: highest cpuinfo_max_freq)")
+                }
+            }
+            Some(list) => {
+                let cores = list
+                    .split(',')
+                    .map(|c| c.trim().parse::<usize>())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "--pin {list}: expected a core number, a list like 4,5,6,7, big or none"
+                        )
+                    })?;
+                device::pin_to_cores(&cores)
+                    .map_err(anyhow::Error::msg)
+                    .context("--pin")?
+            }
         };
         let ms = Duration::from_millis;
         Ok(TimingSettings {
-            threads: self.threads,
+            threads,
             provider,
             pinning,
-            batch: self.batch,
+            batch,
             op_loop: BenchmarkConfig {
                 min_warmup_runs: self.warmup_runs,
                 min_warmup_time: ms(self.warmup_ms),
@@ -228,7 +301,34 @@ impl TimingArgs {
                 min_time: ms(self.network_min_ms),
                 max_time: Duration::from_secs(60),
             },
+            device: device
+                .map(String::from)
+                .unwrap_or_else(device::local_device_name),
         })
+    }
+
+    /// The same settings as profiler arguments, for the device's profiler
+    /// (`--pin` defaults to `big` there; the runtime is the pushed one).
+    fn forward(&self) -> Vec<String> {
+        let mut a = vec![
+            format!("--warmup-runs={}", self.warmup_runs),
+            format!("--warmup-ms={}", self.warmup_ms),
+            format!("--runs={}", self.runs),
+            format!("--min-ms={}", self.min_ms),
+            format!("--network-runs={}", self.network_runs),
+            format!("--network-min-ms={}", self.network_min_ms),
+            format!("--pin={}", self.pin.as_deref().unwrap_or("big")),
+        ];
+        if let Some(t) = self.threads {
+            a.push(format!("--threads={t}"));
+        }
+        if let Some(ep) = &self.ep {
+            a.push(format!("--ep={ep}"));
+        }
+        if let Some(b) = self.batch {
+            a.push(format!("--batch={b}"));
+        }
+        a
     }
 
     fn runtime(&self) -> Result<&'static Runtime> {
@@ -242,6 +342,255 @@ impl TimingArgs {
         );
         Ok(rt)
     }
+}
+
+/// How `profile` and `refresh` measure, beyond the timing loops.
+#[derive(Args, Debug, Clone)]
+struct RunArgs {
+    /// Random networks timed end to end to fit the per-inference constant.
+    #[arg(long, default_value_t = 40)]
+    calibration_networks: usize,
+    /// Different networks each op is timed in (runs pooled).
+    #[arg(long, default_value_t = 2)]
+    contexts: usize,
+    /// Re-time the sentinel op after every N context networks or one-op
+    /// keys; 0 turns the thermal-drift watch off.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    sentinel_every: usize,
+    /// Drift of the sentinel from its first timing (percent) that counts as
+    /// throttling: pause, then re-measure the rows taken since the last
+    /// steady check.
+    #[arg(long, value_name = "PCT", default_value_t = 10.0)]
+    drift_threshold: f64,
+    /// Cool-down pause (seconds) after drift, up to 3 times before the new
+    /// level is taken as the baseline (recorded in the provenance).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    cooldown_s: f64,
+    /// Print plain `progress: ...` lines to stderr (what remote runs stream
+    /// back; a terminal gets a progress bar instead).
+    #[arg(long)]
+    progress_lines: bool,
+    /// The device name recorded in the table (set by the adb/ssh runners).
+    #[arg(long, value_name = "TEXT", hide = true)]
+    device_label: Option<String>,
+}
+
+impl RunArgs {
+    fn sentinel(&self) -> Result<SentinelSettings> {
+        anyhow::ensure!(
+            self.drift_threshold.is_finite() && self.drift_threshold > 0.0,
+            "--drift-threshold must be a positive percentage, got {}",
+            self.drift_threshold
+        );
+        anyhow::ensure!(
+            self.cooldown_s.is_finite() && self.cooldown_s >= 0.0,
+            "--cooldown-s must be ≥ 0 seconds, got {}",
+            self.cooldown_s
+        );
+        Ok(SentinelSettings {
+            every: self.sentinel_every,
+            threshold: self.drift_threshold / 100.0,
+            cooldown: Duration::from_secs_f64(self.cooldown_s),
+            max_cooldowns: 3,
+        })
+    }
+
+    fn forward(&self) -> Vec<String> {
+        vec![
+            format!("--calibration-networks={}", self.calibration_networks),
+            format!("--contexts={}", self.contexts),
+            format!("--sentinel-every={}", self.sentinel_every),
+            format!("--drift-threshold={}", self.drift_threshold),
+            format!("--cooldown-s={}", self.cooldown_s),
+        ]
+    }
+}
+
+/// Where to profile.
+#[derive(Args, Debug, Clone)]
+struct DeviceArgs {
+    /// Where to run: local, adb (the one attached phone), adb:SERIAL,
+    /// all-adb (every attached phone, in parallel), or
+    /// ssh:[USER@]HOST[:PORT] (a Linux board). adb is $ADB or `adb`; ssh is
+    /// the system OpenSSH client.
+    #[arg(long, value_name = "DEVICE", default_value = "local")]
+    device: String,
+    /// Work folder on the device [default: /data/local/tmp/tunas on
+    /// Android; ~/.cache/tunas, else /tmp/tunas-USER, over ssh].
+    #[arg(long, value_name = "DIR")]
+    remote_dir: Option<String>,
+    /// The profiler build for the device [default: this executable when the
+    /// device has this machine's architecture, else the build `cargo xtask
+    /// android` / `cargo xtask cross aarch64-linux-gnu` leaves in target/].
+    #[arg(long, value_name = "PATH")]
+    device_binary: Option<PathBuf>,
+    /// libonnxruntime.so for the device [default: this machine's when the
+    /// architecture matches, else target/onnxruntime-android/ or
+    /// target/onnxruntime-ARCH/].
+    #[arg(long, value_name = "PATH")]
+    device_ort_lib: Option<PathBuf>,
+    /// Extra ssh arguments, split on whitespace (repeatable), e.g.
+    /// `--ssh-option "-i key -o StrictHostKeyChecking=no"`; $TUNAS_SSH_OPTS
+    /// is added too. Every connection uses `-o BatchMode=yes`.
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    ssh_option: Vec<String>,
+}
+
+impl DeviceArgs {
+    fn spec(&self) -> Result<DeviceSpec> {
+        Ok(self.device.parse()?)
+    }
+
+    fn ssh_options(&self) -> Vec<String> {
+        self.ssh_option
+            .iter()
+            .flat_map(|o| o.split_whitespace().map(String::from))
+            .collect()
+    }
+
+    fn remote_run(
+        &self,
+        transport: Transport,
+        command: RemoteCommand,
+        space: &str,
+        args: Vec<String>,
+        out: PathBuf,
+        ort_lib: Option<PathBuf>,
+    ) -> RemoteRun {
+        RemoteRun {
+            transport,
+            command,
+            space: space.to_string(),
+            args,
+            out,
+            remote_dir: self.remote_dir.clone(),
+            device_binary: self.device_binary.clone(),
+            device_ort_lib: self.device_ort_lib.clone(),
+            local_ort_lib: ort_lib,
+        }
+    }
+}
+
+fn log_line(line: &str) {
+    eprintln!("{line}");
+}
+
+/// Runs `profile` or `refresh` on the device(s) `device` names.
+fn run_remote(
+    device: &DeviceArgs,
+    force: bool,
+    command: RemoteCommand,
+    space: &str,
+    args: Vec<String>,
+    out: &Path,
+    ort_lib: Option<PathBuf>,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    match device.spec()? {
+        DeviceSpec::Local => unreachable!("local runs do not come here"),
+        DeviceSpec::AllAdb => {
+            let make = |transport: Transport, table: PathBuf| {
+                device.remote_run(
+                    transport,
+                    command.clone(),
+                    space,
+                    args.clone(),
+                    table,
+                    ort_lib.clone(),
+                )
+            };
+            let results = remote::profile_all_adb(out, force, &make, &log_line)?;
+            let finished: Vec<&remote::FleetResult> =
+                results.iter().filter(|r| r.result.is_ok()).collect();
+            for r in &results {
+                match &r.result {
+                    Ok(rep) => eprintln!(
+                        "finished {}: {} ({} rows{})",
+                        rep.device,
+                        rep.out.display(),
+                        rep.rows,
+                        if rep.skipped {
+                            ", already there: kept (--force measures again)"
+                        } else if rep.resumed {
+                            ", resumed"
+                        } else {
+                            ""
+                        }
+                    ),
+                    Err(e) => eprintln!("FAILED {}: {e}", r.device),
+                }
+            }
+            eprintln!(
+                "all-adb: {} of {} device(s) finished ({}) in {:.0} s",
+                finished.len(),
+                results.len(),
+                finished
+                    .iter()
+                    .map(|r| r.device.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                started.elapsed().as_secs_f64()
+            );
+            if finished.len() < results.len() {
+                bail!(
+                    "{} device(s) failed (see above); run the same command again: they resume where they stopped, and finished devices keep their tables",
+                    results.len() - finished.len()
+                );
+            }
+        }
+        spec => {
+            let transport = Transport::for_device(&spec, &device.ssh_options())?;
+            let run =
+                device.remote_run(transport, command, space, args, out.to_path_buf(), ort_lib);
+            let report = run.execute(&log_line)?;
+            eprintln!(
+                "wrote {} ({} rows, measured on {} in {}{}) in {:.0} s",
+                report.out.display(),
+                report.rows,
+                report.device,
+                report.remote_dir,
+                if report.resumed { ", resumed" } else { "" },
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The summary line of a finished table: calibration, pinning, sentinel,
+/// temperatures.
+fn summary(table: &LatencyTable) -> String {
+    let x = |k: &str| {
+        table
+            .provenance
+            .extra
+            .get(k)
+            .map(String::as_str)
+            .unwrap_or("?")
+    };
+    format!(
+        "pinning {}; sentinel: {}; temperature before {} / after {}; governor {}",
+        table.provenance.pinning,
+        x("x-sentinel"),
+        x("x-before-temp-c"),
+        x("x-after-temp-c"),
+        x("x-after-governor")
+    )
+}
+
+#[cfg(feature = "plot")]
+fn write_plot(path: &Path, title: &str, points: &[(f64, f64)]) -> Result<()> {
+    tunas_shared::plot::estimate_vs_measured(path, title, "ms", points, 0.10)?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+#[cfg(not(feature = "plot"))]
+fn write_plot(path: &Path, _title: &str, _points: &[(f64, f64)]) -> Result<()> {
+    bail!(
+        "--plot {}: this profiler was built without the `plot` feature (device builds leave it out); run validate --json here and chart it on the workstation",
+        path.display()
+    )
 }
 
 fn load_table(path: &Path) -> Result<LatencyTable> {
@@ -271,25 +620,52 @@ fn run(cli: Cli) -> Result<()> {
             out,
             resume,
             force,
-            calibration_networks,
-            contexts,
+            max_keys,
+            run,
+            device,
             timing,
         } => {
-            let space = load_space(&space).context("--space")?;
+            let space_def = load_space(&space).context("--space")?;
+            let spec = device.spec()?;
+            if spec != DeviceSpec::Local {
+                if out.is_file() && !force && spec != DeviceSpec::AllAdb {
+                    bail!(
+                        "{} exists; pass --force to overwrite it, or write to another file",
+                        out.display()
+                    );
+                }
+                let mut args = run.forward();
+                args.extend(timing.forward());
+                if let Some(n) = max_keys {
+                    args.push(format!("--max-keys={n}"));
+                }
+                return run_remote(
+                    &device,
+                    force,
+                    RemoteCommand::Profile,
+                    &space,
+                    args,
+                    &out,
+                    timing.ort_lib.clone(),
+                );
+            }
             let settings = ProfileSettings {
-                timing: timing.settings()?,
+                timing: timing.settings(run.device_label.as_deref())?,
                 out: out.clone(),
                 resume,
                 force,
-                calibration_networks,
+                calibration_networks: run.calibration_networks,
                 calibration_seed: 1_000_003,
                 max_networks_without_progress: 50,
-                contexts_per_key: contexts,
+                contexts_per_key: run.contexts,
                 progress: !timing.quiet,
+                progress_lines: run.progress_lines,
+                max_keys,
+                sentinel: run.sentinel()?,
             };
             let rt = timing.runtime()?;
             let started = std::time::Instant::now();
-            let table = profile::profile(rt, &space, &settings)?;
+            let table = profile::profile(rt, &space_def, &settings)?;
             eprintln!(
                 "wrote {} ({} op keys, per-inference constant {:.1} µs, calibration MAPE {}%) in {:.0} s",
                 out.display(),
@@ -300,9 +676,128 @@ fn run(cli: Cli) -> Result<()> {
                     .extra
                     .get("x-calibration-mape-pct")
                     .map(String::as_str)
-                    .unwrap_or("?"),
+                    .unwrap_or("? (not calibrated)"),
                 started.elapsed().as_secs_f64()
             );
+            eprintln!("{}", summary(&table));
+        }
+        Command::Refresh {
+            table,
+            space,
+            older_than,
+            out,
+            run,
+            device,
+            timing,
+        } => {
+            let old = load_table(&table)?;
+            let space_name = match space {
+                Some(s) => s,
+                None => {
+                    if tunas_shared::builtin_space(&old.provenance.space).is_err() {
+                        bail!(
+                            "{} was made for the space '{}', which is not built in; pass --space FILE.toml",
+                            table.display(),
+                            old.provenance.space
+                        );
+                    }
+                    old.provenance.space.clone()
+                }
+            };
+            let space_def = load_space(&space_name).context("--space")?;
+            if let Some(days) = older_than {
+                anyhow::ensure!(
+                    days.is_finite() && days >= 0.0,
+                    "--older-than must be a number of days ≥ 0, got {days}"
+                );
+            }
+            // The rows mean these settings: a refresh keeps them.
+            let prov = &old.provenance;
+            for (flag, given, own) in [
+                (
+                    "--threads",
+                    timing.threads.map(|v| v.to_string()),
+                    prov.threads.to_string(),
+                ),
+                (
+                    "--batch",
+                    timing.batch.map(|v| v.to_string()),
+                    prov.batch.to_string(),
+                ),
+                ("--ep", timing.ep.clone(), prov.execution_provider.clone()),
+            ] {
+                if let Some(given) = given
+                    && given != own
+                {
+                    bail!(
+                        "{flag} {given}: {} was measured with {own}; a refresh keeps the table's settings (profile anew for others)",
+                        table.display()
+                    );
+                }
+            }
+            let mut timing = timing;
+            timing.threads = Some(prov.threads as usize);
+            timing.batch = Some(prov.batch);
+            timing.ep = Some(prov.execution_provider.clone());
+            let out = out.unwrap_or_else(|| table.clone());
+            if device.spec()? != DeviceSpec::Local {
+                let mut args = run.forward();
+                args.extend(timing.forward());
+                if let Some(d) = older_than {
+                    args.push(format!("--older-than={d}"));
+                }
+                return run_remote(
+                    &device,
+                    true,
+                    RemoteCommand::Refresh { table },
+                    &space_name,
+                    args,
+                    &out,
+                    timing.ort_lib.clone(),
+                );
+            }
+            let settings = ProfileSettings {
+                timing: timing.settings(run.device_label.as_deref())?,
+                out: out.clone(),
+                resume: true,
+                force: true,
+                calibration_networks: run.calibration_networks,
+                calibration_seed: 1_000_003,
+                max_networks_without_progress: 50,
+                contexts_per_key: run.contexts,
+                progress: !timing.quiet,
+                progress_lines: run.progress_lines,
+                max_keys: None,
+                sentinel: run.sentinel()?,
+            };
+            let rt = timing.runtime()?;
+            if old.provenance.cpu != device::cpu_description() {
+                bail!(
+                    "{} was measured on {}, this device is {}: refresh a table on the device it came from, or profile anew",
+                    table.display(),
+                    old.provenance.cpu,
+                    device::cpu_description()
+                );
+            }
+            let cutoff = older_than.map(|days| {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                now.saturating_sub((days * 86_400.0) as u64)
+            });
+            let (plan, counts) = refresh::plan_refresh(&old, &space_def, rt.version(), cutoff);
+            eprintln!("refresh {}: {}", table.display(), counts.text());
+            let started = std::time::Instant::now();
+            let fresh = profile::run_plan(rt, &space_def, &settings, plan)?;
+            eprintln!(
+                "wrote {} ({} op keys, {} re-measured) in {:.0} s",
+                out.display(),
+                fresh.rows.len(),
+                counts.to_measure(),
+                started.elapsed().as_secs_f64()
+            );
+            eprintln!("{}", summary(&fresh));
         }
         Command::Measure {
             space,
@@ -312,7 +807,7 @@ fn run(cli: Cli) -> Result<()> {
             json,
             timing,
         } => {
-            let settings = timing.settings()?;
+            let settings = timing.settings(None)?;
             let rt = timing.runtime()?;
             let (what, stats, estimate) = match model {
                 Some(path) => {
@@ -383,7 +878,7 @@ fn run(cli: Cli) -> Result<()> {
             let space = load_space(&space).context("--space")?;
             let table = load_table(&table)?;
             table.check_space(&space)?;
-            let settings = timing.settings()?;
+            let settings = timing.settings(None)?;
             let rt = timing.runtime()?;
             let report =
                 profile::validate(rt, &space, &table, samples, seed, &settings, !timing.quiet)?;
@@ -400,8 +895,7 @@ fn run(cli: Cli) -> Result<()> {
                     report.agreement.within_10pct * 100.0,
                     report.agreement.kendall_tau
                 );
-                tunas_shared::plot::estimate_vs_measured(&path, &title, "ms", &points, 0.10)?;
-                eprintln!("wrote {}", path.display());
+                write_plot(&path, &title, &points)?;
             }
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

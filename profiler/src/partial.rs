@@ -90,6 +90,23 @@ impl Journal {
             })
     }
 
+    /// Replaces the journal's content with `table` (provenance and rows),
+    /// atomically, and keeps appending after it. Used when rows measured
+    /// while the device drifted are thrown away to be measured again.
+    pub fn rewrite(self, table: &LatencyTable) -> Result<Self, TableError> {
+        let path = self.path.clone();
+        drop(self.file);
+        table.write_atomic(&path)?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| TableError::Io {
+                path: path.display().to_string(),
+                message: format!("cannot reopen the measurement journal: {e}"),
+            })?;
+        Ok(Journal { path, file })
+    }
+
     /// Deletes the journal once the final table is written.
     pub fn finish(self) -> std::io::Result<()> {
         drop(self.file);

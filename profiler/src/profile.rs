@@ -24,6 +24,7 @@
 //! `α·t + c1·nodes(op)`, so the table's plain sum predicts a whole network.
 //! `validate` then checks that on yet other networks.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -41,6 +42,7 @@ use crate::agreement::Agreement;
 use crate::device;
 use crate::partial::{Journal, journal_path};
 use crate::runtime::{ExecutionProvider, ModelSession, Runtime, RuntimeError, SessionConfig};
+use crate::sentinel::{Check, Sentinel, SentinelSettings};
 use crate::timing::{BenchmarkConfig, Measurement, benchmark_session};
 
 /// Anything that can stop profiling or validation.
@@ -117,6 +119,9 @@ pub struct TimingSettings {
     pub op_loop: BenchmarkConfig,
     /// Loop limits for end-to-end timing.
     pub network_loop: BenchmarkConfig,
+    /// The device as recorded in provenance (`local:HOST (ARCH)`, or the
+    /// label a remote runner passes, e.g. `adb:SERIAL (Pixel 7)`).
+    pub device: String,
 }
 
 /// Settings of `profile`.
@@ -140,6 +145,14 @@ pub struct ProfileSettings {
     pub contexts_per_key: usize,
     /// Show a progress bar.
     pub progress: bool,
+    /// Print plain `progress: ...` lines to stderr (for remote runs, where
+    /// stderr is a pipe and no bar is drawn).
+    pub progress_lines: bool,
+    /// Measure only the first N op keys of the space (smoke tests, emulated
+    /// devices); the table is then partial and not calibrated.
+    pub max_keys: Option<usize>,
+    /// Thermal drift watch.
+    pub sentinel: SentinelSettings,
 }
 
 fn session_config(t: &TimingSettings, profile_prefix: Option<PathBuf>) -> SessionConfig {
@@ -265,7 +278,7 @@ fn bar(len: u64, show: bool, what: &str) -> ProgressBar {
 /// The provenance of a new table.
 pub fn new_provenance(runtime: &Runtime, space: &SearchSpace, t: &TimingSettings) -> Provenance {
     Provenance {
-        device: device::local_device_name(),
+        device: t.device.clone(),
         cpu: device::cpu_description(),
         os: device::os_description(),
         runtime: "onnxruntime".into(),
@@ -290,6 +303,7 @@ fn check_resumable(
     wanted: &Provenance,
 ) -> Result<(), ProfileError> {
     let pairs = [
+        ("device", &found.device, &wanted.device),
         ("space_hash", &found.space_hash, &wanted.space_hash),
         (
             "execution_provider",
@@ -401,12 +415,47 @@ fn solve3(mut a: [[f64; 3]; 3], mut b: [f64; 3]) -> Option<[f64; 3]> {
     Some([b[0] / a[0][0], b[1] / a[1][1], b[2] / a[2][2]])
 }
 
-/// Profiles every op key of `space` and writes the table (see the module
-/// docs for the method). Rows go to a journal as they are measured.
+/// What one `profile` or `refresh` run measures.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// Keys to measure now.
+    pub to_measure: BTreeSet<OpKey>,
+    /// Rows kept from an earlier table, as raw (uncalibrated) timings.
+    pub kept_raw: BTreeMap<OpKey, OpStats>,
+    /// Extra provenance fields to carry (refresh history).
+    pub extra: BTreeMap<String, String>,
+}
+
+/// Profiles every op key of `space` (or the first `max_keys`) and writes
+/// the table (see the module docs for the method). Rows go to a journal as
+/// they are measured.
 pub fn profile(
     runtime: &Runtime,
     space: &SearchSpace,
     s: &ProfileSettings,
+) -> Result<LatencyTable, ProfileError> {
+    let mut to_measure = space_op_keys(space, s.timing.batch);
+    if let Some(n) = s.max_keys {
+        to_measure = to_measure.into_iter().take(n.max(1)).collect();
+    }
+    run_plan(
+        runtime,
+        space,
+        s,
+        Plan {
+            to_measure,
+            ..Plan::default()
+        },
+    )
+}
+
+/// Measures what `plan` asks for, merges it with the kept rows, calibrates
+/// when the table covers the whole space, and writes it.
+pub fn run_plan(
+    runtime: &Runtime,
+    space: &SearchSpace,
+    s: &ProfileSettings,
+    plan: Plan,
 ) -> Result<LatencyTable, ProfileError> {
     let out = &s.out;
     if out.exists() && !s.force && !s.resume {
@@ -425,9 +474,39 @@ pub fn profile(
     std::fs::create_dir_all(dir).map_err(unwritable)?;
     let scratch = dir.join(format!(".tunas-profile-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).map_err(unwritable)?;
-    let result = profile_into(runtime, space, s, &scratch);
+    let result = profile_into(runtime, space, s, &scratch, plan);
     let _ = std::fs::remove_dir_all(&scratch);
     result
+}
+
+/// The sentinel op: the key with the median FLOP count, so its timing is
+/// long enough to be stable and short enough to re-time often.
+pub fn sentinel_key(keys: &BTreeSet<OpKey>) -> Option<OpKey> {
+    let mut by_flops: Vec<OpKey> = keys.iter().copied().collect();
+    by_flops.sort_by_key(|k| (k.flops(), *k));
+    by_flops.get(by_flops.len() / 2).copied()
+}
+
+/// The sentinel's own loop: long enough for a stable median whatever the
+/// op loop's settings.
+fn sentinel_loop() -> BenchmarkConfig {
+    BenchmarkConfig {
+        min_warmup_runs: 3,
+        min_warmup_time: std::time::Duration::from_millis(10),
+        min_runs: 30,
+        min_time: std::time::Duration::from_millis(40),
+        max_time: std::time::Duration::from_secs(10),
+    }
+}
+
+/// Stop throwing rows away after this many drifts; later drifts are only
+/// recorded (a device that never settles would otherwise never finish).
+const MAX_REMEASURES: usize = 5;
+
+fn progress_line(s: &ProfileSettings, what: &str, done: usize, total: usize) {
+    if s.progress_lines {
+        eprintln!("progress: {what} {done}/{total}");
+    }
 }
 
 fn profile_into(
@@ -435,11 +514,15 @@ fn profile_into(
     space: &SearchSpace,
     s: &ProfileSettings,
     scratch: &Path,
+    plan: Plan,
 ) -> Result<LatencyTable, ProfileError> {
     let t = &s.timing;
-    let provenance = new_provenance(runtime, space, t);
+    let sysfs = device::Sysfs::system();
+    let before = sysfs.snapshot();
+    let mut provenance = new_provenance(runtime, space, t);
+    let all_keys = space_op_keys(space, t.batch);
     let jpath = journal_path(&s.out);
-    let (mut journal, mut measured) = if jpath.exists() {
+    let resumed = if jpath.exists() {
         let (journal, table) = Journal::resume(&jpath)?;
         if !s.resume {
             return Err(ProfileError::JournalExists {
@@ -453,13 +536,55 @@ fn profile_into(
             jpath.display(),
             table.rows.len()
         );
-        (journal, table)
+        Some((journal, table))
     } else {
-        let table = LatencyTable::new(provenance.clone());
-        (Journal::create(&jpath, &table)?, table)
+        None
     };
-    let keys: Vec<OpKey> = space_op_keys(space, t.batch).into_iter().collect();
-    let progress = bar(keys.len() as u64, s.progress, "ops");
+
+    // The sentinel: a one-op model kept open and re-timed every few units.
+    let mut sentinel = match sentinel_key(&all_keys).filter(|_| s.sentinel.every > 0) {
+        Some(key) => {
+            let model =
+                op_model(&key, &mut RandomWeights::new(3)).map_err(|e| ProfileError::Model {
+                    what: key.to_string(),
+                    message: e.to_string(),
+                })?;
+            let mut session = ModelSession::new(runtime, &model, &session_config(t, None))?;
+            let cfg = sentinel_loop();
+            let measure = move || -> Result<f64, ProfileError> {
+                Ok(benchmark_session(&mut session, &cfg)?.stats().median_us)
+            };
+            let journal_baseline = resumed.as_ref().and_then(|(_, table)| {
+                table
+                    .provenance
+                    .extra
+                    .get("x-sentinel-baseline-us")
+                    .and_then(|v| v.parse().ok())
+            });
+            let sentinel = Sentinel::new(s.sentinel.clone(), measure, journal_baseline)?;
+            provenance.extra.insert(
+                "x-sentinel-baseline-us".into(),
+                format!("{:.3}", sentinel.baseline_us()),
+            );
+            provenance
+                .extra
+                .insert("x-sentinel-key".into(), key.to_string());
+            Some(sentinel)
+        }
+        None => None,
+    };
+
+    let (mut journal, mut measured) = match resumed {
+        Some(r) => r,
+        None => {
+            let table = LatencyTable::new(provenance.clone());
+            (Journal::create(&jpath, &table)?, table)
+        }
+    };
+    // Rows from a journal that the plan does not ask for are ignored.
+    measured.rows.retain(|k, _| plan.to_measure.contains(k));
+    let total = plan.to_measure.len();
+    let progress = bar(total as u64, s.progress, "ops");
     progress.set_position(measured.rows.len() as u64);
     // Context networks: the best of several random candidates at covering
     // keys not yet measured. Seeded by how many rows exist, so a resumed
@@ -467,109 +592,155 @@ fn profile_into(
     let mut rng =
         rand::rngs::StdRng::seed_from_u64(s.calibration_seed ^ 0x5eed ^ measured.rows.len() as u64);
     // Samples of keys seen in fewer contexts than wanted, and how many.
-    let mut pooled: std::collections::BTreeMap<OpKey, (usize, Vec<f64>)> = Default::default();
+    let mut pooled: BTreeMap<OpKey, (usize, Vec<f64>)> = Default::default();
+    // Rows journaled since the last steady sentinel check.
+    let mut since_check: Vec<OpKey> = Vec::new();
     let wanted = s.contexts_per_key.max(1);
-    let mut misses = 0;
-    while measured.rows.len() < keys.len() && misses < s.max_networks_without_progress {
-        let candidate = (0..32)
-            .map(|_| {
-                let arch = Architecture::sample_uniform(space, &mut rng);
-                let new = architecture_ops(space, &arch, t.batch)
-                    .into_iter()
-                    .filter(|k| !measured.rows.contains_key(k))
-                    .collect::<std::collections::BTreeSet<_>>();
-                // Keys never seen count double: coverage first.
-                let score: usize = new
-                    .iter()
-                    .map(|k| if pooled.contains_key(k) { 1 } else { 2 })
-                    .sum();
-                (score, arch)
-            })
-            .max_by_key(|(score, _)| *score)
-            .expect("32 candidates");
-        if candidate.0 == 0 {
-            misses += 1;
-            continue;
-        }
-        let found = time_in_context(runtime, space, &candidate.1, t, scratch)?;
-        let mut progressed = false;
-        for (key, runs) in found {
-            if measured.rows.contains_key(&key) {
+    let missing = |measured: &LatencyTable| {
+        plan.to_measure
+            .iter()
+            .filter(|k| !measured.rows.contains_key(k))
+            .count()
+    };
+    // One unit (a context network or a one-op key) is done: maybe check
+    // the sentinel, and on drift throw away what was measured since the
+    // last steady check. Returns whether rows were thrown away.
+    macro_rules! unit_done {
+        () => {{
+            let mut dropped = false;
+            if let Some(sentinel) = sentinel.as_mut() {
+                match sentinel.tick()? {
+                    Check::Skipped => {}
+                    Check::Steady => since_check.clear(),
+                    Check::Drifted(event) => {
+                        eprintln!(
+                            "sentinel drifted {:+.1}% after {} units: cooled down {} time(s), {}",
+                            event.drift_pct(),
+                            event.after_units,
+                            event.cooldowns,
+                            if event.recovered {
+                                "back within the threshold"
+                            } else {
+                                "not back: new baseline"
+                            }
+                        );
+                        let remeasure = sentinel.events.len() <= MAX_REMEASURES;
+                        let n = if remeasure {
+                            let affected: Vec<OpKey> = since_check.drain(..).collect();
+                            for k in &affected {
+                                measured.rows.remove(k);
+                            }
+                            pooled.clear();
+                            journal = journal.rewrite(&measured)?;
+                            progress.set_position(measured.rows.len() as u64);
+                            affected.len()
+                        } else {
+                            since_check.clear();
+                            0
+                        };
+                        if let Some(last) = sentinel.events.last_mut() {
+                            last.remeasured_rows = n;
+                        }
+                        dropped = n > 0;
+                    }
+                }
+            }
+            dropped
+        }};
+    }
+
+    while missing(&measured) > 0 {
+        let mut misses = 0;
+        while missing(&measured) > 0 && misses < s.max_networks_without_progress {
+            let candidate = (0..32)
+                .map(|_| {
+                    let arch = Architecture::sample_uniform(space, &mut rng);
+                    let new = architecture_ops(space, &arch, t.batch)
+                        .into_iter()
+                        .filter(|k| plan.to_measure.contains(k) && !measured.rows.contains_key(k))
+                        .collect::<BTreeSet<_>>();
+                    // Keys never seen count double: coverage first.
+                    let score: usize = new
+                        .iter()
+                        .map(|k| if pooled.contains_key(k) { 1 } else { 2 })
+                        .sum();
+                    (score, arch)
+                })
+                .max_by_key(|(score, _)| *score)
+                .expect("32 candidates");
+            if candidate.0 == 0 {
+                misses += 1;
                 continue;
             }
-            let entry = pooled.entry(key).or_default();
-            entry.0 += 1;
-            entry.1.extend(runs);
-            progressed = true;
-            if entry.0 >= wanted {
-                let stats = OpStats::from_quantized_samples(&entry.1, PROFILER_RESOLUTION_US);
-                pooled.remove(&key);
-                journal.append(&key, &stats)?;
-                measured.rows.insert(key, stats);
-                progress.inc(1);
+            let found = time_in_context(runtime, space, &candidate.1, t, scratch)?;
+            let mut progressed = false;
+            for (key, runs) in found {
+                if !plan.to_measure.contains(&key) || measured.rows.contains_key(&key) {
+                    continue;
+                }
+                let entry = pooled.entry(key).or_default();
+                entry.0 += 1;
+                entry.1.extend(runs);
+                progressed = true;
+                if entry.0 >= wanted {
+                    let stats = OpStats::from_quantized_samples(&entry.1, PROFILER_RESOLUTION_US);
+                    pooled.remove(&key);
+                    journal.append(&key, &stats)?;
+                    measured.rows.insert(key, stats);
+                    since_check.push(key);
+                    progress.inc(1);
+                }
+            }
+            progress_line(s, "ops", measured.rows.len(), total);
+            if progressed {
+                misses = 0;
+            } else {
+                misses += 1;
+            }
+            unit_done!();
+        }
+        // Keys seen in fewer contexts than wanted keep what they have.
+        for (key, (_, runs)) in std::mem::take(&mut pooled) {
+            let stats = OpStats::from_quantized_samples(&runs, PROFILER_RESOLUTION_US);
+            journal.append(&key, &stats)?;
+            measured.rows.insert(key, stats);
+            since_check.push(key);
+            progress.inc(1);
+        }
+        // Keys no network reached: one-op models.
+        let left: Vec<OpKey> = plan
+            .to_measure
+            .iter()
+            .filter(|k| !measured.rows.contains_key(k))
+            .copied()
+            .collect();
+        for key in left {
+            progress.set_message("one-op");
+            let stats = time_op(runtime, &key, t, scratch)?;
+            journal.append(&key, &stats)?;
+            measured.rows.insert(key, stats);
+            since_check.push(key);
+            progress.inc(1);
+            progress_line(s, "ops", measured.rows.len(), total);
+            if unit_done!() {
+                // Rows were thrown away: back to the context networks.
+                break;
             }
         }
-        if progressed {
-            misses = 0;
-        } else {
-            misses += 1;
-        }
-    }
-    // Keys seen in fewer contexts than wanted keep what they have.
-    for (key, (_, runs)) in pooled {
-        let stats = OpStats::from_quantized_samples(&runs, PROFILER_RESOLUTION_US);
-        journal.append(&key, &stats)?;
-        measured.rows.insert(key, stats);
-        progress.inc(1);
-    }
-    // Keys no network reached: one-op models.
-    let left: Vec<OpKey> = keys
-        .iter()
-        .filter(|k| !measured.rows.contains_key(k))
-        .copied()
-        .collect();
-    for key in left {
-        progress.set_message("one-op");
-        let stats = time_op(runtime, &key, t, scratch)?;
-        journal.append(&key, &stats)?;
-        measured.rows.insert(key, stats);
-        progress.inc(1);
     }
     progress.finish_and_clear();
 
-    // Calibration on end-to-end networks.
-    let mut rng = rand::rngs::StdRng::seed_from_u64(s.calibration_seed);
-    let cal = bar(s.calibration_networks as u64, s.progress, "calibration");
-    let mut rows = Vec::with_capacity(s.calibration_networks);
-    for _ in 0..s.calibration_networks {
-        let arch = Architecture::sample_uniform(space, &mut rng);
-        let ops = architecture_ops(space, &arch, t.batch);
-        let sum: f64 = ops.iter().map(|k| measured.rows[k].median_us).sum();
-        let nodes: usize = ops.iter().map(op_node_count).sum();
-        let e2e = measure_architecture(runtime, space, &arch, t)?;
-        rows.push((sum, nodes as f64, e2e.median_us));
-        cal.inc(1);
-    }
-    cal.finish_and_clear();
-    let (c0, alpha, c1) = fit_calibration(&rows);
-    let fitted: Vec<(f64, f64)> = rows
-        .iter()
-        .map(|&(sum, n, m)| (c0 + alpha * sum + c1 * n, m))
-        .collect();
-    let fit = Agreement::of(&fitted);
+    // Raw rows of the whole table: measured now, and kept from before.
+    let mut raw = plan.kept_raw.clone();
+    raw.extend(measured.rows.iter().map(|(k, v)| (*k, v.clone())));
+    let complete = all_keys.iter().all(|k| raw.contains_key(k));
 
     let mut table = LatencyTable::new(Provenance {
         date: tunas_shared::time::utc_now_rfc3339(),
-        overhead_us: c0.max(0.0),
         ..measured.provenance.clone()
     });
     let e = &mut table.provenance.extra;
-    e.insert("x-calibration-networks".into(), rows.len().to_string());
-    e.insert("x-calibration-seed".into(), s.calibration_seed.to_string());
-    e.insert("x-op-scale".into(), format!("{alpha:.5}"));
-    e.insert("x-per-node-us".into(), format!("{c1:.3}"));
-    e.insert("x-fit-constant-us".into(), format!("{c0:.3}"));
-    e.insert("x-calibration-mape-pct".into(), format!("{:.2}", fit.mape));
+    e.extend(plan.extra.clone());
     e.insert(
         "x-op-loop".into(),
         format!(
@@ -580,31 +751,84 @@ fn profile_into(
             t.op_loop.min_time
         ),
     );
-    let mut clamped = 0;
-    for (key, raw) in &measured.rows {
-        let per_op = c1 * op_node_count(key) as f64;
-        let mut adjust = |v: f64| {
-            let v = alpha * v + per_op;
-            if v < 0.0 {
-                clamped += 1;
-            }
-            v.max(0.0)
-        };
-        let stats = OpStats {
-            median_us: adjust(raw.median_us),
-            p10_us: adjust(raw.p10_us),
-            p90_us: adjust(raw.p90_us),
-            mean_us: adjust(raw.mean_us),
-            std_us: alpha * raw.std_us,
-            runs: raw.runs,
-            measured_at: raw.measured_at.clone(),
-        };
-        table.rows.insert(*key, stats);
+    if complete {
+        // Calibration on end-to-end networks.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(s.calibration_seed);
+        let cal = bar(s.calibration_networks as u64, s.progress, "calibration");
+        let mut rows = Vec::with_capacity(s.calibration_networks);
+        for i in 0..s.calibration_networks {
+            let arch = Architecture::sample_uniform(space, &mut rng);
+            let ops = architecture_ops(space, &arch, t.batch);
+            let sum: f64 = ops.iter().map(|k| raw[k].median_us).sum();
+            let nodes: usize = ops.iter().map(op_node_count).sum();
+            let e2e = measure_architecture(runtime, space, &arch, t)?;
+            rows.push((sum, nodes as f64, e2e.median_us));
+            cal.inc(1);
+            progress_line(s, "calibration", i + 1, s.calibration_networks);
+        }
+        cal.finish_and_clear();
+        let (c0, alpha, c1) = fit_calibration(&rows);
+        let fitted: Vec<(f64, f64)> = rows
+            .iter()
+            .map(|&(sum, n, m)| (c0 + alpha * sum + c1 * n, m))
+            .collect();
+        let fit = Agreement::of(&fitted);
+        table.provenance.overhead_us = c0.max(0.0);
+        let e = &mut table.provenance.extra;
+        e.insert("x-calibration-networks".into(), rows.len().to_string());
+        e.insert("x-calibration-seed".into(), s.calibration_seed.to_string());
+        e.insert("x-op-scale".into(), format!("{alpha:.5}"));
+        e.insert("x-per-node-us".into(), format!("{c1:.3}"));
+        e.insert("x-fit-constant-us".into(), format!("{c0:.3}"));
+        e.insert("x-calibration-mape-pct".into(), format!("{:.2}", fit.mape));
+        let mut clamped = 0;
+        for (key, raw) in &raw {
+            let per_op = c1 * op_node_count(key) as f64;
+            let mut adjust = |v: f64| {
+                let v = alpha * v + per_op;
+                if v < 0.0 {
+                    clamped += 1;
+                }
+                v.max(0.0)
+            };
+            let stats = OpStats {
+                median_us: adjust(raw.median_us),
+                p10_us: adjust(raw.p10_us),
+                p90_us: adjust(raw.p90_us),
+                mean_us: adjust(raw.mean_us),
+                std_us: alpha * raw.std_us,
+                runs: raw.runs,
+                measured_at: raw.measured_at.clone(),
+            };
+            table.rows.insert(*key, stats);
+        }
+        table
+            .provenance
+            .extra
+            .insert("x-clamped-values".into(), clamped.to_string());
+    } else {
+        table.provenance.overhead_us = 0.0;
+        table.provenance.extra.insert(
+            "x-calibration".into(),
+            format!(
+                "skipped: the table covers {} of the space's {} op keys (--max-keys); rows are raw in-context timings",
+                raw.len(),
+                all_keys.len()
+            ),
+        );
+        table.rows = raw;
     }
-    table
-        .provenance
-        .extra
-        .insert("x-clamped-values".into(), clamped.to_string());
+    let after = sysfs.snapshot();
+    let e = &mut table.provenance.extra;
+    before.record("before", e);
+    after.record("after", e);
+    if let Some(sentinel) = &sentinel {
+        e.insert("x-sentinel".into(), sentinel.summary());
+        e.insert("x-sentinel-drifts".into(), sentinel.events_text());
+    } else {
+        e.remove("x-sentinel-baseline-us");
+        e.insert("x-sentinel".into(), "off".into());
+    }
     table.write_atomic(&s.out)?;
     journal.finish().map_err(|e| ProfileError::Unwritable {
         path: jpath.display().to_string(),
@@ -748,7 +972,7 @@ pub fn validate(
         runtime: format!("onnxruntime {}", runtime.version()),
         threads: t.threads,
         execution_provider: t.provider.name().into(),
-        device: device::local_device_name(),
+        device: t.device.clone(),
         cpu: device::cpu_description(),
         networks,
     })

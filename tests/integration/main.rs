@@ -7,8 +7,12 @@
 //! - `profiler`: profile / resume / errors with the real ONNX Runtime.
 //! - `training`: stand-alone training, weight files, deterministic mode.
 //! - `onnx_models`: every generated ONNX model passes the `onnx` checker.
+//! - `devices`: adb (through the `fake-adb` test double), ssh (a real
+//!   OpenSSH server on 127.0.0.1), the aarch64 build under qemu, refresh,
+//!   and the thermal sentinel.
 
 mod cli;
+mod devices;
 mod onnx_models;
 mod profiler;
 mod search;

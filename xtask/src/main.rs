@@ -3,8 +3,11 @@
 //! - `setup`: provision what the tools need on this machine (ONNX Runtime
 //!   library from PyPI, the Fashion-MNIST Debian package, Python `onnx` for
 //!   the model checker). Idempotent; every step says what it does.
-//! - `test`: setup, format check, clippy with warnings denied, build, all tests.
+//! - `test`: setup, format check, clippy with warnings denied, build, the
+//!   device builds (aarch64 Linux, and a check for Android), all tests.
 //! - `demo`: the main job on the embedded defaults.
+//! - `android`: the profiler for Android phones (needs `ANDROID_NDK_HOME`).
+//! - `cross aarch64-linux-gnu`: the profiler for 64-bit Arm Linux boards.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -63,11 +66,37 @@ fn provisioned_ort() -> PathBuf {
         .join(format!("libonnxruntime.so.{ORT_VERSION}"))
 }
 
+/// The aarch64 Linux ONNX Runtime (for the cross-built profiler under qemu
+/// and for ssh boards).
+fn provisioned_ort_aarch64() -> PathBuf {
+    target_dir()
+        .join("onnxruntime-aarch64")
+        .join(format!("libonnxruntime.so.{ORT_VERSION}"))
+}
+
 fn setup_onnxruntime() -> Result<()> {
-    let lib = provisioned_ort();
+    provision_ort(&provisioned_ort(), &[], "this machine")
+}
+
+fn setup_onnxruntime_aarch64() -> Result<()> {
+    provision_ort(
+        &provisioned_ort_aarch64(),
+        &[
+            "--platform",
+            "manylinux_2_28_aarch64",
+            "--python-version",
+            "3.11",
+        ],
+        "aarch64 Linux",
+    )
+}
+
+/// Downloads the onnxruntime wheel from PyPI (`platform` selects another
+/// machine's wheel) and unpacks its shared libraries next to `lib`.
+fn provision_ort(lib: &Path, platform: &[&str], what: &str) -> Result<()> {
     if lib.exists() {
         eprintln!(
-            "xtask: ONNX Runtime {ORT_VERSION} already at {}",
+            "xtask: ONNX Runtime {ORT_VERSION} for {what} already at {}",
             lib.display()
         );
         return Ok(());
@@ -76,17 +105,16 @@ fn setup_onnxruntime() -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let wheels = dir.join("wheel");
     let mut pip = Command::new("python3");
-    pip.args([
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        "-d",
-    ])
-    .arg(&wheels)
-    .arg(format!("onnxruntime=={ORT_VERSION}"));
-    run(pip, &format!("download the onnxruntime {ORT_VERSION} wheel from PyPI")).context(
+    pip.args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
+        .args(platform)
+        .arg("-d")
+        .arg(&wheels)
+        .arg(format!("onnxruntime=={ORT_VERSION}"));
+    run(
+        pip,
+        &format!("download the onnxruntime {ORT_VERSION} wheel for {what} from PyPI"),
+    )
+    .context(
         "could not download ONNX Runtime; with no PyPI access, point ORT_DYLIB_PATH (or --ort-lib) at a libonnxruntime.so you have",
     )?;
     // Unpack only the shared libraries, with Python's zipfile (always there
@@ -115,7 +143,34 @@ with zipfile.ZipFile(wheel) as z:
     Ok(())
 }
 
-fn setup_dataset() -> Result<()> {
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// `apt-get ARGS` (through sudo when not root), non-interactive.
+fn apt(args: &[&str]) -> Command {
+    let mut all: Vec<&str> = if is_root() { vec![] } else { vec!["sudo"] };
+    all.push("apt-get");
+    all.extend_from_slice(args);
+    let mut c = Command::new(all[0]);
+    c.args(&all[1..]).env("DEBIAN_FRONTEND", "noninteractive");
+    c
+}
+
+/// Runs `apt-get update` once per setup.
+fn apt_update(updated: &mut bool) -> Result<()> {
+    if !*updated {
+        run(apt(&["update", "-qq"]), "apt-get update")?;
+        *updated = true;
+    }
+    Ok(())
+}
+
+fn setup_dataset(updated: &mut bool) -> Result<()> {
     if Path::new(DATASET_DIR)
         .join("train-images-idx3-ubyte.gz")
         .exists()
@@ -123,21 +178,7 @@ fn setup_dataset() -> Result<()> {
         eprintln!("xtask: Fashion-MNIST already in {DATASET_DIR}");
         return Ok(());
     }
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    let sudo: &[&str] = if is_root { &[] } else { &["sudo"] };
-    let apt = |args: &[&str]| {
-        let mut all: Vec<&str> = sudo.to_vec();
-        all.push("apt-get");
-        all.extend_from_slice(args);
-        let mut c = Command::new(all[0]);
-        c.args(&all[1..]).env("DEBIAN_FRONTEND", "noninteractive");
-        c
-    };
-    let installed = run(apt(&["update", "-qq"]), "apt-get update").and_then(|_| {
+    let installed = apt_update(updated).and_then(|_| {
         run(
             apt(&["install", "-y", "-qq", "dataset-fashion-mnist"]),
             "install Debian package dataset-fashion-mnist",
@@ -147,6 +188,69 @@ fn setup_dataset() -> Result<()> {
         eprintln!(
             "xtask: warning: {e:#}. Install it yourself with `apt-get install dataset-fashion-mnist`, or pass --data DIR with the IDX files to the searcher; tests use the subset in the repo."
         );
+    }
+    Ok(())
+}
+
+/// Debian packages the device tests and cross builds need, each with a
+/// file that shows it is installed.
+const DEVICE_PACKAGES: [(&str, &str); 7] = [
+    ("openssh-server", "/usr/sbin/sshd"),
+    ("openssh-client", "/usr/bin/ssh"),
+    ("qemu-user", "/usr/bin/qemu-aarch64"),
+    ("gcc-aarch64-linux-gnu", "/usr/bin/aarch64-linux-gnu-gcc"),
+    ("libc6-arm64-cross", "/usr/aarch64-linux-gnu/lib/libc.so.6"),
+    (
+        "libstdc++6-arm64-cross",
+        "/usr/aarch64-linux-gnu/lib/libstdc++.so.6",
+    ),
+    ("adb", "/usr/bin/adb"),
+];
+
+/// The Rust targets of the device builds.
+const DEVICE_TARGETS: [&str; 2] = ["aarch64-unknown-linux-gnu", "aarch64-linux-android"];
+
+fn setup_device_tools(updated: &mut bool) -> Result<()> {
+    let missing: Vec<&str> = DEVICE_PACKAGES
+        .iter()
+        .filter(|(_, file)| !Path::new(file).exists())
+        .map(|(p, _)| *p)
+        .collect();
+    if missing.is_empty() {
+        eprintln!(
+            "xtask: device tools present (sshd, ssh, qemu-aarch64, aarch64 gcc and libraries, adb)"
+        );
+    } else {
+        apt_update(updated)?;
+        let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+        args.extend(&missing);
+        run(
+            apt(&args),
+            &format!("install Debian packages {}", missing.join(" ")),
+        )
+        .context("the device tests (ssh, qemu) and `cargo xtask cross` need these packages")?;
+    }
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    match installed {
+        Ok(list) => {
+            let missing: Vec<&str> = DEVICE_TARGETS
+                .iter()
+                .filter(|t| !list.lines().any(|l| l.trim() == **t))
+                .copied()
+                .collect();
+            if !missing.is_empty() {
+                let mut c = Command::new("rustup");
+                c.args(["target", "add"]).args(&missing);
+                run(c, &format!("rustup target add {}", missing.join(" ")))?;
+            }
+        }
+        Err(e) => eprintln!(
+            "xtask: warning: cannot run rustup ({e}); add the Rust targets {} yourself",
+            DEVICE_TARGETS.join(", ")
+        ),
     }
     Ok(())
 }
@@ -168,9 +272,128 @@ fn setup_python_onnx() -> Result<()> {
 }
 
 fn setup() -> Result<()> {
+    let mut apt_updated = false;
     setup_onnxruntime()?;
-    setup_dataset()?;
+    setup_onnxruntime_aarch64()?;
+    setup_dataset(&mut apt_updated)?;
+    setup_device_tools(&mut apt_updated)?;
     setup_python_onnx()?;
+    Ok(())
+}
+
+/// `cargo build` of the profiler for a device target, without the chart
+/// feature; `env` sets the linker.
+fn device_build(triple: &str, release: bool, env: &[(String, String)]) -> Result<PathBuf> {
+    let mut c = cargo();
+    c.args([
+        "build",
+        "-p",
+        "tunas-profiler",
+        "--bin",
+        "tunas-profiler",
+        "--no-default-features",
+        "--target",
+        triple,
+    ]);
+    if release {
+        c.arg("--release");
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    run(
+        c,
+        &format!(
+            "build tunas-profiler for {triple} ({})",
+            if release { "release" } else { "debug" }
+        ),
+    )?;
+    let out = target_dir()
+        .join(triple)
+        .join(if release { "release" } else { "debug" })
+        .join("tunas-profiler");
+    eprintln!("xtask: built {}", out.display());
+    Ok(out)
+}
+
+/// `cargo xtask cross aarch64-linux-gnu [--release]`.
+fn cross(args: &[String]) -> Result<()> {
+    let release = args.iter().any(|a| a == "--release");
+    let target = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .map(String::as_str)
+        .unwrap_or("");
+    if target != "aarch64-linux-gnu" {
+        bail!(
+            "cargo xtask cross: supported target is aarch64-linux-gnu (64-bit Arm Linux), got '{target}'; for Android use `cargo xtask android`"
+        );
+    }
+    if !Path::new("/usr/bin/aarch64-linux-gnu-gcc").exists() {
+        bail!(
+            "the linker aarch64-linux-gnu-gcc is missing: install Debian's gcc-aarch64-linux-gnu (apt-get install gcc-aarch64-linux-gnu libc6-arm64-cross), or run `cargo xtask setup`"
+        );
+    }
+    let triple = "aarch64-unknown-linux-gnu";
+    let bin = device_build(
+        triple,
+        release,
+        &[(
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER".into(),
+            "aarch64-linux-gnu-gcc".into(),
+        )],
+    )?;
+    eprintln!(
+        "xtask: profile a board with: tunas-profiler profile --device ssh:USER@HOST --device-binary {} --device-ort-lib {} --space tiny28 --out board.csv",
+        bin.display(),
+        provisioned_ort_aarch64().display()
+    );
+    Ok(())
+}
+
+/// `cargo xtask android [--release] [--api N]`: needs the NDK.
+fn android(args: &[String]) -> Result<()> {
+    let release = args.iter().any(|a| a == "--release");
+    let api = args
+        .iter()
+        .position(|a| a == "--api")
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+        .unwrap_or("24");
+    let Some(ndk) = env::var_os("ANDROID_NDK_HOME").filter(|v| !v.is_empty()) else {
+        bail!(
+            "ANDROID_NDK_HOME is not set: download the Android NDK (r26 or newer) from https://developer.android.com/ndk/downloads, unzip it, and set ANDROID_NDK_HOME to its folder; the README's \"Profile your phone\" section has the one-time steps"
+        );
+    };
+    let bin_dir = Path::new(&ndk).join("toolchains/llvm/prebuilt/linux-x86_64/bin");
+    let clang = bin_dir.join(format!("aarch64-linux-android{api}-clang"));
+    if !clang.exists() {
+        bail!(
+            "ANDROID_NDK_HOME={} has no {}; is it an NDK folder (r23 or newer, for linux-x86_64)? Pick another API level with --api N",
+            Path::new(&ndk).display(),
+            clang.display()
+        );
+    }
+    let s = |p: &Path| p.display().to_string();
+    let bin = device_build(
+        "aarch64-linux-android",
+        release,
+        &[
+            (
+                "CARGO_TARGET_AARCH64_LINUX_ANDROID_LINKER".into(),
+                s(&clang),
+            ),
+            ("CC_aarch64_linux_android".into(), s(&clang)),
+            (
+                "AR_aarch64_linux_android".into(),
+                s(&bin_dir.join("llvm-ar")),
+            ),
+        ],
+    )?;
+    eprintln!(
+        "xtask: profile the phone with: tunas-profiler profile --device adb --device-binary {} --device-ort-lib PATH/TO/jni/arm64-v8a/libonnxruntime.so --space tiny28 --out phone.csv",
+        bin.display()
+    );
     Ok(())
 }
 
@@ -192,9 +415,26 @@ fn test() -> Result<()> {
     let mut build = cargo();
     build.args(["build", "--workspace", "--bins"]);
     run(build, "build the binaries the CLI tests run")?;
+    // Device builds: the aarch64 Linux profiler (run under qemu by the
+    // tests), and Android checked (linking needs the NDK, which CI lacks).
+    cross(&["aarch64-linux-gnu".to_string()])?;
+    let mut check = cargo();
+    check.args([
+        "check",
+        "--target",
+        "aarch64-linux-android",
+        "-p",
+        "tunas-profiler",
+        "--no-default-features",
+    ]);
+    run(
+        check,
+        "cargo check --target aarch64-linux-android -p tunas-profiler",
+    )?;
     let mut test = cargo();
     test.args(["test", "--workspace"])
-        .env("ORT_DYLIB_PATH", provisioned_ort());
+        .env("ORT_DYLIB_PATH", provisioned_ort())
+        .env("TUNAS_REQUIRE_DEVICE_TESTS", "1");
     run(test, "cargo test --workspace")?;
     Ok(())
 }
@@ -453,9 +693,11 @@ fn main() -> Result<()> {
         Some("test") => test(),
         Some("demo") => demo(),
         Some("tables") => reference_tables(),
+        Some("cross") => cross(&args[1..]),
+        Some("android") => android(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  setup   provision ONNX Runtime ({ORT_VERSION}, from PyPI), Fashion-MNIST (Debian package) and Python onnx\n  test    setup, then fmt check, clippy -D warnings, build, all tests\n  demo    the main job on the embedded defaults\n  tables  re-measure this machine's reference tables and validation reports (tables/)"
+                "usage: cargo xtask <command>\n\n  setup   provision ONNX Runtime ({ORT_VERSION}, from PyPI), Fashion-MNIST (Debian package) and Python onnx\n  test    setup, then fmt check, clippy -D warnings, build, all tests\n  demo    the main job on the embedded defaults\n  tables  re-measure this machine's reference tables and validation reports (tables/)\n  android [--release] [--api N]             the profiler for Android phones (needs ANDROID_NDK_HOME)\n  cross aarch64-linux-gnu [--release]       the profiler for 64-bit Arm Linux boards (Debian's gcc-aarch64-linux-gnu)"
             );
             if args.is_empty() {
                 Ok(())

@@ -1,0 +1,302 @@
+//! The sentinel: one fixed op re-timed every few measurements, so that a
+//! phone heating up (latency can double over half an hour of profiling)
+//! shows as drift instead of silently inflating the rows measured while it
+//! was hot. On drift the profiler pauses to cool down, re-times the
+//! sentinel, and re-measures the rows taken since the last steady check.
+//!
+//! The decision logic here is independent of ONNX Runtime: the sentinel's
+//! timing is a closure, so it is tested with made-up readings.
+
+use std::time::Duration;
+
+/// When and how the sentinel is checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SentinelSettings {
+    /// Check after every this many measurement units (context networks or
+    /// one-op keys); 0 turns the sentinel off.
+    pub every: usize,
+    /// Relative drift from the baseline that counts as drift (0.10 = 10%).
+    pub threshold: f64,
+    /// Pause before re-timing the sentinel after drift.
+    pub cooldown: Duration,
+    /// Pauses before giving up on the baseline: the device did not come
+    /// back, the new reading becomes the baseline and this is recorded.
+    pub max_cooldowns: usize,
+}
+
+impl Default for SentinelSettings {
+    fn default() -> Self {
+        SentinelSettings {
+            every: 10,
+            threshold: 0.10,
+            cooldown: Duration::from_secs(60),
+            max_cooldowns: 3,
+        }
+    }
+}
+
+/// One drift the sentinel saw and what was done about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DriftEvent {
+    /// Measurement units done when it was seen.
+    pub after_units: usize,
+    /// Baseline at the time (µs).
+    pub baseline_us: f64,
+    /// The drifted reading (µs).
+    pub reading_us: f64,
+    /// Cool-down pauses taken.
+    pub cooldowns: usize,
+    /// The last reading after cooling (µs).
+    pub settled_us: f64,
+    /// Whether the sentinel came back within the threshold (else the
+    /// baseline was reset to `settled_us`).
+    pub recovered: bool,
+    /// Rows thrown away and measured again (filled in by the caller).
+    pub remeasured_rows: usize,
+}
+
+impl DriftEvent {
+    /// Drift of the first reading, in percent.
+    pub fn drift_pct(&self) -> f64 {
+        (self.reading_us / self.baseline_us - 1.0) * 100.0
+    }
+}
+
+/// What a call to [`Sentinel::tick`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Check {
+    /// Not a checking unit.
+    Skipped,
+    /// Checked and within the threshold: rows measured so far are good.
+    Steady,
+    /// Drifted; the device was cooled down (see the event). Rows measured
+    /// since the last steady check should be measured again.
+    Drifted(DriftEvent),
+}
+
+/// The sentinel's state; `measure` returns the sentinel op's median (µs).
+pub struct Sentinel<F> {
+    settings: SentinelSettings,
+    measure: F,
+    sleep: fn(Duration),
+    baseline_us: f64,
+    units: usize,
+    checks: usize,
+    /// Every drift seen, in order.
+    pub events: Vec<DriftEvent>,
+}
+
+impl<F, E> Sentinel<F>
+where
+    F: FnMut() -> Result<f64, E>,
+{
+    /// Takes the baseline now (or uses `baseline_us`, e.g. from a journal
+    /// being resumed, so a device still hot from the first run is caught).
+    pub fn new(
+        settings: SentinelSettings,
+        mut measure: F,
+        baseline_us: Option<f64>,
+    ) -> Result<Self, E> {
+        let baseline_us = match baseline_us {
+            Some(b) if b.is_finite() && b > 0.0 => b,
+            _ => measure()?,
+        };
+        Ok(Sentinel {
+            settings,
+            measure,
+            sleep: std::thread::sleep,
+            baseline_us,
+            units: 0,
+            checks: 0,
+            events: Vec::new(),
+        })
+    }
+
+    /// Replaces `std::thread::sleep` (tests).
+    pub fn with_sleep(mut self, sleep: fn(Duration)) -> Self {
+        self.sleep = sleep;
+        self
+    }
+
+    /// The current baseline (µs).
+    pub fn baseline_us(&self) -> f64 {
+        self.baseline_us
+    }
+
+    /// Checks done so far.
+    pub fn checks(&self) -> usize {
+        self.checks
+    }
+
+    fn drifted(&self, reading: f64) -> bool {
+        // A NaN reading counts as drift.
+        let within = (reading / self.baseline_us - 1.0).abs() <= self.settings.threshold;
+        !within
+    }
+
+    /// Counts one measurement unit; every `every` units re-times the
+    /// sentinel and, on drift, cools down until it is back (or gives up
+    /// after `max_cooldowns` pauses and takes the new level as baseline).
+    pub fn tick(&mut self) -> Result<Check, E> {
+        self.units += 1;
+        if self.settings.every == 0 || !self.units.is_multiple_of(self.settings.every) {
+            return Ok(Check::Skipped);
+        }
+        self.checks += 1;
+        let reading = (self.measure)()?;
+        if !self.drifted(reading) {
+            return Ok(Check::Steady);
+        }
+        let mut event = DriftEvent {
+            after_units: self.units,
+            baseline_us: self.baseline_us,
+            reading_us: reading,
+            cooldowns: 0,
+            settled_us: reading,
+            recovered: false,
+            remeasured_rows: 0,
+        };
+        while event.cooldowns < self.settings.max_cooldowns.max(1) {
+            (self.sleep)(self.settings.cooldown);
+            event.cooldowns += 1;
+            event.settled_us = (self.measure)()?;
+            if !self.drifted(event.settled_us) {
+                event.recovered = true;
+                break;
+            }
+        }
+        if !event.recovered {
+            self.baseline_us = event.settled_us;
+        }
+        self.events.push(event.clone());
+        Ok(Check::Drifted(event))
+    }
+
+    /// One line for the provenance and the summary.
+    pub fn summary(&self) -> String {
+        let drifts = self.events.len();
+        format!(
+            "{} checks every {} units, baseline {:.1} us, threshold {:.0}%: {}",
+            self.checks,
+            self.settings.every,
+            self.baseline_us,
+            self.settings.threshold * 100.0,
+            if drifts == 0 {
+                "steady".to_string()
+            } else {
+                format!(
+                    "{drifts} drift(s), {} cool-down pause(s) of {} s, {} rows re-measured{}",
+                    self.events.iter().map(|e| e.cooldowns).sum::<usize>(),
+                    self.settings.cooldown.as_secs_f64(),
+                    self.events.iter().map(|e| e.remeasured_rows).sum::<usize>(),
+                    if self.events.iter().all(|e| e.recovered) {
+                        String::new()
+                    } else {
+                        "; the device did not always come back: baseline reset".to_string()
+                    }
+                )
+            }
+        )
+    }
+
+    /// Every drift, for the provenance.
+    pub fn events_text(&self) -> String {
+        if self.events.is_empty() {
+            return "none".into();
+        }
+        self.events
+            .iter()
+            .map(|e| {
+                format!(
+                    "after unit {}: {:.1} us vs baseline {:.1} us ({:+.1}%), {} cool-down(s), {} at {:.1} us, {} rows re-measured",
+                    e.after_units,
+                    e.reading_us,
+                    e.baseline_us,
+                    e.drift_pct(),
+                    e.cooldowns,
+                    if e.recovered { "recovered" } else { "not recovered, new baseline" },
+                    e.settled_us,
+                    e.remeasured_rows
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_sleep(_: Duration) {}
+
+    fn sentinel(readings: Vec<f64>, every: usize) -> Sentinel<impl FnMut() -> Result<f64, ()>> {
+        let mut it = readings.into_iter();
+        Sentinel::new(
+            SentinelSettings {
+                every,
+                threshold: 0.10,
+                cooldown: Duration::from_secs(60),
+                max_cooldowns: 2,
+            },
+            move || Ok(it.next().expect("enough readings")),
+            None,
+        )
+        .unwrap()
+        .with_sleep(no_sleep)
+    }
+
+    #[test]
+    fn checks_only_every_n_units_and_accepts_small_noise() {
+        let mut s = sentinel(vec![100.0, 105.0, 92.0], 3);
+        for _ in 0..2 {
+            assert_eq!(s.tick(), Ok(Check::Skipped));
+        }
+        assert_eq!(s.tick(), Ok(Check::Steady));
+        s.tick().unwrap();
+        s.tick().unwrap();
+        assert_eq!(s.tick(), Ok(Check::Steady));
+        assert_eq!(s.checks(), 2);
+        assert!(s.summary().contains("steady"), "{}", s.summary());
+    }
+
+    #[test]
+    fn drift_cools_down_until_the_sentinel_is_back() {
+        // Baseline 100, then a throttled 130, still 120 after one pause, 104 after two.
+        let mut s = sentinel(vec![100.0, 130.0, 120.0, 104.0], 1);
+        match s.tick().unwrap() {
+            Check::Drifted(e) => {
+                assert_eq!(e.cooldowns, 2);
+                assert!(e.recovered);
+                assert!((e.drift_pct() - 30.0).abs() < 1e-9);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.baseline_us(), 100.0);
+        assert!(s.events_text().contains("+30.0%"), "{}", s.events_text());
+    }
+
+    #[test]
+    fn a_device_that_does_not_come_back_resets_the_baseline() {
+        let mut s = sentinel(vec![100.0, 150.0, 140.0, 145.0, 146.0], 1);
+        match s.tick().unwrap() {
+            Check::Drifted(e) => assert!(!e.recovered && e.cooldowns == 2),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.baseline_us(), 145.0);
+        // The new level is steady from now on.
+        assert_eq!(s.tick(), Ok(Check::Steady));
+        assert!(s.summary().contains("baseline reset"), "{}", s.summary());
+    }
+
+    #[test]
+    fn a_resumed_run_keeps_the_journal_baseline() {
+        let s = Sentinel::new(
+            SentinelSettings::default(),
+            || -> Result<f64, ()> { panic!("must not re-time the baseline") },
+            Some(80.0),
+        )
+        .unwrap();
+        assert_eq!(s.baseline_us(), 80.0);
+    }
+}
