@@ -395,6 +395,31 @@ impl RunArgs {
         })
     }
 
+    /// What `profile` and `refresh` hand to the measuring loop.
+    fn settings(
+        &self,
+        timing: &TimingArgs,
+        out: &Path,
+        resume: bool,
+        force: bool,
+        max_keys: Option<usize>,
+    ) -> Result<ProfileSettings> {
+        Ok(ProfileSettings {
+            timing: timing.settings(self.device_label.as_deref())?,
+            out: out.to_path_buf(),
+            resume,
+            force,
+            calibration_networks: self.calibration_networks,
+            calibration_seed: 1_000_003,
+            max_networks_without_progress: 50,
+            contexts_per_key: self.contexts,
+            progress: !timing.quiet,
+            progress_lines: self.progress_lines,
+            max_keys,
+            sentinel: self.sentinel()?,
+        })
+    }
+
     fn forward(&self) -> Vec<String> {
         vec![
             format!("--calibration-networks={}", self.calibration_networks),
@@ -649,20 +674,7 @@ fn run(cli: Cli) -> Result<()> {
                     timing.ort_lib.clone(),
                 );
             }
-            let settings = ProfileSettings {
-                timing: timing.settings(run.device_label.as_deref())?,
-                out: out.clone(),
-                resume,
-                force,
-                calibration_networks: run.calibration_networks,
-                calibration_seed: 1_000_003,
-                max_networks_without_progress: 50,
-                contexts_per_key: run.contexts,
-                progress: !timing.quiet,
-                progress_lines: run.progress_lines,
-                max_keys,
-                sentinel: run.sentinel()?,
-            };
+            let settings = run.settings(&timing, &out, resume, force, max_keys)?;
             let rt = timing.runtime()?;
             let started = std::time::Instant::now();
             let table = profile::profile(rt, &space_def, &settings)?;
@@ -756,20 +768,7 @@ fn run(cli: Cli) -> Result<()> {
                     timing.ort_lib.clone(),
                 );
             }
-            let settings = ProfileSettings {
-                timing: timing.settings(run.device_label.as_deref())?,
-                out: out.clone(),
-                resume: true,
-                force: true,
-                calibration_networks: run.calibration_networks,
-                calibration_seed: 1_000_003,
-                max_networks_without_progress: 50,
-                contexts_per_key: run.contexts,
-                progress: !timing.quiet,
-                progress_lines: run.progress_lines,
-                max_keys: None,
-                sentinel: run.sentinel()?,
-            };
+            let settings = run.settings(&timing, &out, true, true, None)?;
             let rt = timing.runtime()?;
             if old.provenance.cpu != device::cpu_description() {
                 bail!(

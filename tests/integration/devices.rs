@@ -630,21 +630,28 @@ fn cross_built_aarch64_profiler_runs_under_qemu() {
     );
 }
 
-#[test]
-fn refresh_measures_only_missing_and_old_rows() {
-    if !runtime_available() {
-        return;
-    }
+/// A synthetic tiny28 table whose provenance says it was measured here, with
+/// the runtime this machine loads (so `refresh` keeps its rows).
+fn table_as_if_from_this_machine(space: &tunas_shared::space::SearchSpace) -> LatencyTable {
     let lib = tunas_profiler::runtime::locate_runtime(None).unwrap();
     let version = tunas_profiler::runtime::init_runtime(&lib)
         .unwrap()
         .version()
         .to_string();
+    let mut table = crate::tables::synthetic_table(space);
+    table.provenance.cpu = tunas_profiler::device::cpu_description();
+    table.provenance.runtime = "onnxruntime".into();
+    table.provenance.runtime_version = version;
+    table
+}
+
+#[test]
+fn refresh_measures_only_missing_and_old_rows() {
+    if !runtime_available() {
+        return;
+    }
     let space = builtin_space("tiny28").unwrap();
-    let mut old = crate::tables::synthetic_table(&space);
-    old.provenance.cpu = tunas_profiler::device::cpu_description();
-    old.provenance.runtime = "onnxruntime".into();
-    old.provenance.runtime_version = version;
+    let mut old = table_as_if_from_this_machine(&space);
     let keys: Vec<_> = old.rows.keys().copied().collect();
     let recent = tunas_shared::time::utc_now_rfc3339();
     for k in &keys {
@@ -762,17 +769,9 @@ fn refresh_runs_on_an_adb_device_too() {
     if !runtime_available() {
         return;
     }
-    let lib = tunas_profiler::runtime::locate_runtime(None).unwrap();
-    let version = tunas_profiler::runtime::init_runtime(&lib)
-        .unwrap()
-        .version()
-        .to_string();
     let space = builtin_space("tiny28").unwrap();
-    let mut old = crate::tables::synthetic_table(&space);
     // The fake phone is this machine: same CPU, same runtime.
-    old.provenance.cpu = tunas_profiler::device::cpu_description();
-    old.provenance.runtime = "onnxruntime".into();
-    old.provenance.runtime_version = version;
+    let mut old = table_as_if_from_this_machine(&space);
     let keys: Vec<_> = old.rows.keys().copied().collect();
     for k in &keys[..5] {
         old.rows.remove(k);
