@@ -10,6 +10,8 @@
 # Two searches run at a time with one thread each (the 2-core build machine);
 # set JOBS and THREADS to change that. A finished search (result.json present)
 # is not run again, so a stopped sweep can be re-run to finish it.
+# SEARCH_ARGS adds flags to every search, e.g. SEARCH_ARGS="--beta -0.07"
+# (use another OUT_DIR for it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 table=${1:-tables/x86_64-amd-epyc-1t/tiny28.csv}
@@ -30,7 +32,7 @@ run() { # reward name target
     [ -f "$dir/result.json" ] && return 0
     rm -rf "$dir"
     "$searcher" search --table "$table" --target-ms "$3" --reward "$1" \
-        --threads "$threads" --quiet --out "$dir" > /dev/null 2> "$dir.log"
+        --threads "$threads" --quiet --out "$dir" ${SEARCH_ARGS:-} > /dev/null 2> "$dir.log"
 }
 for reward in "${rewards[@]}"; do
     for pair in "p25 $p25" "p50 $p50" "p75 $p75"; do
