@@ -614,15 +614,10 @@ fn profile_into(
                     Check::Steady => since_check.clear(),
                     Check::Drifted(event) => {
                         eprintln!(
-                            "sentinel drifted {:+.1}% after {} units: cooled down {} time(s), {}",
+                            "sentinel drifted {:+.1}% after {} units: {}",
                             event.drift_pct(),
                             event.after_units,
-                            event.cooldowns,
-                            if event.recovered {
-                                "back within the threshold"
-                            } else {
-                                "not back: new baseline"
-                            }
+                            event.outcome()
                         );
                         let remeasure = sentinel.events.len() <= MAX_REMEASURES;
                         let n = if remeasure {

@@ -60,6 +60,30 @@ impl DriftEvent {
     pub fn drift_pct(&self) -> f64 {
         (self.reading_us / self.baseline_us - 1.0) * 100.0
     }
+
+    /// Whether the device got faster than the baseline (a baseline timed
+    /// before the device warmed up), which no cool-down can fix.
+    pub fn faster(&self) -> bool {
+        self.reading_us < self.baseline_us
+    }
+
+    /// What was done, in words.
+    pub fn outcome(&self) -> String {
+        match (self.faster(), self.recovered) {
+            (true, true) => "faster once, back within the threshold on re-timing".into(),
+            (true, false) => "faster than the first timing: no cool-down, new baseline".into(),
+            (false, true) => format!(
+                "cooled down {} time(s), back within the threshold",
+                self.cooldowns
+            ),
+            (false, false) => {
+                format!(
+                    "cooled down {} time(s), not back: new baseline",
+                    self.cooldowns
+                )
+            }
+        }
+    }
 }
 
 /// What a call to [`Sentinel::tick`] found.
@@ -156,7 +180,18 @@ where
             recovered: false,
             remeasured_rows: 0,
         };
-        while event.cooldowns < self.settings.max_cooldowns.max(1) {
+        if event.faster() {
+            // Heat only slows a device down, so pausing cannot bring a
+            // faster sentinel back: the baseline was timed before the device
+            // (clock ramp, caches) had settled. One immediate re-timing tells
+            // noise from a new level.
+            event.settled_us = (self.measure)()?;
+            event.recovered = !self.drifted(event.settled_us);
+        }
+        while !event.recovered
+            && !event.faster()
+            && event.cooldowns < self.settings.max_cooldowns.max(1)
+        {
             (self.sleep)(self.settings.cooldown);
             event.cooldowns += 1;
             event.settled_us = (self.measure)()?;
@@ -189,10 +224,12 @@ where
                     self.events.iter().map(|e| e.cooldowns).sum::<usize>(),
                     self.settings.cooldown.as_secs_f64(),
                     self.events.iter().map(|e| e.remeasured_rows).sum::<usize>(),
-                    if self.events.iter().all(|e| e.recovered) {
-                        String::new()
+                    if self.events.iter().any(|e| !e.recovered && !e.faster()) {
+                        "; the device did not always come back: baseline reset"
+                    } else if self.events.iter().any(|e| !e.recovered) {
+                        "; the first timing was slow: baseline reset to the faster level"
                     } else {
-                        "; the device did not always come back: baseline reset".to_string()
+                        ""
                     }
                 )
             }
@@ -208,13 +245,12 @@ where
             .iter()
             .map(|e| {
                 format!(
-                    "after unit {}: {:.1} us vs baseline {:.1} us ({:+.1}%), {} cool-down(s), {} at {:.1} us, {} rows re-measured",
+                    "after unit {}: {:.1} us vs baseline {:.1} us ({:+.1}%), {}, settled at {:.1} us, {} rows re-measured",
                     e.after_units,
                     e.reading_us,
                     e.baseline_us,
                     e.drift_pct(),
-                    e.cooldowns,
-                    if e.recovered { "recovered" } else { "not recovered, new baseline" },
+                    e.outcome(),
                     e.settled_us,
                     e.remeasured_rows
                 )
@@ -287,6 +323,44 @@ mod tests {
         // The new level is steady from now on.
         assert_eq!(s.tick(), Ok(Check::Steady));
         assert!(s.summary().contains("baseline reset"), "{}", s.summary());
+    }
+
+    #[test]
+    fn a_faster_sentinel_resets_the_baseline_without_pausing() {
+        fn sleep_is_a_bug(_: Duration) {
+            panic!("a faster device must not be cooled down");
+        }
+        // A cold first timing of 150, then the warmed-up device at 100 twice.
+        let mut s = sentinel(vec![150.0, 100.0, 101.0, 99.0], 1).with_sleep(sleep_is_a_bug);
+        match s.tick().unwrap() {
+            Check::Drifted(e) => {
+                assert!(e.faster() && !e.recovered && e.cooldowns == 0, "{e:?}");
+                assert_eq!(e.settled_us, 101.0);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.baseline_us(), 101.0);
+        assert_eq!(s.tick(), Ok(Check::Steady));
+        assert!(
+            s.summary().contains("first timing was slow"),
+            "{}",
+            s.summary()
+        );
+        assert!(
+            s.events_text().contains("no cool-down"),
+            "{}",
+            s.events_text()
+        );
+    }
+
+    #[test]
+    fn a_single_fast_reading_is_noise() {
+        let mut s = sentinel(vec![100.0, 80.0, 97.0], 1).with_sleep(|_| panic!("no pause"));
+        match s.tick().unwrap() {
+            Check::Drifted(e) => assert!(e.faster() && e.recovered),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.baseline_us(), 100.0);
     }
 
     #[test]
