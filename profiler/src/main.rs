@@ -366,6 +366,11 @@ struct RunArgs {
     /// level is taken as the baseline (recorded in the provenance).
     #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
     cooldown_s: f64,
+    /// Total cool-down pausing allowed over the run (seconds); once spent,
+    /// drift resets the baseline and re-measures rows without pausing (a
+    /// machine whose speed keeps changing for reasons other than heat).
+    #[arg(long, value_name = "SECONDS", default_value_t = 600.0)]
+    cooldown_budget_s: f64,
     /// Print plain `progress: ...` lines to stderr (what remote runs stream
     /// back; a terminal gets a progress bar instead).
     #[arg(long)]
@@ -387,11 +392,17 @@ impl RunArgs {
             "--cooldown-s must be ≥ 0 seconds, got {}",
             self.cooldown_s
         );
+        anyhow::ensure!(
+            self.cooldown_budget_s.is_finite() && self.cooldown_budget_s >= 0.0,
+            "--cooldown-budget-s must be ≥ 0 seconds, got {}",
+            self.cooldown_budget_s
+        );
         Ok(SentinelSettings {
             every: self.sentinel_every,
             threshold: self.drift_threshold / 100.0,
             cooldown: Duration::from_secs_f64(self.cooldown_s),
             max_cooldowns: 3,
+            cooldown_budget: Duration::from_secs_f64(self.cooldown_budget_s),
         })
     }
 
@@ -427,6 +438,7 @@ impl RunArgs {
             format!("--sentinel-every={}", self.sentinel_every),
             format!("--drift-threshold={}", self.drift_threshold),
             format!("--cooldown-s={}", self.cooldown_s),
+            format!("--cooldown-budget-s={}", self.cooldown_budget_s),
         ]
     }
 }

@@ -1,8 +1,11 @@
 //! The sentinel: one fixed op re-timed every few measurements, so that a
 //! phone heating up (latency can double over half an hour of profiling)
 //! shows as drift instead of silently inflating the rows measured while it
-//! was hot. On drift the profiler pauses to cool down, re-times the
-//! sentinel, and re-measures the rows taken since the last steady check.
+//! was hot. On drift the profiler re-times the sentinel at once (a blip is
+//! not a reason to wait); if it is still slower, it pauses to cool down
+//! (within a total budget) and re-times it; a faster level becomes the new
+//! baseline. Either way the rows taken since the last steady check are
+//! measured again.
 //!
 //! The decision logic here is independent of ONNX Runtime: the sentinel's
 //! timing is a closure, so it is tested with made-up readings.
@@ -22,6 +25,12 @@ pub struct SentinelSettings {
     /// Pauses before giving up on the baseline: the device did not come
     /// back, the new reading becomes the baseline and this is recorded.
     pub max_cooldowns: usize,
+    /// Total pausing allowed over the whole run. A device whose speed keeps
+    /// changing for reasons heat does not explain (a shared host, a
+    /// neighbour on the same core) would otherwise pause forever; once the
+    /// budget is spent, drift still resets the baseline and re-measures
+    /// rows, without pausing.
+    pub cooldown_budget: Duration,
 }
 
 impl Default for SentinelSettings {
@@ -31,6 +40,7 @@ impl Default for SentinelSettings {
             threshold: 0.10,
             cooldown: Duration::from_secs(60),
             max_cooldowns: 3,
+            cooldown_budget: Duration::from_secs(600),
         }
     }
 }
@@ -53,6 +63,8 @@ pub struct DriftEvent {
     pub recovered: bool,
     /// Rows thrown away and measured again (filled in by the caller).
     pub remeasured_rows: usize,
+    /// The cool-down budget ran out before the sentinel came back.
+    pub budget_spent: bool,
 }
 
 impl DriftEvent {
@@ -72,16 +84,22 @@ impl DriftEvent {
         match (self.faster(), self.recovered) {
             (true, true) => "faster once, back within the threshold on re-timing".into(),
             (true, false) => "faster than the first timing: no cool-down, new baseline".into(),
+            (false, true) if self.cooldowns == 0 => {
+                "slower once, back within the threshold on re-timing".into()
+            }
             (false, true) => format!(
                 "cooled down {} time(s), back within the threshold",
                 self.cooldowns
             ),
-            (false, false) => {
-                format!(
-                    "cooled down {} time(s), not back: new baseline",
-                    self.cooldowns
-                )
-            }
+            (false, false) => format!(
+                "cooled down {} time(s), not back{}: new baseline",
+                self.cooldowns,
+                if self.budget_spent {
+                    " (cool-down budget spent)"
+                } else {
+                    ""
+                }
+            ),
         }
     }
 }
@@ -106,6 +124,7 @@ pub struct Sentinel<F> {
     baseline_us: f64,
     units: usize,
     checks: usize,
+    paused: Duration,
     /// Every drift seen, in order.
     pub events: Vec<DriftEvent>,
 }
@@ -132,6 +151,7 @@ where
             baseline_us,
             units: 0,
             checks: 0,
+            paused: Duration::ZERO,
             events: Vec::new(),
         })
     }
@@ -159,8 +179,9 @@ where
     }
 
     /// Counts one measurement unit; every `every` units re-times the
-    /// sentinel and, on drift, cools down until it is back (or gives up
-    /// after `max_cooldowns` pauses and takes the new level as baseline).
+    /// sentinel and, on drift, re-times it once more, then cools down until
+    /// it is back (or gives up after `max_cooldowns` pauses or when the
+    /// budget is spent, and takes the new level as baseline).
     pub fn tick(&mut self) -> Result<Check, E> {
         self.units += 1;
         if self.settings.every == 0 || !self.units.is_multiple_of(self.settings.every) {
@@ -179,26 +200,29 @@ where
             settled_us: reading,
             recovered: false,
             remeasured_rows: 0,
+            budget_spent: false,
         };
-        if event.faster() {
-            // Heat only slows a device down, so pausing cannot bring a
-            // faster sentinel back: the baseline was timed before the device
-            // (clock ramp, caches) had settled. One immediate re-timing tells
-            // noise from a new level.
-            event.settled_us = (self.measure)()?;
-            event.recovered = !self.drifted(event.settled_us);
-        }
+        // One immediate re-timing tells a blip (a scheduling hiccup) from a
+        // new level before anything waits.
+        event.settled_us = (self.measure)()?;
+        event.recovered = !self.drifted(event.settled_us);
+        // Heat only slows a device down, so pausing cannot bring a faster
+        // sentinel back: its baseline was timed before the device (clock
+        // ramp, caches) had settled, and the faster level becomes the new
+        // baseline. A slower one is cooled down, within the budget.
         while !event.recovered
             && !event.faster()
             && event.cooldowns < self.settings.max_cooldowns.max(1)
         {
-            (self.sleep)(self.settings.cooldown);
-            event.cooldowns += 1;
-            event.settled_us = (self.measure)()?;
-            if !self.drifted(event.settled_us) {
-                event.recovered = true;
+            if self.paused + self.settings.cooldown > self.settings.cooldown_budget {
+                event.budget_spent = true;
                 break;
             }
+            (self.sleep)(self.settings.cooldown);
+            self.paused += self.settings.cooldown;
+            event.cooldowns += 1;
+            event.settled_us = (self.measure)()?;
+            event.recovered = !self.drifted(event.settled_us);
         }
         if !event.recovered {
             self.baseline_us = event.settled_us;
@@ -220,7 +244,7 @@ where
                 "steady".to_string()
             } else {
                 format!(
-                    "{drifts} drift(s), {} cool-down pause(s) of {} s, {} rows re-measured{}",
+                    "{drifts} drift(s), {} cool-down pause(s) of {} s, {} rows re-measured{}{}",
                     self.events.iter().map(|e| e.cooldowns).sum::<usize>(),
                     self.settings.cooldown.as_secs_f64(),
                     self.events.iter().map(|e| e.remeasured_rows).sum::<usize>(),
@@ -230,6 +254,14 @@ where
                         "; the first timing was slow: baseline reset to the faster level"
                     } else {
                         ""
+                    },
+                    if self.events.iter().any(|e| e.budget_spent) {
+                        format!(
+                            "; cool-down budget of {} s spent (the speed kept changing: a shared or busy machine?)",
+                            self.settings.cooldown_budget.as_secs_f64()
+                        )
+                    } else {
+                        String::new()
                     }
                 )
             }
@@ -267,6 +299,14 @@ mod tests {
     fn no_sleep(_: Duration) {}
 
     fn sentinel(readings: Vec<f64>, every: usize) -> Sentinel<impl FnMut() -> Result<f64, ()>> {
+        sentinel_with_budget(readings, every, Duration::from_secs(600))
+    }
+
+    fn sentinel_with_budget(
+        readings: Vec<f64>,
+        every: usize,
+        cooldown_budget: Duration,
+    ) -> Sentinel<impl FnMut() -> Result<f64, ()>> {
         let mut it = readings.into_iter();
         Sentinel::new(
             SentinelSettings {
@@ -274,6 +314,7 @@ mod tests {
                 threshold: 0.10,
                 cooldown: Duration::from_secs(60),
                 max_cooldowns: 2,
+                cooldown_budget,
             },
             move || Ok(it.next().expect("enough readings")),
             None,
@@ -298,8 +339,9 @@ mod tests {
 
     #[test]
     fn drift_cools_down_until_the_sentinel_is_back() {
-        // Baseline 100, then a throttled 130, still 120 after one pause, 104 after two.
-        let mut s = sentinel(vec![100.0, 130.0, 120.0, 104.0], 1);
+        // Baseline 100, then a throttled 130 (125 re-timed at once), still
+        // 120 after one pause, 104 after two.
+        let mut s = sentinel(vec![100.0, 130.0, 125.0, 120.0, 104.0], 1);
         match s.tick().unwrap() {
             Check::Drifted(e) => {
                 assert_eq!(e.cooldowns, 2);
@@ -314,9 +356,9 @@ mod tests {
 
     #[test]
     fn a_device_that_does_not_come_back_resets_the_baseline() {
-        let mut s = sentinel(vec![100.0, 150.0, 140.0, 145.0, 146.0], 1);
+        let mut s = sentinel(vec![100.0, 150.0, 148.0, 140.0, 145.0, 146.0], 1);
         match s.tick().unwrap() {
-            Check::Drifted(e) => assert!(!e.recovered && e.cooldowns == 2),
+            Check::Drifted(e) => assert!(!e.recovered && e.cooldowns == 2 && !e.budget_spent),
             other => panic!("{other:?}"),
         }
         assert_eq!(s.baseline_us(), 145.0);
@@ -350,6 +392,49 @@ mod tests {
             s.events_text().contains("no cool-down"),
             "{}",
             s.events_text()
+        );
+    }
+
+    #[test]
+    fn a_single_slow_reading_is_a_blip_not_a_reason_to_pause() {
+        let mut s = sentinel(vec![100.0, 130.0, 103.0], 1).with_sleep(|_| panic!("no pause"));
+        match s.tick().unwrap() {
+            Check::Drifted(e) => {
+                assert!(!e.faster() && e.recovered && e.cooldowns == 0, "{e:?}");
+                assert!(e.outcome().contains("slower once"), "{}", e.outcome());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.baseline_us(), 100.0);
+    }
+
+    #[test]
+    fn pauses_stop_when_the_cool_down_budget_is_spent() {
+        // Budget for one 60 s pause. First drift: one pause brings it back.
+        // Second drift: no budget left, so the slow level becomes the
+        // baseline at once.
+        let mut s = sentinel_with_budget(
+            vec![100.0, 150.0, 150.0, 104.0, 160.0, 158.0, 159.0],
+            1,
+            Duration::from_secs(60),
+        );
+        match s.tick().unwrap() {
+            Check::Drifted(e) => assert!(e.recovered && e.cooldowns == 1, "{e:?}"),
+            other => panic!("{other:?}"),
+        }
+        match s.tick().unwrap() {
+            Check::Drifted(e) => {
+                assert!(!e.recovered && e.cooldowns == 0 && e.budget_spent, "{e:?}");
+                assert!(e.outcome().contains("budget spent"), "{}", e.outcome());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.baseline_us(), 158.0);
+        assert_eq!(s.tick(), Ok(Check::Steady));
+        assert!(
+            s.summary().contains("cool-down budget of 60 s spent"),
+            "{}",
+            s.summary()
         );
     }
 
