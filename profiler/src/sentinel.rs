@@ -91,6 +91,9 @@ impl DriftEvent {
                 "cooled down {} time(s), back within the threshold",
                 self.cooldowns
             ),
+            (false, false) if self.cooldowns == 0 && self.budget_spent => {
+                "still slower on re-timing, no cool-down budget left: new baseline".into()
+            }
             (false, false) => format!(
                 "cooled down {} time(s), not back{}: new baseline",
                 self.cooldowns,

@@ -515,6 +515,15 @@ fn demo() -> Result<()> {
             "--force",
             "--cooldown-budget-s=60",
         ]);
+        // An interrupted demo left its journal: continue it, losing nothing.
+        let journal = table.with_extension("csv.partial");
+        if journal.is_file() {
+            eprintln!(
+                "xtask: {} is an interrupted profile: resuming it",
+                journal.display()
+            );
+            p.arg("--resume");
+        }
         run(
             p,
             "tunas-profiler profile --space tiny28 (every op, timed through ONNX Runtime)",
