@@ -428,7 +428,11 @@ mod tests {
         match s.tick().unwrap() {
             Check::Drifted(e) => {
                 assert!(!e.recovered && e.cooldowns == 0 && e.budget_spent, "{e:?}");
-                assert!(e.outcome().contains("budget spent"), "{}", e.outcome());
+                assert!(
+                    e.outcome().contains("no cool-down budget left"),
+                    "{}",
+                    e.outcome()
+                );
             }
             other => panic!("{other:?}"),
         }
