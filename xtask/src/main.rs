@@ -194,12 +194,16 @@ fn setup_dataset(updated: &mut bool) -> Result<()> {
 
 /// Debian packages the device tests and cross builds need, each with a
 /// file that shows it is installed.
-const DEVICE_PACKAGES: [(&str, &str); 7] = [
+const DEVICE_PACKAGES: [(&str, &str); 8] = [
     ("openssh-server", "/usr/sbin/sshd"),
     ("openssh-client", "/usr/bin/ssh"),
     ("qemu-user", "/usr/bin/qemu-aarch64"),
     ("gcc-aarch64-linux-gnu", "/usr/bin/aarch64-linux-gnu-gcc"),
     ("libc6-arm64-cross", "/usr/aarch64-linux-gnu/lib/libc.so.6"),
+    // The C start files and libdl/libc link stubs: only a recommendation of
+    // gcc-aarch64-linux-gnu, so an image built without recommends lacks them
+    // and the link fails on Scrt1.o / crti.o.
+    ("libc6-dev-arm64-cross", "/usr/aarch64-linux-gnu/lib/crti.o"),
     (
         "libstdc++6-arm64-cross",
         "/usr/aarch64-linux-gnu/lib/libstdc++.so.6",
@@ -331,7 +335,12 @@ fn cross(args: &[String]) -> Result<()> {
     }
     if !Path::new("/usr/bin/aarch64-linux-gnu-gcc").exists() {
         bail!(
-            "the linker aarch64-linux-gnu-gcc is missing: install Debian's gcc-aarch64-linux-gnu (apt-get install gcc-aarch64-linux-gnu libc6-arm64-cross), or run `cargo xtask setup`"
+            "the linker aarch64-linux-gnu-gcc is missing: install Debian's gcc-aarch64-linux-gnu (apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross), or run `cargo xtask setup`"
+        );
+    }
+    if !Path::new("/usr/aarch64-linux-gnu/lib/crti.o").exists() {
+        bail!(
+            "the aarch64 C library's link files (/usr/aarch64-linux-gnu/lib/crti.o) are missing: install Debian's libc6-dev-arm64-cross (apt-get install libc6-dev-arm64-cross), or run `cargo xtask setup`"
         );
     }
     let triple = "aarch64-unknown-linux-gnu";
