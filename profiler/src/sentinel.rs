@@ -73,28 +73,37 @@ impl DriftEvent {
         (self.reading_us / self.baseline_us - 1.0) * 100.0
     }
 
-    /// Whether the device got faster than the baseline (a baseline timed
-    /// before the device warmed up), which no cool-down can fix.
+    /// Whether the drifted reading was faster than the baseline.
     pub fn faster(&self) -> bool {
         self.reading_us < self.baseline_us
     }
 
+    /// Whether the device settled faster than the baseline (a baseline
+    /// timed before the device warmed up), which no cool-down can fix.
+    pub fn settled_faster(&self) -> bool {
+        self.settled_us < self.baseline_us
+    }
+
     /// What was done, in words.
     pub fn outcome(&self) -> String {
-        match (self.faster(), self.recovered) {
-            (true, true) => "faster once, back within the threshold on re-timing".into(),
-            (true, false) => "faster than the first timing: no cool-down, new baseline".into(),
-            (false, true) if self.cooldowns == 0 => {
-                "slower once, back within the threshold on re-timing".into()
-            }
-            (false, true) => format!(
-                "cooled down {} time(s), back within the threshold",
-                self.cooldowns
+        match (self.recovered, self.cooldowns) {
+            (true, 0) => format!(
+                "{} once, back within the threshold on re-timing",
+                if self.faster() { "faster" } else { "slower" }
             ),
-            (false, false) if self.cooldowns == 0 && self.budget_spent => {
+            (true, n) => format!("cooled down {n} time(s), back within the threshold"),
+            (false, 0) if self.settled_faster() => {
+                "faster than the first timing: no cool-down, new baseline".into()
+            }
+            (false, n) if self.settled_faster() => {
+                format!(
+                    "cooled down {n} time(s), settled faster than the first timing: new baseline"
+                )
+            }
+            (false, 0) if self.budget_spent => {
                 "still slower on re-timing, no cool-down budget left: new baseline".into()
             }
-            (false, false) => format!(
+            (false, _) => format!(
                 "cooled down {} time(s), not back{}: new baseline",
                 self.cooldowns,
                 if self.budget_spent {
@@ -214,7 +223,7 @@ where
         // ramp, caches) had settled, and the faster level becomes the new
         // baseline. A slower one is cooled down, within the budget.
         while !event.recovered
-            && !event.faster()
+            && !event.settled_faster()
             && event.cooldowns < self.settings.max_cooldowns.max(1)
         {
             if self.paused + self.settings.cooldown > self.settings.cooldown_budget {
@@ -251,7 +260,11 @@ where
                     self.events.iter().map(|e| e.cooldowns).sum::<usize>(),
                     self.settings.cooldown.as_secs_f64(),
                     self.events.iter().map(|e| e.remeasured_rows).sum::<usize>(),
-                    if self.events.iter().any(|e| !e.recovered && !e.faster()) {
+                    if self
+                        .events
+                        .iter()
+                        .any(|e| !e.recovered && !e.settled_faster())
+                    {
                         "; the device did not always come back: baseline reset"
                     } else if self.events.iter().any(|e| !e.recovered) {
                         "; the first timing was slow: baseline reset to the faster level"
@@ -443,6 +456,21 @@ mod tests {
             "{}",
             s.summary()
         );
+    }
+
+    #[test]
+    fn a_fast_reading_that_turns_slow_on_re_timing_is_cooled_down() {
+        // A shared host flipping speed: 70 first, then 130, then back to 100
+        // after one pause.
+        let mut s = sentinel(vec![100.0, 70.0, 130.0, 100.0], 1);
+        match s.tick().unwrap() {
+            Check::Drifted(e) => {
+                assert!(e.faster() && e.recovered && e.cooldowns == 1, "{e:?}");
+                assert!(e.outcome().contains("cooled down 1"), "{}", e.outcome());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.baseline_us(), 100.0);
     }
 
     #[test]
