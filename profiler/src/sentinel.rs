@@ -136,7 +136,6 @@ pub struct Sentinel<F> {
     baseline_us: f64,
     units: usize,
     checks: usize,
-    paused: Duration,
     /// Every drift seen, in order.
     pub events: Vec<DriftEvent>,
 }
@@ -163,7 +162,6 @@ where
             baseline_us,
             units: 0,
             checks: 0,
-            paused: Duration::ZERO,
             events: Vec::new(),
         })
     }
@@ -226,12 +224,12 @@ where
             && !event.settled_faster()
             && event.cooldowns < self.settings.max_cooldowns.max(1)
         {
-            if self.paused + self.settings.cooldown > self.settings.cooldown_budget {
+            let paused = self.settings.cooldown * (self.pauses_taken() + event.cooldowns) as u32;
+            if paused + self.settings.cooldown > self.settings.cooldown_budget {
                 event.budget_spent = true;
                 break;
             }
             (self.sleep)(self.settings.cooldown);
-            self.paused += self.settings.cooldown;
             event.cooldowns += 1;
             event.settled_us = (self.measure)()?;
             event.recovered = !self.drifted(event.settled_us);
@@ -241,6 +239,11 @@ where
         }
         self.events.push(event.clone());
         Ok(Check::Drifted(event))
+    }
+
+    /// Cool-down pauses taken over the run (finished events).
+    fn pauses_taken(&self) -> usize {
+        self.events.iter().map(|e| e.cooldowns).sum()
     }
 
     /// One line for the provenance and the summary.
@@ -257,7 +260,7 @@ where
             } else {
                 format!(
                     "{drifts} drift(s), {} cool-down pause(s) of {} s, {} rows re-measured{}{}",
-                    self.events.iter().map(|e| e.cooldowns).sum::<usize>(),
+                    self.pauses_taken(),
                     self.settings.cooldown.as_secs_f64(),
                     self.events.iter().map(|e| e.remeasured_rows).sum::<usize>(),
                     if self
@@ -339,6 +342,13 @@ mod tests {
         .with_sleep(no_sleep)
     }
 
+    fn expect_drift<F: FnMut() -> Result<f64, ()>>(s: &mut Sentinel<F>) -> DriftEvent {
+        match s.tick().unwrap() {
+            Check::Drifted(e) => e,
+            other => panic!("expected a drift, got {other:?}"),
+        }
+    }
+
     #[test]
     fn checks_only_every_n_units_and_accepts_small_noise() {
         let mut s = sentinel(vec![100.0, 105.0, 92.0], 3);
@@ -358,14 +368,10 @@ mod tests {
         // Baseline 100, then a throttled 130 (125 re-timed at once), still
         // 120 after one pause, 104 after two.
         let mut s = sentinel(vec![100.0, 130.0, 125.0, 120.0, 104.0], 1);
-        match s.tick().unwrap() {
-            Check::Drifted(e) => {
-                assert_eq!(e.cooldowns, 2);
-                assert!(e.recovered);
-                assert!((e.drift_pct() - 30.0).abs() < 1e-9);
-            }
-            other => panic!("{other:?}"),
-        }
+        let e = expect_drift(&mut s);
+        assert_eq!(e.cooldowns, 2);
+        assert!(e.recovered);
+        assert!((e.drift_pct() - 30.0).abs() < 1e-9);
         assert_eq!(s.baseline_us(), 100.0);
         assert!(s.events_text().contains("+30.0%"), "{}", s.events_text());
     }
@@ -373,10 +379,8 @@ mod tests {
     #[test]
     fn a_device_that_does_not_come_back_resets_the_baseline() {
         let mut s = sentinel(vec![100.0, 150.0, 148.0, 140.0, 145.0, 146.0], 1);
-        match s.tick().unwrap() {
-            Check::Drifted(e) => assert!(!e.recovered && e.cooldowns == 2 && !e.budget_spent),
-            other => panic!("{other:?}"),
-        }
+        let e = expect_drift(&mut s);
+        assert!(!e.recovered && e.cooldowns == 2 && !e.budget_spent);
         assert_eq!(s.baseline_us(), 145.0);
         // The new level is steady from now on.
         assert_eq!(s.tick(), Ok(Check::Steady));
@@ -390,13 +394,9 @@ mod tests {
         }
         // A cold first timing of 150, then the warmed-up device at 100 twice.
         let mut s = sentinel(vec![150.0, 100.0, 101.0, 99.0], 1).with_sleep(sleep_is_a_bug);
-        match s.tick().unwrap() {
-            Check::Drifted(e) => {
-                assert!(e.faster() && !e.recovered && e.cooldowns == 0, "{e:?}");
-                assert_eq!(e.settled_us, 101.0);
-            }
-            other => panic!("{other:?}"),
-        }
+        let e = expect_drift(&mut s);
+        assert!(e.faster() && !e.recovered && e.cooldowns == 0, "{e:?}");
+        assert_eq!(e.settled_us, 101.0);
         assert_eq!(s.baseline_us(), 101.0);
         assert_eq!(s.tick(), Ok(Check::Steady));
         assert!(
@@ -414,13 +414,9 @@ mod tests {
     #[test]
     fn a_single_slow_reading_is_a_blip_not_a_reason_to_pause() {
         let mut s = sentinel(vec![100.0, 130.0, 103.0], 1).with_sleep(|_| panic!("no pause"));
-        match s.tick().unwrap() {
-            Check::Drifted(e) => {
-                assert!(!e.faster() && e.recovered && e.cooldowns == 0, "{e:?}");
-                assert!(e.outcome().contains("slower once"), "{}", e.outcome());
-            }
-            other => panic!("{other:?}"),
-        }
+        let e = expect_drift(&mut s);
+        assert!(!e.faster() && e.recovered && e.cooldowns == 0, "{e:?}");
+        assert!(e.outcome().contains("slower once"), "{}", e.outcome());
         assert_eq!(s.baseline_us(), 100.0);
     }
 
@@ -434,21 +430,15 @@ mod tests {
             1,
             Duration::from_secs(60),
         );
-        match s.tick().unwrap() {
-            Check::Drifted(e) => assert!(e.recovered && e.cooldowns == 1, "{e:?}"),
-            other => panic!("{other:?}"),
-        }
-        match s.tick().unwrap() {
-            Check::Drifted(e) => {
-                assert!(!e.recovered && e.cooldowns == 0 && e.budget_spent, "{e:?}");
-                assert!(
-                    e.outcome().contains("no cool-down budget left"),
-                    "{}",
-                    e.outcome()
-                );
-            }
-            other => panic!("{other:?}"),
-        }
+        let e = expect_drift(&mut s);
+        assert!(e.recovered && e.cooldowns == 1, "{e:?}");
+        let e = expect_drift(&mut s);
+        assert!(!e.recovered && e.cooldowns == 0 && e.budget_spent, "{e:?}");
+        assert!(
+            e.outcome().contains("no cool-down budget left"),
+            "{}",
+            e.outcome()
+        );
         assert_eq!(s.baseline_us(), 158.0);
         assert_eq!(s.tick(), Ok(Check::Steady));
         assert!(
@@ -463,23 +453,17 @@ mod tests {
         // A shared host flipping speed: 70 first, then 130, then back to 100
         // after one pause.
         let mut s = sentinel(vec![100.0, 70.0, 130.0, 100.0], 1);
-        match s.tick().unwrap() {
-            Check::Drifted(e) => {
-                assert!(e.faster() && e.recovered && e.cooldowns == 1, "{e:?}");
-                assert!(e.outcome().contains("cooled down 1"), "{}", e.outcome());
-            }
-            other => panic!("{other:?}"),
-        }
+        let e = expect_drift(&mut s);
+        assert!(e.faster() && e.recovered && e.cooldowns == 1, "{e:?}");
+        assert!(e.outcome().contains("cooled down 1"), "{}", e.outcome());
         assert_eq!(s.baseline_us(), 100.0);
     }
 
     #[test]
     fn a_single_fast_reading_is_noise() {
         let mut s = sentinel(vec![100.0, 80.0, 97.0], 1).with_sleep(|_| panic!("no pause"));
-        match s.tick().unwrap() {
-            Check::Drifted(e) => assert!(e.faster() && e.recovered),
-            other => panic!("{other:?}"),
-        }
+        let e = expect_drift(&mut s);
+        assert!(e.faster() && e.recovered);
         assert_eq!(s.baseline_us(), 100.0);
     }
 
