@@ -523,16 +523,10 @@ fn demo() -> Result<()> {
             &table_s,
             "--force",
             "--cooldown-budget-s=60",
+            // An interrupted demo left a journal: continue it (the profiler
+            // says so); without one this starts afresh.
+            "--resume",
         ]);
-        // An interrupted demo left its journal: continue it, losing nothing.
-        let journal = table.with_extension("csv.partial");
-        if journal.is_file() {
-            eprintln!(
-                "xtask: {} is an interrupted profile: resuming it",
-                journal.display()
-            );
-            p.arg("--resume");
-        }
         run(
             p,
             "tunas-profiler profile --space tiny28 (every op, timed through ONNX Runtime)",
