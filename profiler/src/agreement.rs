@@ -2,6 +2,7 @@
 //! fractions, MAPE and rank correlations (Kendall τ-b, Spearman ρ).
 
 use serde::Serialize;
+pub use tunas_shared::rank::{kendall_tau_b, pearson, ranks, spearman};
 
 /// Agreement between estimated and measured latencies.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -54,86 +55,9 @@ impl Agreement {
     }
 }
 
-/// Kendall's τ-b (ties handled), O(n²).
-pub fn kendall_tau_b(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len();
-    let (mut concordant, mut discordant, mut ties_a, mut ties_b) = (0f64, 0f64, 0f64, 0f64);
-    for i in 0..n {
-        for j in i + 1..n {
-            let da = (a[i] - a[j]).signum() * f64::from(u8::from(a[i] != a[j]));
-            let db = (b[i] - b[j]).signum() * f64::from(u8::from(b[i] != b[j]));
-            match (da == 0.0, db == 0.0) {
-                (true, true) => {}
-                (true, false) => ties_a += 1.0,
-                (false, true) => ties_b += 1.0,
-                (false, false) if da == db => concordant += 1.0,
-                (false, false) => discordant += 1.0,
-            }
-        }
-    }
-    let denom = ((concordant + discordant + ties_a) * (concordant + discordant + ties_b)).sqrt();
-    if denom == 0.0 {
-        0.0
-    } else {
-        (concordant - discordant) / denom
-    }
-}
-
-/// Average ranks (1-based), ties sharing the mean rank.
-pub fn ranks(values: &[f64]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..values.len()).collect();
-    order.sort_by(|&i, &j| values[i].total_cmp(&values[j]));
-    let mut ranks = vec![0.0; values.len()];
-    let mut i = 0;
-    while i < order.len() {
-        let mut j = i;
-        while j + 1 < order.len() && values[order[j + 1]] == values[order[i]] {
-            j += 1;
-        }
-        let rank = (i + j) as f64 / 2.0 + 1.0;
-        for &k in &order[i..=j] {
-            ranks[k] = rank;
-        }
-        i = j + 1;
-    }
-    ranks
-}
-
-/// Pearson correlation.
-pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
-    let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
-    let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
-    if va == 0.0 || vb == 0.0 {
-        0.0
-    } else {
-        cov / (va * vb).sqrt()
-    }
-}
-
-/// Spearman's ρ: Pearson correlation of the ranks.
-pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
-    pearson(&ranks(a), &ranks(b))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rank_correlations_on_known_orders() {
-        let a = [1.0, 2.0, 3.0, 4.0];
-        assert_eq!(kendall_tau_b(&a, &[10.0, 20.0, 30.0, 40.0]), 1.0);
-        assert_eq!(kendall_tau_b(&a, &[4.0, 3.0, 2.0, 1.0]), -1.0);
-        // One swapped pair out of six: (5 − 1) / 6.
-        assert!((kendall_tau_b(&a, &[1.0, 3.0, 2.0, 4.0]) - 4.0 / 6.0).abs() < 1e-12);
-        assert_eq!(spearman(&a, &[1.0, 4.0, 9.0, 16.0]), 1.0);
-        // d² = 0+1+1+0 = 2; ρ = 1 − 6·2 / (4·15) = 0.8.
-        assert!((spearman(&a, &[1.0, 3.0, 2.0, 4.0]) - 0.8).abs() < 1e-12);
-        assert_eq!(ranks(&[5.0, 1.0, 5.0]), vec![2.5, 1.0, 2.5]);
-    }
 
     #[test]
     fn error_fractions() {

@@ -20,8 +20,10 @@ pub mod builtin;
 pub mod error;
 pub mod onnx;
 pub mod opkey;
+pub mod output;
 #[cfg(feature = "plot")]
 pub mod plot;
+pub mod rank;
 pub mod space;
 pub mod table;
 pub mod time;
@@ -34,6 +36,23 @@ pub use opkey::{
 };
 pub use space::{Activation, Choice, Decision, DecisionKind, LayerOp, Param, SearchSpace};
 pub use table::{LatencyTable, OpStats, Provenance, write_atomic};
+
+/// A short content digest (the first 8 bytes of SHA-256, as hex): how
+/// spaces, tables and data files are recognised in run folders.
+pub fn content_digest(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The built-in space a table was made for, if its name and content hash
+/// match one (a table of a user's TOML space needs that file).
+pub fn builtin_space_of(table: &LatencyTable) -> Option<SearchSpace> {
+    let space = builtin_space(&table.provenance.space).ok()?;
+    (space.content_hash() == table.provenance.space_hash).then_some(space)
+}
 
 /// Loads a space by built-in name, or from a `.toml` file path.
 pub fn load_space(name_or_path: &str) -> Result<SearchSpace, SpaceError> {

@@ -221,6 +221,144 @@ where
     }
 }
 
+/// A point drawn with a vertical range (e.g. a mean over seeds with its
+/// minimum and maximum).
+#[derive(Clone, Debug)]
+pub struct RangePoint {
+    /// Legend text.
+    pub name: String,
+    /// x.
+    pub x: f64,
+    /// y (the mark).
+    pub y: f64,
+    /// Lower end of the range.
+    pub y_low: f64,
+    /// Upper end of the range.
+    pub y_high: f64,
+}
+
+/// A cloud of points (grey), horizontal reference levels (e.g. the cloud's
+/// median and 90th percentile), highlighted points with ranges, and an
+/// optional vertical reference (e.g. a target): how a searched result
+/// compares with a random sample.
+#[derive(Clone, Debug)]
+pub struct CloudChart {
+    /// Chart title.
+    pub title: String,
+    /// x-axis label.
+    pub x_label: String,
+    /// y-axis label.
+    pub y_label: String,
+    /// Legend text of the cloud.
+    pub cloud_name: String,
+    /// The cloud.
+    pub cloud: Vec<(f64, f64)>,
+    /// Horizontal levels: (legend text, y).
+    pub levels: Vec<(String, f64)>,
+    /// Highlighted points.
+    pub highlighted: Vec<RangePoint>,
+    /// A vertical reference line: (legend text, x).
+    pub vertical: Option<(String, f64)>,
+}
+
+/// Draws a [`CloudChart`] as SVG or PNG (by the extension).
+pub fn cloud_chart(path: &Path, chart: &CloudChart) -> Result<(), PlotError> {
+    with_backend(
+        path,
+        (760, 560),
+        |root| draw_cloud(root, chart),
+        |root| draw_cloud(root, chart),
+    )
+}
+
+fn draw_cloud<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    c: &CloudChart,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let xs = c
+        .cloud
+        .iter()
+        .map(|p| p.0)
+        .chain(c.highlighted.iter().map(|p| p.x))
+        .chain(c.vertical.iter().map(|v| v.1));
+    let ys = c
+        .cloud
+        .iter()
+        .map(|p| p.1)
+        .chain(c.highlighted.iter().flat_map(|p| [p.y_low, p.y_high]))
+        .chain(c.levels.iter().map(|l| l.1));
+    let (x0, x1) = span(xs);
+    let (y0, y1) = span(ys);
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(&c.title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc(c.x_label.as_str())
+        .y_desc(c.y_label.as_str())
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let grey = RGBColor(150, 150, 150);
+    chart
+        .draw_series(c.cloud.iter().map(|&p| Circle::new(p, 4, grey.filled())))
+        .map_err(|e| e.to_string())?
+        .label(c.cloud_name.clone())
+        .legend(move |(x, y)| Circle::new((x + 6, y), 4, grey.filled()));
+    for (i, (name, y)) in c.levels.iter().enumerate() {
+        let color = PALETTE[(i + 1) % PALETTE.len()];
+        chart
+            .draw_series(LineSeries::new(
+                [(x0, *y), (x1, *y)],
+                color.mix(0.8).stroke_width(1),
+            ))
+            .map_err(|e| e.to_string())?
+            .label(name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 12, y)], color));
+    }
+    if let Some((name, x)) = &c.vertical {
+        chart
+            .draw_series(LineSeries::new([(*x, y0), (*x, y1)], BLACK.mix(0.4)))
+            .map_err(|e| e.to_string())?
+            .label(name.clone())
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 12, y)], BLACK.mix(0.4)));
+    }
+    for (i, p) in c.highlighted.iter().enumerate() {
+        let color = PALETTE[(i + 3) % PALETTE.len()];
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(p.x, p.y_low), (p.x, p.y_high)],
+                color.stroke_width(2),
+            )))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(std::iter::once(TriangleMarker::new(
+                (p.x, p.y),
+                7,
+                color.filled(),
+            )))
+            .map_err(|e| e.to_string())?
+            .label(p.name.clone())
+            .legend(move |(x, y)| TriangleMarker::new((x + 6, y), 5, color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .label_font(("sans-serif", 11))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK.mix(0.3))
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 /// Small multiples: a grid of panels, each with its own lines and legend.
 pub fn small_multiples(
     path: &Path,
@@ -340,6 +478,25 @@ mod tests {
         };
         let p = dir.join("multi.svg");
         small_multiples(&p, "t", "step", &[panel.clone(), panel], 2).unwrap();
+        let cloud = CloudChart {
+            title: "t".into(),
+            x_label: "ms".into(),
+            y_label: "accuracy".into(),
+            cloud_name: "random".into(),
+            cloud: pts.to_vec(),
+            levels: vec![("median".into(), 1.9)],
+            highlighted: vec![RangePoint {
+                name: "searched".into(),
+                x: 2.0,
+                y: 3.0,
+                y_low: 2.8,
+                y_high: 3.1,
+            }],
+            vertical: Some(("target".into(), 2.0)),
+        };
+        let p = dir.join("cloud.svg");
+        cloud_chart(&p, &cloud).unwrap();
+        assert!(std::fs::read_to_string(&p).unwrap().contains("searched"));
         let err = estimate_vs_measured(&dir.join("x.jpg"), "t", "ms", &pts, 0.1).unwrap_err();
         assert!(matches!(err, PlotError::BadExtension { .. }));
         std::fs::remove_dir_all(&dir).ok();

@@ -12,7 +12,6 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest, Sha256};
 
 use crate::error::SpaceError;
 
@@ -374,8 +373,7 @@ impl SearchSpace {
         anonymous.description.clear();
         let canonical =
             serde_json::to_vec(&anonymous).expect("a search space always serialises to JSON");
-        let digest = Sha256::digest(&canonical);
-        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+        crate::content_digest(&canonical)
     }
 
     /// The values a param can take (one for a fixed value), using
