@@ -34,12 +34,7 @@ const BATCH: usize = 64;
 struct ThreadCpuTime;
 
 fn thread_cpu_ns() -> u64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat")
-        .expect("/proc/thread-self/schedstat is readable (Linux)");
-    stat.split_whitespace()
-        .next()
-        .and_then(|v| v.parse().ok())
-        .expect("schedstat starts with the run time in ns")
+    tunas_searcher::bench::thread_cpu_ns().expect("/proc/thread-self/schedstat is readable (Linux)")
 }
 
 static WALL: WallTime = WallTime;

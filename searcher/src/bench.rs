@@ -284,6 +284,18 @@ pub fn process_cpu_ns() -> Option<u64> {
     Some(total)
 }
 
+/// CPU time (ns) the calling thread has run, from
+/// `/proc/thread-self/schedstat`, if readable: what a piece of work on a
+/// one-thread pool costs, whatever else loads the machine.
+pub fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 fn mb(kb: Option<u64>) -> Option<f64> {
     kb.map(|k| k as f64 / 1024.0)
 }

@@ -12,6 +12,7 @@
 //! ```
 
 pub mod bench;
+pub mod benchmark;
 pub mod controller;
 pub mod data;
 pub mod estimate;

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use search_cmd::{ExportArgs, RandomArgs, SearchArgs, TargetsArgs};
 use tunas_searcher::estimate;
 
+mod benchmark_cmd;
 mod search_cmd;
 
 use tunas_shared::{Architecture, LatencyTable, load_space};
@@ -61,6 +62,10 @@ enum Command {
     /// Percentiles of the estimated latency of uniform random architectures,
     /// to choose latency targets.
     Targets(TargetsArgs),
+    /// Searched against random networks of the same latency: searches,
+    /// random architectures from the band, stand-alone training of all,
+    /// shared-weight rank correlation; resumable, with a report and charts.
+    Benchmark(benchmark_cmd::BenchmarkArgs),
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -87,6 +92,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Export(args) => search_cmd::run_export(args)?,
         Command::Random(args) => search_cmd::run_random(args)?,
         Command::Targets(args) => search_cmd::run_targets(args)?,
+        Command::Benchmark(args) => benchmark_cmd::run_benchmark(args)?,
     }
     Ok(())
 }

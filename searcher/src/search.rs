@@ -20,7 +20,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -50,7 +49,7 @@ pub enum Resource {
 }
 
 /// Everything that defines a search.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SearchConfig {
     /// Total steps.
     pub steps: usize,
@@ -137,6 +136,82 @@ impl SearchConfig {
         }
     }
 
+    /// Checks every setting's range; the error names the setting (as the
+    /// command-line flags do, without dashes).
+    pub fn check(&self) -> Result<(), SearchError> {
+        let bad = |what: &'static str, why: String| Err(SearchError::BadSetting { what, why });
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if self.steps < 4 {
+            return bad(
+                "steps",
+                format!("{}: a search needs at least 4 steps", self.steps),
+            );
+        }
+        for (what, v) in [
+            ("batch", self.batch),
+            ("validation-batch", self.validation_batch),
+            ("samples-per-step", self.samples_per_step),
+            ("checkpoint-every", self.checkpoint_every),
+            ("record-every", self.record_every),
+        ] {
+            if v == 0 {
+                return bad(what, "must be at least 1".into());
+            }
+        }
+        if !(self.beta.is_finite() && self.beta < 0.0) {
+            return bad(
+                "beta",
+                format!(
+                    "{}: β must be a negative number (a cost penalty)",
+                    self.beta
+                ),
+            );
+        }
+        if !positive(self.target) {
+            return bad(
+                "target",
+                format!("{}: the target must be a positive number", self.target),
+            );
+        }
+        if !positive(self.rl_learning_rate) {
+            return bad(
+                "rl-lr",
+                format!("{}: must be a positive number", self.rl_learning_rate),
+            );
+        }
+        if !positive(f64::from(self.weight_learning_rate)) {
+            return bad(
+                "lr",
+                format!("{}: must be a positive number", self.weight_learning_rate),
+            );
+        }
+        if !(0.0..1.0).contains(&self.warmup_fraction) {
+            return bad(
+                "warmup",
+                format!(
+                    "{}: the warm-up fraction must lie in [0, 1)",
+                    self.warmup_fraction
+                ),
+            );
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad(
+                "weight-decay",
+                format!("{}: must be ≥ 0", self.weight_decay),
+            );
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return bad(
+                "label-smoothing",
+                format!("{}: must lie in [0, 1)", self.label_smoothing),
+            );
+        }
+        if self.steps - self.warmup_steps() < 1 {
+            return bad("warmup", "leaves no search steps after the warm-up".into());
+        }
+        Ok(())
+    }
+
     /// Steps in the warm-up.
     pub fn warmup_steps(&self) -> usize {
         (self.steps as f64 * self.warmup_fraction).round() as usize
@@ -189,6 +264,37 @@ pub struct SearchData {
 }
 
 impl SearchData {
+    /// Held-out images for the reward when none are asked for: 10,000 of a
+    /// full 60,000-image training set, else a sixth.
+    pub fn default_holdout(train_images: usize) -> usize {
+        if train_images >= 60_000 {
+            10_000
+        } else {
+            train_images / 6
+        }
+    }
+
+    /// The search's data from a training set: its first `limit` images (all
+    /// without a limit), split into shared-weight training images and
+    /// `holdout` (default [`Self::default_holdout`]) held-out images.
+    pub fn prepare(
+        train: &Dataset,
+        limit: Option<usize>,
+        holdout: Option<usize>,
+        seed: u64,
+    ) -> Self {
+        let limited;
+        let train = match limit {
+            Some(n) if n < train.len() => {
+                limited = train.subset(&(0..n).collect::<Vec<_>>());
+                &limited
+            }
+            _ => train,
+        };
+        let holdout = holdout.unwrap_or_else(|| Self::default_holdout(train.len()));
+        Self::split(train, holdout, seed)
+    }
+
     /// Splits a training set: `holdout` images (seeded) for the reward.
     pub fn split(all: &Dataset, holdout: usize, seed: u64) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xda7a);
@@ -339,6 +445,43 @@ fn warmup_plan(
     }
 }
 
+/// What a run was started with besides its config: what `--resume DIR`
+/// needs to continue it from the folder alone (`inputs.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunInputs {
+    /// The latency table's path, if any.
+    pub table: Option<String>,
+    /// Content digest of the table file ([`tunas_shared::content_digest`]).
+    pub table_digest: Option<String>,
+    /// The image folder.
+    pub data: String,
+    /// Training images used (the first N).
+    pub limit_train: Option<usize>,
+    /// Held-out images asked for.
+    pub holdout: Option<usize>,
+    /// Serial reductions (bit-identical resumes).
+    pub deterministic: bool,
+}
+
+impl RunInputs {
+    /// Reads `inputs.json` of a run folder.
+    pub fn read(files: &RunFiles) -> Result<Self, SearchError> {
+        let path = files.inputs();
+        let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+        serde_json::from_str(&text).map_err(|e| SearchError::Io {
+            path: path.display().to_string(),
+            message: format!("not a run's inputs: {e}"),
+        })
+    }
+
+    /// Writes `inputs.json` atomically.
+    pub fn write(&self, files: &RunFiles) -> Result<(), SearchError> {
+        let path = files.inputs();
+        let json = serde_json::to_string_pretty(self).expect("serialises") + "\n";
+        tunas_shared::write_atomic(&path, json.as_bytes()).map_err(io_err(&path))
+    }
+}
+
 /// Files of a run folder.
 pub struct RunFiles {
     /// The folder.
@@ -346,6 +489,14 @@ pub struct RunFiles {
 }
 
 impl RunFiles {
+    /// The space, as TOML.
+    pub fn space(&self) -> PathBuf {
+        self.dir.join("space.toml")
+    }
+    /// What the run was started with besides its config.
+    pub fn inputs(&self) -> PathBuf {
+        self.dir.join("inputs.json")
+    }
     /// Per-step CSV log.
     pub fn log(&self) -> PathBuf {
         self.dir.join("steps.csv")
@@ -357,6 +508,10 @@ impl RunFiles {
     /// Checkpoint weights.
     pub fn checkpoint_weights(&self) -> PathBuf {
         self.dir.join("checkpoint.weights")
+    }
+    /// The shared weights as they were at the end of the warm-up.
+    pub fn warmup_weights(&self) -> PathBuf {
+        self.dir.join("warmup.weights")
     }
     /// Final weights.
     pub fn weights(&self) -> PathBuf {
@@ -428,21 +583,10 @@ pub fn search(
     if let Some(t) = table {
         t.check_space(space)?;
     }
-    if config.steps < 4 || config.batch == 0 || config.samples_per_step == 0 {
-        return Err(SearchError::BadSetting {
-            what: "--steps/--batch/--samples-per-step",
-            why: "need at least 4 steps and positive batch and samples".into(),
-        });
-    }
-    if config.beta >= 0.0 {
-        return Err(SearchError::BadSetting {
-            what: "--beta",
-            why: format!("β must be negative (a cost penalty), got {}", config.beta),
-        });
-    }
+    config.check()?;
     if data.train.len() < config.batch || data.validation.len() < config.validation_batch {
         return Err(SearchError::BadSetting {
-            what: "--batch",
+            what: "batch",
             why: format!(
                 "{} training and {} validation images are fewer than the batch sizes {} / {}",
                 data.train.len(),
@@ -485,20 +629,13 @@ pub fn search(
         weight_decay: config.weight_decay,
         nesterov: true,
     });
-    let progress = if opts.progress {
-        let b = ProgressBar::new(config.steps as u64);
-        b.set_style(
-            ProgressStyle::with_template(
-                "{msg:>8} [{bar:40}] {pos}/{len} steps, elapsed {elapsed_precise} eta {eta_precise}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        b.set_position(start as u64);
-        b
-    } else {
-        ProgressBar::hidden()
-    };
+    let mut progress = tunas_shared::progress::Progress::new(
+        "search",
+        config.steps as u64,
+        "steps",
+        opts.progress,
+    );
+    progress.resume_at(start as u64);
     let started = Instant::now();
     let mut batch_counter = start * config.samples_per_step;
     for step in start..config.steps {
@@ -583,15 +720,21 @@ pub fn search(
         progress.set_message(if in_warmup { "warm-up" } else { "search" });
         progress.inc(1);
         let done = step + 1;
+        if done == warmup {
+            // What weight sharing learned from uniform sampling alone (the
+            // benchmark's rank correlation at the end of the warm-up).
+            let meta = WeightsMeta::for_supernet(&net, None, serde_json::json!({ "step": done }));
+            save_store(&files.warmup_weights(), &net.store, &meta)?;
+        }
         if done % config.checkpoint_every == 0 || done == config.steps {
             write_checkpoint(&files, &net, &controller, &history, config, done)?;
         }
         if opts.stop_after == Some(done) {
-            progress.abandon();
+            progress.finish();
             return Ok(None);
         }
     }
-    progress.finish_and_clear();
+    progress.finish();
 
     let arch = controller.argmax();
     let mut vq = 0.0;
@@ -820,6 +963,25 @@ fn write_plots(
     if let Err(e) = small_multiples(&path, "search curves (moving averages)", "step", &panels, 3) {
         eprintln!("warning: {e}");
     }
+}
+
+/// Estimated latencies (ms, sorted) of `samples` uniform architectures
+/// drawn with `seed`: where latency targets are chosen from.
+pub fn latency_samples(
+    space: &SearchSpace,
+    table: &LatencyTable,
+    samples: usize,
+    seed: u64,
+) -> Result<Vec<f64>, TableError> {
+    table.check_space(space)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut ms = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let arch = Architecture::sample_uniform(space, &mut rng);
+        ms.push(table.estimate_us(space, &arch)? / 1000.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    Ok(ms)
 }
 
 #[allow(clippy::too_many_arguments)]

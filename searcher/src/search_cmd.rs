@@ -8,9 +8,10 @@ use tunas_searcher::controller::RewardKind;
 use tunas_searcher::data::{DEFAULT_FASHION_MNIST_DIR, load_dir};
 use tunas_searcher::export::{export_onnx, recalibrate_bn};
 use tunas_searcher::search::{
-    Resource, RunOptions, SearchConfig, SearchData, SearchResult, random_within_band, search,
+    Resource, RunFiles, RunInputs, RunOptions, SearchConfig, SearchData, SearchError, SearchResult,
+    random_within_band, search,
 };
-use tunas_searcher::supernet::{BnMode, PathPlan, Supernet, evaluate};
+use tunas_searcher::supernet::{PathPlan, Supernet};
 use tunas_searcher::weights::load_store;
 use tunas_shared::{Architecture, LatencyTable, SearchSpace, load_space};
 
@@ -34,12 +35,16 @@ pub enum ResourceArg {
     Params,
 }
 
-/// Arguments of `search`.
+/// Arguments of `search`. Settings are optional here: a new run takes
+/// each default from [`SearchConfig::defaults`] (its one home), and a
+/// resumed run keeps what it was started with; a setting given on resume
+/// that differs from the stored one is an error.
 #[derive(Args, Debug)]
 pub struct SearchArgs {
-    /// A built-in space name or a path to a .toml file.
-    #[arg(long, value_name = "NAME|FILE.toml", default_value = "tiny28")]
-    space: String,
+    /// A built-in space name or a path to a .toml file [default: the
+    /// table's space].
+    #[arg(long, value_name = "NAME|FILE.toml")]
+    space: Option<String>,
     /// Latency table for the space (from `tunas-profiler profile`).
     #[arg(long, value_name = "FILE")]
     table: Option<PathBuf>,
@@ -49,65 +54,74 @@ pub struct SearchArgs {
     /// Target for --resource flops (M multiply-adds) or params (M).
     #[arg(long, value_name = "X")]
     target: Option<f64>,
-    /// What the cost T is.
-    #[arg(long, value_enum, default_value = "latency")]
-    resource: ResourceArg,
+    /// What the cost T is [default: latency].
+    #[arg(long, value_enum)]
+    resource: Option<ResourceArg>,
     /// Run folder: result.json, steps.csv, charts, checkpoints, weights.
-    #[arg(long, value_name = "DIR", required_unless_present = "resume")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "resume",
+        conflicts_with = "resume"
+    )]
     out: Option<PathBuf>,
-    /// Continue the killed run in DIR from its last checkpoint.
+    /// Continue the killed run in DIR from its last checkpoint (everything
+    /// else is read from the folder).
     #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
-    /// Search steps (each trains one batch and evaluates one).
-    #[arg(long, default_value_t = 3000)]
-    steps: usize,
-    /// Training batch size.
-    #[arg(long, default_value_t = 64)]
-    batch: usize,
-    /// Validation batch size for the reward's Q.
-    #[arg(long, default_value_t = 128)]
-    validation_batch: usize,
-    /// Architectures sampled per step.
-    #[arg(long, default_value_t = 1)]
-    samples_per_step: usize,
-    /// Reward function.
-    #[arg(long, value_enum, default_value = "abs")]
-    reward: RewardArg,
-    /// β of the reward (negative; −0.5 measured to land targets here, TuNAS used −0.07…−0.1 on ImageNet).
-    #[arg(long, default_value_t = tunas_searcher::search::DEFAULT_BETA, allow_hyphen_values = true)]
-    beta: f64,
-    /// RL learning rate at the end of the warm-up (default 40 / steps after the warm-up).
+    /// Search steps (each trains one batch and evaluates one) [default: 3000].
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Training batch size [default: 64].
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Validation batch size for the reward's Q [default: 128].
+    #[arg(long)]
+    validation_batch: Option<usize>,
+    /// Architectures sampled per step [default: 1].
+    #[arg(long)]
+    samples_per_step: Option<usize>,
+    /// Reward function [default: abs].
+    #[arg(long, value_enum)]
+    reward: Option<RewardArg>,
+    /// β of the reward [default: −0.5, measured to land targets here; TuNAS
+    /// used −0.07…−0.1 on ImageNet].
+    #[arg(long, allow_hyphen_values = true)]
+    beta: Option<f64>,
+    /// RL learning rate at the end of the warm-up [default: 40 / steps after
+    /// the warm-up].
     #[arg(long)]
     rl_lr: Option<f64>,
-    /// Peak learning rate of the shared weights.
-    #[arg(long, default_value_t = 0.05)]
-    lr: f32,
-    /// Fraction of steps in the warm-up.
-    #[arg(long, default_value_t = 0.25)]
-    warmup: f64,
-    /// Folder with MNIST-format IDX files or CIFAR-10 binary batches.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_FASHION_MNIST_DIR)]
-    data: PathBuf,
-    /// Images held out of the training split for the reward (default 10000,
-    /// or a sixth of a smaller set).
+    /// Peak learning rate of the shared weights [default: 0.05].
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Fraction of steps in the warm-up [default: 0.25].
+    #[arg(long)]
+    warmup: Option<f64>,
+    /// Folder with MNIST-format IDX files or CIFAR-10 binary batches
+    /// [default: /usr/share/datasets/fashion-mnist].
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Images held out of the training split for the reward [default:
+    /// 10000, or a sixth of a smaller set].
     #[arg(long)]
     holdout: Option<usize>,
     /// Use only the first N training images (quick runs).
     #[arg(long)]
     limit_train: Option<usize>,
-    /// Seed of everything random.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Threads of the weight kernels.
+    /// Seed of everything random [default: 1].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Threads of the weight kernels [default: one per core].
     #[arg(long)]
     threads: Option<usize>,
     /// Serial reductions: bit-identical results across runs and resumes.
     #[arg(long)]
     deterministic: bool,
-    /// Checkpoint every N steps.
-    #[arg(long, default_value_t = 250)]
-    checkpoint_every: usize,
-    /// Hide the progress bar.
+    /// Checkpoint every N steps [default: 250].
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
+    /// No progress on stderr.
     #[arg(long)]
     quiet: bool,
     /// Print result.json to stdout.
@@ -118,33 +132,279 @@ pub struct SearchArgs {
     stop_after: Option<usize>,
 }
 
-fn load_data(
+/// A setting given on resume must equal the stored one.
+fn same_on_resume<T: PartialEq + std::fmt::Debug>(
+    flag: &str,
+    given: Option<T>,
+    stored: T,
     dir: &Path,
-    limit: Option<usize>,
-    holdout: Option<usize>,
-    seed: u64,
-) -> Result<(
-    SearchData,
-    tunas_searcher::data::Dataset,
-    tunas_searcher::data::Dataset,
-)> {
-    let tt = load_dir(dir).context("--data")?;
-    let mut train = tt.train;
-    if let Some(n) = limit {
-        let idx: Vec<usize> = (0..n.min(train.len())).collect();
-        train = train.subset(&idx);
+) -> Result<()> {
+    match given {
+        Some(g) if g != stored => bail!(
+            "{flag} {g:?} differs from the {stored:?} that the run in {} was started with; a resumed run keeps its settings (start a new run with --out for other ones)",
+            dir.display()
+        ),
+        _ => Ok(()),
     }
-    let holdout = holdout.unwrap_or(if train.len() >= 60_000 {
-        10_000
-    } else {
-        train.len() / 6
-    });
-    let data = SearchData::split(&train, holdout, seed);
-    Ok((data, train, tt.test))
 }
 
-fn threads_pool<R: Send>(threads: Option<usize>, f: impl FnOnce() -> R + Send) -> Result<R> {
-    Ok(tunas_searcher::train::in_thread_pool(threads, f)?)
+impl SearchArgs {
+    fn resource(&self) -> Resource {
+        match self.resource {
+            None | Some(ResourceArg::Latency) => Resource::Latency,
+            Some(ResourceArg::Flops) => Resource::Flops,
+            Some(ResourceArg::Params) => Resource::Params,
+        }
+    }
+
+    /// The config of a new run: the defaults, overridden by what was given.
+    fn new_config(&self) -> Result<SearchConfig> {
+        let resource = self.resource();
+        let target = match resource {
+            Resource::Latency => {
+                if self.target.is_some() {
+                    bail!(
+                        "--target is for --resource flops|params; a latency target is --target-ms"
+                    );
+                }
+                self.target_ms
+                    .context("--target-ms is needed with --resource latency")?
+            }
+            _ => {
+                if self.target_ms.is_some() {
+                    bail!(
+                        "--target-ms is for --resource latency; use --target with --resource flops|params"
+                    );
+                }
+                self.target
+                    .context("--target is needed with --resource flops|params")?
+            }
+        };
+        let steps = self.steps.unwrap_or(3000);
+        let mut c = SearchConfig::defaults(steps.max(4), target);
+        c.steps = steps;
+        c.resource = resource;
+        if let Some(v) = self.warmup {
+            c.warmup_fraction = v;
+        }
+        if let Some(v) = self.batch {
+            c.batch = v;
+        }
+        if let Some(v) = self.validation_batch {
+            c.validation_batch = v;
+        }
+        if let Some(v) = self.samples_per_step {
+            c.samples_per_step = v;
+        }
+        if let Some(r) = self.reward {
+            c.reward = reward_kind(r);
+        }
+        if let Some(v) = self.beta {
+            c.beta = v;
+        }
+        c.rl_learning_rate = match self.rl_lr {
+            Some(v) => v,
+            None => tunas_searcher::search::default_rl_learning_rate(
+                steps.saturating_sub(c.warmup_steps()),
+            ),
+        };
+        if let Some(v) = self.lr {
+            c.weight_learning_rate = v;
+        }
+        if let Some(v) = self.seed {
+            c.seed = v;
+        }
+        if let Some(v) = self.checkpoint_every {
+            c.checkpoint_every = v;
+        }
+        let flag = |what: &str| match what {
+            "target" if resource == Resource::Latency => "--target-ms".to_string(),
+            w => format!("--{w}"),
+        };
+        c.check().map_err(|e| match e {
+            SearchError::BadSetting { what, why } => anyhow::anyhow!("{}: {why}", flag(what)),
+            other => other.into(),
+        })?;
+        Ok(c)
+    }
+
+    /// Every setting given on resume equals the stored one.
+    fn check_resume(&self, c: &SearchConfig, inputs: &RunInputs, dir: &Path) -> Result<()> {
+        if self.space.is_some() {
+            bail!(
+                "--space: a resumed run uses the space stored in {}",
+                dir.display()
+            );
+        }
+        let latency = c.resource == Resource::Latency;
+        if latency {
+            same_on_resume("--target-ms", self.target_ms, c.target, dir)?;
+        } else {
+            same_on_resume("--target", self.target, c.target, dir)?;
+        }
+        same_on_resume("--steps", self.steps, c.steps, dir)?;
+        same_on_resume("--batch", self.batch, c.batch, dir)?;
+        same_on_resume(
+            "--validation-batch",
+            self.validation_batch,
+            c.validation_batch,
+            dir,
+        )?;
+        same_on_resume(
+            "--samples-per-step",
+            self.samples_per_step,
+            c.samples_per_step,
+            dir,
+        )?;
+        same_on_resume("--reward", self.reward.map(reward_kind), c.reward, dir)?;
+        same_on_resume("--beta", self.beta, c.beta, dir)?;
+        same_on_resume("--rl-lr", self.rl_lr, c.rl_learning_rate, dir)?;
+        same_on_resume("--lr", self.lr, c.weight_learning_rate, dir)?;
+        same_on_resume("--warmup", self.warmup, c.warmup_fraction, dir)?;
+        same_on_resume("--seed", self.seed, c.seed, dir)?;
+        same_on_resume(
+            "--checkpoint-every",
+            self.checkpoint_every,
+            c.checkpoint_every,
+            dir,
+        )?;
+        same_on_resume(
+            "--resource",
+            self.resource.map(|_| self.resource()),
+            c.resource,
+            dir,
+        )?;
+        let data = self.data.as_ref().map(|d| d.display().to_string());
+        same_on_resume("--data", data, inputs.data.clone(), dir)?;
+        same_on_resume(
+            "--limit-train",
+            self.limit_train.map(Some),
+            inputs.limit_train,
+            dir,
+        )?;
+        same_on_resume("--holdout", self.holdout.map(Some), inputs.holdout, dir)?;
+        if self.deterministic && !inputs.deterministic {
+            bail!(
+                "--deterministic: the run in {} was started without it; a resumed run keeps its settings",
+                dir.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+fn reward_kind(r: RewardArg) -> RewardKind {
+    match r {
+        RewardArg::Abs => RewardKind::Abs,
+        RewardArg::Mnas => RewardKind::Mnas,
+        RewardArg::MnasHard => RewardKind::MnasHard,
+    }
+}
+
+/// The table with its content digest.
+fn read_table(path: &Path) -> Result<(LatencyTable, String)> {
+    let bytes = std::fs::read(path).with_context(|| format!("--table {}", path.display()))?;
+    let table = LatencyTable::read(path)?;
+    Ok((table, tunas_shared::content_digest(&bytes)))
+}
+
+/// What `search --resume DIR` reads back from the folder.
+fn resumed(a: &SearchArgs, dir: &Path) -> Result<Prepared> {
+    let files = RunFiles {
+        dir: dir.to_path_buf(),
+    };
+    let text = std::fs::read_to_string(files.checkpoint()).with_context(|| {
+        format!(
+            "--resume {}: no checkpoint there ({}); a run killed before its first checkpoint starts again with --out",
+            dir.display(),
+            files.checkpoint().display()
+        )
+    })?;
+    let cp: tunas_searcher::search::Checkpoint = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a checkpoint", files.checkpoint().display()))?;
+    let space = SearchSpace::from_toml_file(&files.space())?;
+    let inputs = RunInputs::read(&files)?;
+    a.check_resume(&cp.config, &inputs, dir)?;
+    let table = match (&inputs.table, &a.table) {
+        (Some(stored), given) => {
+            let path = given.clone().unwrap_or_else(|| PathBuf::from(stored));
+            let (table, digest) = read_table(&path)?;
+            if Some(&digest) != inputs.table_digest.as_ref() {
+                bail!(
+                    "--table {}: its content differs from the table the run in {} was started with ({stored}, digest {}); resume with that table",
+                    path.display(),
+                    dir.display(),
+                    inputs.table_digest.as_deref().unwrap_or("?")
+                );
+            }
+            Some(table)
+        }
+        (None, Some(_)) => bail!(
+            "--table: the run in {} was started without a table",
+            dir.display()
+        ),
+        (None, None) => None,
+    };
+    Ok(Prepared {
+        space,
+        config: cp.config,
+        inputs,
+        table,
+    })
+}
+
+/// What a new `search --out DIR` runs with, checked before any work.
+fn fresh(a: &SearchArgs, dir: &Path) -> Result<Prepared> {
+    let config = a.new_config()?;
+    let table = a.table.as_ref().map(|t| read_table(t)).transpose()?;
+    if table.is_none() && config.resource == Resource::Latency {
+        bail!(
+            "--table FILE is needed for a latency target (write one with `tunas-profiler profile --space {} --out FILE`)",
+            a.space.as_deref().unwrap_or("tiny28")
+        );
+    }
+    let space = space_for(a.space.as_deref(), table.as_ref().map(|t| &t.0))?;
+    if let Some((t, _)) = &table {
+        t.check_space(&space)?;
+        check_target_reachable(&space, t, &config)?;
+    }
+    let files = RunFiles {
+        dir: dir.to_path_buf(),
+    };
+    if files.checkpoint().exists() {
+        bail!(
+            "{} already holds a run; continue it with --resume {}, or pick another --out",
+            dir.display(),
+            dir.display()
+        );
+    }
+    let inputs = RunInputs {
+        table: a.table.as_ref().map(|t| t.display().to_string()),
+        table_digest: table.as_ref().map(|t| t.1.clone()),
+        data: a
+            .data
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_FASHION_MNIST_DIR))
+            .display()
+            .to_string(),
+        limit_train: a.limit_train,
+        holdout: a.holdout,
+        deterministic: a.deterministic,
+    };
+    Ok(Prepared {
+        space,
+        config,
+        inputs,
+        table: table.map(|t| t.0),
+    })
+}
+
+/// Everything a search runs with.
+struct Prepared {
+    space: SearchSpace,
+    config: SearchConfig,
+    inputs: RunInputs,
+    table: Option<LatencyTable>,
 }
 
 /// `search`.
@@ -153,89 +413,51 @@ pub fn run_search(a: SearchArgs) -> Result<()> {
         .resume
         .clone()
         .or(a.out.clone())
-        .expect("clap requires one");
-    let (space, config) = if let Some(dir) = &a.resume {
-        let cp_path = dir.join("checkpoint.json");
-        let text = std::fs::read_to_string(&cp_path).with_context(|| {
-            format!(
-                "--resume {}: no checkpoint there ({})",
-                dir.display(),
-                cp_path.display()
-            )
-        })?;
-        let cp: tunas_searcher::search::Checkpoint = serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a checkpoint", cp_path.display()))?;
-        let space = SearchSpace::from_toml_file(&dir.join("space.toml"))?;
-        (space, cp.config)
-    } else {
-        let space = load_space(&a.space).context("--space")?;
-        let resource = match a.resource {
-            ResourceArg::Latency => Resource::Latency,
-            ResourceArg::Flops => Resource::Flops,
-            ResourceArg::Params => Resource::Params,
-        };
-        let target = match resource {
-            Resource::Latency => a
-                .target_ms
-                .context("--target-ms is needed with --resource latency")?,
-            _ => a
-                .target
-                .context("--target is needed with --resource flops|params")?,
-        };
-        if target <= 0.0 {
-            bail!("the target must be positive, got {target}");
-        }
-        let mut config = SearchConfig::defaults(a.steps, target);
-        config.resource = resource;
-        config.warmup_fraction = a.warmup;
-        config.batch = a.batch;
-        config.validation_batch = a.validation_batch;
-        config.samples_per_step = a.samples_per_step;
-        config.reward = match a.reward {
-            RewardArg::Abs => RewardKind::Abs,
-            RewardArg::Mnas => RewardKind::Mnas,
-            RewardArg::MnasHard => RewardKind::MnasHard,
-        };
-        config.beta = a.beta;
-        if let Some(lr) = a.rl_lr {
-            config.rl_learning_rate = lr;
-        } else {
-            let post = a.steps - config.warmup_steps();
-            config.rl_learning_rate = tunas_searcher::search::default_rl_learning_rate(post);
-        }
-        config.weight_learning_rate = a.lr;
-        config.seed = a.seed;
-        config.checkpoint_every = a.checkpoint_every.max(1);
-        std::fs::create_dir_all(&dir).with_context(|| format!("--out {}", dir.display()))?;
-        if dir.join("checkpoint.json").exists() {
-            bail!(
-                "{} already holds a run; continue it with --resume {}, or pick another --out",
-                dir.display(),
-                dir.display()
-            );
-        }
-        tunas_shared::write_atomic(&dir.join("space.toml"), space.to_toml().as_bytes())
-            .with_context(|| format!("cannot write to {}", dir.display()))?;
-        (space, config)
+        .expect("clap requires --out or --resume");
+    let p = match &a.resume {
+        Some(_) => resumed(&a, &dir)?,
+        None => fresh(&a, &dir)?,
     };
-    let table = match (&a.table, config.resource) {
-        (Some(t), _) => Some(LatencyTable::read(t)?),
-        (None, Resource::Latency) => bail!(
-            "--table FILE is needed for a latency target (write one with `tunas-profiler profile --space {} --out FILE`)",
-            space.name
-        ),
-        (None, _) => None,
-    };
-    if a.deterministic {
+    if let Some(0) = a.threads {
+        bail!("--threads: at least 1");
+    }
+    if p.inputs.limit_train == Some(0) {
+        bail!("--limit-train: at least one image");
+    }
+    if p.inputs.deterministic {
         tunas_searcher::layers::set_serial(true);
     }
-    let (data, _, _) = load_data(&a.data, a.limit_train, a.holdout, config.seed)?;
+    let tt =
+        load_dir(Path::new(&p.inputs.data)).with_context(|| format!("--data {}", p.inputs.data))?;
+    tunas_searcher::train::check_data(&p.space, &tt.train)?;
+    let data = SearchData::prepare(
+        &tt.train,
+        p.inputs.limit_train,
+        p.inputs.holdout,
+        p.config.seed,
+    );
+    if data.validation.len() < p.config.validation_batch || data.train.len() < p.config.batch {
+        bail!(
+            "--batch {} / --validation-batch {}: only {} training and {} held-out images (--limit-train, --holdout)",
+            p.config.batch,
+            p.config.validation_batch,
+            data.train.len(),
+            data.validation.len()
+        );
+    }
+    if a.resume.is_none() {
+        let files = RunFiles { dir: dir.clone() };
+        std::fs::create_dir_all(&dir).with_context(|| format!("--out {}", dir.display()))?;
+        tunas_shared::write_atomic(&files.space(), p.space.to_toml().as_bytes())
+            .with_context(|| format!("cannot write to {}", dir.display()))?;
+        p.inputs.write(&files)?;
+    }
     let opts = RunOptions {
         progress: !a.quiet,
         stop_after: a.stop_after,
     };
     let outcome = threads_pool(a.threads, || {
-        search(&space, table.as_ref(), &data, &config, &dir, &opts)
+        search(&p.space, p.table.as_ref(), &data, &p.config, &dir, &opts)
     })??;
     match outcome {
         None => eprintln!(
@@ -246,6 +468,47 @@ pub fn run_search(a: SearchArgs) -> Result<()> {
         Some(r) => report(&r, a.json)?,
     }
     Ok(())
+}
+
+/// A latency target far outside what the space's networks take cannot be
+/// met: said before any work.
+fn check_target_reachable(
+    space: &SearchSpace,
+    table: &LatencyTable,
+    c: &SearchConfig,
+) -> Result<()> {
+    if c.resource != Resource::Latency {
+        return Ok(());
+    }
+    let ms = tunas_searcher::search::latency_samples(space, table, 200, 1)?;
+    let (lo, hi) = (ms[0], ms[ms.len() - 1]);
+    if c.target < lo * 0.5 || c.target > hi * 2.0 {
+        bail!(
+            "--target-ms {}: uniform samples of {} take {lo:.4}–{hi:.4} ms on this table; pick a target in that range (`tunas-searcher targets --table …` prints percentiles)",
+            c.target,
+            space.name
+        );
+    }
+    Ok(())
+}
+
+/// The space: `--space` when given, else the built-in space the table was
+/// made for (a table of a TOML space needs `--space FILE.toml`).
+pub fn space_for(flag: Option<&str>, table: Option<&LatencyTable>) -> Result<SearchSpace> {
+    match (flag, table) {
+        (Some(s), _) => load_space(s).with_context(|| format!("--space {s}")),
+        (None, Some(t)) => tunas_shared::builtin_space_of(t).with_context(|| {
+            format!(
+                "the table was made for space '{}' (hash {}), which is not built in: pass its file with --space FILE.toml",
+                t.provenance.space, t.provenance.space_hash
+            )
+        }),
+        (None, None) => Ok(load_space("tiny28")?),
+    }
+}
+
+fn threads_pool<R: Send>(threads: Option<usize>, f: impl FnOnce() -> R + Send) -> Result<R> {
+    Ok(tunas_searcher::train::in_thread_pool(threads, f)?)
 }
 
 fn report(r: &SearchResult, json: bool) -> Result<()> {
@@ -283,9 +546,10 @@ pub struct ExportArgs {
     /// Export this architecture instead of the searched one.
     #[arg(long)]
     arch: Option<String>,
-    /// Dataset folder (training batches recalibrate BN; the test set is evaluated).
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_FASHION_MNIST_DIR)]
-    data: PathBuf,
+    /// Dataset folder (training batches recalibrate BN; the test set is
+    /// evaluated) [default: the run's].
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
     /// Training batches averaged into the BN statistics.
     #[arg(long, default_value_t = 40)]
     calibration_batches: usize,
@@ -295,6 +559,9 @@ pub struct ExportArgs {
     /// Threads.
     #[arg(long)]
     threads: Option<usize>,
+    /// No progress on stderr.
+    #[arg(long)]
+    quiet: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -302,23 +569,49 @@ pub struct ExportArgs {
 
 /// `export`.
 pub fn run_export(a: ExportArgs) -> Result<()> {
-    let space = SearchSpace::from_toml_file(&a.run.join("space.toml"))?;
-    let result_path = a.run.join("result.json");
+    if a.calibration_batches == 0 {
+        bail!(
+            "--calibration-batches: at least 1 (BN statistics are averaged over training batches)"
+        );
+    }
+    if a.batch == 0 {
+        bail!("--batch: the exported model's batch must be at least 1");
+    }
+    tunas_shared::output::check_output_file(&a.onnx, &["onnx"]).context("--onnx")?;
+    let files = RunFiles { dir: a.run.clone() };
+    let space = SearchSpace::from_toml_file(&files.space())
+        .with_context(|| format!("--run {}: not a search run folder", a.run.display()))?;
+    let result_path = files.result();
     let result: SearchResult =
         serde_json::from_str(&std::fs::read_to_string(&result_path).with_context(|| {
             format!(
-                "{}: the run has no result (did the search finish?)",
-                result_path.display()
+                "{}: the run has no result (did the search finish? resume it with `tunas-searcher search --resume {}`)",
+                result_path.display(),
+                tunas_shared::output::shell_quote(&a.run.display().to_string())
             )
         })?)
         .with_context(|| format!("{}: not a search result", result_path.display()))?;
     let arch = Architecture::parse_spec(&space, a.arch.as_deref().unwrap_or(&result.arch))
         .context("--arch")?;
     let mut net = Supernet::new(&space, 0);
-    load_store(&a.run.join("supernet.weights"), &mut net.store)?;
-    let tt = load_dir(&a.data).context("--data")?;
+    load_store(&files.weights(), &mut net.store)?;
+    let data_dir = match &a.data {
+        Some(d) => d.clone(),
+        None => RunInputs::read(&files)
+            .map(|i| PathBuf::from(i.data))
+            .unwrap_or_else(|_| PathBuf::from(DEFAULT_FASHION_MNIST_DIR)),
+    };
+    let tt = load_dir(&data_dir).with_context(|| format!("--data {}", data_dir.display()))?;
+    tunas_searcher::train::check_data(&space, &tt.test)?;
     let maker = tunas_searcher::data::BatchMaker::plain(&tt.train);
+    let progress = !a.quiet;
     let (onnx, accuracy) = threads_pool(a.threads, || {
+        if progress {
+            eprintln!(
+                "export: recalibrating BN on {} training batches of 256",
+                a.calibration_batches
+            );
+        }
         recalibrate_bn(
             &mut net,
             &arch,
@@ -327,20 +620,13 @@ pub fn run_export(a: ExportArgs) -> Result<()> {
             a.calibration_batches,
             256,
         );
-        let mut correct = 0.0;
-        let mut seen = 0usize;
-        let plan = PathPlan::single(arch.clone());
-        let mut rng = rand::rng();
-        for chunk in (0..tt.test.len()).collect::<Vec<_>>().chunks(500) {
-            let (x, y) = maker.batch(&tt.test, chunk, &mut rng);
-            correct +=
-                evaluate(&mut net, x, &y, &plan, BnMode::Running) as f64 * chunk.len() as f64;
-            seen += chunk.len();
+        if progress {
+            eprintln!("export: evaluating on {} test images", tt.test.len());
         }
-        (
-            export_onnx(&net, &arch, a.batch),
-            correct / seen.max(1) as f64,
-        )
+        let plan = PathPlan::single(arch.clone());
+        let accuracy =
+            tunas_searcher::train::evaluate_dataset(&mut net, &plan, &tt.test, &maker, 500);
+        (export_onnx(&net, &arch, a.batch), f64::from(accuracy))
     })?;
     let onnx = onnx.map_err(anyhow::Error::msg)?;
     tunas_shared::write_atomic(&a.onnx, &onnx)
@@ -368,7 +654,7 @@ pub fn run_export(a: ExportArgs) -> Result<()> {
         );
         println!(
             "time it on the device: tunas-profiler measure --model {}",
-            a.onnx.display()
+            tunas_shared::output::shell_quote(&a.onnx.display().to_string())
         );
     }
     Ok(())
@@ -377,9 +663,10 @@ pub fn run_export(a: ExportArgs) -> Result<()> {
 /// Arguments of `random`.
 #[derive(Args, Debug)]
 pub struct RandomArgs {
-    /// A built-in space name or a path to a .toml file.
-    #[arg(long, value_name = "NAME|FILE.toml", default_value = "tiny28")]
-    space: String,
+    /// A built-in space name or a path to a .toml file [default: the
+    /// table's space].
+    #[arg(long, value_name = "NAME|FILE.toml")]
+    space: Option<String>,
     /// Latency table for the space.
     #[arg(long, value_name = "FILE")]
     table: PathBuf,
@@ -402,9 +689,22 @@ pub struct RandomArgs {
 
 /// `random`.
 pub fn run_random(a: RandomArgs) -> Result<()> {
-    let space = load_space(&a.space).context("--space")?;
+    if !(a.target_ms.is_finite() && a.target_ms > 0.0) {
+        bail!(
+            "--target-ms {}: must be a positive number of ms",
+            a.target_ms
+        );
+    }
+    if !(a.band.is_finite() && a.band > 0.0 && a.band < 1.0) {
+        bail!("--band {}: must lie in (0, 1), e.g. 0.03 for ±3%", a.band);
+    }
+    if a.n == 0 {
+        bail!("--n: at least 1");
+    }
     let table = LatencyTable::read(&a.table)?;
+    let space = space_for(a.space.as_deref(), Some(&table))?;
     table.check_space(&space)?;
+    let draws = 1_000_000;
     let kept = random_within_band(
         &space,
         Some(&table),
@@ -413,14 +713,15 @@ pub fn run_random(a: RandomArgs) -> Result<()> {
         a.band,
         a.n,
         a.seed,
-        1_000_000,
+        draws,
     )?;
     if kept.len() < a.n {
-        eprintln!(
-            "only {} of {} architectures found within ±{:.1}% in 1,000,000 draws",
+        bail!(
+            "only {} of {} architectures lie within ±{:.1}% of {} ms in {draws} uniform draws; widen --band or pick a target nearer the middle (`tunas-searcher targets`)",
             kept.len(),
             a.n,
-            a.band * 100.0
+            a.band * 100.0,
+            a.target_ms
         );
     }
     if a.json {
@@ -440,9 +741,10 @@ pub fn run_random(a: RandomArgs) -> Result<()> {
 /// Arguments of `targets`.
 #[derive(Args, Debug)]
 pub struct TargetsArgs {
-    /// A built-in space name or a path to a .toml file.
-    #[arg(long, value_name = "NAME|FILE.toml", default_value = "tiny28")]
-    space: String,
+    /// A built-in space name or a path to a .toml file [default: the
+    /// table's space].
+    #[arg(long, value_name = "NAME|FILE.toml")]
+    space: Option<String>,
     /// Latency table for the space.
     #[arg(long, value_name = "FILE")]
     table: PathBuf,
@@ -459,18 +761,11 @@ pub struct TargetsArgs {
 
 /// `targets`.
 pub fn run_targets(a: TargetsArgs) -> Result<()> {
-    use rand::SeedableRng;
-    let space = load_space(&a.space).context("--space")?;
-    let table = LatencyTable::read(&a.table)?;
-    table.check_space(&space)?;
     anyhow::ensure!(a.samples >= 1, "--samples must be at least 1");
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
-    let mut ms = Vec::with_capacity(a.samples);
-    for _ in 0..a.samples {
-        let arch = Architecture::sample_uniform(&space, &mut rng);
-        ms.push(table.estimate_us(&space, &arch)? / 1000.0);
-    }
-    ms.sort_by(f64::total_cmp);
+    anyhow::ensure!(a.samples <= 10_000_000, "--samples: at most 10,000,000");
+    let table = LatencyTable::read(&a.table)?;
+    let space = space_for(a.space.as_deref(), Some(&table))?;
+    let ms = tunas_searcher::search::latency_samples(&space, &table, a.samples, a.seed)?;
     let q = |p: f64| tunas_shared::table::quantile(&ms, p);
     let v = serde_json::json!({
         "space": space.name, "samples": a.samples, "seed": a.seed,

@@ -47,7 +47,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -432,21 +431,6 @@ pub fn evaluate_dataset(
     correct as f32 / data.len() as f32
 }
 
-fn progress_bar(total: usize, quiet: bool) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} steps, {elapsed_precise} elapsed, ETA {eta_precise} {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar
-}
-
 /// Trains `arch` from the current weights of `net` (normally fresh from
 /// [`Supernet::new`]) on `data.train`, evaluating on `data.test` with
 /// running BN statistics after every epoch (or at the end). A progress bar
@@ -488,26 +472,26 @@ pub fn train_architecture(
     };
     let optimizer = cfg.optimizer();
     let plan = PathPlan::single(arch.clone());
-    let bar = progress_bar(total, quiet);
-    let log = |line: String| {
-        if !quiet {
-            bar.suspend(|| eprintln!("{line}"));
-        }
-    };
-    log(format!(
-        "training {} on {} images ({} steps of {} per epoch, {} epochs), {} threads",
-        arch.to_compact(),
-        train.len(),
-        steps_per_epoch,
-        cfg.batch,
-        cfg.epochs,
-        rayon::current_num_threads()
-    ));
+    let mut bar = tunas_shared::progress::Progress::new("training", total as u64, "steps", !quiet);
+    let log = |bar: &tunas_shared::progress::Progress, line: String| bar.println(&line);
+    log(
+        &bar,
+        format!(
+            "training {} on {} images ({} steps of {} per epoch, {} epochs), {} threads",
+            arch.to_compact(),
+            train.len(),
+            steps_per_epoch,
+            cfg.batch,
+            cfg.epochs,
+            rayon::current_num_threads()
+        ),
+    );
     let mut history = Vec::with_capacity(cfg.epochs);
     let mut step = 0;
     let mut train_seconds = 0.0;
     for epoch in 1..=cfg.epochs {
-        bar.set_prefix(format!("epoch {epoch}/{}", cfg.epochs));
+        let epoch_note = format!("epoch {epoch}/{}", cfg.epochs);
+        bar.set_message(epoch_note.clone());
         let t0 = Instant::now();
         let (mut loss_sum, mut acc_sum) = (0.0f64, 0.0f64);
         let mut lr = 0.0;
@@ -531,7 +515,7 @@ pub fn train_architecture(
             bar.inc(1);
             if k % 10 == 9 || k + 1 == steps_per_epoch {
                 bar.set_message(format!(
-                    "loss {:.3} acc {:.3}",
+                    "{epoch_note}, loss {:.3} acc {:.3}",
                     loss_sum / (k + 1) as f64,
                     acc_sum / (k + 1) as f64
                 ));
@@ -562,20 +546,23 @@ pub fn train_architecture(
             train_seconds: epoch_train,
             eval_seconds: t1.elapsed().as_secs_f64(),
         };
-        log(format!(
-            "epoch {epoch}/{}: train loss {:.4}, train acc {:.4}, test acc {}, lr {:.4}, {:.1} s train ({:.0} images/s), {:.1} s eval",
-            cfg.epochs,
-            report.train_loss,
-            report.train_accuracy,
-            test_accuracy.map_or("-".into(), |a| format!("{a:.4}")),
-            lr,
-            epoch_train,
-            (steps_per_epoch * cfg.batch) as f64 / epoch_train,
-            report.eval_seconds
-        ));
+        log(
+            &bar,
+            format!(
+                "epoch {epoch}/{}: train loss {:.4}, train acc {:.4}, test acc {}, lr {:.4}, {:.1} s train ({:.0} images/s), {:.1} s eval",
+                cfg.epochs,
+                report.train_loss,
+                report.train_accuracy,
+                test_accuracy.map_or("-".into(), |a| format!("{a:.4}")),
+                lr,
+                epoch_train,
+                (steps_per_epoch * cfg.batch) as f64 / epoch_train,
+                report.eval_seconds
+            ),
+        );
         history.push(report);
     }
-    bar.finish_and_clear();
+    bar.finish();
     let last = history.last().expect("at least one epoch");
     Ok(TrainReport {
         space: net.space.name.clone(),

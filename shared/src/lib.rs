@@ -23,6 +23,7 @@ pub mod opkey;
 pub mod output;
 #[cfg(feature = "plot")]
 pub mod plot;
+pub mod progress;
 pub mod rank;
 pub mod space;
 pub mod table;

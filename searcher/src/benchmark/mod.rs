@@ -1,0 +1,539 @@
+//! Searched against random networks of the same latency, with weight
+//! sharing's own rank correlation: the report that says whether the search
+//! is worth running.
+//!
+//! For every target latency the benchmark runs S searches (seeds 1..=S) and
+//! draws N random architectures from the ±band around the target (TuNAS's
+//! random-search baseline); every architecture is trained stand-alone with
+//! one recipe (the searched ones with R training seeds, so that training
+//! noise is measured), and every architecture of a target is also evaluated
+//! with each search's shared weights, at the end of the warm-up and at the
+//! end of the search, for Kendall τ between shared-weight and stand-alone
+//! accuracy.
+//!
+//! The folder holds `benchmark.json` (everything that defines the
+//! benchmark: a folder made for another space, table, data or recipe is
+//! refused), `journal.jsonl` (one line per finished piece of work, flushed
+//! as it finishes: a killed benchmark resumes without redoing any of it),
+//! one search run folder per (target, seed), and the report
+//! (`report.json`, one chart per target).
+
+mod journal;
+mod pool;
+mod report;
+mod runner;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tunas_shared::{LatencyTable, SearchSpace};
+
+pub use journal::{Entry, SharedPhase};
+pub use report::{BenchmarkReport, TargetReport, text as report_text};
+pub use runner::{RunSettings, run, shared_weight_accuracy};
+
+use crate::data::TrainTest;
+use crate::search::{SearchConfig, SearchError, random_within_band};
+use crate::train::{TrainConfig, TrainError};
+use crate::weights::WeightsError;
+
+/// The benchmark could not run, or its folder belongs to another one.
+#[derive(Debug, Error)]
+pub enum BenchmarkError {
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A journal line is not a journal entry.
+    #[error("{}:{line}: not a benchmark journal entry ({message})", path.display())]
+    Journal {
+        /// The journal.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The folder holds a benchmark with other settings.
+    #[error(
+        "{}: the benchmark there was made with {key} = {stored}, this one has {given}; results of different settings are never mixed: use another folder, or the same settings",
+        dir.display()
+    )]
+    Mismatch {
+        /// The benchmark folder.
+        dir: PathBuf,
+        /// Dotted name of the first differing setting.
+        key: String,
+        /// Its value in the folder.
+        stored: String,
+        /// Its value now.
+        given: String,
+    },
+    /// Another benchmark process works in the folder.
+    #[error(
+        "{}: another benchmark (process {pid}) is running in this folder; wait for it, or stop it",
+        dir.display()
+    )]
+    Busy {
+        /// The folder.
+        dir: PathBuf,
+        /// Its process id.
+        pid: u32,
+    },
+    /// Too few random architectures lie in the band.
+    #[error(
+        "only {found} of {wanted} random architectures lie within ±{band_pct:.1}% of {target_ms:.4} ms (in {draws} uniform draws): widen the band or pick a target nearer the middle of the space's latencies"
+    )]
+    BandUnreachable {
+        /// Target, ms.
+        target_ms: f64,
+        /// Found.
+        found: usize,
+        /// Wanted.
+        wanted: usize,
+        /// Band, percent.
+        band_pct: f64,
+        /// Draws tried.
+        draws: usize,
+    },
+    /// A setting is out of range.
+    #[error("{what}: {why}")]
+    BadSetting {
+        /// The setting.
+        what: &'static str,
+        /// Why.
+        why: String,
+    },
+    /// A search failed.
+    #[error("search for target {target} seed {seed}: {source}")]
+    Search {
+        /// Target index.
+        target: usize,
+        /// Seed.
+        seed: u64,
+        /// The cause.
+        #[source]
+        source: SearchError,
+    },
+    /// A training failed.
+    #[error("training {arch}: {source}")]
+    Train {
+        /// Architecture.
+        arch: String,
+        /// The cause.
+        #[source]
+        source: TrainError,
+    },
+    /// Shared weights could not be read.
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    /// The table could not estimate an architecture.
+    #[error(transparent)]
+    Table(#[from] tunas_shared::TableError),
+}
+
+/// How the target latencies are chosen.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetChoice {
+    /// These latencies, ms.
+    Ms(Vec<f64>),
+    /// These percentiles (0–100) of the estimated latency of uniform
+    /// samples (see [`crate::search::latency_percentiles`]).
+    Percentiles(Vec<f64>),
+}
+
+/// Uniform samples and seed of the percentile targets (as `targets` uses).
+pub const TARGET_SAMPLES: usize = 1000;
+/// See [`TARGET_SAMPLES`].
+pub const TARGET_SEED: u64 = 1;
+/// Uniform draws tried to fill a band with random architectures.
+pub const BAND_DRAWS: usize = 1_000_000;
+
+/// Everything that defines a benchmark (what `benchmark.json` records).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchmarkSettings {
+    /// How targets are chosen.
+    pub targets: TargetChoice,
+    /// Searches per target (seeds 1..=searches).
+    pub searches: usize,
+    /// Random architectures per target.
+    pub random: usize,
+    /// Relative band around the target for random architectures.
+    pub band: f64,
+    /// Seed of the random architectures.
+    pub random_seed: u64,
+    /// Training seeds of each searched architecture (0..train_seeds); random
+    /// architectures are trained with seed 0.
+    pub train_seeds: usize,
+    /// The stand-alone training recipe (its seed is replaced per training).
+    pub recipe: TrainConfig,
+    /// The search (its target and seed are replaced per search).
+    pub search: SearchConfig,
+    /// Held-out images of the search (default: [`crate::search::SearchData::default_holdout`]).
+    pub holdout: Option<usize>,
+    /// Use only this many training images (searches and trainings): quick
+    /// runs and tests.
+    pub limit_train: Option<usize>,
+    /// Held-out images a shared-weight accuracy is measured on.
+    pub shared_eval_images: usize,
+    /// Training batches of 256 that recalibrate BN before a shared-weight
+    /// evaluation.
+    pub calibration_batches: usize,
+}
+
+impl BenchmarkSettings {
+    /// The defaults: targets at the 25th and 75th percentiles, 2 searches
+    /// and 20 random architectures per target in a ±3% band, 2 training
+    /// seeds, 3 epochs of the stand-alone recipe, the default search.
+    pub fn defaults() -> Self {
+        let mut recipe = TrainConfig::new(crate::train::OptimizerKind::Sgd);
+        recipe.epochs = 3;
+        recipe.eval_every_epoch = false;
+        BenchmarkSettings {
+            targets: TargetChoice::Percentiles(vec![25.0, 75.0]),
+            searches: 2,
+            random: 20,
+            band: 0.03,
+            random_seed: 1,
+            train_seeds: 2,
+            recipe,
+            search: SearchConfig::defaults(3000, 1.0),
+            holdout: None,
+            limit_train: None,
+            shared_eval_images: 2000,
+            calibration_batches: 10,
+        }
+    }
+
+    /// Checks ranges before any work.
+    pub fn check(&self) -> Result<(), BenchmarkError> {
+        let bad = |what, why: String| Err(BenchmarkError::BadSetting { what, why });
+        match &self.targets {
+            TargetChoice::Ms(v) if v.is_empty() => bad("targets", "give at least one".into())?,
+            TargetChoice::Ms(v) if v.iter().any(|t| !(t.is_finite() && *t > 0.0)) => bad(
+                "targets",
+                format!("{v:?}: every target must be a positive number of ms"),
+            )?,
+            TargetChoice::Percentiles(v) if v.is_empty() => {
+                bad("percentiles", "give at least one".into())?
+            }
+            TargetChoice::Percentiles(v) if v.iter().any(|p| !(0.0..=100.0).contains(p)) => bad(
+                "percentiles",
+                format!("{v:?}: every percentile must lie in [0, 100]"),
+            )?,
+            _ => {}
+        }
+        if self.searches == 0 {
+            bad("searches", "at least one search per target".into())?;
+        }
+        if self.random < 2 {
+            bad(
+                "random",
+                "at least 2 random architectures per target".into(),
+            )?;
+        }
+        if !(self.band.is_finite() && self.band > 0.0 && self.band < 1.0) {
+            bad(
+                "band",
+                format!("{}: must lie in (0, 1), e.g. 0.03", self.band),
+            )?;
+        }
+        if self.train_seeds == 0 {
+            bad("train-seeds", "at least one training seed".into())?;
+        }
+        if self.shared_eval_images == 0 || self.calibration_batches == 0 {
+            bad(
+                "shared-eval-images",
+                "shared-weight evaluation needs at least one image and one BN batch".into(),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What a benchmark runs on besides its settings.
+pub struct BenchmarkInputs {
+    /// The space.
+    pub space: SearchSpace,
+    /// Its latency table.
+    pub table: LatencyTable,
+    /// Where the table came from.
+    pub table_path: PathBuf,
+    /// Content digest of the table file.
+    pub table_digest: String,
+    /// Training and test images.
+    pub data: TrainTest,
+    /// Where the images came from.
+    pub data_origin: String,
+}
+
+/// `benchmark.json`: the settings and the identity of space, table and
+/// data, resolved targets included.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Space name.
+    pub space: String,
+    /// Space content hash.
+    pub space_hash: String,
+    /// The table file (informational: the digest decides).
+    pub table: String,
+    /// Digest of the table file's content.
+    pub table_digest: String,
+    /// The images.
+    pub data: String,
+    /// Target latencies, ms.
+    pub targets_ms: Vec<f64>,
+    /// The settings.
+    pub settings: BenchmarkSettings,
+}
+
+/// Keys of [`Manifest`] that may differ between runs of one benchmark.
+const INFORMATIONAL_KEYS: [&str; 1] = ["table"];
+
+impl Manifest {
+    fn file(dir: &Path) -> PathBuf {
+        dir.join("benchmark.json")
+    }
+
+    /// The manifest stored in `dir`, if any.
+    pub fn read(dir: &Path) -> Result<Option<Manifest>, BenchmarkError> {
+        let path = Self::file(dir);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(BenchmarkError::Io { path, source: e }),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| BenchmarkError::Journal {
+                path,
+                line: e.line(),
+                message: e.to_string(),
+            })
+    }
+
+    /// The first setting in which `self` (stored) and `given` differ.
+    fn first_difference(&self, given: &Manifest) -> Option<(String, String, String)> {
+        let a = serde_json::to_value(self).expect("serialises");
+        let b = serde_json::to_value(given).expect("serialises");
+        first_difference(&a, &b, "")
+            .filter(|(key, _, _)| !INFORMATIONAL_KEYS.contains(&key.as_str()))
+    }
+}
+
+fn first_difference(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    prefix: &str,
+) -> Option<(String, String, String)> {
+    use serde_json::Value::Object;
+    match (a, b) {
+        (Object(x), Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            keys.into_iter().find_map(|k| {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                let null = serde_json::Value::Null;
+                first_difference(x.get(k).unwrap_or(&null), y.get(k).unwrap_or(&null), &key)
+            })
+        }
+        _ if a == b => None,
+        // A number read back from JSON may differ in its last bit.
+        (serde_json::Value::Number(x), serde_json::Value::Number(y))
+            if x.as_f64()
+                .zip(y.as_f64())
+                .is_some_and(|(x, y)| (x - y).abs() <= 1e-12 * x.abs().max(y.abs())) =>
+        {
+            None
+        }
+        _ => Some((prefix.to_string(), a.to_string(), b.to_string())),
+    }
+}
+
+/// The folder's files.
+pub struct BenchmarkDir {
+    /// The folder.
+    pub dir: PathBuf,
+}
+
+impl BenchmarkDir {
+    /// The journal.
+    pub fn journal(&self) -> PathBuf {
+        self.dir.join("journal.jsonl")
+    }
+    /// The run folder of search `seed` at target `target`.
+    pub fn search_run(&self, target: usize, seed: u64) -> PathBuf {
+        self.dir.join(format!("search-t{target}-s{seed}"))
+    }
+    /// The report.
+    pub fn report(&self) -> PathBuf {
+        self.dir.join("report.json")
+    }
+    /// The chart of target `target`.
+    pub fn chart(&self, target: usize) -> PathBuf {
+        self.dir.join(format!("target-{target}.svg"))
+    }
+    fn lock(&self) -> PathBuf {
+        self.dir.join("lock")
+    }
+}
+
+/// The plan: targets and the random architectures of each.
+pub struct Plan {
+    /// Target latencies, ms.
+    pub targets_ms: Vec<f64>,
+    /// Random architectures per target with their estimates (ms).
+    pub random: Vec<Vec<(String, f64)>>,
+}
+
+impl Plan {
+    /// Resolves the targets and draws the random architectures.
+    pub fn new(
+        space: &SearchSpace,
+        table: &LatencyTable,
+        settings: &BenchmarkSettings,
+    ) -> Result<Self, BenchmarkError> {
+        let targets_ms = match &settings.targets {
+            TargetChoice::Ms(v) => v.clone(),
+            TargetChoice::Percentiles(p) => {
+                let sorted =
+                    crate::search::latency_samples(space, table, TARGET_SAMPLES, TARGET_SEED)?;
+                p.iter()
+                    .map(|q| tunas_shared::table::quantile(&sorted, q / 100.0))
+                    .collect()
+            }
+        };
+        let mut random = Vec::with_capacity(targets_ms.len());
+        for &t in &targets_ms {
+            let kept = random_within_band(
+                space,
+                Some(table),
+                crate::search::Resource::Latency,
+                t,
+                settings.band,
+                settings.random,
+                settings.random_seed,
+                BAND_DRAWS,
+            )
+            .map_err(|e| match e {
+                SearchError::Table(t) => BenchmarkError::Table(t),
+                other => BenchmarkError::BadSetting {
+                    what: "band",
+                    why: other.to_string(),
+                },
+            })?;
+            if kept.len() < settings.random {
+                return Err(BenchmarkError::BandUnreachable {
+                    target_ms: t,
+                    found: kept.len(),
+                    wanted: settings.random,
+                    band_pct: settings.band * 100.0,
+                    draws: BAND_DRAWS,
+                });
+            }
+            random.push(
+                kept.into_iter()
+                    .map(|(a, ms)| (a.to_compact(), ms))
+                    .collect(),
+            );
+        }
+        Ok(Plan { targets_ms, random })
+    }
+}
+
+/// Creates or reopens the benchmark folder: writes `benchmark.json`, or
+/// checks that the stored one matches. Returns the plan.
+pub fn prepare(
+    dir: &Path,
+    inputs: &BenchmarkInputs,
+    settings: &BenchmarkSettings,
+) -> Result<(Plan, Manifest), BenchmarkError> {
+    settings.check()?;
+    let plan = Plan::new(&inputs.space, &inputs.table, settings)?;
+    let manifest = Manifest {
+        space: inputs.space.name.clone(),
+        space_hash: inputs.space.content_hash(),
+        table: inputs.table_path.display().to_string(),
+        table_digest: inputs.table_digest.clone(),
+        data: inputs.data_origin.clone(),
+        targets_ms: plan.targets_ms.clone(),
+        settings: settings.clone(),
+    };
+    match Manifest::read(dir)? {
+        Some(stored) => {
+            if let Some((key, stored, given)) = stored.first_difference(&manifest) {
+                return Err(BenchmarkError::Mismatch {
+                    dir: dir.to_path_buf(),
+                    key,
+                    stored,
+                    given,
+                });
+            }
+        }
+        None => {
+            std::fs::create_dir_all(dir).map_err(|e| BenchmarkError::Io {
+                path: dir.to_path_buf(),
+                source: e,
+            })?;
+            let json = serde_json::to_string_pretty(&manifest).expect("serialises") + "\n";
+            let path = Manifest::file(dir);
+            tunas_shared::write_atomic(&path, json.as_bytes())
+                .map_err(|e| BenchmarkError::Io { path, source: e })?;
+        }
+    }
+    Ok((plan, manifest))
+}
+
+/// Writes the report from the journal as it stands (a running or stopped
+/// benchmark included), without running anything.
+pub fn report_only(dir: &Path) -> Result<BenchmarkReport, BenchmarkError> {
+    let manifest = Manifest::read(dir)?.ok_or_else(|| BenchmarkError::BadSetting {
+        what: "report",
+        why: format!("{} holds no benchmark.json", dir.display()),
+    })?;
+    let files = BenchmarkDir {
+        dir: dir.to_path_buf(),
+    };
+    let entries = journal::read_entries(&files.journal())?;
+    let plan = plan_from_report_inputs(&manifest, &files)?;
+    report::write(&files, &manifest, &plan, &entries, &manifest.settings)
+}
+
+/// The random architectures are recorded in `random.json` when a run
+/// starts, so a report needs neither the table nor the space.
+fn plan_from_report_inputs(
+    manifest: &Manifest,
+    files: &BenchmarkDir,
+) -> Result<Plan, BenchmarkError> {
+    let path = files.dir.join("random.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| BenchmarkError::Io {
+        path: path.clone(),
+        source: e,
+    })?;
+    let random: Vec<Vec<(String, f64)>> =
+        serde_json::from_str(&text).map_err(|e| BenchmarkError::Journal {
+            path,
+            line: e.line(),
+            message: e.to_string(),
+        })?;
+    Ok(Plan {
+        targets_ms: manifest.targets_ms.clone(),
+        random,
+    })
+}
+
+fn planned_work(s: &BenchmarkSettings, plan: &Plan) -> usize {
+    let t = plan.targets_ms.len();
+    let per_target_archs = s.random + s.searches;
+    t * (s.searches + s.random + s.searches * s.train_seeds + s.searches * 2 * per_target_archs)
+}

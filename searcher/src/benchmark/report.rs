@@ -1,0 +1,463 @@
+//! The benchmark's report, computed from the journal alone: per target the
+//! random cloud (median, 90th percentile, best), the searched networks with
+//! their spread over training seeds, training noise, the rank correlation
+//! between shared-weight and stand-alone accuracy, and the cost.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use tunas_shared::plot::{CloudChart, RangePoint, cloud_chart};
+use tunas_shared::rank::{kendall_tau_b, spearman};
+use tunas_shared::table::quantile;
+
+use super::{BenchmarkDir, BenchmarkError, BenchmarkSettings, Entry, Manifest, Plan, SharedPhase};
+
+/// One trained architecture.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainedArch {
+    /// Architecture.
+    pub arch: String,
+    /// Estimated latency, ms.
+    pub est_latency_ms: f64,
+    /// Stand-alone test accuracy (seed 0).
+    pub test_accuracy: Option<f64>,
+}
+
+/// The random architectures of a target.
+#[derive(Clone, Debug, Serialize)]
+pub struct RandomCloud {
+    /// Drawn.
+    pub drawn: usize,
+    /// Trained so far.
+    pub trained: usize,
+    /// Every architecture.
+    pub archs: Vec<TrainedArch>,
+    /// Mean test accuracy of the trained ones.
+    pub mean: Option<f64>,
+    /// Their standard deviation.
+    pub std: Option<f64>,
+    /// Median.
+    pub median: Option<f64>,
+    /// 90th percentile (linear interpolation).
+    pub p90: Option<f64>,
+    /// Best.
+    pub best: Option<f64>,
+}
+
+/// One search's network.
+#[derive(Clone, Debug, Serialize)]
+pub struct SearchedArch {
+    /// Search seed.
+    pub seed: u64,
+    /// Architecture.
+    pub arch: String,
+    /// Estimated latency, ms.
+    pub est_latency_ms: f64,
+    /// Its miss of the target, percent.
+    pub latency_error_pct: f64,
+    /// The search's own validation accuracy (shared weights).
+    pub validation_accuracy: f64,
+    /// Stand-alone test accuracy per training seed (in seed order).
+    pub test_accuracies: Vec<f64>,
+    /// Their mean.
+    pub mean: Option<f64>,
+    /// Their minimum.
+    pub min: Option<f64>,
+    /// Their maximum.
+    pub max: Option<f64>,
+    /// Whether the mean is at or above the random cloud's 90th percentile.
+    pub at_or_above_p90: Option<bool>,
+    /// Whether the mean is above the best random network.
+    pub above_best: Option<bool>,
+}
+
+/// Kendall τ and Spearman ρ between shared-weight and stand-alone accuracy
+/// over a target's architectures, on one search's weights.
+#[derive(Clone, Debug, Serialize)]
+pub struct RankCorrelation {
+    /// Search seed.
+    pub seed: u64,
+    /// Which weights.
+    pub phase: SharedPhase,
+    /// Architectures with both accuracies.
+    pub n: usize,
+    /// Kendall τ-b.
+    pub kendall_tau: Option<f64>,
+    /// Spearman ρ.
+    pub spearman: Option<f64>,
+}
+
+/// Everything about one target.
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetReport {
+    /// Target, ms.
+    pub target_ms: f64,
+    /// The random cloud.
+    pub random: RandomCloud,
+    /// The searched networks.
+    pub searched: Vec<SearchedArch>,
+    /// Mean over searches of the searched networks' mean accuracy.
+    pub searched_mean: Option<f64>,
+    /// The worst searched mean minus the random 90th percentile, points.
+    pub gap_to_p90_points: Option<f64>,
+    /// Training noise: pooled standard deviation over training seeds of the
+    /// searched networks, points.
+    pub training_noise_points: Option<f64>,
+    /// Rank correlations per search and phase.
+    pub rank_correlation: Vec<RankCorrelation>,
+}
+
+/// The whole report (`report.json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchmarkReport {
+    /// Space.
+    pub space: String,
+    /// Table digest.
+    pub table_digest: String,
+    /// Whether every planned piece of work is done.
+    pub complete: bool,
+    /// Per target.
+    pub targets: Vec<TargetReport>,
+    /// CPU hours of searches (each piece of work runs on one thread; its
+    /// thread's CPU time, so the figure does not depend on the load).
+    pub search_cpu_hours: f64,
+    /// CPU hours of stand-alone trainings.
+    pub train_cpu_hours: f64,
+    /// CPU hours of shared-weight evaluations.
+    pub shared_cpu_hours: f64,
+    /// All of it.
+    pub total_cpu_hours: f64,
+    /// The recipe's epochs (the rest is in benchmark.json).
+    pub epochs: usize,
+}
+
+fn mean(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+fn std_dev(v: &[f64]) -> Option<f64> {
+    let m = mean(v)?;
+    (v.len() > 1)
+        .then(|| (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt())
+}
+
+struct Index<'a> {
+    trained: HashMap<(&'a str, u64), f64>,
+    searches: HashMap<(usize, u64), &'a Entry>,
+    shared: HashMap<(usize, u64, SharedPhase, &'a str), f64>,
+}
+
+impl<'a> Index<'a> {
+    fn new(entries: &'a [Entry]) -> Self {
+        let mut ix = Index {
+            trained: HashMap::new(),
+            searches: HashMap::new(),
+            shared: HashMap::new(),
+        };
+        for e in entries {
+            match e {
+                Entry::Train {
+                    arch,
+                    seed,
+                    test_accuracy,
+                    ..
+                } => {
+                    ix.trained.insert((arch.as_str(), *seed), *test_accuracy);
+                }
+                Entry::Search { target, seed, .. } => {
+                    ix.searches.insert((*target, *seed), e);
+                }
+                Entry::Shared {
+                    target,
+                    seed,
+                    phase,
+                    arch,
+                    accuracy,
+                    ..
+                } => {
+                    ix.shared
+                        .insert((*target, *seed, *phase, arch.as_str()), *accuracy);
+                }
+            }
+        }
+        ix
+    }
+
+    fn accuracies(&self, arch: &str, seeds: u64) -> Vec<f64> {
+        (0..seeds)
+            .filter_map(|s| self.trained.get(&(arch, s)).copied())
+            .collect()
+    }
+}
+
+fn target_report(
+    ix: &Index,
+    t: usize,
+    target_ms: f64,
+    random: &[(String, f64)],
+    settings: &BenchmarkSettings,
+) -> TargetReport {
+    let archs: Vec<TrainedArch> = random
+        .iter()
+        .map(|(arch, ms)| TrainedArch {
+            arch: arch.clone(),
+            est_latency_ms: *ms,
+            test_accuracy: ix.trained.get(&(arch.as_str(), 0)).copied(),
+        })
+        .collect();
+    let mut accs: Vec<f64> = archs.iter().filter_map(|a| a.test_accuracy).collect();
+    accs.sort_by(f64::total_cmp);
+    let q = |p: f64| (!accs.is_empty()).then(|| quantile(&accs, p));
+    let cloud = RandomCloud {
+        drawn: random.len(),
+        trained: accs.len(),
+        mean: mean(&accs),
+        std: std_dev(&accs),
+        median: q(0.5),
+        p90: q(0.9),
+        best: accs.last().copied(),
+        archs,
+    };
+    let seeds = settings.train_seeds as u64;
+    let mut searched = Vec::new();
+    let mut noise_sq = (0.0, 0usize);
+    for seed in 1..=settings.searches as u64 {
+        let Some(Entry::Search {
+            arch,
+            est_latency_ms,
+            validation_accuracy,
+            ..
+        }) = ix.searches.get(&(t, seed)).copied()
+        else {
+            continue;
+        };
+        let test = ix.accuracies(arch, seeds);
+        if let (Some(m), true) = (mean(&test), test.len() > 1) {
+            noise_sq.0 += test.iter().map(|x| (x - m).powi(2)).sum::<f64>();
+            noise_sq.1 += test.len() - 1;
+        }
+        let m = mean(&test);
+        searched.push(SearchedArch {
+            seed,
+            arch: arch.clone(),
+            est_latency_ms: *est_latency_ms,
+            latency_error_pct: (est_latency_ms / target_ms - 1.0) * 100.0,
+            validation_accuracy: *validation_accuracy,
+            mean: m,
+            min: test.iter().copied().reduce(f64::min),
+            max: test.iter().copied().reduce(f64::max),
+            at_or_above_p90: m.zip(cloud.p90).map(|(m, p)| m >= p),
+            above_best: m.zip(cloud.best).map(|(m, b)| m > b),
+            test_accuracies: test,
+        });
+    }
+    let means: Vec<f64> = searched.iter().filter_map(|s| s.mean).collect();
+    let gap = (means.len() == searched.len() && !means.is_empty())
+        .then(|| means.iter().copied().fold(f64::INFINITY, f64::min))
+        .zip(cloud.p90)
+        .map(|(worst, p90)| (worst - p90) * 100.0);
+    // Stand-alone accuracy of every architecture of the target: random ones
+    // at seed 0, searched ones as their mean over training seeds.
+    let mut standalone: Vec<(&str, f64)> = cloud
+        .archs
+        .iter()
+        .filter_map(|a| a.test_accuracy.map(|acc| (a.arch.as_str(), acc)))
+        .collect();
+    standalone.extend(
+        searched
+            .iter()
+            .filter_map(|s| s.mean.map(|m| (s.arch.as_str(), m))),
+    );
+    let mut rank_correlation = Vec::new();
+    for s in &searched {
+        for phase in [SharedPhase::Warmup, SharedPhase::Final] {
+            let pairs: Vec<(f64, f64)> = standalone
+                .iter()
+                .filter_map(|(arch, acc)| {
+                    ix.shared
+                        .get(&(t, s.seed, phase, *arch))
+                        .map(|sh| (*sh, *acc))
+                })
+                .collect();
+            let (a, b): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
+            let enough = pairs.len() >= 3;
+            rank_correlation.push(RankCorrelation {
+                seed: s.seed,
+                phase,
+                n: pairs.len(),
+                kendall_tau: enough.then(|| kendall_tau_b(&a, &b)),
+                spearman: enough.then(|| spearman(&a, &b)),
+            });
+        }
+    }
+    TargetReport {
+        target_ms,
+        searched_mean: mean(&means),
+        gap_to_p90_points: gap,
+        training_noise_points: (noise_sq.1 > 0)
+            .then(|| (noise_sq.0 / noise_sq.1 as f64).sqrt() * 100.0),
+        random: cloud,
+        searched,
+        rank_correlation,
+    }
+}
+
+/// Computes the report, writes `report.json` and one chart per target.
+pub fn write(
+    files: &BenchmarkDir,
+    manifest: &Manifest,
+    plan: &Plan,
+    entries: &[Entry],
+    settings: &BenchmarkSettings,
+) -> Result<BenchmarkReport, BenchmarkError> {
+    let ix = Index::new(entries);
+    let targets: Vec<TargetReport> = plan
+        .targets_ms
+        .iter()
+        .enumerate()
+        .map(|(t, &ms)| target_report(&ix, t, ms, &plan.random[t], settings))
+        .collect();
+    let hours = |f: fn(&Entry) -> bool| -> f64 {
+        entries
+            .iter()
+            .filter(|e| f(e))
+            .map(Entry::cpu_seconds)
+            .sum::<f64>()
+            / 3600.0
+    };
+    let search = hours(|e| matches!(e, Entry::Search { .. }));
+    let train = hours(|e| matches!(e, Entry::Train { .. }));
+    let shared = hours(|e| matches!(e, Entry::Shared { .. }));
+    let complete = entries.len() >= super::planned_work(settings, plan);
+    let report = BenchmarkReport {
+        space: manifest.space.clone(),
+        table_digest: manifest.table_digest.clone(),
+        complete,
+        targets,
+        search_cpu_hours: search,
+        train_cpu_hours: train,
+        shared_cpu_hours: shared,
+        total_cpu_hours: search + train + shared,
+        epochs: settings.recipe.epochs,
+    };
+    let json = serde_json::to_string_pretty(&report).expect("serialises") + "\n";
+    let path = files.report();
+    tunas_shared::write_atomic(&path, json.as_bytes())
+        .map_err(|e| BenchmarkError::Io { path, source: e })?;
+    for (t, tr) in report.targets.iter().enumerate() {
+        let chart = chart_of(tr, &manifest.space, settings.recipe.epochs);
+        if let Err(e) = cloud_chart(&files.chart(t), &chart) {
+            eprintln!("warning: {e}");
+        }
+    }
+    Ok(report)
+}
+
+fn chart_of(t: &TargetReport, space: &str, epochs: usize) -> CloudChart {
+    let pct = |v: f64| v * 100.0;
+    let mut levels = Vec::new();
+    if let Some(m) = t.random.median {
+        levels.push((format!("random median {:.2}%", pct(m)), pct(m)));
+    }
+    if let Some(p) = t.random.p90 {
+        levels.push((format!("random 90th percentile {:.2}%", pct(p)), pct(p)));
+    }
+    CloudChart {
+        title: format!(
+            "{space} at {:.4} ms: stand-alone test accuracy ({epochs} epochs)",
+            t.target_ms
+        ),
+        x_label: "estimated latency (ms)".into(),
+        y_label: "test accuracy (%)".into(),
+        cloud_name: format!("random, ±band ({} trained)", t.random.trained),
+        cloud: t
+            .random
+            .archs
+            .iter()
+            .filter_map(|a| a.test_accuracy.map(|acc| (a.est_latency_ms, pct(acc))))
+            .collect(),
+        levels,
+        highlighted: t
+            .searched
+            .iter()
+            .filter_map(|s| {
+                Some(RangePoint {
+                    name: format!(
+                        "searched, seed {} (mean of {} trainings)",
+                        s.seed,
+                        s.test_accuracies.len()
+                    ),
+                    x: s.est_latency_ms,
+                    y: pct(s.mean?),
+                    y_low: pct(s.min?),
+                    y_high: pct(s.max?),
+                })
+            })
+            .collect(),
+        vertical: Some(("target".into(), t.target_ms)),
+    }
+}
+
+/// The report as a table for a person.
+pub fn text(r: &BenchmarkReport) -> String {
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.2}%", v * 100.0));
+    let mut out = String::new();
+    for t in &r.targets {
+        out += &format!(
+            "target {:.4} ms: random ({} of {} trained) mean {} ± {}, median {}, p90 {}, best {}\n",
+            t.target_ms,
+            t.random.trained,
+            t.random.drawn,
+            pct(t.random.mean),
+            t.random
+                .std
+                .map_or("-".into(), |s| format!("{:.2}", s * 100.0)),
+            pct(t.random.median),
+            pct(t.random.p90),
+            pct(t.random.best)
+        );
+        for s in &t.searched {
+            out += &format!(
+                "  searched seed {}: {} {:.4} ms ({:+.1}%), stand-alone {} over {} seeds [{} – {}]{}\n",
+                s.seed,
+                s.arch,
+                s.est_latency_ms,
+                s.latency_error_pct,
+                pct(s.mean),
+                s.test_accuracies.len(),
+                pct(s.min),
+                pct(s.max),
+                match (s.at_or_above_p90, s.above_best) {
+                    (_, Some(true)) => ", above the best random",
+                    (Some(true), _) => ", at or above random p90",
+                    (Some(false), _) => ", below random p90",
+                    _ => "",
+                }
+            );
+        }
+        if let Some(g) = t.gap_to_p90_points {
+            out += &format!("  worst searched − random p90: {g:+.2} points");
+            if let Some(n) = t.training_noise_points {
+                out += &format!(" (training noise, std over seeds: {n:.2} points)");
+            }
+            out += "\n";
+        }
+        for c in &t.rank_correlation {
+            if let (Some(tau), Some(rho)) = (c.kendall_tau, c.spearman) {
+                out += &format!(
+                    "  shared vs stand-alone, search {} {:?} weights: Kendall τ {tau:.3}, Spearman ρ {rho:.3} over {}\n",
+                    c.seed, c.phase, c.n
+                );
+            }
+        }
+    }
+    out += &format!(
+        "cost: {:.2} CPU-hours (searches {:.2}, trainings {:.2}, shared-weight evaluations {:.2}){}\n",
+        r.total_cpu_hours,
+        r.search_cpu_hours,
+        r.train_cpu_hours,
+        r.shared_cpu_hours,
+        if r.complete { "" } else { "; not complete yet" }
+    );
+    out
+}

@@ -1,0 +1,580 @@
+//! Running the benchmark: a pool of workers over its pieces of work
+//! (searches, trainings, shared-weight evaluations), each finished piece
+//! journaled at once, with progress lines on stderr.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tunas_shared::{Architecture, SearchSpace};
+
+use super::journal::{Journal, search_key, shared_key, train_key};
+use super::{
+    BenchmarkDir, BenchmarkError, BenchmarkInputs, BenchmarkReport, BenchmarkSettings, Entry, Plan,
+    SharedPhase, planned_work, pool, prepare, report,
+};
+use crate::data::Dataset;
+use crate::search::{RunOptions, SearchData};
+use crate::supernet::{PathPlan, Supernet};
+
+/// How the benchmark runs (nothing here changes its results).
+pub struct RunSettings {
+    /// Pieces of work side by side, one thread each.
+    pub jobs: usize,
+    /// Seconds between progress lines on stderr (0: none).
+    pub progress_every_s: u64,
+}
+
+/// One piece of work.
+#[derive(Clone, Debug)]
+enum Task {
+    Search {
+        target: usize,
+        seed: u64,
+    },
+    Train {
+        arch: String,
+        seed: u64,
+        searched: bool,
+    },
+    Shared {
+        target: usize,
+        seed: u64,
+        phase: SharedPhase,
+        arch: String,
+    },
+}
+
+impl Task {
+    fn key(&self) -> String {
+        match self {
+            Task::Search { target, seed } => search_key(*target, *seed),
+            Task::Train { arch, seed, .. } => train_key(arch, *seed),
+            Task::Shared {
+                target,
+                seed,
+                phase,
+                arch,
+            } => shared_key(*target, *seed, *phase, arch),
+        }
+    }
+
+    fn describe(&self, targets_ms: &[f64]) -> String {
+        match self {
+            Task::Search { target, seed } => {
+                format!("search at {:.4} ms, seed {seed}", targets_ms[*target])
+            }
+            Task::Train {
+                arch,
+                seed,
+                searched,
+            } => format!(
+                "train {} {arch} seed {seed}",
+                if *searched { "searched" } else { "random" }
+            ),
+            Task::Shared {
+                target,
+                seed,
+                phase,
+                arch,
+            } => format!(
+                "shared-weight accuracy of {arch} ({phase:?} weights of search {}/{seed})",
+                target, // index keeps it short
+            ),
+        }
+    }
+}
+
+impl pool::Prioritised for Task {
+    fn priority(&self) -> u8 {
+        match self {
+            Task::Search { .. } => 0,
+            Task::Shared { .. } => 1,
+            Task::Train { searched: true, .. } => 2,
+            Task::Train {
+                searched: false, ..
+            } => 3,
+        }
+    }
+}
+
+/// Removes the folder's lock file when the run ends, however it ends.
+struct LockGuard(PathBuf);
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn take_lock(dir: &BenchmarkDir) -> Result<LockGuard, BenchmarkError> {
+    let path = dir.lock();
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Ok(pid) = text.trim().parse::<u32>()
+        && pid != std::process::id()
+        && Path::new(&format!("/proc/{pid}")).exists()
+    {
+        return Err(BenchmarkError::Busy {
+            dir: dir.dir.clone(),
+            pid,
+        });
+    }
+    std::fs::write(&path, std::process::id().to_string()).map_err(|e| BenchmarkError::Io {
+        path: path.clone(),
+        source: e,
+    })?;
+    Ok(LockGuard(path))
+}
+
+/// State shared by the workers.
+struct Runner<'a> {
+    inputs: &'a BenchmarkInputs,
+    settings: &'a BenchmarkSettings,
+    plan: &'a Plan,
+    files: BenchmarkDir,
+    journal: Mutex<Journal>,
+    queued: Mutex<HashSet<String>>,
+    running: Mutex<HashMap<String, (String, Instant)>>,
+    search_data: Mutex<HashMap<u64, Arc<SearchData>>>,
+    total: usize,
+    started: Instant,
+}
+
+/// Runs (or resumes) the benchmark in `dir` and writes its report.
+pub fn run(
+    dir: &Path,
+    inputs: &BenchmarkInputs,
+    settings: &BenchmarkSettings,
+    how: &RunSettings,
+) -> Result<BenchmarkReport, BenchmarkError> {
+    let (plan, manifest) = prepare(dir, inputs, settings)?;
+    let files = BenchmarkDir {
+        dir: dir.to_path_buf(),
+    };
+    let _lock = take_lock(&files)?;
+    let journal = Journal::open(&files.journal())?;
+    let runner = Runner {
+        inputs,
+        settings,
+        plan: &plan,
+        journal: Mutex::new(journal),
+        queued: Mutex::new(HashSet::new()),
+        running: Mutex::new(HashMap::new()),
+        search_data: Mutex::new(HashMap::new()),
+        total: planned_work(settings, &plan),
+        files,
+        started: Instant::now(),
+    };
+    let initial = runner.initial_tasks()?;
+    let done_before = runner.journal.lock().expect("journal").entries().count();
+    if done_before > 0 {
+        eprintln!(
+            "benchmark: resuming {}: {done_before} of about {} pieces of work already done",
+            dir.display(),
+            runner.total
+        );
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let outcome = std::thread::scope(|scope| {
+        if how.progress_every_s > 0 {
+            scope.spawn(|| runner.heartbeat(&stop, how.progress_every_s, how.jobs));
+        }
+        let r = pool::run(how.jobs, initial, |t| runner.execute(t));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        r
+    });
+    outcome?;
+    let journal = runner.journal.into_inner().expect("journal");
+    let entries: Vec<Entry> = journal.entries().cloned().collect();
+    report::write(&runner.files, &manifest, &plan, &entries, settings)
+}
+
+impl Runner<'_> {
+    fn initial_tasks(&self) -> Result<Vec<Task>, BenchmarkError> {
+        let random_json = serde_json::to_string(&self.plan.random).expect("serialises");
+        let path = self.files.dir.join("random.json");
+        tunas_shared::write_atomic(&path, random_json.as_bytes())
+            .map_err(|e| BenchmarkError::Io { path, source: e })?;
+        let mut tasks = Vec::new();
+        for target in 0..self.plan.targets_ms.len() {
+            for seed in 1..=self.settings.searches as u64 {
+                let search = Task::Search { target, seed };
+                if self
+                    .journal
+                    .lock()
+                    .expect("journal")
+                    .get(&search.key())
+                    .is_some()
+                {
+                    tasks.extend(self.after_search(target, seed)?);
+                } else {
+                    tasks.extend(self.enqueue(search));
+                }
+            }
+            for (arch, _) in &self.plan.random[target] {
+                tasks.extend(self.enqueue(Task::Train {
+                    arch: arch.clone(),
+                    seed: 0,
+                    searched: false,
+                }));
+            }
+        }
+        Ok(tasks)
+    }
+
+    /// `task`, unless it is done or already queued.
+    fn enqueue(&self, task: Task) -> Option<Task> {
+        let key = task.key();
+        if self.journal.lock().expect("journal").get(&key).is_some() {
+            return None;
+        }
+        self.queued
+            .lock()
+            .expect("queue")
+            .insert(key)
+            .then_some(task)
+    }
+
+    fn searched_arch(&self, target: usize, seed: u64) -> Option<String> {
+        match self
+            .journal
+            .lock()
+            .expect("journal")
+            .get(&search_key(target, seed))
+        {
+            Some(Entry::Search { arch, .. }) => Some(arch.clone()),
+            _ => None,
+        }
+    }
+
+    /// The work a finished search makes ready: its architecture's
+    /// trainings, and shared-weight accuracies of every architecture of the
+    /// target on every finished search of the target.
+    fn after_search(&self, target: usize, seed: u64) -> Result<Vec<Task>, BenchmarkError> {
+        let arch = self
+            .searched_arch(target, seed)
+            .expect("the search is journaled");
+        let mut tasks = Vec::new();
+        for s in 0..self.settings.train_seeds as u64 {
+            tasks.extend(self.enqueue(Task::Train {
+                arch: arch.clone(),
+                seed: s,
+                searched: true,
+            }));
+        }
+        let finished: Vec<(u64, String)> = (1..=self.settings.searches as u64)
+            .filter_map(|s| self.searched_arch(target, s).map(|a| (s, a)))
+            .collect();
+        let mut archs: Vec<String> = self.plan.random[target]
+            .iter()
+            .map(|r| r.0.clone())
+            .collect();
+        archs.extend(finished.iter().map(|f| f.1.clone()));
+        for phase in [SharedPhase::Warmup, SharedPhase::Final] {
+            // This search's weights on every architecture of the target...
+            for a in &archs {
+                tasks.extend(self.enqueue(Task::Shared {
+                    target,
+                    seed,
+                    phase,
+                    arch: a.clone(),
+                }));
+            }
+            // ...and this search's architecture on the other searches' weights.
+            for (s, _) in &finished {
+                tasks.extend(self.enqueue(Task::Shared {
+                    target,
+                    seed: *s,
+                    phase,
+                    arch: arch.clone(),
+                }));
+            }
+        }
+        Ok(tasks)
+    }
+
+    fn search_data(&self, seed: u64) -> Arc<SearchData> {
+        let mut cache = self.search_data.lock().expect("cache");
+        cache
+            .entry(seed)
+            .or_insert_with(|| {
+                Arc::new(SearchData::prepare(
+                    &self.inputs.data.train,
+                    self.settings.limit_train,
+                    self.settings.holdout,
+                    seed,
+                ))
+            })
+            .clone()
+    }
+
+    fn execute(&self, task: Task) -> Result<Vec<Task>, BenchmarkError> {
+        let key = task.key();
+        let what = task.describe(&self.plan.targets_ms);
+        self.running
+            .lock()
+            .expect("running")
+            .insert(key.clone(), (what.clone(), Instant::now()));
+        let started = Instant::now();
+        let outcome = crate::train::in_thread_pool(Some(1), || {
+            let cpu0 = crate::bench::thread_cpu_ns();
+            self.perform(&task, started).map(|mut e| {
+                let cpu = cpu0
+                    .zip(crate::bench::thread_cpu_ns())
+                    .map_or(f64::NAN, |(a, b)| (b - a) as f64 / 1e9);
+                e.set_cpu_seconds(cpu);
+                e
+            })
+        })
+        .map_err(|e| BenchmarkError::Train {
+            arch: String::new(),
+            source: e,
+        })
+        .and_then(|r| r);
+        self.running.lock().expect("running").remove(&key);
+        let entry = outcome?;
+        let line = summary_line(&entry);
+        let done = {
+            let mut journal = self.journal.lock().expect("journal");
+            journal.append(entry)?;
+            journal.entries().count()
+        };
+        eprintln!("benchmark: [{done}/{}] {line}", self.total);
+        match task {
+            Task::Search { target, seed } => self.after_search(target, seed),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    fn perform(&self, task: &Task, started: Instant) -> Result<Entry, BenchmarkError> {
+        let space = &self.inputs.space;
+        match task {
+            Task::Search { target, seed } => {
+                let mut config = self.settings.search.clone();
+                config.target = self.plan.targets_ms[*target];
+                config.seed = *seed;
+                let data = self.search_data(*seed);
+                let opts = RunOptions {
+                    progress: false,
+                    stop_after: None,
+                };
+                let run_dir = self.files.search_run(*target, *seed);
+                let fail = |source| BenchmarkError::Search {
+                    target: *target,
+                    seed: *seed,
+                    source,
+                };
+                std::fs::create_dir_all(&run_dir).map_err(|e| BenchmarkError::Io {
+                    path: run_dir.clone(),
+                    source: e,
+                })?;
+                tunas_shared::write_atomic(&run_dir.join("space.toml"), space.to_toml().as_bytes())
+                    .map_err(|e| BenchmarkError::Io {
+                        path: run_dir.clone(),
+                        source: e,
+                    })?;
+                let result = crate::search::search(
+                    space,
+                    Some(&self.inputs.table),
+                    &data,
+                    &config,
+                    &run_dir,
+                    &opts,
+                )
+                .map_err(fail)?
+                .expect("runs to the end without stop_after");
+                Ok(Entry::Search {
+                    target: *target,
+                    seed: *seed,
+                    arch: result.arch,
+                    est_latency_ms: result.est_latency_ms.unwrap_or(f64::NAN),
+                    validation_accuracy: result.validation_accuracy,
+                    seconds: started.elapsed().as_secs_f64(),
+                    cpu_seconds: 0.0,
+                })
+            }
+            Task::Train { arch, seed, .. } => {
+                let a =
+                    Architecture::parse(space, arch).map_err(|e| BenchmarkError::BadSetting {
+                        what: "architecture",
+                        why: e.to_string(),
+                    })?;
+                let mut cfg = self.settings.recipe.clone();
+                cfg.seed = *seed;
+                cfg.limit_train = self.settings.limit_train;
+                let mut net = Supernet::new(space, *seed);
+                let report =
+                    crate::train::train_architecture(&mut net, &a, &self.inputs.data, &cfg, true)
+                        .map_err(|source| BenchmarkError::Train {
+                        arch: arch.clone(),
+                        source,
+                    })?;
+                Ok(Entry::Train {
+                    arch: arch.clone(),
+                    seed: *seed,
+                    test_accuracy: f64::from(report.test_accuracy),
+                    seconds: started.elapsed().as_secs_f64(),
+                    cpu_seconds: 0.0,
+                })
+            }
+            Task::Shared {
+                target,
+                seed,
+                phase,
+                arch,
+            } => {
+                let a =
+                    Architecture::parse(space, arch).map_err(|e| BenchmarkError::BadSetting {
+                        what: "architecture",
+                        why: e.to_string(),
+                    })?;
+                let files = crate::search::RunFiles {
+                    dir: self.files.search_run(*target, *seed),
+                };
+                let weights = match phase {
+                    SharedPhase::Warmup => files.warmup_weights(),
+                    SharedPhase::Final => files.weights(),
+                };
+                let data = self.search_data(*seed);
+                let accuracy = shared_weight_accuracy(
+                    space,
+                    &weights,
+                    &a,
+                    &data,
+                    self.settings.calibration_batches,
+                    self.settings.shared_eval_images,
+                )?;
+                Ok(Entry::Shared {
+                    target: *target,
+                    seed: *seed,
+                    phase: *phase,
+                    arch: arch.clone(),
+                    accuracy,
+                    seconds: started.elapsed().as_secs_f64(),
+                    cpu_seconds: 0.0,
+                })
+            }
+        }
+    }
+
+    /// A progress line every `every` seconds: done, running, ETA (also when
+    /// stderr is not a terminal).
+    fn heartbeat(&self, stop: &std::sync::atomic::AtomicBool, every: u64, jobs: usize) {
+        let mut last = Instant::now();
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(200));
+            if last.elapsed() < Duration::from_secs(every) {
+                continue;
+            }
+            last = Instant::now();
+            let (done, mean_s) = {
+                let j = self.journal.lock().expect("journal");
+                let n = j.entries().count();
+                let total_s: f64 = j.entries().map(Entry::seconds).sum();
+                (n, if n > 0 { total_s / n as f64 } else { f64::NAN })
+            };
+            let running: Vec<String> = self
+                .running
+                .lock()
+                .expect("running")
+                .values()
+                .map(|(what, t)| format!("{what} ({})", minutes(t.elapsed().as_secs_f64())))
+                .collect();
+            let left = self.total.saturating_sub(done);
+            let eta = if mean_s.is_finite() {
+                minutes(left as f64 * mean_s / jobs.max(1) as f64)
+            } else {
+                "unknown".into()
+            };
+            eprintln!(
+                "benchmark: {done}/{} done ({:.0}%), {} elapsed, ETA ~{eta}; running: {}",
+                self.total,
+                100.0 * done as f64 / self.total.max(1) as f64,
+                minutes(self.started.elapsed().as_secs_f64()),
+                running.join("; ")
+            );
+        }
+    }
+}
+
+fn minutes(s: f64) -> String {
+    if s < 90.0 {
+        format!("{s:.0} s")
+    } else {
+        format!("{:.1} min", s / 60.0)
+    }
+}
+
+fn summary_line(e: &Entry) -> String {
+    match e {
+        Entry::Search {
+            seed,
+            arch,
+            est_latency_ms,
+            validation_accuracy,
+            seconds,
+            ..
+        } => format!(
+            "search seed {seed}: {arch} at {est_latency_ms:.4} ms, validation {:.2}% ({})",
+            validation_accuracy * 100.0,
+            minutes(*seconds)
+        ),
+        Entry::Train {
+            arch,
+            seed,
+            test_accuracy,
+            seconds,
+            ..
+        } => format!(
+            "trained {arch} seed {seed}: {:.2}% test accuracy ({})",
+            test_accuracy * 100.0,
+            minutes(*seconds)
+        ),
+        Entry::Shared {
+            arch,
+            phase,
+            seed,
+            accuracy,
+            seconds,
+            ..
+        } => format!(
+            "{arch} on search {seed}'s {phase:?} weights: {:.2}% ({})",
+            accuracy * 100.0,
+            minutes(*seconds)
+        ),
+    }
+}
+
+/// Accuracy of `arch` with the shared weights in `weights`: BN statistics
+/// recalibrated on `calibration_batches` training batches of 256, then
+/// measured on the first `images` held-out images.
+pub fn shared_weight_accuracy(
+    space: &SearchSpace,
+    weights: &Path,
+    arch: &Architecture,
+    data: &SearchData,
+    calibration_batches: usize,
+    images: usize,
+) -> Result<f64, BenchmarkError> {
+    let mut net = Supernet::new(space, 0);
+    crate::weights::load_store(weights, &mut net.store)?;
+    crate::export::recalibrate_bn(
+        &mut net,
+        arch,
+        &data.train,
+        &data.maker,
+        calibration_batches,
+        256,
+    );
+    let n = images.min(data.validation.len());
+    let held_out: Dataset = data.validation.subset(&(0..n).collect::<Vec<_>>());
+    let plan = PathPlan::single(arch.clone());
+    Ok(f64::from(crate::train::evaluate_dataset(
+        &mut net,
+        &plan,
+        &held_out,
+        &data.maker,
+        500,
+    )))
+}

@@ -1,0 +1,190 @@
+//! Arguments of `benchmark`, turned into the library's settings.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use tunas_searcher::benchmark::{
+    self, BenchmarkInputs, BenchmarkSettings, RunSettings, TargetChoice,
+};
+use tunas_searcher::data::{DEFAULT_FASHION_MNIST_DIR, load_dir};
+use tunas_shared::LatencyTable;
+
+/// Arguments of `benchmark`.
+#[derive(Args, Debug)]
+pub struct BenchmarkArgs {
+    /// Latency table (from `tunas-profiler profile`).
+    #[arg(long, value_name = "FILE", required_unless_present = "report")]
+    table: Option<PathBuf>,
+    /// A built-in space name or a .toml file [default: the table's space].
+    #[arg(long, value_name = "NAME|FILE.toml")]
+    space: Option<String>,
+    /// Benchmark folder: benchmark.json, journal.jsonl, search runs,
+    /// report.json and one chart per target. Run the same command again to
+    /// resume.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Target latencies in ms, comma-separated [default: --percentiles 25,75].
+    #[arg(
+        long,
+        value_name = "MS,MS,...",
+        value_delimiter = ',',
+        conflicts_with = "percentiles"
+    )]
+    targets_ms: Vec<f64>,
+    /// Targets as percentiles of the estimated latency of 1,000 uniform
+    /// samples (seed 1, as `targets` prints them).
+    #[arg(long, value_name = "P,P,...", value_delimiter = ',')]
+    percentiles: Vec<f64>,
+    /// Searches per target (seeds 1..=N).
+    #[arg(long, default_value_t = 2)]
+    searches: usize,
+    /// Random architectures per target, from the band.
+    #[arg(long, default_value_t = 20)]
+    random: usize,
+    /// Relative band around the target for the random architectures.
+    #[arg(long, default_value_t = 0.03)]
+    band: f64,
+    /// Seed of the random architectures.
+    #[arg(long, default_value_t = 1)]
+    random_seed: u64,
+    /// Training seeds of every searched architecture (random ones: seed 0).
+    #[arg(long, default_value_t = 2)]
+    train_seeds: usize,
+    /// Epochs of the stand-alone recipe (SGD Nesterov 0.1, cosine, label
+    /// smoothing 0.1, pad-crop 2, batch 128, as `train`).
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    /// Search steps.
+    #[arg(long, default_value_t = 3000)]
+    steps: usize,
+    /// Validation batch of the search's Q.
+    #[arg(long, default_value_t = 128)]
+    validation_batch: usize,
+    /// Architectures sampled per search step.
+    #[arg(long, default_value_t = 1)]
+    samples_per_step: usize,
+    /// β of the search's reward.
+    #[arg(long, default_value_t = tunas_searcher::search::DEFAULT_BETA, allow_hyphen_values = true)]
+    beta: f64,
+    /// Folder with IDX or CIFAR-10 binary files.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_FASHION_MNIST_DIR)]
+    data: PathBuf,
+    /// Use only N training images (searches and trainings): quick runs.
+    #[arg(long, value_name = "N")]
+    limit_train: Option<usize>,
+    /// Held-out images of each search [default: 10,000 of 60,000, else a sixth].
+    #[arg(long, value_name = "N")]
+    holdout: Option<usize>,
+    /// Held-out images for each shared-weight accuracy.
+    #[arg(long, default_value_t = 2000)]
+    shared_eval_images: usize,
+    /// Batches of 256 that recalibrate BN before a shared-weight accuracy.
+    #[arg(long, default_value_t = 10)]
+    calibration_batches: usize,
+    /// Pieces of work side by side, one thread each [default: one per core].
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Seconds between progress lines on stderr (0: only a line per finished piece).
+    #[arg(long, default_value_t = 60)]
+    progress_every: u64,
+    /// Only write the report from the journal as it stands (also while a
+    /// benchmark runs).
+    #[arg(long)]
+    report: bool,
+    /// Print report.json to stdout instead of the text summary.
+    #[arg(long)]
+    json: bool,
+}
+
+impl BenchmarkArgs {
+    fn settings(&self) -> Result<BenchmarkSettings> {
+        let mut s = BenchmarkSettings::defaults();
+        s.targets = if !self.targets_ms.is_empty() {
+            TargetChoice::Ms(self.targets_ms.clone())
+        } else if !self.percentiles.is_empty() {
+            TargetChoice::Percentiles(self.percentiles.clone())
+        } else {
+            s.targets
+        };
+        s.searches = self.searches;
+        s.random = self.random;
+        s.band = self.band;
+        s.random_seed = self.random_seed;
+        s.train_seeds = self.train_seeds;
+        s.recipe.epochs = self.epochs;
+        s.search = tunas_searcher::search::SearchConfig::defaults(self.steps.max(4), 1.0);
+        s.search.steps = self.steps;
+        s.search.validation_batch = self.validation_batch;
+        s.search.samples_per_step = self.samples_per_step;
+        s.search.beta = self.beta;
+        s.holdout = self.holdout;
+        s.limit_train = self.limit_train;
+        s.shared_eval_images = self.shared_eval_images;
+        s.calibration_batches = self.calibration_batches;
+        s.check().map_err(flag_error)?;
+        s.search.check().map_err(|e| anyhow::anyhow!("--{e}"))?;
+        if self.epochs == 0 {
+            bail!("--epochs: train for at least one epoch");
+        }
+        if self.limit_train == Some(0) {
+            bail!("--limit-train: at least one image");
+        }
+        Ok(s)
+    }
+}
+
+/// The library names settings without dashes; here they are flags.
+fn flag_error(e: benchmark::BenchmarkError) -> anyhow::Error {
+    match e {
+        benchmark::BenchmarkError::BadSetting { what, why } => {
+            anyhow::anyhow!("--{what}: {why}")
+        }
+        other => other.into(),
+    }
+}
+
+/// `benchmark`.
+pub fn run_benchmark(a: BenchmarkArgs) -> Result<()> {
+    let report = if a.report {
+        benchmark::report_only(&a.out)?
+    } else {
+        let settings = a.settings()?;
+        let jobs = match a.jobs {
+            Some(0) => bail!("--jobs: at least 1"),
+            Some(j) => j,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let table_path = a.table.clone().expect("clap requires --table");
+        let bytes = std::fs::read(&table_path)
+            .with_context(|| format!("--table {}", table_path.display()))?;
+        let table = LatencyTable::read(&table_path)?;
+        let space = crate::search_cmd::space_for(a.space.as_deref(), Some(&table))?;
+        table.check_space(&space)?;
+        let data = load_dir(&a.data).with_context(|| format!("--data {}", a.data.display()))?;
+        let inputs = BenchmarkInputs {
+            space,
+            table,
+            table_path,
+            table_digest: tunas_shared::content_digest(&bytes),
+            data,
+            data_origin: a.data.display().to_string(),
+        };
+        let how = RunSettings {
+            jobs,
+            progress_every_s: a.progress_every,
+        };
+        benchmark::run(&a.out, &inputs, &settings, &how).map_err(flag_error)?
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", benchmark::report_text(&report));
+        eprintln!(
+            "report: {} and one chart per target (target-N.svg) in {}",
+            a.out.join("report.json").display(),
+            a.out.display()
+        );
+    }
+    Ok(())
+}
