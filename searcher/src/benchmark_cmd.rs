@@ -34,7 +34,12 @@ pub struct BenchmarkArgs {
     targets_ms: Vec<f64>,
     /// Targets as percentiles of the estimated latency of 1,000 uniform
     /// samples (seed 1, as `targets` prints them).
-    #[arg(long, value_name = "P,P,...", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "P,P,...",
+        value_delimiter = ',',
+        allow_hyphen_values = true
+    )]
     percentiles: Vec<f64>,
     /// Searches per target (seeds 1..=N).
     #[arg(long, default_value_t = 2)]

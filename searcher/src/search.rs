@@ -173,17 +173,19 @@ impl SearchConfig {
                 format!("{}: the target must be a positive number", self.target),
             );
         }
-        if !positive(self.rl_learning_rate) {
+        // Adam moves a logit by about the RL rate per step (the default
+        // 40 / search steps is 13 for a 4-step test search); past 1000 the
+        // softmax saturates at once, and SGD steps of more than 10 diverge:
+        // larger rates are mistakes.
+        if !(positive(self.rl_learning_rate) && self.rl_learning_rate <= 1000.0) {
             return bad(
                 "rl-lr",
-                format!("{}: must be a positive number", self.rl_learning_rate),
+                format!("{}: must lie in (0, 1000]", self.rl_learning_rate),
             );
         }
-        if !positive(f64::from(self.weight_learning_rate)) {
-            return bad(
-                "lr",
-                format!("{}: must be a positive number", self.weight_learning_rate),
-            );
+        let lr = f64::from(self.weight_learning_rate);
+        if !(positive(lr) && lr <= 10.0) {
+            return bad("lr", format!("{lr}: must lie in (0, 10]"));
         }
         if !(0.0..1.0).contains(&self.warmup_fraction) {
             return bad(

@@ -148,6 +148,23 @@ fn same_on_resume<T: PartialEq + std::fmt::Debug>(
     }
 }
 
+/// [`same_on_resume`] for a count that may have been left to its default.
+fn same_count_on_resume(
+    flag: &str,
+    given: Option<usize>,
+    stored: Option<usize>,
+    dir: &Path,
+) -> Result<()> {
+    match (given, stored) {
+        (Some(g), s) if Some(g) != s => bail!(
+            "{flag} {g} differs from the {} that the run in {} was started with; a resumed run keeps its settings (start a new run with --out for other ones)",
+            s.map_or("default".to_string(), |s| s.to_string()),
+            dir.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
 impl SearchArgs {
     fn resource(&self) -> Resource {
         match self.resource {
@@ -276,13 +293,8 @@ impl SearchArgs {
         )?;
         let data = self.data.as_ref().map(|d| d.display().to_string());
         same_on_resume("--data", data, inputs.data.clone(), dir)?;
-        same_on_resume(
-            "--limit-train",
-            self.limit_train.map(Some),
-            inputs.limit_train,
-            dir,
-        )?;
-        same_on_resume("--holdout", self.holdout.map(Some), inputs.holdout, dir)?;
+        same_count_on_resume("--limit-train", self.limit_train, inputs.limit_train, dir)?;
+        same_count_on_resume("--holdout", self.holdout, inputs.holdout, dir)?;
         if self.deterministic && !inputs.deterministic {
             bail!(
                 "--deterministic: the run in {} was started without it; a resumed run keeps its settings",

@@ -4,6 +4,8 @@
 //! - `tables`: the latency-table schema, strict reading, estimates.
 //! - `cli`: the command-line tools as a user runs them.
 //! - `search`: the search loop, kill and resume, export to ONNX.
+//! - `benchmark`: searched against random networks, journal and resume.
+//! - `reliability`: every numeric flag and bad file, refused before work.
 //! - `profiler`: profile / resume / errors with the real ONNX Runtime.
 //! - `training`: stand-alone training, weight files, deterministic mode.
 //! - `onnx_models`: every generated ONNX model passes the `onnx` checker.
@@ -11,10 +13,12 @@
 //!   OpenSSH server on 127.0.0.1), the aarch64 build under qemu, refresh,
 //!   and the thermal sentinel.
 
+mod benchmark;
 mod cli;
 mod devices;
 mod onnx_models;
 mod profiler;
+mod reliability;
 mod search;
 mod spaces;
 mod tables;

@@ -153,8 +153,6 @@ pub enum TargetChoice {
 pub const TARGET_SAMPLES: usize = 1000;
 /// See [`TARGET_SAMPLES`].
 pub const TARGET_SEED: u64 = 1;
-/// Uniform draws tried to fill a band with random architectures.
-pub const BAND_DRAWS: usize = 1_000_000;
 
 /// Everything that defines a benchmark (what `benchmark.json` records).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -169,6 +167,9 @@ pub struct BenchmarkSettings {
     pub band: f64,
     /// Seed of the random architectures.
     pub random_seed: u64,
+    /// Uniform draws tried to fill each band.
+    #[serde(default = "default_band_draws")]
+    pub band_draws: usize,
     /// Training seeds of each searched architecture (0..train_seeds); random
     /// architectures are trained with seed 0.
     pub train_seeds: usize,
@@ -188,6 +189,10 @@ pub struct BenchmarkSettings {
     pub calibration_batches: usize,
 }
 
+fn default_band_draws() -> usize {
+    1_000_000
+}
+
 impl BenchmarkSettings {
     /// The defaults: targets at the 25th and 75th percentiles, 2 searches
     /// and 20 random architectures per target in a ±3% band, 2 training
@@ -202,6 +207,7 @@ impl BenchmarkSettings {
             random: 20,
             band: 0.03,
             random_seed: 1,
+            band_draws: default_band_draws(),
             train_seeds: 2,
             recipe,
             search: SearchConfig::defaults(3000, 1.0),
@@ -216,9 +222,9 @@ impl BenchmarkSettings {
     pub fn check(&self) -> Result<(), BenchmarkError> {
         let bad = |what, why: String| Err(BenchmarkError::BadSetting { what, why });
         match &self.targets {
-            TargetChoice::Ms(v) if v.is_empty() => bad("targets", "give at least one".into())?,
+            TargetChoice::Ms(v) if v.is_empty() => bad("targets-ms", "give at least one".into())?,
             TargetChoice::Ms(v) if v.iter().any(|t| !(t.is_finite() && *t > 0.0)) => bad(
-                "targets",
+                "targets-ms",
                 format!("{v:?}: every target must be a positive number of ms"),
             )?,
             TargetChoice::Percentiles(v) if v.is_empty() => {
@@ -389,6 +395,7 @@ impl BenchmarkDir {
 }
 
 /// The plan: targets and the random architectures of each.
+#[derive(Clone, Debug)]
 pub struct Plan {
     /// Target latencies, ms.
     pub targets_ms: Vec<f64>,
@@ -423,7 +430,7 @@ impl Plan {
                 settings.band,
                 settings.random,
                 settings.random_seed,
-                BAND_DRAWS,
+                settings.band_draws,
             )
             .map_err(|e| match e {
                 SearchError::Table(t) => BenchmarkError::Table(t),
@@ -438,7 +445,7 @@ impl Plan {
                     found: kept.len(),
                     wanted: settings.random,
                     band_pct: settings.band * 100.0,
-                    draws: BAND_DRAWS,
+                    draws: settings.band_draws,
                 });
             }
             random.push(

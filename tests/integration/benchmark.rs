@@ -1,0 +1,204 @@
+//! The search-vs-random benchmark on a tiny configuration (few steps, two
+//! random networks, one short epoch on the repo's subset): every piece of
+//! work runs, a rerun redoes nothing, a torn journal line is redone, and a
+//! folder of other settings is refused.
+
+use std::path::{Path, PathBuf};
+
+use tunas_searcher::benchmark::{
+    self, BenchmarkError, BenchmarkInputs, BenchmarkSettings, RunSettings, TargetChoice,
+};
+use tunas_searcher::data::load_idx_dir;
+use tunas_shared::{LatencyTable, builtin_space};
+
+fn subset_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../searcher/testdata/fashion-mnist-subset")
+}
+
+fn reference_table() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tables/x86_64-amd-epyc-1t/tiny28.csv")
+}
+
+fn inputs() -> BenchmarkInputs {
+    let path = reference_table();
+    let bytes = std::fs::read(&path).unwrap();
+    let mut data = load_idx_dir(&subset_dir()).unwrap();
+    data.test = data.test.subset(&(0..200).collect::<Vec<_>>());
+    BenchmarkInputs {
+        space: builtin_space("tiny28").unwrap(),
+        table: LatencyTable::read(&path).unwrap(),
+        table_path: path,
+        table_digest: tunas_shared::content_digest(&bytes),
+        data,
+        data_origin: subset_dir().display().to_string(),
+    }
+}
+
+fn tiny() -> BenchmarkSettings {
+    let mut s = BenchmarkSettings::defaults();
+    s.targets = TargetChoice::Percentiles(vec![50.0]);
+    s.searches = 1;
+    s.random = 2;
+    s.train_seeds = 2;
+    s.recipe.epochs = 1;
+    s.recipe.batch = 32;
+    s.search.steps = 8;
+    s.search.batch = 16;
+    s.search.validation_batch = 16;
+    s.search.checkpoint_every = 4;
+    s.limit_train = Some(400);
+    s.holdout = Some(100);
+    s.shared_eval_images = 50;
+    s.calibration_batches = 1;
+    s
+}
+
+fn how() -> RunSettings {
+    RunSettings {
+        jobs: 2,
+        progress_every_s: 0,
+    }
+}
+
+fn journal_lines(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn tiny_benchmark_runs_every_piece_and_a_rerun_redoes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = inputs();
+    let report = benchmark::run(dir.path(), &inputs, &tiny(), &how()).unwrap();
+    assert!(report.complete);
+    let t = &report.targets[0];
+    assert_eq!(t.random.trained, 2);
+    assert_eq!(t.searched.len(), 1);
+    let s = &t.searched[0];
+    assert_eq!(s.test_accuracies.len(), 2, "two training seeds");
+    assert!(t.training_noise_points.is_some());
+    assert!(t.gap_to_p90_points.is_some());
+    // Shared-weight accuracies on both weights, over the 2 random + 1
+    // searched architectures.
+    assert_eq!(t.rank_correlation.len(), 2);
+    assert!(t.rank_correlation.iter().all(|c| c.n == 3));
+    // 1 search + 2 random + 2 searched trainings + 2 phases × 3 archs.
+    let lines = journal_lines(dir.path());
+    assert_eq!(lines.len(), 1 + 2 + 2 + 6);
+    for f in [
+        "benchmark.json",
+        "report.json",
+        "random.json",
+        "search-t0-s1/result.json",
+        "search-t0-s1/warmup.weights",
+    ] {
+        assert!(dir.path().join(f).exists(), "{f} missing");
+    }
+    assert!(!dir.path().join("lock").exists(), "the lock is released");
+    // Every piece has its CPU time.
+    let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert!(v["cpu_seconds"].as_f64().unwrap() > 0.0, "{v}");
+
+    // A rerun finds everything done and writes the same report.
+    let again = benchmark::run(dir.path(), &inputs, &tiny(), &how()).unwrap();
+    assert_eq!(journal_lines(dir.path()), lines);
+    assert_eq!(
+        serde_json::to_value(&again.targets).unwrap(),
+        serde_json::to_value(&report.targets).unwrap()
+    );
+    // The report can also be written from the journal alone.
+    let only = benchmark::report_only(dir.path()).unwrap();
+    assert_eq!(
+        serde_json::to_value(&only.targets).unwrap(),
+        serde_json::to_value(&report.targets).unwrap()
+    );
+    let text = benchmark::report_text(&report);
+    assert!(text.contains("searched seed 1"), "{text}");
+    assert!(text.contains("Kendall τ"), "{text}");
+}
+
+#[test]
+fn a_killed_benchmark_redoes_only_the_torn_piece() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = inputs();
+    let mut settings = tiny();
+    settings.train_seeds = 1;
+    benchmark::run(dir.path(), &inputs, &settings, &how()).unwrap();
+    let lines = journal_lines(dir.path());
+    // A kill in the middle of the last write leaves half a line; the work
+    // of that line is done again, nothing else.
+    let last = lines.last().unwrap().clone();
+    let kept: String = lines[..lines.len() - 1]
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(
+        dir.path().join("journal.jsonl"),
+        format!("{kept}{}", &last[..last.len() / 2]),
+    )
+    .unwrap();
+    benchmark::run(dir.path(), &inputs, &settings, &how()).unwrap();
+    let after = journal_lines(dir.path());
+    assert_eq!(after.len(), lines.len());
+    assert_eq!(after[..lines.len() - 1], lines[..lines.len() - 1]);
+    let key = |l: &str| {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        (
+            v["kind"].clone(),
+            v["arch"].clone(),
+            v["seed"].clone(),
+            v["phase"].clone(),
+        )
+    };
+    assert_eq!(key(&after[lines.len() - 1]), key(&last));
+}
+
+#[test]
+fn a_folder_of_other_settings_is_refused_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = inputs();
+    let mut settings = tiny();
+    settings.random = 2;
+    // Only the manifest is needed: prepare writes it without running.
+    benchmark::prepare(dir.path(), &inputs, &settings).unwrap();
+    let mut other = settings.clone();
+    other.recipe.epochs = 2;
+    let err = benchmark::prepare(dir.path(), &inputs, &other).unwrap_err();
+    match &err {
+        BenchmarkError::Mismatch {
+            key, stored, given, ..
+        } => {
+            assert_eq!(key, "settings.recipe.epochs");
+            assert_eq!((stored.as_str(), given.as_str()), ("1", "2"));
+        }
+        e => panic!("expected a mismatch, got {e}"),
+    }
+    // Another table (another digest) is refused too.
+    let mut moved = BenchmarkInputs {
+        table_digest: "0000000000000000".into(),
+        ..inputs
+    };
+    let err = benchmark::prepare(dir.path(), &moved, &settings).unwrap_err();
+    assert!(err.to_string().contains("table_digest"), "{err}");
+    // ...and another space's table is refused before anything is written.
+    moved.space = builtin_space("proxylessnas").unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    assert!(benchmark::prepare(fresh.path(), &moved, &settings).is_err());
+}
+
+#[test]
+fn an_unreachable_band_is_said_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = tiny();
+    settings.targets = TargetChoice::Ms(vec![0.001]);
+    settings.band_draws = 2000;
+    let err = benchmark::prepare(dir.path(), &inputs(), &settings).unwrap_err();
+    assert!(
+        matches!(err, BenchmarkError::BandUnreachable { found: 0, .. }),
+        "{err}"
+    );
+    assert!(!dir.path().join("benchmark.json").exists());
+}
