@@ -1,6 +1,7 @@
 //! `tunas-profiler export`: our tables in the formats the PyTorch searchers
-//! people already use read (SPEC §3): ProxylessNAS and Once-for-All latency
-//! look-up tables (YAML keyed by op, `count` / `mean` / `var` in ms), or JSON.
+//! people already use read (docs/design.md, "Refresh, validate, compare,
+//! export"): ProxylessNAS and Once-for-All latency look-up tables (YAML
+//! keyed by op, `count` / `mean` / `var` in ms), or JSON.
 
 use serde::Serialize;
 use tunas_shared::{LatencyTable, OpKey, OpKind};

@@ -68,8 +68,8 @@ impl BenchVariant {
 }
 
 /// The op-warm-up plan: every kernel, squeeze-excite and skip decision of
-/// `space` runs all its values (SPEC §4); filters and expansion keep
-/// `arch`'s values.
+/// `space` runs all its values (docs/design.md, "One step"); filters and
+/// expansion keep `arch`'s values.
 pub fn all_values_plan(space: &SearchSpace, arch: &Architecture, rematerialize: bool) -> PathPlan {
     PathPlan {
         arch: arch.clone(),

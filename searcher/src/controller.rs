@@ -1,6 +1,7 @@
-//! The REINFORCE controller of TuNAS (SPEC §4): one logits vector per
-//! decision, sampled independently; log-probability and entropy count only
-//! the decisions that are active for the sampled architecture.
+//! The REINFORCE controller of TuNAS (docs/design.md, "Controller"): one
+//! logits vector per decision, sampled independently; log-probability and
+//! entropy count only the decisions that are active for the sampled
+//! architecture.
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};

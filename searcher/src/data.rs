@@ -1,6 +1,7 @@
 //! Image classification data: IDX (MNIST, Fashion-MNIST; gzipped or not)
 //! and CIFAR-10 binary batches, a seeded train/validation split, shuffled
-//! batches with normalisation and cheap augmentation (SPEC §5).
+//! batches with normalisation and cheap augmentation (docs/design.md,
+//! "Data").
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

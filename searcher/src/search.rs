@@ -1,4 +1,5 @@
-//! The TuNAS search loop (SPEC §4).
+//! The TuNAS search loop (docs/design.md, "The search"; the defaults'
+//! evidence is in docs/decisions/).
 //!
 //! Each step samples an architecture (uniformly during the warm-up, from the
 //! controller after it), trains the shared weights it uses on a training

@@ -1,4 +1,5 @@
-//! The weight-sharing supernet of a search space (SPEC §4).
+//! The weight-sharing supernet of a search space (docs/design.md,
+//! "Supernet").
 //!
 //! Every layer keeps its widest weights; an architecture uses the first k
 //! channels of each (computing only the active channels gives the same

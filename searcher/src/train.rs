@@ -1,5 +1,5 @@
-//! Stand-alone training of one fixed architecture from scratch (SPEC §4,
-//! "Stand-alone training of the result"), and its evaluation on the test
+//! Stand-alone training of one fixed architecture from scratch
+//! (docs/design.md, "After the search"), and its evaluation on the test
 //! set with fixed (running) BN statistics.
 //!
 //! The architecture runs as a single path of a fresh [`Supernet`]: the

@@ -1,4 +1,4 @@
-//! The four built-in search spaces of SPEC §2.
+//! The four built-in search spaces (docs/design.md, "Built-in spaces").
 
 use crate::error::SpaceError;
 use crate::space::{

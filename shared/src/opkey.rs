@@ -1,4 +1,5 @@
-//! Op keys: everything that changes an op's cost (SPEC §3).
+//! Op keys: everything that changes an op's cost (docs/design.md,
+//! "Architectures and op keys").
 //!
 //! The ops of an architecture, summed, are the whole network: stem, every
 //! layer that is not skipped, head conv (with its global average pool), the

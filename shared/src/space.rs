@@ -1,5 +1,5 @@
 //! Search spaces: a fixed network skeleton plus a list of categorical
-//! decisions (SPEC §2).
+//! decisions (docs/design.md, "Search spaces").
 //!
 //! A skeleton field is a [`Param`]: either a fixed value or a reference
 //! `"@decision-name"` to one of the space's [`Decision`]s. A decision may be

@@ -1,5 +1,5 @@
 //! Latency tables: one row per op key with its timing statistics, plus the
-//! provenance of the measurements (SPEC §3).
+//! provenance of the measurements (docs/design.md, "Latency tables").
 //!
 //! The file is CSV preceded by `# field = value` provenance lines:
 //!

@@ -1,6 +1,6 @@
-//! Search spaces and architectures: the built-in spaces match SPEC §2, TOML
-//! and text forms round-trip, op-key sets cover every sampled architecture,
-//! and parsers never panic.
+//! Search spaces and architectures: the built-in spaces match
+//! docs/design.md ("Built-in spaces"), TOML and text forms round-trip,
+//! op-key sets cover every sampled architecture, and parsers never panic.
 
 use std::collections::BTreeSet;
 
