@@ -247,6 +247,20 @@ impl TrainConfig {
                 "must be in [0, 1)",
             );
         }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return bad(
+                "--momentum",
+                self.momentum.to_string(),
+                "must lie in [0, 1)",
+            );
+        }
+        if self.pad_crop > 64 {
+            return bad(
+                "--pad-crop",
+                self.pad_crop.to_string(),
+                "pads of more than 64 pixels leave no image",
+            );
+        }
         if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
             return bad(
                 "--weight-decay",

@@ -322,3 +322,95 @@ fn benchmark_flags_are_checked_before_work() {
         "nothing written before the checks"
     );
 }
+
+#[test]
+fn every_numeric_train_and_bench_flag_ends_cleanly_on_hostile_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = strings(&[
+        "train",
+        "--space",
+        "tiny28",
+        "--arch",
+        &"0".repeat(30),
+        "--data",
+        &subset_dir(),
+        "--epochs",
+        "1",
+        "--limit-train",
+        "64",
+        "--batch",
+        "32",
+        "--quiet",
+        "--out",
+        &dir.path().join("t").display().to_string(),
+    ]);
+    let mut accepted = Vec::new();
+    let mut cases = 0;
+    for flag in [
+        "--epochs",
+        "--batch",
+        "--lr",
+        "--weight-decay",
+        "--momentum",
+        "--label-smoothing",
+        "--warmup",
+        "--pad-crop",
+        "--seed",
+        "--threads",
+        "--limit-train",
+        "--recalibrate-bn",
+    ] {
+        for value in HOSTILE {
+            cases += 1;
+            if ended_cleanly(
+                &run_s(&with(&train, flag, value)),
+                &format!("train {flag} {value}"),
+            ) {
+                accepted.push(format!("{flag} {value}"));
+            }
+        }
+    }
+    let bench = strings(&[
+        "bench",
+        "--arch",
+        &"0".repeat(30),
+        "--batch",
+        "2",
+        "--steps",
+        "1",
+    ]);
+    for flag in [
+        "--batch",
+        "--threads",
+        "--steps",
+        "--warmup-steps",
+        "--seed",
+    ] {
+        for value in HOSTILE {
+            cases += 1;
+            if ended_cleanly(
+                &run_s(&with(&bench, flag, value)),
+                &format!("bench {flag} {value}"),
+            ) {
+                accepted.push(format!("bench {flag} {value}"));
+            }
+        }
+    }
+    assert_eq!(cases, 68);
+    // Zero is a meaning for these: no decay, no momentum, no smoothing, no
+    // warm-up, no padding, seed 0, training's own BN averages, no warm-up steps.
+    assert_eq!(
+        accepted,
+        [
+            "--weight-decay 0",
+            "--momentum 0",
+            "--label-smoothing 0",
+            "--warmup 0",
+            "--pad-crop 0",
+            "--seed 0",
+            "--recalibrate-bn 0",
+            "bench --warmup-steps 0",
+            "bench --seed 0",
+        ]
+    );
+}
