@@ -140,13 +140,37 @@ impl BenchmarkArgs {
 }
 
 /// The library names settings without dashes; here they are flags.
-fn flag_error(e: benchmark::BenchmarkError) -> anyhow::Error {
+pub fn flag_error(e: benchmark::BenchmarkError) -> anyhow::Error {
     match e {
         benchmark::BenchmarkError::BadSetting { what, why } => {
             anyhow::anyhow!("--{what}: {why}")
         }
         other => other.into(),
     }
+}
+
+/// The table (with its digest), its space and the images, checked
+/// against each other.
+pub fn read_inputs(
+    table_path: &std::path::Path,
+    space: Option<&str>,
+    data: &std::path::Path,
+) -> Result<BenchmarkInputs> {
+    let bytes =
+        std::fs::read(table_path).with_context(|| format!("--table {}", table_path.display()))?;
+    let table = LatencyTable::read(table_path)?;
+    let space = crate::search_cmd::space_for(space, Some(&table))?;
+    table.check_space(&space)?;
+    let images = load_dir(data).with_context(|| format!("--data {}", data.display()))?;
+    tunas_searcher::train::check_data(&space, &images.train)?;
+    Ok(BenchmarkInputs {
+        space,
+        table,
+        table_path: table_path.to_path_buf(),
+        table_digest: tunas_shared::content_digest(&bytes),
+        data: images,
+        data_origin: data.display().to_string(),
+    })
 }
 
 /// `benchmark`.
@@ -161,20 +185,7 @@ pub fn run_benchmark(a: BenchmarkArgs) -> Result<()> {
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         let table_path = a.table.clone().expect("clap requires --table");
-        let bytes = std::fs::read(&table_path)
-            .with_context(|| format!("--table {}", table_path.display()))?;
-        let table = LatencyTable::read(&table_path)?;
-        let space = crate::search_cmd::space_for(a.space.as_deref(), Some(&table))?;
-        table.check_space(&space)?;
-        let data = load_dir(&a.data).with_context(|| format!("--data {}", a.data.display()))?;
-        let inputs = BenchmarkInputs {
-            space,
-            table,
-            table_path,
-            table_digest: tunas_shared::content_digest(&bytes),
-            data,
-            data_origin: a.data.display().to_string(),
-        };
+        let inputs = read_inputs(&table_path, a.space.as_deref(), &a.data)?;
         let how = RunSettings {
             jobs,
             progress_every_s: a.progress_every,

@@ -23,5 +23,6 @@ pub mod layers;
 pub mod optim;
 pub mod search;
 pub mod supernet;
+pub mod sweep;
 pub mod train;
 pub mod weights;

@@ -11,6 +11,7 @@ use tunas_searcher::estimate;
 
 mod benchmark_cmd;
 mod search_cmd;
+mod sweep_cmd;
 
 use tunas_shared::{Architecture, LatencyTable, load_space};
 
@@ -66,6 +67,9 @@ enum Command {
     /// random architectures from the band, stand-alone training of all,
     /// shared-weight rank correlation; resumable, with a report and charts.
     Benchmark(benchmark_cmd::BenchmarkArgs),
+    /// A family of networks: one search per target latency (a size
+    /// ladder), resumable, with the accuracy/latency front as JSON and chart.
+    Sweep(sweep_cmd::SweepArgs),
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -93,6 +97,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Random(args) => search_cmd::run_random(args)?,
         Command::Targets(args) => search_cmd::run_targets(args)?,
         Command::Benchmark(args) => benchmark_cmd::run_benchmark(args)?,
+        Command::Sweep(args) => sweep_cmd::run_sweep(args)?,
     }
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! The search-vs-random benchmark on a tiny configuration (few steps, two
 //! random networks, one short epoch on the repo's subset): every piece of
 //! work runs, a rerun redoes nothing, a torn journal line is redone, and a
-//! folder of other settings is refused.
+//! folder of other settings is refused. And a sweep: one search per
+//! target, resumed, its folder guarded the same way.
 
 use std::path::{Path, PathBuf};
 
@@ -201,4 +202,47 @@ fn an_unreachable_band_is_said_before_any_work() {
         "{err}"
     );
     assert!(!dir.path().join("benchmark.json").exists());
+}
+
+#[test]
+fn a_two_target_sweep_gives_a_front_and_resumes() {
+    use tunas_searcher::sweep::{self, SweepSettings};
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = inputs();
+    let t = tiny();
+    let settings = SweepSettings {
+        targets: TargetChoice::Percentiles(vec![25.0, 75.0]),
+        search: t.search.clone(),
+        holdout: t.holdout,
+        limit_train: t.limit_train,
+    };
+    let front = sweep::run(dir.path(), &inputs, &settings, 2, false).unwrap();
+    assert_eq!(front.points.len(), 2);
+    assert!(front.points[0].target_ms < front.points[1].target_ms);
+    for f in [
+        "sweep.json",
+        "front.json",
+        "target-0/result.json",
+        "target-1/result.json",
+    ] {
+        assert!(dir.path().join(f).exists(), "{f} missing");
+    }
+    // Again: the finished searches are read back, not run.
+    let stamp = |i: usize| {
+        std::fs::metadata(dir.path().join(format!("target-{i}/result.json")))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let before = (stamp(0), stamp(1));
+    let again = sweep::run(dir.path(), &inputs, &settings, 2, false).unwrap();
+    assert_eq!((stamp(0), stamp(1)), before);
+    assert_eq!(again.points[1].arch, front.points[1].arch);
+    // Another search setting in the same folder is refused.
+    let mut other = settings.clone();
+    other.search.beta = -0.2;
+    let err = sweep::run(dir.path(), &inputs, &other, 1, false).unwrap_err();
+    assert!(err.to_string().contains("settings.search.beta"), "{err}");
+    let text = sweep::text(&front);
+    assert_eq!(text.lines().count(), 3, "{text}");
 }

@@ -19,7 +19,7 @@
 //! (`report.json`, one chart per target).
 
 mod journal;
-mod pool;
+pub(crate) mod pool;
 mod report;
 mod runner;
 
@@ -62,7 +62,7 @@ pub enum BenchmarkError {
     },
     /// The folder holds a benchmark with other settings.
     #[error(
-        "{}: the benchmark there was made with {key} = {stored}, this one has {given}; results of different settings are never mixed: use another folder, or the same settings",
+        "{}: the work in this folder was made with {key} = {stored}, this run has {given}; results of different settings are never mixed: use another folder, or the same settings",
         dir.display()
     )]
     Mismatch {
@@ -149,6 +149,46 @@ pub enum TargetChoice {
     Percentiles(Vec<f64>),
 }
 
+impl TargetChoice {
+    /// Checks the values: positive finite latencies, percentiles in [0, 100].
+    pub fn check(&self) -> Result<(), BenchmarkError> {
+        let bad = |what, why: String| Err(BenchmarkError::BadSetting { what, why });
+        match self {
+            TargetChoice::Ms(v) if v.is_empty() => bad("targets-ms", "give at least one".into()),
+            TargetChoice::Ms(v) if v.iter().any(|t| !(t.is_finite() && *t > 0.0)) => bad(
+                "targets-ms",
+                format!("{v:?}: every target must be a positive number of ms"),
+            ),
+            TargetChoice::Percentiles(v) if v.is_empty() => {
+                bad("percentiles", "give at least one".into())
+            }
+            TargetChoice::Percentiles(v) if v.iter().any(|p| !(0.0..=100.0).contains(p)) => bad(
+                "percentiles",
+                format!("{v:?}: every percentile must lie in [0, 100]"),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// The target latencies, ms.
+    pub fn resolve(
+        &self,
+        space: &SearchSpace,
+        table: &LatencyTable,
+    ) -> Result<Vec<f64>, tunas_shared::TableError> {
+        Ok(match self {
+            TargetChoice::Ms(v) => v.clone(),
+            TargetChoice::Percentiles(p) => {
+                let sorted =
+                    crate::search::latency_samples(space, table, TARGET_SAMPLES, TARGET_SEED)?;
+                p.iter()
+                    .map(|q| tunas_shared::table::quantile(&sorted, q / 100.0))
+                    .collect()
+            }
+        })
+    }
+}
+
 /// Uniform samples and seed of the percentile targets (as `targets` uses).
 pub const TARGET_SAMPLES: usize = 1000;
 /// See [`TARGET_SAMPLES`].
@@ -221,21 +261,7 @@ impl BenchmarkSettings {
     /// Checks ranges before any work.
     pub fn check(&self) -> Result<(), BenchmarkError> {
         let bad = |what, why: String| Err(BenchmarkError::BadSetting { what, why });
-        match &self.targets {
-            TargetChoice::Ms(v) if v.is_empty() => bad("targets-ms", "give at least one".into())?,
-            TargetChoice::Ms(v) if v.iter().any(|t| !(t.is_finite() && *t > 0.0)) => bad(
-                "targets-ms",
-                format!("{v:?}: every target must be a positive number of ms"),
-            )?,
-            TargetChoice::Percentiles(v) if v.is_empty() => {
-                bad("percentiles", "give at least one".into())?
-            }
-            TargetChoice::Percentiles(v) if v.iter().any(|p| !(0.0..=100.0).contains(p)) => bad(
-                "percentiles",
-                format!("{v:?}: every percentile must lie in [0, 100]"),
-            )?,
-            _ => {}
-        }
+        self.targets.check()?;
         if self.searches == 0 {
             bad("searches", "at least one search per target".into())?;
         }
@@ -300,7 +326,7 @@ pub struct Manifest {
     pub settings: BenchmarkSettings,
 }
 
-/// Keys of [`Manifest`] that may differ between runs of one benchmark.
+/// Keys of a manifest that may differ between runs of one folder.
 const INFORMATIONAL_KEYS: [&str; 1] = ["table"];
 
 impl Manifest {
@@ -310,27 +336,68 @@ impl Manifest {
 
     /// The manifest stored in `dir`, if any.
     pub fn read(dir: &Path) -> Result<Option<Manifest>, BenchmarkError> {
-        let path = Self::file(dir);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(BenchmarkError::Io { path, source: e }),
-        };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| BenchmarkError::Journal {
-                path,
-                line: e.line(),
-                message: e.to_string(),
-            })
+        read_manifest(&Self::file(dir))
     }
+}
 
-    /// The first setting in which `self` (stored) and `given` differ.
-    fn first_difference(&self, given: &Manifest) -> Option<(String, String, String)> {
-        let a = serde_json::to_value(self).expect("serialises");
-        let b = serde_json::to_value(given).expect("serialises");
-        first_difference(&a, &b, "")
-            .filter(|(key, _, _)| !INFORMATIONAL_KEYS.contains(&key.as_str()))
+/// The manifest stored at `path`, if any.
+pub(crate) fn read_manifest<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<Option<T>, BenchmarkError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(BenchmarkError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            });
+        }
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| BenchmarkError::Journal {
+            path: path.to_path_buf(),
+            line: e.line(),
+            message: e.to_string(),
+        })
+}
+
+/// Writes `manifest` to `path` in `dir` (created) when there is none, or
+/// checks that the stored one has the same settings: a folder is never
+/// shared by work of different settings.
+pub(crate) fn keep_or_check<T: Serialize + serde::de::DeserializeOwned>(
+    dir: &Path,
+    path: &Path,
+    manifest: &T,
+) -> Result<(), BenchmarkError> {
+    match read_manifest::<T>(path)? {
+        Some(stored) => {
+            let a = serde_json::to_value(&stored).expect("serialises");
+            let b = serde_json::to_value(manifest).expect("serialises");
+            match first_difference(&a, &b, "")
+                .filter(|(key, _, _)| !INFORMATIONAL_KEYS.contains(&key.as_str()))
+            {
+                Some((key, stored, given)) => Err(BenchmarkError::Mismatch {
+                    dir: dir.to_path_buf(),
+                    key,
+                    stored,
+                    given,
+                }),
+                None => Ok(()),
+            }
+        }
+        None => {
+            std::fs::create_dir_all(dir).map_err(|e| BenchmarkError::Io {
+                path: dir.to_path_buf(),
+                source: e,
+            })?;
+            let json = serde_json::to_string_pretty(manifest).expect("serialises") + "\n";
+            tunas_shared::write_atomic(path, json.as_bytes()).map_err(|e| BenchmarkError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            })
+        }
     }
 }
 
@@ -410,16 +477,7 @@ impl Plan {
         table: &LatencyTable,
         settings: &BenchmarkSettings,
     ) -> Result<Self, BenchmarkError> {
-        let targets_ms = match &settings.targets {
-            TargetChoice::Ms(v) => v.clone(),
-            TargetChoice::Percentiles(p) => {
-                let sorted =
-                    crate::search::latency_samples(space, table, TARGET_SAMPLES, TARGET_SEED)?;
-                p.iter()
-                    .map(|q| tunas_shared::table::quantile(&sorted, q / 100.0))
-                    .collect()
-            }
-        };
+        let targets_ms = settings.targets.resolve(space, table)?;
         let mut random = Vec::with_capacity(targets_ms.len());
         for &t in &targets_ms {
             let kept = random_within_band(
@@ -476,28 +534,7 @@ pub fn prepare(
         targets_ms: plan.targets_ms.clone(),
         settings: settings.clone(),
     };
-    match Manifest::read(dir)? {
-        Some(stored) => {
-            if let Some((key, stored, given)) = stored.first_difference(&manifest) {
-                return Err(BenchmarkError::Mismatch {
-                    dir: dir.to_path_buf(),
-                    key,
-                    stored,
-                    given,
-                });
-            }
-        }
-        None => {
-            std::fs::create_dir_all(dir).map_err(|e| BenchmarkError::Io {
-                path: dir.to_path_buf(),
-                source: e,
-            })?;
-            let json = serde_json::to_string_pretty(&manifest).expect("serialises") + "\n";
-            let path = Manifest::file(dir);
-            tunas_shared::write_atomic(&path, json.as_bytes())
-                .map_err(|e| BenchmarkError::Io { path, source: e })?;
-        }
-    }
+    keep_or_check(dir, &Manifest::file(dir), &manifest)?;
     Ok((plan, manifest))
 }
 

@@ -1,0 +1,269 @@
+//! A family of networks: one search per target latency (a size ladder),
+//! side by side, resumable, with the front they make (validation accuracy
+//! against estimated latency) as JSON and a chart.
+//!
+//! The folder holds `sweep.json` (space, table digest, data, targets and
+//! the search settings: a folder made with others is refused), one search
+//! run folder per target (`target-N/`, resumed from its checkpoint when the
+//! sweep runs again), `front.json` and `front.svg`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use tunas_shared::plot::{CloudChart, RangePoint, cloud_chart};
+
+use crate::benchmark::{BenchmarkError, BenchmarkInputs, TargetChoice, keep_or_check, pool};
+use crate::search::{RunFiles, RunOptions, SearchConfig, SearchData, SearchResult};
+
+/// Everything that defines a sweep.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepSettings {
+    /// The targets.
+    pub targets: TargetChoice,
+    /// The search of every target (its target is replaced).
+    pub search: SearchConfig,
+    /// Held-out images of each search.
+    pub holdout: Option<usize>,
+    /// Use only this many training images.
+    pub limit_train: Option<usize>,
+}
+
+/// `sweep.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct SweepManifest {
+    space: String,
+    space_hash: String,
+    table: String,
+    table_digest: String,
+    data: String,
+    targets_ms: Vec<f64>,
+    settings: SweepSettings,
+}
+
+/// One point of the front.
+#[derive(Clone, Debug, Serialize)]
+pub struct FrontPoint {
+    /// Target, ms.
+    pub target_ms: f64,
+    /// The run folder.
+    pub run: String,
+    /// The searched architecture.
+    pub arch: String,
+    /// Its estimated latency, ms.
+    pub est_latency_ms: f64,
+    /// Miss of the target, percent.
+    pub latency_error_pct: f64,
+    /// Validation accuracy with shared weights.
+    pub validation_accuracy: f64,
+    /// Multiply-adds.
+    pub flops: u64,
+    /// Parameters.
+    pub params: u64,
+}
+
+/// The front (`front.json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct SweepReport {
+    /// Space.
+    pub space: String,
+    /// One point per target, in target order.
+    pub points: Vec<FrontPoint>,
+}
+
+/// The run folder of target `index`.
+pub fn run_dir(dir: &Path, index: usize) -> PathBuf {
+    dir.join(format!("target-{index}"))
+}
+
+struct Job(usize);
+
+impl pool::Prioritised for Job {
+    fn priority(&self) -> u8 {
+        0
+    }
+}
+
+/// Runs (or resumes) one search per target, `jobs` side by side on one
+/// thread each, then writes the front.
+pub fn run(
+    dir: &Path,
+    inputs: &BenchmarkInputs,
+    settings: &SweepSettings,
+    jobs: usize,
+    progress: bool,
+) -> Result<SweepReport, BenchmarkError> {
+    settings.targets.check()?;
+    let bad = |e: crate::search::SearchError| BenchmarkError::BadSetting {
+        what: "search",
+        why: e.to_string(),
+    };
+    let mut probe = settings.search.clone();
+    probe.target = 1.0;
+    probe.check().map_err(bad)?;
+    inputs.table.check_space(&inputs.space)?;
+    let targets_ms = settings.targets.resolve(&inputs.space, &inputs.table)?;
+    let manifest = SweepManifest {
+        space: inputs.space.name.clone(),
+        space_hash: inputs.space.content_hash(),
+        table: inputs.table_path.display().to_string(),
+        table_digest: inputs.table_digest.clone(),
+        data: inputs.data_origin.clone(),
+        targets_ms: targets_ms.clone(),
+        settings: settings.clone(),
+    };
+    keep_or_check(dir, &dir.join("sweep.json"), &manifest)?;
+    let data = SearchData::prepare(
+        &inputs.data.train,
+        settings.limit_train,
+        settings.holdout,
+        settings.search.seed,
+    );
+    let results: Mutex<Vec<Option<SearchResult>>> = Mutex::new(vec![None; targets_ms.len()]);
+    let todo: Vec<Job> = (0..targets_ms.len()).map(Job).collect();
+    pool::run(jobs, todo, |Job(i)| -> Result<Vec<Job>, BenchmarkError> {
+        let run = run_dir(dir, i);
+        let files = RunFiles { dir: run.clone() };
+        let result = match std::fs::read_to_string(files.result())
+            .ok()
+            .and_then(|t| serde_json::from_str::<SearchResult>(&t).ok())
+        {
+            Some(done) => done,
+            None => {
+                let mut config = settings.search.clone();
+                config.target = targets_ms[i];
+                std::fs::create_dir_all(&run).map_err(|e| BenchmarkError::Io {
+                    path: run.clone(),
+                    source: e,
+                })?;
+                tunas_shared::write_atomic(&files.space(), inputs.space.to_toml().as_bytes())
+                    .map_err(|e| BenchmarkError::Io {
+                        path: files.space(),
+                        source: e,
+                    })?;
+                let opts = RunOptions {
+                    progress: false,
+                    stop_after: None,
+                };
+                if progress {
+                    eprintln!(
+                        "sweep: searching at {:.4} ms in {}",
+                        targets_ms[i],
+                        run.display()
+                    );
+                }
+                crate::train::in_thread_pool(Some(1), || {
+                    crate::search::search(
+                        &inputs.space,
+                        Some(&inputs.table),
+                        &data,
+                        &config,
+                        &run,
+                        &opts,
+                    )
+                })
+                .map_err(|e| BenchmarkError::Train {
+                    arch: String::new(),
+                    source: e,
+                })?
+                .map_err(|source| BenchmarkError::Search {
+                    target: i,
+                    seed: config.seed,
+                    source,
+                })?
+                .expect("runs to the end without stop_after")
+            }
+        };
+        if progress {
+            eprintln!(
+                "sweep: target {:.4} ms → {} at {:.4} ms, validation {:.2}%",
+                targets_ms[i],
+                result.arch,
+                result.est_latency_ms.unwrap_or(f64::NAN),
+                result.validation_accuracy * 100.0
+            );
+        }
+        results.lock().expect("results")[i] = Some(result);
+        Ok(Vec::new())
+    })?;
+    let results = results.into_inner().expect("results");
+    let points: Vec<FrontPoint> = results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let r = r.expect("every job finished");
+            let est = r.est_latency_ms.unwrap_or(f64::NAN);
+            FrontPoint {
+                target_ms: targets_ms[i],
+                run: run_dir(dir, i).display().to_string(),
+                arch: r.arch,
+                est_latency_ms: est,
+                latency_error_pct: (est / targets_ms[i] - 1.0) * 100.0,
+                validation_accuracy: r.validation_accuracy,
+                flops: r.flops,
+                params: r.params,
+            }
+        })
+        .collect();
+    let report = SweepReport {
+        space: inputs.space.name.clone(),
+        points,
+    };
+    let path = dir.join("front.json");
+    let json = serde_json::to_string_pretty(&report).expect("serialises") + "\n";
+    tunas_shared::write_atomic(&path, json.as_bytes())
+        .map_err(|e| BenchmarkError::Io { path, source: e })?;
+    if let Err(e) = cloud_chart(&dir.join("front.svg"), &front_chart(&report)) {
+        eprintln!("warning: {e}");
+    }
+    Ok(report)
+}
+
+fn front_chart(r: &SweepReport) -> CloudChart {
+    CloudChart {
+        title: format!("{}: one search per target", r.space),
+        x_label: "estimated latency (ms)".into(),
+        y_label: "validation accuracy, shared weights (%)".into(),
+        cloud_name: "searched networks".into(),
+        cloud: r
+            .points
+            .iter()
+            .map(|p| (p.est_latency_ms, p.validation_accuracy * 100.0))
+            .collect(),
+        levels: Vec::new(),
+        highlighted: r
+            .points
+            .iter()
+            .map(|p| RangePoint {
+                name: format!(
+                    "target {:.4} ms ({:+.1}%)",
+                    p.target_ms, p.latency_error_pct
+                ),
+                x: p.est_latency_ms,
+                y: p.validation_accuracy * 100.0,
+                y_low: p.validation_accuracy * 100.0,
+                y_high: p.validation_accuracy * 100.0,
+            })
+            .collect(),
+        vertical: None,
+    }
+}
+
+/// The front as a table for a person.
+pub fn text(r: &SweepReport) -> String {
+    let mut out =
+        String::from("target ms  estimate ms    miss  val. acc.  M MACs  M params  architecture\n");
+    for p in &r.points {
+        out += &format!(
+            "{:>9.4}  {:>11.4}  {:>+5.1}%  {:>8.2}%  {:>6.2}  {:>8.3}  {}\n",
+            p.target_ms,
+            p.est_latency_ms,
+            p.latency_error_pct,
+            p.validation_accuracy * 100.0,
+            p.flops as f64 / 1e6,
+            p.params as f64 / 1e6,
+            p.arch
+        );
+    }
+    out
+}
