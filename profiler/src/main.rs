@@ -453,7 +453,9 @@ struct DeviceArgs {
     #[arg(long, value_name = "DEVICE", default_value = "local")]
     device: String,
     /// Work folder on the device [default: /data/local/tmp/tunas on
-    /// Android; ~/.cache/tunas, else /tmp/tunas-USER, over ssh].
+    /// Android; ~/.cache/tunas, else /tmp/tunas-USER, over ssh]. It is
+    /// created with mode 700; an existing one must be a folder (not a
+    /// symbolic link) owned by the login user that no one else can write.
     #[arg(long, value_name = "DIR")]
     remote_dir: Option<String>,
     /// The profiler build for the device [default: this executable when the
