@@ -62,7 +62,8 @@ pub enum ProfileError {
         /// The builder's message.
         message: String,
     },
-    /// The output exists and neither --resume nor --force was given.
+    /// The output exists and overwriting was not asked for (resuming does
+    /// not overwrite a finished table).
     #[error(
         "{path} exists; pass --force to overwrite it, or write to another file (tables are data: new measurements go to new files)"
     )]
@@ -458,7 +459,9 @@ pub fn run_plan(
     plan: Plan,
 ) -> Result<LatencyTable, ProfileError> {
     let out = &s.out;
-    if out.exists() && !s.force && !s.resume {
+    // --resume continues a journal; it never stands in for --force: a
+    // finished table is data and is only replaced when asked to.
+    if out.exists() && !s.force {
         return Err(ProfileError::OutputExists {
             path: out.display().to_string(),
         });

@@ -217,6 +217,34 @@ fn profiler_errors_say_what_is_wrong() {
 }
 
 #[test]
+fn resume_without_a_journal_never_overwrites_a_finished_table() {
+    if !runtime_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.csv");
+    crate::tables::synthetic_table(&builtin_space("tiny28").unwrap())
+        .write_atomic(&out)
+        .unwrap();
+    let before = std::fs::read(&out).unwrap();
+    let out_s = out.to_str().unwrap();
+    let mut args = vec!["profile", "--space", "tiny28", "--out", out_s];
+    args.extend(["--max-keys", "3", "--resume"]);
+    args.extend(FAST);
+    let o = run("tunas-profiler", &args);
+    assert!(!o.status.success(), "--resume overwrote {out_s}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("{out_s} exists")), "{err}");
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), before, "the table changed");
+    // With --force it is replaced.
+    args.push("--force");
+    let o = run("tunas-profiler", &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(LatencyTable::read(&out).unwrap().rows.len(), 3);
+}
+
+#[test]
 fn measure_and_export_work_on_a_real_table() {
     if !runtime_available() {
         return;
