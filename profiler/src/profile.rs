@@ -95,6 +95,13 @@ pub enum ProfileError {
         /// Asked for now.
         wanted: String,
     },
+    /// A setting is out of range (the command line checks its flags; this
+    /// guards other callers of the library).
+    #[error("profile settings: {what}")]
+    BadSettings {
+        /// What is wrong.
+        what: String,
+    },
     /// The output folder cannot be written.
     #[error("cannot write to {path}: {message}")]
     Unwritable {
@@ -459,6 +466,12 @@ pub fn run_plan(
     plan: Plan,
 ) -> Result<LatencyTable, ProfileError> {
     let out = &s.out;
+    if s.calibration_networks == 0 {
+        return Err(ProfileError::BadSettings {
+            what: "calibration needs at least one network (three for a fit of its three unknowns)"
+                .into(),
+        });
+    }
     // --resume continues a journal; it never stands in for --force: a
     // finished table is data and is only replaced when asked to.
     if out.exists() && !s.force {

@@ -245,6 +245,87 @@ fn resume_without_a_journal_never_overwrites_a_finished_table() {
 }
 
 #[test]
+fn every_numeric_flag_is_checked_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.csv");
+    let out_s = out.to_str().unwrap();
+    let table = dir.path().join("missing.csv");
+    let table_s = table.to_str().unwrap();
+    let profile = ["profile", "--space", "tiny28", "--out", out_s];
+    let refresh = ["refresh", "--table", table_s];
+    let validate = ["validate", "--space", "tiny28", "--table", table_s];
+    let measure = ["measure", "--space", "tiny28", "--arch", "largest"];
+    let cases: Vec<(&[&str], &str, &str)> = vec![
+        (&profile, "--calibration-networks", "0"),
+        (&profile, "--calibration-networks", "2"),
+        (&profile, "--contexts", "0"),
+        (&profile, "--max-keys", "0"),
+        (&profile, "--sentinel-every", "-1"),
+        (&profile, "--drift-threshold", "0"),
+        (&profile, "--drift-threshold", "NaN"),
+        (&profile, "--drift-threshold", "inf"),
+        (&profile, "--cooldown-s", "-1"),
+        (&profile, "--cooldown-s", "1e30"),
+        (&profile, "--cooldown-budget-s", "nan"),
+        (&profile, "--threads", "0"),
+        (&profile, "--batch", "0"),
+        (&profile, "--batch", "1000000"),
+        (&profile, "--warmup-runs", "-3"),
+        (&profile, "--warmup-ms", "99999999999"),
+        (&profile, "--runs", "0"),
+        (&profile, "--min-ms", "1.5"),
+        (&profile, "--network-runs", "0"),
+        (&profile, "--network-min-ms", "-1"),
+        (&refresh, "--calibration-networks", "0"),
+        (&refresh, "--contexts", "0"),
+        (&refresh, "--older-than", "-1"),
+        (&refresh, "--older-than", "nan"),
+        (&validate, "--samples", "1"),
+        (&validate, "--runs", "0"),
+        (&measure, "--network-runs", "0"),
+        (&["ops", "--space", "tiny28"], "--batch", "0"),
+    ];
+    for (command, flag, value) in &cases {
+        let mut args = command.to_vec();
+        let flag_value = format!("{flag}={value}");
+        args.push(&flag_value);
+        if command[0] != "ops" {
+            args.push("--quiet");
+        }
+        if command[0] == "profile" && *flag != "--max-keys" {
+            // Were the flag let through, the run would be short.
+            args.push("--max-keys=2");
+        }
+        // Over a remote device too, before adb is ever started.
+        for device in [None, Some("adb")] {
+            let mut c = Command::new(binary("tunas-profiler"));
+            c.args(&args).env("ADB", "/nonexistent/adb");
+            if let Some(d) = device {
+                if command[0] != "profile" && command[0] != "refresh" {
+                    continue;
+                }
+                c.args(["--device", d]);
+            }
+            let o = c.output().unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(2), "{args:?} {device:?}: {err}");
+            assert!(
+                err.contains(&format!("invalid value '{value}' for '{flag}")),
+                "{args:?}: {err}"
+            );
+            assert!(!err.contains("panicked"), "{err}");
+            assert!(!out.exists() && !dir.path().join("t.csv.partial").exists());
+        }
+    }
+    // The limits are generous for real use: the defaults and FAST pass.
+    let o = run(
+        "tunas-profiler",
+        &[&["ops", "--space", "tiny28", "--batch", "64"][..]].concat(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
 fn measure_and_export_work_on_a_real_table() {
     if !runtime_available() {
         return;
