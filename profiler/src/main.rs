@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tunas_profiler::export::{ExportFormat, export};
+use tunas_profiler::output::{check_output_file, check_output_folder};
 use tunas_profiler::profile::{self, ProfileSettings, TimingSettings};
 use tunas_profiler::refresh;
 use tunas_profiler::remote::{self, DeviceSpec, RemoteCommand, RemoteRun, Transport};
@@ -663,12 +664,22 @@ fn write_plot(path: &Path, title: &str, points: &[(f64, f64)]) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "plot")]
+fn check_plot_path(path: &Path) -> Result<()> {
+    Ok(check_output_file(path, "charts", &["svg", "png"])?)
+}
+
 #[cfg(not(feature = "plot"))]
-fn write_plot(path: &Path, _title: &str, _points: &[(f64, f64)]) -> Result<()> {
+fn check_plot_path(path: &Path) -> Result<()> {
     bail!(
-        "--plot {}: this profiler was built without the `plot` feature (device builds leave it out); run validate --json here and chart it on the workstation",
+        "{}: this profiler was built without the `plot` feature (device builds leave it out); run validate --json here and chart it on the workstation",
         path.display()
     )
+}
+
+#[cfg(not(feature = "plot"))]
+fn write_plot(path: &Path, _title: &str, _points: &[(f64, f64)]) -> Result<()> {
+    check_plot_path(path).context("--plot")
 }
 
 fn load_table(path: &Path) -> Result<LatencyTable> {
@@ -702,15 +713,25 @@ fn run(cli: Cli) -> Result<()> {
             device,
             timing,
         } => {
-            let space_def = load_space(&space).context("--space")?;
             let spec = device.spec()?;
-            if spec != DeviceSpec::Local {
-                if out.is_file() && !force && spec != DeviceSpec::AllAdb {
+            if spec == DeviceSpec::AllAdb {
+                check_output_folder(&out).context("--out")?;
+            } else {
+                check_output_file(&out, "tables", &[]).context("--out")?;
+                if out.exists() && !force {
                     bail!(
-                        "{} exists; pass --force to overwrite it, or write to another file",
-                        out.display()
+                        "--out {} exists; pass --force to overwrite it, or write to another file (tables are data: new measurements go to new files){}",
+                        out.display(),
+                        if resume {
+                            "; --resume continues an interrupted run's journal, it does not replace a finished table"
+                        } else {
+                            ""
+                        }
                     );
                 }
+            }
+            let space_def = load_space(&space).context("--space")?;
+            if spec != DeviceSpec::Local {
                 let mut args = run.forward();
                 args.extend(timing.forward());
                 if let Some(n) = max_keys {
@@ -754,6 +775,8 @@ fn run(cli: Cli) -> Result<()> {
             device,
             timing,
         } => {
+            let out = out.unwrap_or_else(|| table.clone());
+            check_output_file(&out, "tables", &[]).context("--out")?;
             let old = load_table(&table)?;
             let space_name = match space {
                 Some(s) => s,
@@ -797,7 +820,6 @@ fn run(cli: Cli) -> Result<()> {
             timing.threads = Some(prov.threads as usize);
             timing.batch = Some(prov.batch);
             timing.ep = Some(prov.execution_provider.clone());
-            let out = out.unwrap_or_else(|| table.clone());
             if device.spec()? != DeviceSpec::Local {
                 let mut args = run.forward();
                 args.extend(timing.forward());
@@ -919,6 +941,9 @@ fn run(cli: Cli) -> Result<()> {
             plot,
             timing,
         } => {
+            if let Some(path) = &plot {
+                check_plot_path(path).context("--plot")?;
+            }
             let space = load_space(&space).context("--space")?;
             let table = load_table(&table)?;
             table.check_space(&space)?;

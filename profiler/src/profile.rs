@@ -487,7 +487,13 @@ pub fn run_plan(
         path: dir.display().to_string(),
         message: e.to_string(),
     };
-    std::fs::create_dir_all(dir).map_err(unwritable)?;
+    // The folder is not created: a mistyped one is an error, not a new folder.
+    if !dir.is_dir() {
+        return Err(ProfileError::Unwritable {
+            path: dir.display().to_string(),
+            message: "no such folder".into(),
+        });
+    }
     let scratch = dir.join(format!(".tunas-profile-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).map_err(unwritable)?;
     let result = profile_into(runtime, space, s, &scratch, plan);

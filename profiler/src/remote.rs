@@ -1046,9 +1046,6 @@ impl RemoteRun {
                 });
             }
         }
-        if let Some(parent) = self.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
-        }
         let mut pulled = self.out.as_os_str().to_owned();
         pulled.push(".remote");
         let pulled = PathBuf::from(pulled);
@@ -1114,7 +1111,10 @@ pub fn profile_all_adb(
             listing: String::new(),
         });
     }
-    std::fs::create_dir_all(out_dir).map_err(|e| io_error(out_dir, e))?;
+    // The folder itself, not its parents: a mistyped parent is an error.
+    if !out_dir.is_dir() {
+        std::fs::create_dir(out_dir).map_err(|e| io_error(out_dir, e))?;
+    }
     log(&format!(
         "profiling {} device(s) in parallel: {}",
         serials.len(),

@@ -326,6 +326,101 @@ fn every_numeric_flag_is_checked_before_any_work() {
 }
 
 #[test]
+fn output_paths_are_checked_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t.csv");
+    crate::tables::synthetic_table(&builtin_space("tiny28").unwrap())
+        .write_atomic(&table)
+        .unwrap();
+    let t = table.to_str().unwrap();
+    let folder = dir.path().join("a folder");
+    std::fs::create_dir(&folder).unwrap();
+    let missing = dir.path().join("no such folder");
+    let in_missing = missing.join("x.csv");
+    let profile = ["profile", "--space", "tiny28", "--max-keys", "2"];
+    let validate = [
+        "validate",
+        "--space",
+        "tiny28",
+        "--table",
+        t,
+        "--samples",
+        "2",
+    ];
+    let refresh = ["refresh", "--table", t];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            [&validate[..], &["--plot", "/proc/x.svg"]].concat(),
+            "cannot write in /proc",
+        ),
+        (
+            [&validate[..], &["--plot", "v.txt"]].concat(),
+            "v.txt: not a supported file type; charts are written as .svg or .png",
+        ),
+        (
+            [
+                &profile[..],
+                &["--force", "--out", folder.to_str().unwrap()],
+            ]
+            .concat(),
+            "is a folder",
+        ),
+        (
+            [&profile[..], &["--out", in_missing.to_str().unwrap()]].concat(),
+            "does not exist",
+        ),
+        (
+            [&profile[..], &["--out", "/proc/x.csv"]].concat(),
+            "cannot write in /proc",
+        ),
+        (
+            [&refresh[..], &["--out", in_missing.to_str().unwrap()]].concat(),
+            "does not exist",
+        ),
+        (
+            [
+                &profile[..],
+                &["--device", "all-adb", "--out"],
+                &[in_missing.to_str().unwrap()],
+            ]
+            .concat(),
+            "does not exist",
+        ),
+        (
+            [&profile[..], &["--device", "all-adb", "--out", t]].concat(),
+            "is not a folder",
+        ),
+    ];
+    for (args, needle) in &cases {
+        // Validate has no calibration: the timing part of FAST only.
+        let fast = if args[0] == "validate" {
+            &FAST[..13]
+        } else {
+            &FAST[..]
+        };
+        let o = Command::new(binary("tunas-profiler"))
+            .args(args)
+            .args(fast)
+            .env("ADB", "/nonexistent/adb")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} succeeded: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        let flag = if args.contains(&"--plot") {
+            "--plot"
+        } else {
+            "--out"
+        };
+        assert!(err.contains(flag), "{args:?} does not name {flag}: {err}");
+        // Nothing was timed: the runtime was not even loaded.
+        assert!(!err.contains("onnxruntime 1."), "{args:?}: {err}");
+        assert!(!missing.exists(), "{args:?} created {}", missing.display());
+    }
+    assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 0);
+}
+
+#[test]
 fn measure_and_export_work_on_a_real_table() {
     if !runtime_available() {
         return;
