@@ -874,13 +874,27 @@ fn run(cli: Cli) -> Result<()> {
             json,
             timing,
         } => {
+            // The model is read before the runtime starts: a wrong path
+            // fails at once.
+            let model = match model {
+                Some(path) => {
+                    let bytes = std::fs::read(&path).with_context(|| {
+                        format!("--model: cannot read the model {}", path.display())
+                    })?;
+                    Some((path, bytes))
+                }
+                None => None,
+            };
             let settings = timing.settings(None)?;
             let rt = timing.runtime()?;
             let (what, stats, estimate) = match model {
-                Some(path) => {
-                    let bytes = std::fs::read(&path)
-                        .with_context(|| format!("cannot read the model {}", path.display()))?;
-                    let m = profile::time_model(rt, &bytes, &settings)?;
+                Some((path, bytes)) => {
+                    let m = profile::time_model(rt, &bytes, &settings).with_context(|| {
+                        format!(
+                            "--model {}: ONNX Runtime cannot load or run it (is it an ONNX model, e.g. from `tunas-searcher export`?)",
+                            path.display()
+                        )
+                    })?;
                     (path.display().to_string(), m.stats(), None)
                 }
                 None => {

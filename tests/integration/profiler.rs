@@ -193,6 +193,16 @@ fn profiler_errors_say_what_is_wrong() {
     assert!(err.contains("/nonexistent/libonnxruntime.so"), "{err}");
     assert!(err.contains("cargo xtask setup"), "{err}");
 
+    // A file that is no ONNX model is named.
+    let not_onnx = dir.path().join("notes.txt");
+    std::fs::write(&not_onnx, "not a model\n").unwrap();
+    let err = stderr_of(
+        &["measure", "--model", not_onnx.to_str().unwrap(), "--quiet"],
+        None,
+    );
+    assert!(err.contains(not_onnx.to_str().unwrap()), "{err}");
+    assert!(err.contains("--model"), "{err}");
+
     // A table of another space is refused by validate.
     let tiny = crate::tables::synthetic_table(&builtin_space("tiny28").unwrap());
     tiny.write_atomic(&out).unwrap();
