@@ -18,6 +18,7 @@ pub mod export;
 pub mod output;
 pub mod partial;
 pub mod profile;
+mod progress;
 pub mod refresh;
 pub mod remote;
 pub mod runtime;

@@ -428,6 +428,10 @@ struct RunArgs {
     /// back; a terminal gets a progress bar instead).
     #[arg(long)]
     progress_lines: bool,
+    /// With --progress-lines: at most one line per this many seconds (the
+    /// first and the last come at once; a count is never printed twice).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = number(0.0, true, 3600.0))]
+    progress_every: f64,
     /// The device name recorded in the table (set by the adb/ssh runners).
     #[arg(long, value_name = "TEXT", hide = true)]
     device_label: Option<String>,
@@ -466,6 +470,7 @@ impl RunArgs {
             contexts_per_key: self.contexts,
             progress: !timing.quiet,
             progress_lines: self.progress_lines,
+            progress_every: Duration::from_secs_f64(self.progress_every),
             max_keys,
             sentinel: self.sentinel(),
         })
@@ -479,6 +484,7 @@ impl RunArgs {
             format!("--drift-threshold={}", self.drift_threshold),
             format!("--cooldown-s={}", self.cooldown_s),
             format!("--cooldown-budget-s={}", self.cooldown_budget_s),
+            format!("--progress-every={}", self.progress_every),
         ]
     }
 }

@@ -431,6 +431,54 @@ fn output_paths_are_checked_before_any_work() {
 }
 
 #[test]
+fn progress_lines_are_spaced_never_repeat_and_say_rate_and_eta() {
+    if !runtime_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lines_of = |every: &str, name: &str| {
+        let out = dir.path().join(name);
+        let mut args = vec!["profile", "--space", "tiny28", "--max-keys", "40"];
+        args.extend(["--progress-lines", "--progress-every", every]);
+        args.extend(["--out", out.to_str().unwrap()]);
+        args.extend(FAST);
+        let started = Instant::now();
+        let o = run("tunas-profiler", &args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let lines: Vec<String> = String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .filter(|l| l.starts_with("progress: "))
+            .map(String::from)
+            .collect();
+        (lines, started.elapsed())
+    };
+    // Every change, for the record: never the same line twice.
+    let (all, _) = lines_of("0", "a.csv");
+    assert!(all.len() >= 2, "{all:?}");
+    for pair in all.windows(2) {
+        assert_ne!(pair[0], pair[1], "a line repeats: {all:?}");
+    }
+    for line in &all {
+        assert!(line.contains("%), ") && line.contains("/s, "), "{line}");
+        assert!(line.contains("ETA ") || line.ends_with("done"), "{line}");
+    }
+    assert!(
+        all.last()
+            .unwrap()
+            .starts_with("progress: ops 40/40 (100%)")
+    );
+    // The default: the first line, then one every 5 s at most, and the last.
+    let (spaced, took) = lines_of("5", "b.csv");
+    let most = 2 + (took.as_secs_f64() / 5.0) as usize;
+    assert!(
+        spaced.len() <= most,
+        "{} lines in {took:?}: {spaced:?}",
+        spaced.len()
+    );
+    assert!(spaced.last().unwrap().ends_with("done"), "{spaced:?}");
+}
+
+#[test]
 fn measure_and_export_work_on_a_real_table() {
     if !runtime_available() {
         return;
