@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tunas_profiler::export::{ExportFormat, export};
+use tunas_profiler::output::{check_output_file, check_output_folder};
 use tunas_profiler::profile::{self, ProfileSettings, TimingSettings};
 use tunas_profiler::refresh;
 use tunas_profiler::remote::{self, DeviceSpec, RemoteCommand, RemoteRun, Transport};
@@ -27,6 +28,62 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+/// A whole-number flag from `min` to `max`. Every numeric flag is checked
+/// here, when the command line is parsed, before any work starts; clap
+/// names the flag in the error.
+fn whole<T>(
+    min: u64,
+    max: u64,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: TryFrom<u64>,
+{
+    move |text| {
+        let range = || format!("a whole number from {min} to {max}");
+        let v: u64 = text
+            .trim()
+            .parse()
+            .map_err(|_| format!("expected {}", range()))?;
+        if v < min || v > max {
+            return Err(format!("must be {}", range()));
+        }
+        T::try_from(v).map_err(|_| format!("must be {}", range()))
+    }
+}
+
+/// A finite number above `min` (or at it, when `min_allowed`) and at most
+/// `max`.
+fn number(
+    min: f64,
+    min_allowed: bool,
+    max: f64,
+) -> impl Fn(&str) -> Result<f64, String> + Clone + Send + Sync + 'static {
+    move |text| {
+        let range = || {
+            let low = if min_allowed { "from" } else { "above" };
+            format!("a number {low} {min} up to {max}")
+        };
+        let v: f64 = text
+            .trim()
+            .parse()
+            .map_err(|_| format!("expected {}", range()))?;
+        let low_ok = if min_allowed { v >= min } else { v > min };
+        if !v.is_finite() || !low_ok || v > max {
+            return Err(format!("must be {}", range()));
+        }
+        Ok(v)
+    }
+}
+
+/// Limits of the numeric flags: generous for real use, small enough that a
+/// typo cannot ask for a run that never ends or memory no device has.
+const MAX_THREADS: u64 = 1024;
+const MAX_BATCH: u64 = 1024;
+const MAX_RUNS: u64 = 1_000_000;
+/// Each timing loop stops after 60 s whatever its minimums.
+const MAX_LOOP_MS: u64 = 60_000;
+const DAY_S: f64 = 86_400.0;
 
 #[derive(Subcommand, Debug)]
 enum Command {
@@ -50,7 +107,7 @@ enum Command {
         #[arg(long, value_name = "NAME|FILE.toml")]
         space: String,
         /// Batch size of every op.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = whole::<u32>(1, MAX_BATCH))]
         batch: u32,
     },
     /// Time every op of a space on a device and write the latency table.
@@ -78,7 +135,7 @@ enum Command {
         force: bool,
         /// Measure only the first N op keys of the space (smoke tests,
         /// emulators). The table is then partial and not calibrated.
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = whole::<usize>(1, MAX_RUNS))]
         max_keys: Option<usize>,
         #[command(flatten)]
         run: RunArgs,
@@ -103,7 +160,7 @@ enum Command {
         #[arg(long, value_name = "NAME|FILE.toml")]
         space: Option<String>,
         /// Re-measure rows measured more than this many days ago.
-        #[arg(long, value_name = "DAYS")]
+        #[arg(long, value_name = "DAYS", value_parser = number(0.0, true, 36_500.0))]
         older_than: Option<f64>,
         /// Write the refreshed table here instead of over --table.
         #[arg(long, value_name = "FILE")]
@@ -145,7 +202,7 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         table: PathBuf,
         /// Number of random architectures.
-        #[arg(long, default_value_t = 200)]
+        #[arg(long, default_value_t = 200, value_parser = whole::<usize>(2, 100_000))]
         samples: usize,
         /// Seed of the random architectures.
         #[arg(long, default_value_t = 1)]
@@ -191,7 +248,7 @@ enum ExportFormatArg {
 #[derive(Args, Debug, Clone)]
 struct TimingArgs {
     /// Intra-op threads of ONNX Runtime [default: 1; refresh: the table's].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = whole::<usize>(1, MAX_THREADS))]
     threads: Option<usize>,
     /// Execution provider: cpu, xnnpack, nnapi or qnn. One that cannot be
     /// registered is an error, never a silent CPU fallback [default: cpu;
@@ -205,29 +262,29 @@ struct TimingArgs {
     #[arg(long, value_name = "CORES|big")]
     pin: Option<String>,
     /// Batch size [default: 1; refresh: the table's].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = whole::<u32>(1, MAX_BATCH))]
     batch: Option<u32>,
     /// Path to libonnxruntime.so (else ORT_DYLIB_PATH, the copy `cargo xtask
     /// setup` provisions, or an installed Python onnxruntime).
     #[arg(long, value_name = "PATH")]
     ort_lib: Option<PathBuf>,
     /// Op timing: minimum warm-up runs.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = whole::<usize>(0, MAX_RUNS))]
     warmup_runs: usize,
     /// Op timing: minimum warm-up time (ms).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = whole::<u64>(0, MAX_LOOP_MS))]
     warmup_ms: u64,
     /// Op timing: minimum timed runs (per network an op is timed in).
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 60, value_parser = whole::<usize>(1, MAX_RUNS))]
     runs: usize,
     /// Op timing: minimum timed time (ms).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = whole::<u64>(0, MAX_LOOP_MS))]
     min_ms: u64,
     /// End-to-end timing: minimum timed runs.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = whole::<usize>(1, MAX_RUNS))]
     network_runs: usize,
     /// End-to-end timing: minimum timed time (ms).
-    #[arg(long, default_value_t = 150)]
+    #[arg(long, default_value_t = 150, value_parser = whole::<u64>(0, MAX_LOOP_MS))]
     network_min_ms: u64,
     /// Hide the progress bar.
     #[arg(long)]
@@ -242,14 +299,9 @@ impl TimingArgs {
             .unwrap_or("cpu")
             .parse()
             .context("--ep")?;
+        // Ranges were checked when the command line was parsed.
         let threads = self.threads.unwrap_or(1);
         let batch = self.batch.unwrap_or(1);
-        if threads == 0 {
-            bail!("--threads must be at least 1");
-        }
-        if batch == 0 {
-            bail!("--batch must be at least 1");
-        }
         let pinning = match self.pin.as_deref() {
             None | Some("none") => "none".into(),
             Some("big") => {
@@ -347,63 +399,55 @@ impl TimingArgs {
 /// How `profile` and `refresh` measure, beyond the timing loops.
 #[derive(Args, Debug, Clone)]
 struct RunArgs {
-    /// Random networks timed end to end to fit the per-inference constant.
-    #[arg(long, default_value_t = 40)]
+    /// Random networks timed end to end to fit the per-inference constant
+    /// (at least 3: the fit has three unknowns).
+    #[arg(long, default_value_t = 40, value_parser = whole::<usize>(3, 100_000))]
     calibration_networks: usize,
     /// Different networks each op is timed in (runs pooled).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = whole::<usize>(1, 100))]
     contexts: usize,
     /// Re-time the sentinel op after every N context networks or one-op
     /// keys; 0 turns the thermal-drift watch off.
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = whole::<usize>(0, MAX_RUNS))]
     sentinel_every: usize,
     /// Drift of the sentinel from its first timing (percent) that counts as
     /// throttling: pause, then re-measure the rows taken since the last
     /// steady check.
-    #[arg(long, value_name = "PCT", default_value_t = 10.0)]
+    #[arg(long, value_name = "PCT", default_value_t = 10.0, value_parser = number(0.0, false, 1000.0))]
     drift_threshold: f64,
     /// Cool-down pause (seconds) after drift, up to 3 times before the new
     /// level is taken as the baseline (recorded in the provenance).
-    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = number(0.0, true, DAY_S))]
     cooldown_s: f64,
     /// Total cool-down pausing allowed over the run (seconds); once spent,
     /// drift resets the baseline and re-measures rows without pausing (a
     /// machine whose speed keeps changing for reasons other than heat).
-    #[arg(long, value_name = "SECONDS", default_value_t = 600.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 600.0, value_parser = number(0.0, true, 7.0 * DAY_S))]
     cooldown_budget_s: f64,
     /// Print plain `progress: ...` lines to stderr (what remote runs stream
     /// back; a terminal gets a progress bar instead).
     #[arg(long)]
     progress_lines: bool,
+    /// With --progress-lines: at most one line per this many seconds (the
+    /// first and the last come at once; a count is never printed twice).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = number(0.0, true, 3600.0))]
+    progress_every: f64,
     /// The device name recorded in the table (set by the adb/ssh runners).
     #[arg(long, value_name = "TEXT", hide = true)]
     device_label: Option<String>,
 }
 
 impl RunArgs {
-    fn sentinel(&self) -> Result<SentinelSettings> {
-        anyhow::ensure!(
-            self.drift_threshold.is_finite() && self.drift_threshold > 0.0,
-            "--drift-threshold must be a positive percentage, got {}",
-            self.drift_threshold
-        );
-        anyhow::ensure!(
-            self.cooldown_s.is_finite() && self.cooldown_s >= 0.0,
-            "--cooldown-s must be ≥ 0 seconds, got {}",
-            self.cooldown_s
-        );
-        anyhow::ensure!(
-            self.cooldown_budget_s.is_finite() && self.cooldown_budget_s >= 0.0,
-            "--cooldown-budget-s must be ≥ 0 seconds, got {}",
-            self.cooldown_budget_s
-        );
-        Ok(SentinelSettings {
+    /// The drift watch (ranges were checked when the command line was
+    /// parsed).
+    fn sentinel(&self) -> SentinelSettings {
+        SentinelSettings {
             every: self.sentinel_every,
             threshold: self.drift_threshold / 100.0,
             cooldown: Duration::from_secs_f64(self.cooldown_s),
             max_cooldowns: 3,
             cooldown_budget: Duration::from_secs_f64(self.cooldown_budget_s),
-        })
+        }
     }
 
     /// What `profile` and `refresh` hand to the measuring loop.
@@ -426,8 +470,9 @@ impl RunArgs {
             contexts_per_key: self.contexts,
             progress: !timing.quiet,
             progress_lines: self.progress_lines,
+            progress_every: Duration::from_secs_f64(self.progress_every),
             max_keys,
-            sentinel: self.sentinel()?,
+            sentinel: self.sentinel(),
         })
     }
 
@@ -439,6 +484,7 @@ impl RunArgs {
             format!("--drift-threshold={}", self.drift_threshold),
             format!("--cooldown-s={}", self.cooldown_s),
             format!("--cooldown-budget-s={}", self.cooldown_budget_s),
+            format!("--progress-every={}", self.progress_every),
         ]
     }
 }
@@ -453,7 +499,9 @@ struct DeviceArgs {
     #[arg(long, value_name = "DEVICE", default_value = "local")]
     device: String,
     /// Work folder on the device [default: /data/local/tmp/tunas on
-    /// Android; ~/.cache/tunas, else /tmp/tunas-USER, over ssh].
+    /// Android; ~/.cache/tunas, else /tmp/tunas-USER, over ssh]. It is
+    /// created with mode 700; an existing one must be a folder (not a
+    /// symbolic link) owned by the login user that no one else can write.
     #[arg(long, value_name = "DIR")]
     remote_dir: Option<String>,
     /// The profiler build for the device [default: this executable when the
@@ -622,12 +670,22 @@ fn write_plot(path: &Path, title: &str, points: &[(f64, f64)]) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "plot")]
+fn check_plot_path(path: &Path) -> Result<()> {
+    Ok(check_output_file(path, "charts", &["svg", "png"])?)
+}
+
 #[cfg(not(feature = "plot"))]
-fn write_plot(path: &Path, _title: &str, _points: &[(f64, f64)]) -> Result<()> {
+fn check_plot_path(path: &Path) -> Result<()> {
     bail!(
-        "--plot {}: this profiler was built without the `plot` feature (device builds leave it out); run validate --json here and chart it on the workstation",
+        "{}: this profiler was built without the `plot` feature (device builds leave it out); run validate --json here and chart it on the workstation",
         path.display()
     )
+}
+
+#[cfg(not(feature = "plot"))]
+fn write_plot(path: &Path, _title: &str, _points: &[(f64, f64)]) -> Result<()> {
+    check_plot_path(path).context("--plot")
 }
 
 fn load_table(path: &Path) -> Result<LatencyTable> {
@@ -648,7 +706,6 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Ops { space, batch } => {
-            anyhow::ensure!(batch >= 1, "--batch must be at least 1");
             let space = load_space(&space).context("--space")?;
             print!("{}", catalog::op_keys_csv(&space, batch));
         }
@@ -662,15 +719,25 @@ fn run(cli: Cli) -> Result<()> {
             device,
             timing,
         } => {
-            let space_def = load_space(&space).context("--space")?;
             let spec = device.spec()?;
-            if spec != DeviceSpec::Local {
-                if out.is_file() && !force && spec != DeviceSpec::AllAdb {
+            if spec == DeviceSpec::AllAdb {
+                check_output_folder(&out).context("--out")?;
+            } else {
+                check_output_file(&out, "tables", &[]).context("--out")?;
+                if out.exists() && !force {
                     bail!(
-                        "{} exists; pass --force to overwrite it, or write to another file",
-                        out.display()
+                        "--out {} exists; pass --force to overwrite it, or write to another file (tables are data: new measurements go to new files){}",
+                        out.display(),
+                        if resume {
+                            "; --resume continues an interrupted run's journal, it does not replace a finished table"
+                        } else {
+                            ""
+                        }
                     );
                 }
+            }
+            let space_def = load_space(&space).context("--space")?;
+            if spec != DeviceSpec::Local {
                 let mut args = run.forward();
                 args.extend(timing.forward());
                 if let Some(n) = max_keys {
@@ -714,6 +781,8 @@ fn run(cli: Cli) -> Result<()> {
             device,
             timing,
         } => {
+            let out = out.unwrap_or_else(|| table.clone());
+            check_output_file(&out, "tables", &[]).context("--out")?;
             let old = load_table(&table)?;
             let space_name = match space {
                 Some(s) => s,
@@ -729,12 +798,6 @@ fn run(cli: Cli) -> Result<()> {
                 }
             };
             let space_def = load_space(&space_name).context("--space")?;
-            if let Some(days) = older_than {
-                anyhow::ensure!(
-                    days.is_finite() && days >= 0.0,
-                    "--older-than must be a number of days ≥ 0, got {days}"
-                );
-            }
             // The rows mean these settings: a refresh keeps them.
             let prov = &old.provenance;
             for (flag, given, own) in [
@@ -763,7 +826,6 @@ fn run(cli: Cli) -> Result<()> {
             timing.threads = Some(prov.threads as usize);
             timing.batch = Some(prov.batch);
             timing.ep = Some(prov.execution_provider.clone());
-            let out = out.unwrap_or_else(|| table.clone());
             if device.spec()? != DeviceSpec::Local {
                 let mut args = run.forward();
                 args.extend(timing.forward());
@@ -818,13 +880,27 @@ fn run(cli: Cli) -> Result<()> {
             json,
             timing,
         } => {
+            // The model is read before the runtime starts: a wrong path
+            // fails at once.
+            let model = match model {
+                Some(path) => {
+                    let bytes = std::fs::read(&path).with_context(|| {
+                        format!("--model: cannot read the model {}", path.display())
+                    })?;
+                    Some((path, bytes))
+                }
+                None => None,
+            };
             let settings = timing.settings(None)?;
             let rt = timing.runtime()?;
             let (what, stats, estimate) = match model {
-                Some(path) => {
-                    let bytes = std::fs::read(&path)
-                        .with_context(|| format!("cannot read the model {}", path.display()))?;
-                    let m = profile::time_model(rt, &bytes, &settings)?;
+                Some((path, bytes)) => {
+                    let m = profile::time_model(rt, &bytes, &settings).with_context(|| {
+                        format!(
+                            "--model {}: ONNX Runtime cannot load or run it (is it an ONNX model, e.g. from `tunas-searcher export`?)",
+                            path.display()
+                        )
+                    })?;
                     (path.display().to_string(), m.stats(), None)
                 }
                 None => {
@@ -885,7 +961,9 @@ fn run(cli: Cli) -> Result<()> {
             plot,
             timing,
         } => {
-            anyhow::ensure!(samples >= 2, "--samples must be at least 2");
+            if let Some(path) = &plot {
+                check_plot_path(path).context("--plot")?;
+            }
             let space = load_space(&space).context("--space")?;
             let table = load_table(&table)?;
             table.check_space(&space)?;

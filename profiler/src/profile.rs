@@ -26,7 +26,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
@@ -41,6 +41,7 @@ use tunas_shared::{
 use crate::agreement::Agreement;
 use crate::device;
 use crate::partial::{Journal, journal_path};
+use crate::progress::ProgressLines;
 use crate::runtime::{ExecutionProvider, ModelSession, Runtime, RuntimeError, SessionConfig};
 use crate::sentinel::{Check, Sentinel, SentinelSettings};
 use crate::timing::{BenchmarkConfig, Measurement, benchmark_session};
@@ -62,7 +63,8 @@ pub enum ProfileError {
         /// The builder's message.
         message: String,
     },
-    /// The output exists and neither --resume nor --force was given.
+    /// The output exists and overwriting was not asked for (resuming does
+    /// not overwrite a finished table).
     #[error(
         "{path} exists; pass --force to overwrite it, or write to another file (tables are data: new measurements go to new files)"
     )]
@@ -93,6 +95,13 @@ pub enum ProfileError {
         found: String,
         /// Asked for now.
         wanted: String,
+    },
+    /// A setting is out of range (the command line checks its flags; this
+    /// guards other callers of the library).
+    #[error("profile settings: {what}")]
+    BadSettings {
+        /// What is wrong.
+        what: String,
     },
     /// The output folder cannot be written.
     #[error("cannot write to {path}: {message}")]
@@ -148,6 +157,9 @@ pub struct ProfileSettings {
     /// Print plain `progress: ...` lines to stderr (for remote runs, where
     /// stderr is a pipe and no bar is drawn).
     pub progress_lines: bool,
+    /// At most one progress line per this interval (the first and last
+    /// lines come at once).
+    pub progress_every: Duration,
     /// Measure only the first N op keys of the space (smoke tests, emulated
     /// devices); the table is then partial and not calibrated.
     pub max_keys: Option<usize>,
@@ -458,7 +470,15 @@ pub fn run_plan(
     plan: Plan,
 ) -> Result<LatencyTable, ProfileError> {
     let out = &s.out;
-    if out.exists() && !s.force && !s.resume {
+    if s.calibration_networks == 0 {
+        return Err(ProfileError::BadSettings {
+            what: "calibration needs at least one network (three for a fit of its three unknowns)"
+                .into(),
+        });
+    }
+    // --resume continues a journal; it never stands in for --force: a
+    // finished table is data and is only replaced when asked to.
+    if out.exists() && !s.force {
         return Err(ProfileError::OutputExists {
             path: out.display().to_string(),
         });
@@ -471,7 +491,13 @@ pub fn run_plan(
         path: dir.display().to_string(),
         message: e.to_string(),
     };
-    std::fs::create_dir_all(dir).map_err(unwritable)?;
+    // The folder is not created: a mistyped one is an error, not a new folder.
+    if !dir.is_dir() {
+        return Err(ProfileError::Unwritable {
+            path: dir.display().to_string(),
+            message: "no such folder".into(),
+        });
+    }
     let scratch = dir.join(format!(".tunas-profile-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).map_err(unwritable)?;
     let result = profile_into(runtime, space, s, &scratch, plan);
@@ -502,12 +528,6 @@ fn sentinel_loop() -> BenchmarkConfig {
 /// Stop throwing rows away after this many drifts; later drifts are only
 /// recorded (a device that never settles would otherwise never finish).
 const MAX_REMEASURES: usize = 5;
-
-fn progress_line(s: &ProfileSettings, what: &str, done: usize, total: usize) {
-    if s.progress_lines {
-        eprintln!("progress: {what} {done}/{total}");
-    }
-}
 
 fn profile_into(
     runtime: &Runtime,
@@ -586,6 +606,13 @@ fn profile_into(
     let total = plan.to_measure.len();
     let progress = bar(total as u64, s.progress, "ops");
     progress.set_position(measured.rows.len() as u64);
+    let mut lines = ProgressLines::new(
+        s.progress_lines,
+        "ops",
+        total,
+        measured.rows.len(),
+        s.progress_every,
+    );
     // Context networks: the best of several random candidates at covering
     // keys not yet measured. Seeded by how many rows exist, so a resumed
     // run picks new networks.
@@ -686,7 +713,7 @@ fn profile_into(
                     progress.inc(1);
                 }
             }
-            progress_line(s, "ops", measured.rows.len(), total);
+            lines.update(measured.rows.len());
             if progressed {
                 misses = 0;
             } else {
@@ -716,7 +743,7 @@ fn profile_into(
             measured.rows.insert(key, stats);
             since_check.push(key);
             progress.inc(1);
-            progress_line(s, "ops", measured.rows.len(), total);
+            lines.update(measured.rows.len());
             if unit_done!() {
                 // Rows were thrown away: back to the context networks.
                 break;
@@ -751,6 +778,13 @@ fn profile_into(
         let mut rng = rand::rngs::StdRng::seed_from_u64(s.calibration_seed);
         let cal = bar(s.calibration_networks as u64, s.progress, "calibration");
         let mut rows = Vec::with_capacity(s.calibration_networks);
+        let mut lines = ProgressLines::new(
+            s.progress_lines,
+            "calibration",
+            s.calibration_networks,
+            0,
+            s.progress_every,
+        );
         for i in 0..s.calibration_networks {
             let arch = Architecture::sample_uniform(space, &mut rng);
             let ops = architecture_ops(space, &arch, t.batch);
@@ -759,7 +793,7 @@ fn profile_into(
             let e2e = measure_architecture(runtime, space, &arch, t)?;
             rows.push((sum, nodes as f64, e2e.median_us));
             cal.inc(1);
-            progress_line(s, "calibration", i + 1, s.calibration_networks);
+            lines.update(i + 1);
         }
         cal.finish_and_clear();
         let (c0, alpha, c1) = fit_calibration(&rows);

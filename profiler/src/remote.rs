@@ -27,8 +27,29 @@ use tunas_shared::LatencyTable;
 
 use crate::partial::journal_path;
 
-/// The Android work folder (world-writable, executable).
+/// The Android work folder (in /data/local/tmp, which the adb shell user
+/// owns and can execute from).
 pub const ANDROID_WORK_DIR: &str = "/data/local/tmp/tunas";
+/// Defines `tunas_refuse REASON`, which prints `tunas-unsafe=DIR<TAB>REASON`
+/// for the work folder `$d` and ends the script.
+const REFUSE_FN: &str =
+    "tunas_refuse() { printf 'tunas-unsafe=%s\\t%s\\n' \"$d\" \"$1\"; exit 0; }";
+
+/// Refuses a work folder `$d` that is a symbolic link or not a folder
+/// (checked before `mkdir -p`, which would follow a link).
+const NO_LINK_CHECK: &str = "if [ -L \"$d\" ]; then tunas_refuse 'is a symbolic link'; fi; \
+if [ -e \"$d\" ] && [ ! -d \"$d\" ]; then tunas_refuse 'is not a folder'; fi";
+
+/// Checks the work folder `$d` before anything in it is used: the profiler
+/// runs the binary it finds there, so a folder another user can write (or a
+/// symbolic link to one) would run their program. `ls -ldn` is POSIX and
+/// present in toybox, busybox and coreutils alike.
+const WORK_DIR_CHECK: &str = "if [ -L \"$d\" ]; then tunas_refuse 'is a symbolic link'; fi; \
+if [ ! -d \"$d\" ]; then tunas_refuse 'is not a folder'; fi; \
+set -f; set -- $(ls -ldn \"$d\"); set +f; \
+case \"$1\" in d????-??-*) ;; *) tunas_refuse \"can be written by other users (mode $1)\";; esac; \
+if [ \"$3\" != \"$(id -u)\" ]; then tunas_refuse \"belongs to user id $3, not to this user ($(id -u))\"; fi";
+
 /// Environment variable naming the adb executable.
 pub const ADB_ENV: &str = "ADB";
 /// Environment variable with extra ssh arguments (split on whitespace).
@@ -147,6 +168,18 @@ pub enum RemoteError {
         remote_journal: String,
         /// Where the journal was copied, if it could be.
         pulled: String,
+    },
+    /// The work folder on the device is not this user's alone.
+    #[error(
+        "{device}: refusing the work folder {dir}: it {reason}; the profiler runs the program it finds there, so the folder must be a real folder owned by the login user that no one else can write. Remove it or make it yours alone (chown, chmod 700), or choose another work folder"
+    )]
+    UnsafeWorkDir {
+        /// Device label.
+        device: String,
+        /// The folder.
+        dir: String,
+        /// What is wrong with it.
+        reason: String,
     },
     /// A local file could not be read or written.
     #[error("{path}: {message}")]
@@ -666,18 +699,36 @@ impl RemoteRun {
                 } else {
                     dir.clone()
                 };
-                format!("d={}; mkdir -p \"$d\" || exit 1", shell_quote(&dir))
+                format!(
+                    "d={}; {NO_LINK_CHECK}; mkdir -p -m 700 \"$d\" || exit 1",
+                    shell_quote(&dir)
+                )
             }
-            (None, true) => format!("d={}; mkdir -p \"$d\" || exit 1", shell_quote(ANDROID_WORK_DIR)),
-            (None, false) => "d=\"${HOME:-/nonexistent}/.cache/tunas\"; if ! mkdir -p \"$d\" 2>/dev/null || [ ! -w \"$d\" ]; then d=\"/tmp/tunas-$(id -un)\"; mkdir -p \"$d\" || exit 1; fi".to_string(),
+            (None, true) => format!(
+                "d={}; {NO_LINK_CHECK}; mkdir -p -m 700 \"$d\" || exit 1",
+                shell_quote(ANDROID_WORK_DIR)
+            ),
+            // Only the last folder gets mode 700 from `mkdir -p -m`; the
+            // fallback in /tmp is where another user could have made it first.
+            (None, false) => format!(
+                "d=\"${{HOME:-/nonexistent}}/.cache/tunas\"; {NO_LINK_CHECK}; if ! mkdir -p -m 700 \"$d\" 2>/dev/null || [ ! -w \"$d\" ]; then d=\"/tmp/tunas-$(id -un)\"; {NO_LINK_CHECK}; mkdir -p -m 700 \"$d\" || exit 1; fi"
+            ),
         };
         let script = format!(
-            "{dir_script}; cd \"$d\" || exit 1; echo \"tunas-dir=$(pwd)\"; echo \"tunas-arch=$(uname -m)\"; echo \"tunas-model=$(getprop ro.product.model 2>/dev/null)\""
+            "{REFUSE_FN}; {dir_script}; {WORK_DIR_CHECK}; cd \"$d\" || exit 1; echo \"tunas-dir=$(pwd)\"; echo \"tunas-arch=$(uname -m)\"; echo \"tunas-model=$(getprop ro.product.model 2>/dev/null)\""
         );
         let out = self.transport.run(&script, "preparing the work folder")?;
         let mut probe = Probe::default();
         for line in out.lines() {
             let line = line.trim_end_matches('\r');
+            if let Some(v) = line.strip_prefix("tunas-unsafe=") {
+                let (dir, reason) = v.split_once('\t').unwrap_or((v, "is not safe"));
+                return Err(RemoteError::UnsafeWorkDir {
+                    device: self.transport.label(),
+                    dir: dir.to_string(),
+                    reason: reason.to_string(),
+                });
+            }
             if let Some(v) = line.strip_prefix("tunas-dir=") {
                 probe.dir = v.to_string();
             } else if let Some(v) = line.strip_prefix("tunas-arch=") {
@@ -776,8 +827,10 @@ impl RemoteRun {
         })
     }
 
-    /// Pushes `local` to `remote` unless a marker beside it says the same
-    /// content is already there.
+    /// Pushes `local` to `remote` unless the file there has the same
+    /// SHA-256, computed on the device (`sha256sum`, in toybox, busybox and
+    /// coreutils): a marker file beside it could be forged, the content
+    /// cannot. Without `sha256sum` the file is pushed every time.
     fn push_once(
         &self,
         local: &Path,
@@ -785,27 +838,35 @@ impl RemoteRun {
         log: &(dyn Fn(&str) + Sync),
     ) -> Result<(), RemoteError> {
         let hash = sha256_hex(local)?;
-        let marker = format!("{remote}.sha256");
         let there = self
             .transport
             .run(
-                &format!("cat {} 2>/dev/null; true", shell_quote(&marker)),
+                &format!(
+                    "if [ -f {q} ] && [ ! -L {q} ]; then sha256sum {q} 2>/dev/null; fi; true",
+                    q = shell_quote(remote)
+                ),
                 "checking what is on the device",
             )
             .unwrap_or_default();
-        if there.trim() == hash {
+        let there = there.split_whitespace().next().unwrap_or_default();
+        if there.eq_ignore_ascii_case(&hash) {
             return Ok(());
         }
         log(&format!("pushing {} to {remote}", local.display()));
+        // A symbolic link in its place would send the push elsewhere.
+        self.transport.run(
+            &format!("rm -f {}", shell_quote(remote)),
+            "replacing the file on the device",
+        )?;
         self.transport.push(local, remote)?;
         self.transport.run(
             &format!(
-                "chmod 755 {} && echo {} > {}",
+                "chmod 755 {} && rm -f {}",
                 shell_quote(remote),
-                shell_quote(&hash),
-                shell_quote(&marker)
+                // The marker earlier versions trusted.
+                shell_quote(&format!("{remote}.sha256"))
             ),
-            "marking the pushed file",
+            "marking the pushed file executable",
         )?;
         Ok(())
     }
@@ -985,9 +1046,6 @@ impl RemoteRun {
                 });
             }
         }
-        if let Some(parent) = self.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
-        }
         let mut pulled = self.out.as_os_str().to_owned();
         pulled.push(".remote");
         let pulled = PathBuf::from(pulled);
@@ -1053,7 +1111,10 @@ pub fn profile_all_adb(
             listing: String::new(),
         });
     }
-    std::fs::create_dir_all(out_dir).map_err(|e| io_error(out_dir, e))?;
+    // The folder itself, not its parents: a mistyped parent is an error.
+    if !out_dir.is_dir() {
+        std::fs::create_dir(out_dir).map_err(|e| io_error(out_dir, e))?;
+    }
     log(&format!(
         "profiling {} device(s) in parallel: {}",
         serials.len(),
@@ -1197,6 +1258,45 @@ mod tests {
             .collect();
         assert_eq!(&got[..evil.len()], &evil.map(String::from)[..]);
         assert!(!dir.path().join("INJECTED").exists());
+    }
+
+    /// The work-folder script on this machine's `sh`: what it prints for `d`.
+    fn check_work_dir(d: &Path) -> String {
+        let script = format!(
+            "{REFUSE_FN}; d={}; {NO_LINK_CHECK}; mkdir -p -m 700 \"$d\" || exit 1; {WORK_DIR_CHECK}; echo ok",
+            shell_quote(&d.display().to_string())
+        );
+        let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn work_folder_check_refuses_what_others_could_write() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("new folder; $(x)");
+        assert_eq!(check_work_dir(&fresh), "ok\n");
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "created for the user alone");
+        // An existing folder of the user's without group/other write is kept.
+        let kept = dir.path().join("kept");
+        std::fs::create_dir(&kept).unwrap();
+        std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(check_work_dir(&kept), "ok\n");
+        for (mode, reason) in [(0o777, "(mode drwxrwxrwx"), (0o775, "(mode drwxrwxr-x")] {
+            std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(mode)).unwrap();
+            let out = check_work_dir(&kept);
+            assert!(out.starts_with("tunas-unsafe="), "{out}");
+            assert!(out.contains("can be written by other users"), "{out}");
+            assert!(out.contains(reason), "{out}");
+        }
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&fresh, &link).unwrap();
+        assert!(check_work_dir(&link).contains("\tis a symbolic link"));
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        assert!(check_work_dir(&file).contains("\tis not a folder"));
     }
 
     #[test]

@@ -228,7 +228,7 @@ pub enum TableError {
     },
     /// An op needed by an architecture has no row.
     #[error(
-        "{path}: no latency for op {key}; the table does not cover this architecture (re-profile with `tunas-profiler profile --space SPACE --out {path} --resume`)"
+        "{path}: no latency for op {key}; the table does not cover this architecture; add the missing rows with `tunas-profiler refresh --table {path} --space SPACE` (it measures only what the table lacks)"
     )]
     MissingOp {
         /// File path.

@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::SpaceError;
@@ -128,7 +127,7 @@ impl fmt::Display for Choice {
 
 /// A categorical decision: a name, a kind and the list of values.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawDecision")]
 pub struct Decision {
     /// Unique name, e.g. `stage2/layer1/kernel`.
     pub name: String,
@@ -136,6 +135,148 @@ pub struct Decision {
     pub kind: DecisionKind,
     /// The values, in the order that architecture indices refer to.
     pub values: Vec<Choice>,
+}
+
+/// A scalar as TOML gives it, before it is known to fit its field: the
+/// error can then name the field and say what it needs instead of serde's
+/// "data did not match any variant of untagged enum".
+#[doc(hidden)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum RawScalar {
+    /// An integer.
+    Int(i64),
+    /// A number with a fraction (or an integer too large for `i64`).
+    Float(f64),
+    /// `true` or `false`.
+    Flag(bool),
+    /// A string.
+    Text(String),
+}
+
+impl fmt::Display for RawScalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RawScalar::Int(v) => write!(f, "{v}"),
+            RawScalar::Float(v) => write!(f, "{v}"),
+            RawScalar::Flag(v) => write!(f, "{v}"),
+            RawScalar::Text(v) => write!(f, "\"{v}\""),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawScalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RawScalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number, true/false or a string")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<RawScalar, E> {
+                Ok(RawScalar::Int(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<RawScalar, E> {
+                Ok(i64::try_from(v).map_or(RawScalar::Float(v as f64), RawScalar::Int))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<RawScalar, E> {
+                Ok(RawScalar::Float(v))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<RawScalar, E> {
+                Ok(RawScalar::Flag(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<RawScalar, E> {
+                Ok(RawScalar::Text(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// A value a space field can hold, read from a [`RawScalar`].
+pub trait ParamValue: Sized {
+    /// What the field needs, for error messages.
+    const EXPECTED: &'static str;
+    /// The value, if `raw` is one.
+    #[doc(hidden)]
+    fn from_raw(raw: &RawScalar) -> Option<Self>;
+}
+
+impl ParamValue for u32 {
+    const EXPECTED: &'static str = "a positive integer";
+    fn from_raw(raw: &RawScalar) -> Option<Self> {
+        match raw {
+            RawScalar::Int(v) => u32::try_from(*v).ok(),
+            _ => None,
+        }
+    }
+}
+
+impl ParamValue for bool {
+    const EXPECTED: &'static str = "true or false";
+    fn from_raw(raw: &RawScalar) -> Option<Self> {
+        match raw {
+            RawScalar::Flag(v) => Some(*v),
+            _ => None,
+        }
+    }
+}
+
+impl ParamValue for LayerOp {
+    const EXPECTED: &'static str = "an op name ('separable' or 'bottleneck')";
+    fn from_raw(raw: &RawScalar) -> Option<Self> {
+        match raw {
+            RawScalar::Text(t) if t == "separable" => Some(LayerOp::Separable),
+            RawScalar::Text(t) if t == "bottleneck" => Some(LayerOp::Bottleneck),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDecision {
+    name: String,
+    kind: DecisionKind,
+    values: Vec<RawScalar>,
+}
+
+impl TryFrom<RawDecision> for Decision {
+    type Error = String;
+
+    fn try_from(raw: RawDecision) -> Result<Self, String> {
+        let values = raw
+            .values
+            .iter()
+            .map(|v| {
+                let choice = match raw.kind {
+                    DecisionKind::Kernel | DecisionKind::Expansion | DecisionKind::Filters => {
+                        u32::from_raw(v).filter(|n| *n > 0).map(Choice::Int)
+                    }
+                    DecisionKind::SqueezeExcite | DecisionKind::Skip => {
+                        bool::from_raw(v).map(Choice::Flag)
+                    }
+                    DecisionKind::Op => LayerOp::from_raw(v).map(Choice::Op),
+                };
+                choice.ok_or_else(|| {
+                    let expected = match raw.kind {
+                        DecisionKind::SqueezeExcite | DecisionKind::Skip => bool::EXPECTED,
+                        DecisionKind::Op => LayerOp::EXPECTED,
+                        _ => u32::EXPECTED,
+                    };
+                    format!(
+                        "decision '{}' (kind {}): the value {v} must be {expected}",
+                        raw.name,
+                        raw.kind.name()
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Decision {
+            name: raw.name,
+            kind: raw.kind,
+            values,
+        })
+    }
 }
 
 impl Decision {
@@ -165,7 +306,7 @@ impl<T> Param<T> {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 #[serde(untagged)]
 enum RawParam<T> {
     Fixed(T),
@@ -183,17 +324,21 @@ impl<T: Serialize + Clone> Serialize for Param<T> {
     }
 }
 
-impl<'de, T: DeserializeOwned> Deserialize<'de> for Param<T> {
+impl<'de, T: ParamValue> Deserialize<'de> for Param<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match RawParam::<T>::deserialize(deserializer)? {
-            RawParam::Fixed(v) => Ok(Param::Fixed(v)),
-            RawParam::Reference(s) => match s.strip_prefix('@') {
-                Some(name) if !name.is_empty() => Ok(Param::Decision(name.to_string())),
-                _ => Err(serde::de::Error::custom(format!(
-                    "expected a value or a decision reference like \"@stage1/filters\", found \"{s}\""
-                ))),
-            },
+        let raw = RawScalar::deserialize(deserializer)?;
+        if let RawScalar::Text(s) = &raw
+            && let Some(name) = s.strip_prefix('@')
+            && !name.is_empty()
+        {
+            return Ok(Param::Decision(name.to_string()));
         }
+        T::from_raw(&raw).map(Param::Fixed).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "expected {} or a decision reference like \"@stage1/filters\", found {raw}",
+                T::EXPECTED
+            ))
+        })
     }
 }
 
@@ -482,6 +627,56 @@ impl SearchSpace {
                 "input height, width, channels and classes must all be at least 1".into(),
             ));
         }
+        for (field, value, max) in [
+            ("input.height", i.height, limits::INPUT_PX),
+            ("input.width", i.width, limits::INPUT_PX),
+            ("input.channels", i.channels, limits::INPUT_CHANNELS),
+            ("input.classes", i.classes, limits::CLASSES),
+        ] {
+            limits::check(field, value, max).map_err(invalid)?;
+        }
+        for d in &self.decisions {
+            let max = match d.kind {
+                DecisionKind::Filters => limits::WIDTH,
+                DecisionKind::Expansion => limits::EXPANSION,
+                DecisionKind::Kernel => limits::KERNEL,
+                _ => continue,
+            };
+            for v in &d.values {
+                if let Choice::Int(v) = v {
+                    limits::check(&format!("decision '{}'", d.name), *v, max).map_err(invalid)?;
+                }
+            }
+        }
+        let mut fixed: Vec<(String, &Param<u32>, u32)> = vec![
+            ("stem.kernel".into(), &self.stem.kernel, limits::KERNEL),
+            ("stem.filters".into(), &self.stem.filters, limits::WIDTH),
+            ("head.filters".into(), &self.head.filters, limits::WIDTH),
+        ];
+        if let Some(p) = &self.head.post_pool_filters {
+            fixed.push(("head.post_pool_filters".into(), p, limits::WIDTH));
+        }
+        for (s, stage) in self.stages.iter().enumerate() {
+            fixed.push((
+                format!("stages[{s}].filters"),
+                &stage.filters,
+                limits::WIDTH,
+            ));
+            for (l, layer) in stage.layers.iter().enumerate() {
+                let at = format!("stages[{s}].layers[{l}]");
+                fixed.push((format!("{at}.kernel"), &layer.kernel, limits::KERNEL));
+                fixed.push((
+                    format!("{at}.expansion"),
+                    &layer.expansion,
+                    limits::EXPANSION,
+                ));
+            }
+        }
+        for (field, param, max) in fixed {
+            if let Param::Fixed(v) = param {
+                limits::check(&field, *v, max).map_err(invalid)?;
+            }
+        }
         let mut names = BTreeSet::new();
         for d in &self.decisions {
             if !names.insert(d.name.as_str()) {
@@ -666,7 +861,48 @@ impl SearchSpace {
                 "decision '{name}' is not referenced by any field"
             )));
         }
+        // Each field within its limit can still add up to more weights than
+        // a device holds: the widest network is the measure.
+        let params =
+            crate::opkey::architecture_params(self, &crate::arch::Architecture::largest(self));
+        if params > limits::PARAMS {
+            return Err(invalid(format!(
+                "its largest network has {params} parameters; at most {} are supported (narrow the widest filters or expansions)",
+                limits::PARAMS
+            )));
+        }
         Ok(())
+    }
+}
+
+/// Sizes a space may ask for: generous for real mobile and edge networks
+/// (the built-in spaces stay far below), and small enough that a typo such
+/// as a width of 10^9 is an error here rather than a failed allocation
+/// later.
+pub mod limits {
+    /// Input height and width (pixels).
+    pub const INPUT_PX: u32 = 1024;
+    /// Input channels.
+    pub const INPUT_CHANNELS: u32 = 64;
+    /// Classes of the classifier.
+    pub const CLASSES: u32 = 100_000;
+    /// Width (channels) of any layer, fixed or chosen.
+    pub const WIDTH: u32 = 8192;
+    /// Expansion ratio of a bottleneck.
+    pub const EXPANSION: u32 = 32;
+    /// Kernel size.
+    pub const KERNEL: u32 = 31;
+    /// Trainable parameters of the space's largest network (2 GB as f32).
+    pub const PARAMS: u64 = 500_000_000;
+
+    pub(crate) fn check(field: &str, value: u32, max: u32) -> Result<(), String> {
+        if value > max {
+            Err(format!(
+                "{field} = {value} is too large: at most {max} is supported"
+            ))
+        } else {
+            Ok(())
+        }
     }
 }
 

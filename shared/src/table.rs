@@ -294,6 +294,14 @@ impl LatencyTable {
     /// Parses table text; `origin` names the file in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, TableError> {
         let path = origin.to_string();
+        // Windows line endings (a table opened and saved in a spreadsheet or
+        // checked out with autocrlf) mean the same rows: read them as such.
+        let text: std::borrow::Cow<'_, str> = if text.contains("\r\n") {
+            text.replace("\r\n", "\n").into()
+        } else {
+            text.into()
+        };
+        let text = text.as_ref();
         let mut lines = text.lines().enumerate();
         match lines.next() {
             Some((_, first)) if first.trim_end() == TABLE_SIGNATURE => {}
@@ -413,13 +421,29 @@ impl LatencyTable {
         let mut rows = BTreeMap::new();
         let mut first_lines = BTreeMap::<OpKey, usize>::new();
         for record in reader.records() {
-            let record = record.map_err(|e| TableError::BadRow {
-                path: path.clone(),
-                line: e
+            let record = record.map_err(|e| {
+                let line = e
                     .position()
                     .map(|p| p.line() as usize + header_no - 1)
-                    .unwrap_or(header_no),
-                message: format!("malformed CSV row: {e}"),
+                    .unwrap_or(header_no);
+                // The CSV reader's own text counts lines from the header;
+                // say it once, in the file's numbering.
+                let message = match e.kind() {
+                    csv::ErrorKind::UnequalLengths {
+                        expected_len, len, ..
+                    } => format!(
+                        "the row has {len} of the header's {expected_len} columns (a row cut short, e.g. by an interrupted copy, or a stray comma)"
+                    ),
+                    csv::ErrorKind::Utf8 { err, .. } => {
+                        format!("malformed CSV row: invalid UTF-8 in field {}", err.field() + 1)
+                    }
+                    _ => format!("malformed CSV row: {e}"),
+                };
+                TableError::BadRow {
+                    path: path.clone(),
+                    line,
+                    message,
+                }
             })?;
             let line = record
                 .position()

@@ -201,6 +201,11 @@ fn estimate_names_a_missing_op() {
         "{}",
         stderr(&out)
     );
+    // The advice is the tool that adds missing rows, not a profile that
+    // would start over.
+    let advice = format!("tunas-profiler refresh --table {}", path.display());
+    assert!(stderr(&out).contains(&advice), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("--resume"), "{}", stderr(&out));
 }
 
 #[test]

@@ -8,6 +8,9 @@
 //! - quoting: folder, file and serial names with spaces, quotes and `;`
 //!   reach the device intact and run nothing.
 //! - ssh: the runner against a real OpenSSH server started on 127.0.0.1.
+//! - work folders: one another user could write (or a symbolic link) is
+//!   refused, and a planted binary beside a forged hash marker is pushed
+//!   over, never run (adb and ssh).
 //! - cross builds: the aarch64 Linux profiler under qemu-user with the
 //!   aarch64 ONNX Runtime from PyPI (timings under emulation mean nothing
 //!   and are not looked at).
@@ -131,6 +134,8 @@ fn adb_run_survives_a_dropped_connection_and_resumes_without_duplicates() {
         "tiny28",
         "--max-keys",
         "60",
+        // A line for every new row: the drop below counts lines.
+        "--progress-every=0",
         "--out",
         out.to_str().unwrap(),
     ];
@@ -286,6 +291,8 @@ fn all_adb_profiles_every_phone_and_one_failure_does_not_stop_the_others() {
         "tiny28",
         "--max-keys",
         "30",
+        // A line for every new row: the drop below counts lines.
+        "--progress-every=0",
         "--out",
         out.to_str().unwrap(),
     ];
@@ -809,4 +816,180 @@ fn refresh_runs_on_an_adb_device_too() {
         })
         .count();
     assert_eq!(kept, keys.len() - 5);
+}
+
+/// A program named like the profiler that only leaves a mark when run: a
+/// stand-in for what another user could plant in a shared work folder.
+fn plant_profiler(folder: &Path, mark: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(folder).unwrap();
+    let bin = folder.join("tunas-profiler");
+    std::fs::write(&bin, format!("#!/bin/sh\ntouch '{}'\n", mark.display())).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn sha256_of(path: &Path) -> String {
+    let o = Command::new("sha256sum").arg(path).output().unwrap();
+    assert!(o.status.success(), "sha256sum {}", path.display());
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Plants a fake profiler beside the `.sha256` marker earlier versions
+/// trusted, forged to claim it is this build.
+fn plant_profiler_with_forged_marker(folder: &Path, mark: &Path) {
+    plant_profiler(folder, mark);
+    set_mode(folder, 0o700);
+    let real = sha256_of(&binary("tunas-profiler"));
+    std::fs::write(folder.join("tunas-profiler.sha256"), format!("{real}\n")).unwrap();
+}
+
+/// What a refused work folder must look like afterwards: an error naming
+/// the folder and the reason, and the planted program never run.
+fn assert_refused(o: &Output, folder: &Path, reason: &str, mark: &Path) {
+    assert!(!o.status.success(), "{}", text(o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("refusing the work folder"), "{err}");
+    assert!(err.contains(reason), "{err}");
+    assert!(
+        err.contains(folder.file_name().unwrap().to_str().unwrap()),
+        "{err}"
+    );
+    assert!(!mark.exists(), "the planted program ran: {err}");
+}
+
+#[test]
+fn adb_work_folder_others_can_write_or_a_symlink_is_refused_and_nothing_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("phones");
+    let work = root.join("FAKE0005/data/local/tmp/tunas");
+    let mark = dir.path().join("PLANTED-PROGRAM-RAN");
+    let out = dir.path().join("t.csv");
+    let profile = |extra: &[&str]| {
+        profiler_with_adb(&root, "FAKE0005=Pixel 6", None)
+            .args(["profile", "--device", "adb", "--space", "tiny28"])
+            .args(["--max-keys", "3", "--out", out.to_str().unwrap()])
+            .args(extra)
+            .args(FAST)
+            .output()
+            .unwrap()
+    };
+    // The default folder, made by another user and left writable to all.
+    plant_profiler(&work, &mark);
+    set_mode(&work, 0o777);
+    assert_refused(&profile(&[]), &work, "can be written by other users", &mark);
+    // Group-writable is refused too.
+    set_mode(&work, 0o770);
+    assert_refused(&profile(&[]), &work, "(mode drwxrwx---", &mark);
+
+    // A symbolic link to a folder with a planted program.
+    std::fs::remove_dir_all(&work).unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    plant_profiler(&elsewhere, &mark);
+    set_mode(&elsewhere, 0o700);
+    std::os::unix::fs::symlink(&elsewhere, &work).unwrap();
+    assert_refused(&profile(&[]), &work, "is a symbolic link", &mark);
+
+    // --remote-dir gets the same checks.
+    let chosen = dir.path().join("chosen");
+    plant_profiler(&chosen, &mark);
+    set_mode(&chosen, 0o757);
+    let o = profile(&["--remote-dir", chosen.to_str().unwrap()]);
+    assert_refused(&o, &chosen, "can be written by other users", &mark);
+    assert!(!out.exists());
+}
+
+#[test]
+fn adb_push_hashes_the_file_on_the_phone_and_ignores_a_forged_marker() {
+    if !runtime_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("phones");
+    let work = root.join("FAKE0006/data/local/tmp/tunas");
+    let mark = dir.path().join("PLANTED-PROGRAM-RAN");
+    let out = dir.path().join("t.csv");
+    plant_profiler_with_forged_marker(&work, &mark);
+    let o = profiler_with_adb(&root, "FAKE0006=Pixel 6", None)
+        .args(["profile", "--device", "adb", "--space", "tiny28"])
+        .args(["--max-keys", "3", "--out", out.to_str().unwrap()])
+        .args(FAST)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!mark.exists(), "the planted program ran: {}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("pushing"), "{err}");
+    assert_eq!(
+        sha256_of(&work.join("tunas-profiler")),
+        sha256_of(&binary("tunas-profiler"))
+    );
+    assert!(!work.join("tunas-profiler.sha256").exists());
+    assert_eq!(LatencyTable::read(&out).unwrap().rows.len(), 3);
+}
+
+#[test]
+fn ssh_work_folder_must_be_the_users_alone_and_pushes_are_hashed_on_the_board() {
+    if !runtime_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(sshd) = start_sshd(dir.path()) else {
+        return;
+    };
+    let opts = format!(
+        "-i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+        sshd.key.display()
+    );
+    let device = format!("ssh:{}@127.0.0.1:{}", sshd.user, sshd.port);
+    let mark = dir.path().join("PLANTED-PROGRAM-RAN");
+    let out = dir.path().join("board.csv");
+    let profile = |work: &Path| {
+        Command::new(binary("tunas-profiler"))
+            .env("TUNAS_SSH_OPTS", &opts)
+            .stdin(Stdio::null())
+            .args(["profile", "--device", &device, "--space", "tiny28"])
+            .args(["--remote-dir", work.to_str().unwrap()])
+            .args(["--max-keys", "3", "--force", "--out", out.to_str().unwrap()])
+            .args(FAST)
+            .output()
+            .unwrap()
+    };
+    // Another user's folder, writable to all (as /tmp/tunas-USER could be).
+    let shared = dir.path().join("tunas-shared");
+    plant_profiler(&shared, &mark);
+    set_mode(&shared, 0o777);
+    assert_refused(
+        &profile(&shared),
+        &shared,
+        "can be written by other users",
+        &mark,
+    );
+
+    // A symbolic link in its place.
+    let link = dir.path().join("tunas-link");
+    std::os::unix::fs::symlink(&shared, &link).unwrap();
+    assert_refused(&profile(&link), &link, "is a symbolic link", &mark);
+
+    // The user's own folder with a planted program and a forged marker:
+    // pushed again, never run.
+    let own = dir.path().join("tunas-own");
+    plant_profiler_with_forged_marker(&own, &mark);
+    let o = profile(&own);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!mark.exists(), "the planted program ran: {}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("pushing"));
+    assert_eq!(
+        sha256_of(&own.join("tunas-profiler")),
+        sha256_of(&binary("tunas-profiler"))
+    );
+    assert_eq!(LatencyTable::read(&out).unwrap().rows.len(), 3);
 }

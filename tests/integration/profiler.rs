@@ -193,6 +193,16 @@ fn profiler_errors_say_what_is_wrong() {
     assert!(err.contains("/nonexistent/libonnxruntime.so"), "{err}");
     assert!(err.contains("cargo xtask setup"), "{err}");
 
+    // A file that is no ONNX model is named.
+    let not_onnx = dir.path().join("notes.txt");
+    std::fs::write(&not_onnx, "not a model\n").unwrap();
+    let err = stderr_of(
+        &["measure", "--model", not_onnx.to_str().unwrap(), "--quiet"],
+        None,
+    );
+    assert!(err.contains(not_onnx.to_str().unwrap()), "{err}");
+    assert!(err.contains("--model"), "{err}");
+
     // A table of another space is refused by validate.
     let tiny = crate::tables::synthetic_table(&builtin_space("tiny28").unwrap());
     tiny.write_atomic(&out).unwrap();
@@ -214,6 +224,258 @@ fn profiler_errors_say_what_is_wrong() {
     // An existing table is not overwritten without --force.
     let err = stderr_of(&profile, None);
     assert!(err.contains("--force"), "{err}");
+}
+
+#[test]
+fn resume_without_a_journal_never_overwrites_a_finished_table() {
+    if !runtime_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.csv");
+    crate::tables::synthetic_table(&builtin_space("tiny28").unwrap())
+        .write_atomic(&out)
+        .unwrap();
+    let before = std::fs::read(&out).unwrap();
+    let out_s = out.to_str().unwrap();
+    let mut args = vec!["profile", "--space", "tiny28", "--out", out_s];
+    args.extend(["--max-keys", "3", "--resume"]);
+    args.extend(FAST);
+    let o = run("tunas-profiler", &args);
+    assert!(!o.status.success(), "--resume overwrote {out_s}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("{out_s} exists")), "{err}");
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), before, "the table changed");
+    // With --force it is replaced.
+    args.push("--force");
+    let o = run("tunas-profiler", &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(LatencyTable::read(&out).unwrap().rows.len(), 3);
+}
+
+#[test]
+fn every_numeric_flag_is_checked_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.csv");
+    let out_s = out.to_str().unwrap();
+    let table = dir.path().join("missing.csv");
+    let table_s = table.to_str().unwrap();
+    let profile = ["profile", "--space", "tiny28", "--out", out_s];
+    let refresh = ["refresh", "--table", table_s];
+    let validate = ["validate", "--space", "tiny28", "--table", table_s];
+    let measure = ["measure", "--space", "tiny28", "--arch", "largest"];
+    let cases: Vec<(&[&str], &str, &str)> = vec![
+        (&profile, "--calibration-networks", "0"),
+        (&profile, "--calibration-networks", "2"),
+        (&profile, "--contexts", "0"),
+        (&profile, "--max-keys", "0"),
+        (&profile, "--sentinel-every", "-1"),
+        (&profile, "--drift-threshold", "0"),
+        (&profile, "--drift-threshold", "NaN"),
+        (&profile, "--drift-threshold", "inf"),
+        (&profile, "--cooldown-s", "-1"),
+        (&profile, "--cooldown-s", "1e30"),
+        (&profile, "--cooldown-budget-s", "nan"),
+        (&profile, "--threads", "0"),
+        (&profile, "--batch", "0"),
+        (&profile, "--batch", "1000000"),
+        (&profile, "--warmup-runs", "-3"),
+        (&profile, "--warmup-ms", "99999999999"),
+        (&profile, "--runs", "0"),
+        (&profile, "--min-ms", "1.5"),
+        (&profile, "--network-runs", "0"),
+        (&profile, "--network-min-ms", "-1"),
+        (&refresh, "--calibration-networks", "0"),
+        (&refresh, "--contexts", "0"),
+        (&refresh, "--older-than", "-1"),
+        (&refresh, "--older-than", "nan"),
+        (&validate, "--samples", "1"),
+        (&validate, "--runs", "0"),
+        (&measure, "--network-runs", "0"),
+        (&["ops", "--space", "tiny28"], "--batch", "0"),
+    ];
+    for (command, flag, value) in &cases {
+        let mut args = command.to_vec();
+        let flag_value = format!("{flag}={value}");
+        args.push(&flag_value);
+        if command[0] != "ops" {
+            args.push("--quiet");
+        }
+        if command[0] == "profile" && *flag != "--max-keys" {
+            // Were the flag let through, the run would be short.
+            args.push("--max-keys=2");
+        }
+        // Over a remote device too, before adb is ever started.
+        for device in [None, Some("adb")] {
+            let mut c = Command::new(binary("tunas-profiler"));
+            c.args(&args).env("ADB", "/nonexistent/adb");
+            if let Some(d) = device {
+                if command[0] != "profile" && command[0] != "refresh" {
+                    continue;
+                }
+                c.args(["--device", d]);
+            }
+            let o = c.output().unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(2), "{args:?} {device:?}: {err}");
+            assert!(
+                err.contains(&format!("invalid value '{value}' for '{flag}")),
+                "{args:?}: {err}"
+            );
+            assert!(!err.contains("panicked"), "{err}");
+            assert!(!out.exists() && !dir.path().join("t.csv.partial").exists());
+        }
+    }
+    // The limits are generous for real use: the defaults and FAST pass.
+    let o = run(
+        "tunas-profiler",
+        &[&["ops", "--space", "tiny28", "--batch", "64"][..]].concat(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn output_paths_are_checked_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t.csv");
+    crate::tables::synthetic_table(&builtin_space("tiny28").unwrap())
+        .write_atomic(&table)
+        .unwrap();
+    let t = table.to_str().unwrap();
+    let folder = dir.path().join("a folder");
+    std::fs::create_dir(&folder).unwrap();
+    let missing = dir.path().join("no such folder");
+    let in_missing = missing.join("x.csv");
+    let profile = ["profile", "--space", "tiny28", "--max-keys", "2"];
+    let validate = [
+        "validate",
+        "--space",
+        "tiny28",
+        "--table",
+        t,
+        "--samples",
+        "2",
+    ];
+    let refresh = ["refresh", "--table", t];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            [&validate[..], &["--plot", "/proc/x.svg"]].concat(),
+            "cannot write in /proc",
+        ),
+        (
+            [&validate[..], &["--plot", "v.txt"]].concat(),
+            "v.txt: not a supported file type; charts are written as .svg or .png",
+        ),
+        (
+            [
+                &profile[..],
+                &["--force", "--out", folder.to_str().unwrap()],
+            ]
+            .concat(),
+            "is a folder",
+        ),
+        (
+            [&profile[..], &["--out", in_missing.to_str().unwrap()]].concat(),
+            "does not exist",
+        ),
+        (
+            [&profile[..], &["--out", "/proc/x.csv"]].concat(),
+            "cannot write in /proc",
+        ),
+        (
+            [&refresh[..], &["--out", in_missing.to_str().unwrap()]].concat(),
+            "does not exist",
+        ),
+        (
+            [
+                &profile[..],
+                &["--device", "all-adb", "--out"],
+                &[in_missing.to_str().unwrap()],
+            ]
+            .concat(),
+            "does not exist",
+        ),
+        (
+            [&profile[..], &["--device", "all-adb", "--out", t]].concat(),
+            "is not a folder",
+        ),
+    ];
+    for (args, needle) in &cases {
+        // Validate has no calibration: the timing part of FAST only.
+        let fast = if args[0] == "validate" {
+            &FAST[..13]
+        } else {
+            &FAST[..]
+        };
+        let o = Command::new(binary("tunas-profiler"))
+            .args(args)
+            .args(fast)
+            .env("ADB", "/nonexistent/adb")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} succeeded: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        let flag = if args.contains(&"--plot") {
+            "--plot"
+        } else {
+            "--out"
+        };
+        assert!(err.contains(flag), "{args:?} does not name {flag}: {err}");
+        // Nothing was timed: the runtime was not even loaded.
+        assert!(!err.contains("onnxruntime 1."), "{args:?}: {err}");
+        assert!(!missing.exists(), "{args:?} created {}", missing.display());
+    }
+    assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 0);
+}
+
+#[test]
+fn progress_lines_are_spaced_never_repeat_and_say_rate_and_eta() {
+    if !runtime_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lines_of = |every: &str, name: &str| {
+        let out = dir.path().join(name);
+        let mut args = vec!["profile", "--space", "tiny28", "--max-keys", "40"];
+        args.extend(["--progress-lines", "--progress-every", every]);
+        args.extend(["--out", out.to_str().unwrap()]);
+        args.extend(FAST);
+        let started = Instant::now();
+        let o = run("tunas-profiler", &args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let lines: Vec<String> = String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .filter(|l| l.starts_with("progress: "))
+            .map(String::from)
+            .collect();
+        (lines, started.elapsed())
+    };
+    // Every change, for the record: never the same line twice.
+    let (all, _) = lines_of("0", "a.csv");
+    assert!(all.len() >= 2, "{all:?}");
+    for pair in all.windows(2) {
+        assert_ne!(pair[0], pair[1], "a line repeats: {all:?}");
+    }
+    for line in &all {
+        assert!(line.contains("%), ") && line.contains("/s, "), "{line}");
+        assert!(line.contains("ETA ") || line.ends_with("done"), "{line}");
+    }
+    assert!(
+        all.last()
+            .unwrap()
+            .starts_with("progress: ops 40/40 (100%)")
+    );
+    // The default: the first line, then one every 5 s at most, and the last.
+    let (spaced, took) = lines_of("5", "b.csv");
+    let most = 2 + (took.as_secs_f64() / 5.0) as usize;
+    assert!(
+        spaced.len() <= most,
+        "{} lines in {took:?}: {spaced:?}",
+        spaced.len()
+    );
+    assert!(spaced.last().unwrap().ends_with("done"), "{spaced:?}");
 }
 
 #[test]

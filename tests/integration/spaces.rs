@@ -124,6 +124,71 @@ fn invalid_toml_spaces_are_refused_with_the_field_named() {
 }
 
 #[test]
+fn out_of_range_space_sizes_name_the_field_and_the_limit() {
+    let base = builtin_space("tiny28").unwrap().to_toml();
+    let stage1 = "name = \"stage1/filters\"\nkind = \"filters\"\nvalues = [\n    16,";
+    let cases = [
+        // A negative width, chosen or fixed: the field, and what it needs.
+        (
+            base.replacen(stage1, &stage1.replace("16,", "-16,"), 1),
+            "decision 'stage1/filters' (kind filters): the value -16 must be a positive integer",
+        ),
+        (
+            base.replacen("filters = \"@stage1/filters\"", "filters = -8", 1),
+            "expected a positive integer or a decision reference",
+        ),
+        (
+            base.replacen(stage1, &stage1.replace("16,", "2.5,"), 1),
+            "the value 2.5 must be a positive integer",
+        ),
+        // Sizes no machine holds are refused up front, naming the field.
+        (
+            base.replacen(stage1, &stage1.replace("16,", "1000000000,"), 1),
+            "decision 'stage1/filters' = 1000000000 is too large: at most 8192",
+        ),
+        (
+            base.replacen("height = 28", "height = 100000", 1),
+            "input.height = 100000 is too large: at most 1024",
+        ),
+        (
+            base.replacen("filters = \"@stage1/filters\"", "filters = 9000", 1),
+            "stages[0].filters = 9000 is too large",
+        ),
+    ];
+    for (text, needle) in &cases {
+        assert_ne!(*text, base, "the test's edit for '{needle}' did not apply");
+        let err = SearchSpace::from_toml_str(text, "bad.toml").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(needle), "{msg} lacks '{needle}'");
+        assert!(!msg.contains("untagged enum"), "{msg}");
+    }
+    // Every field within its limit, and still more weights than a device
+    // holds: the total is capped too.
+    let wide = base
+        .replace(
+            "    16,\n    24,\n    32,\n]",
+            "    16,\n    24,\n    8192,\n]",
+        )
+        .replace("    1,\n    3,\n    6,\n]", "    1,\n    3,\n    32,\n]");
+    assert_ne!(wide, base);
+    let err = SearchSpace::from_toml_str(&wide, "wide.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("parameters; at most 500000000"), "{err}");
+    // The built-in spaces are far inside every limit.
+    for name in [
+        "tiny28",
+        "proxylessnas",
+        "proxylessnas-enlarged",
+        "mobilenet-v3-like",
+    ] {
+        let space = builtin_space(name).unwrap();
+        space.validate().unwrap();
+        SearchSpace::from_toml_str(&space.to_toml(), name).unwrap();
+    }
+}
+
+#[test]
 fn largest_path_is_the_widest_unskipped_network() {
     let space = builtin_space("tiny28").unwrap();
     let largest = Architecture::largest(&space);

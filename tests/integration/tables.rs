@@ -252,6 +252,34 @@ fn ragged_row() {
 }
 
 #[test]
+fn table_cut_mid_row_names_one_line() {
+    let good = tiny_table_text();
+    let cut = &good[..good.len() - 30];
+    assert!(!cut.ends_with('\n'));
+    let err = parse_err(cut).to_string();
+    let last = cut.lines().count();
+    assert!(err.starts_with(&format!("t.csv:{last}: ")), "{err}");
+    assert!(err.contains("cut short"), "{err}");
+    // No second line number (the CSV reader's own, counted from the header).
+    assert!(!err.contains("line:"), "{err}");
+}
+
+#[test]
+fn windows_line_endings_read_as_the_same_table() {
+    let good = tiny_table_text();
+    let crlf = good.replace('\n', "\r\n");
+    let a = LatencyTable::parse(&good, "t.csv").unwrap();
+    let b = LatencyTable::parse(&crlf, "t.csv").unwrap();
+    assert_eq!(a.rows, b.rows);
+    assert_eq!(a.provenance, b.provenance);
+    // Errors keep the file's line numbers.
+    let bad = crlf.replacen(",0,1,", ",0,1,-", 1);
+    let err = parse_err(&bad).to_string();
+    let line = line_of(&bad, ",0,1,-");
+    assert!(err.contains(&format!("t.csv:{line}:")), "{err}");
+}
+
+#[test]
 fn unreadable_file_names_the_path() {
     let err = LatencyTable::read(Path::new("/nonexistent/table.csv")).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/table.csv"), "{err}");
