@@ -26,7 +26,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
@@ -41,10 +41,10 @@ use tunas_shared::{
 use crate::agreement::Agreement;
 use crate::device;
 use crate::partial::{Journal, journal_path};
-use crate::progress::ProgressLines;
 use crate::runtime::{ExecutionProvider, ModelSession, Runtime, RuntimeError, SessionConfig};
 use crate::sentinel::{Check, Sentinel, SentinelSettings};
 use crate::timing::{BenchmarkConfig, Measurement, benchmark_session};
+use tunas_shared::progress::ProgressLines;
 
 /// Anything that can stop profiling or validation.
 #[derive(Debug, Error)]
@@ -969,8 +969,12 @@ pub fn validate(
 ) -> Result<ValidationReport, ProfileError> {
     table.check_space(space)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let progress = bar(samples as u64, show_progress, "networks");
-    let started = Instant::now();
+    let mut progress = tunas_shared::progress::Progress::new(
+        "validate",
+        samples as u64,
+        "networks",
+        show_progress,
+    );
     let mut networks = Vec::with_capacity(samples);
     for _ in 0..samples {
         let arch = Architecture::sample_uniform(space, &mut rng);
@@ -983,8 +987,7 @@ pub fn validate(
         });
         progress.inc(1);
     }
-    progress.finish_and_clear();
-    let _ = started;
+    progress.finish();
     let pairs: Vec<(f64, f64)> = networks
         .iter()
         .map(|n| (n.estimate_ms, n.measured_ms))

@@ -589,7 +589,7 @@ pub fn run_export(a: ExportArgs) -> Result<()> {
     if a.batch == 0 {
         bail!("--batch: the exported model's batch must be at least 1");
     }
-    tunas_shared::output::check_output_file(&a.onnx, &["onnx"]).context("--onnx")?;
+    tunas_shared::output::check_output_file(&a.onnx, "ONNX models", &["onnx"]).context("--onnx")?;
     let files = RunFiles { dir: a.run.clone() };
     let space = SearchSpace::from_toml_file(&files.space())
         .with_context(|| format!("--run {}: not a search run folder", a.run.display()))?;

@@ -1,50 +1,100 @@
-//! Output paths checked before any work starts, so a long measurement or
-//! training never ends in "cannot write".
+//! Output paths, checked before any measuring starts: a run that times
+//! every op and only then finds it cannot write its result has wasted the
+//! whole run. Parent folders are never created: a mistyped folder is an
+//! error, not a new folder.
 
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-/// An output file that could not be written.
+/// An output path that cannot be written.
 #[derive(Debug, Error)]
 pub enum OutputError {
     /// The extension is not one the writer supports.
-    #[error("{}: the file must end in {}", path.display(), expected.join(" or "))]
+    #[error("{path}: not a supported file type; {what} are written as {supported}")]
     Extension {
         /// The path.
-        path: PathBuf,
-        /// Accepted extensions, with their dot.
-        expected: Vec<String>,
+        path: String,
+        /// What is written there.
+        what: &'static str,
+        /// The supported extensions, e.g. `.svg or .png`.
+        supported: String,
     },
-    /// The path is a folder.
-    #[error("{}: is a folder; give a file name", path.display())]
-    IsFolder {
-        /// The path.
-        path: PathBuf,
-    },
-    /// The parent folder does not exist (it is not created for you).
-    #[error("{}: the folder {} does not exist; create it first", path.display(), parent.display())]
+    /// The folder the file would go in does not exist.
+    #[error("{path}: the folder {folder} does not exist (folders are not created; make it first)")]
     NoFolder {
         /// The path.
-        path: PathBuf,
-        /// Its parent.
-        parent: PathBuf,
+        path: String,
+        /// Its parent folder.
+        folder: String,
     },
-    /// A file cannot be created in the parent folder.
-    #[error("{}: cannot write there: {source}", path.display())]
-    NotWritable {
+    /// A file was asked for and a folder is there.
+    #[error("{path} is a folder; give the path of a file in it")]
+    IsFolder {
         /// The path.
-        path: PathBuf,
-        /// The cause.
+        path: String,
+    },
+    /// A folder was asked for and something else is there.
+    #[error("{path} exists and is not a folder")]
+    NotAFolder {
+        /// The path.
+        path: String,
+    },
+    /// The folder cannot be written.
+    #[error("cannot write in {folder}")]
+    Unwritable {
+        /// The folder.
+        folder: String,
+        /// What the system said when a file was created there.
         #[source]
         source: std::io::Error,
     },
 }
 
-/// Checks that `path` can be written: its extension is one of `extensions`
-/// (without dots; empty accepts any), it is not a folder, its folder exists
-/// and a file can be created there. Nothing is left behind.
-pub fn check_output_file(path: &Path, extensions: &[&str]) -> Result<(), OutputError> {
+fn folder_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Creates and removes a file in `folder`: the only sure test that it can
+/// be written (permission bits say nothing of read-only mounts or /proc).
+fn probe_writable(folder: &Path) -> Result<(), OutputError> {
+    let probe = folder.join(format!(".tunas-write-check-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|source| OutputError::Unwritable {
+            folder: folder.display().to_string(),
+            source,
+        })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+fn check_folder_exists(path: &Path, folder: &Path) -> Result<(), OutputError> {
+    if folder.is_dir() {
+        Ok(())
+    } else {
+        Err(OutputError::NoFolder {
+            path: path.display().to_string(),
+            folder: folder.display().to_string(),
+        })
+    }
+}
+
+/// Checks that a file can be written at `path`: its extension is one of
+/// `extensions` (any, when empty), it is not a folder, and its folder
+/// exists and can be written. Whether an existing file may be replaced is
+/// the caller's decision.
+pub fn check_output_file(
+    path: &Path,
+    what: &'static str,
+    extensions: &[&str],
+) -> Result<(), OutputError> {
+    let text = || path.display().to_string();
     if !extensions.is_empty() {
         let ext = path
             .extension()
@@ -52,37 +102,38 @@ pub fn check_output_file(path: &Path, extensions: &[&str]) -> Result<(), OutputE
             .map(str::to_ascii_lowercase);
         if !ext.is_some_and(|e| extensions.contains(&e.as_str())) {
             return Err(OutputError::Extension {
-                path: path.to_path_buf(),
-                expected: extensions.iter().map(|e| format!(".{e}")).collect(),
+                path: text(),
+                what,
+                supported: extensions
+                    .iter()
+                    .map(|e| format!(".{e}"))
+                    .collect::<Vec<_>>()
+                    .join(" or "),
             });
         }
     }
     if path.is_dir() {
-        return Err(OutputError::IsFolder {
-            path: path.to_path_buf(),
+        return Err(OutputError::IsFolder { path: text() });
+    }
+    let folder = folder_of(path);
+    check_folder_exists(path, &folder)?;
+    probe_writable(&folder)
+}
+
+/// Checks that `path` is a folder that can be written, or can be made (its
+/// own parent exists and can be written).
+pub fn check_output_folder(path: &Path) -> Result<(), OutputError> {
+    if path.is_dir() {
+        return probe_writable(path);
+    }
+    if path.exists() {
+        return Err(OutputError::NotAFolder {
+            path: path.display().to_string(),
         });
     }
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !parent.is_dir() {
-        return Err(OutputError::NoFolder {
-            path: path.to_path_buf(),
-            parent,
-        });
-    }
-    let probe = parent.join(format!(".tunas-write-check-{}", std::process::id()));
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&probe)
-        .map_err(|source| OutputError::NotWritable {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
+    let folder = folder_of(path);
+    check_folder_exists(path, &folder)?;
+    probe_writable(&folder)
 }
 
 /// `text` quoted for a POSIX shell, so a printed command can be pasted
@@ -103,22 +154,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bad_outputs_are_named_before_work() {
-        let dir = std::env::temp_dir();
-        assert!(matches!(
-            check_output_file(&dir.join("x.txt"), &["svg", "png"]),
-            Err(OutputError::Extension { .. })
-        ));
-        assert!(matches!(
-            check_output_file(&dir, &[]),
-            Err(OutputError::IsFolder { .. })
-        ));
-        assert!(matches!(
-            check_output_file(Path::new("/nonexistent-tunas/x.csv"), &["csv"]),
-            Err(OutputError::NoFolder { .. })
-        ));
-        assert!(!Path::new("/nonexistent-tunas").exists());
-        check_output_file(&dir.join("fine.svg"), &["svg"]).unwrap();
+    fn output_checks_name_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert!(check_output_file(&d.join("t.csv"), "tables", &[]).is_ok());
+        assert!(check_output_file(&d.join("p.SVG"), "charts", &["svg", "png"]).is_ok());
+        let e = check_output_file(&d.join("p.txt"), "charts", &["svg", "png"]).unwrap_err();
+        assert!(e.to_string().contains(".svg or .png"), "{e}");
+        let e = check_output_file(d, "tables", &[]).unwrap_err();
+        assert!(matches!(e, OutputError::IsFolder { .. }), "{e}");
+        let e = check_output_file(&d.join("no/t.csv"), "tables", &[]).unwrap_err();
+        assert!(matches!(e, OutputError::NoFolder { .. }), "{e}");
+        assert!(!d.join("no").exists());
+        let e = check_output_file(Path::new("/proc/t.csv"), "tables", &[]).unwrap_err();
+        assert!(matches!(e, OutputError::Unwritable { .. }), "{e}");
+        assert!(check_output_folder(&d.join("tables")).is_ok());
+        assert!(!d.join("tables").exists());
+        std::fs::write(d.join("f"), "").unwrap();
+        assert!(check_output_folder(&d.join("f")).is_err());
+        assert_eq!(std::fs::read_dir(d).unwrap().count(), 1, "no probe is left");
     }
 
     #[test]
