@@ -86,6 +86,50 @@ pub struct SearchConfig {
     pub checkpoint_every: usize,
     /// Record controller probabilities every this many steps.
     pub record_every: usize,
+    /// Latency targets (ms) of further devices, one per further table, in
+    /// the order the tables are given; `target` is the first device's.
+    #[serde(default)]
+    pub more_targets: Vec<f64>,
+    /// How several devices' misses add up in the reward.
+    #[serde(default)]
+    pub multi: MultiDevice,
+}
+
+/// How several devices' latency misses combine in the reward
+/// `r = Q + β·combine_d |T_d/T0_d − 1|`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MultiDevice {
+    /// The sum of every device's miss.
+    #[default]
+    Sum,
+    /// The worst device's miss.
+    Max,
+}
+
+/// The reward of quality `q` when device d costs `costs[d]` against
+/// `targets[d]`: for one device exactly `RewardKind::reward`; for several
+/// (absolute reward only) `q + β·combine_d |T_d/T0_d − 1|`.
+pub fn device_reward(
+    kind: RewardKind,
+    multi: MultiDevice,
+    q: f64,
+    costs: &[f64],
+    targets: &[f64],
+    beta: f64,
+) -> f64 {
+    if costs.len() == 1 {
+        return kind.reward(q, costs[0], targets[0], beta);
+    }
+    let misses = costs
+        .iter()
+        .zip(targets)
+        .map(|(t, t0)| (t / t0 - 1.0).abs());
+    let miss = match multi {
+        MultiDevice::Sum => misses.sum::<f64>(),
+        MultiDevice::Max => misses.fold(0.0, f64::max),
+    };
+    q + beta * miss
 }
 
 /// Default β of the reward: −0.5.
@@ -134,6 +178,8 @@ impl SearchConfig {
             seed: 1,
             checkpoint_every: 250,
             record_every: 10,
+            more_targets: Vec::new(),
+            multi: MultiDevice::Sum,
         }
     }
 
@@ -207,6 +253,20 @@ impl SearchConfig {
             return bad(
                 "label-smoothing",
                 format!("{}: must lie in [0, 1)", self.label_smoothing),
+            );
+        }
+        if let Some(t) = self.more_targets.iter().find(|t| !positive(**t)) {
+            return bad(
+                "target-ms",
+                format!("{t}: every device's target must be a positive number of ms"),
+            );
+        }
+        if !self.more_targets.is_empty()
+            && (self.resource != Resource::Latency || self.reward != RewardKind::Abs)
+        {
+            return bad(
+                "target-ms",
+                "several devices need --resource latency and --reward abs".into(),
             );
         }
         if self.steps - self.warmup_steps() < 1 {
@@ -456,6 +516,9 @@ pub struct RunInputs {
     pub table: Option<String>,
     /// Content digest of the table file ([`tunas_shared::content_digest`]).
     pub table_digest: Option<String>,
+    /// Further devices' tables: (path, content digest), in order.
+    #[serde(default)]
+    pub more_tables: Vec<(String, String)>,
     /// The image folder.
     pub data: String,
     /// Training images used (the first N).
@@ -467,6 +530,16 @@ pub struct RunInputs {
 }
 
 impl RunInputs {
+    /// Every table of the run, (path, digest), first device first.
+    pub fn tables(&self) -> Vec<(String, String)> {
+        let first = self
+            .table
+            .clone()
+            .zip(self.table_digest.clone())
+            .into_iter();
+        first.chain(self.more_tables.iter().cloned()).collect()
+    }
+
     /// Reads `inputs.json` of a run folder.
     pub fn read(files: &RunFiles) -> Result<Self, SearchError> {
         let path = files.inputs();
@@ -562,8 +635,27 @@ pub struct SearchResult {
     pub seconds: f64,
     /// The table's provenance, one `field = value` per entry.
     pub table_provenance: Vec<String>,
+    /// Every device's estimate, target and miss, in table order (one entry
+    /// per table; empty without a table).
+    #[serde(default)]
+    pub devices: Vec<DeviceEstimate>,
     /// The config.
     pub config: SearchConfig,
+}
+
+/// One device's estimate of the searched architecture.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceEstimate {
+    /// The table's device (from its provenance).
+    pub device: String,
+    /// The table's CPU or SoC.
+    pub cpu: String,
+    /// Estimated latency, ms.
+    pub est_latency_ms: f64,
+    /// Target, ms.
+    pub target_ms: f64,
+    /// Miss, percent (positive: slower than the target).
+    pub miss_pct: f64,
 }
 
 /// Options that do not define the search itself.
@@ -577,16 +669,40 @@ pub struct RunOptions {
 /// Runs (or resumes) a search in `dir`.
 pub fn search(
     space: &SearchSpace,
-    table: Option<&LatencyTable>,
+    tables: &[&LatencyTable],
     data: &SearchData,
     config: &SearchConfig,
     dir: &Path,
     opts: &RunOptions,
 ) -> Result<Option<SearchResult>, SearchError> {
-    if let Some(t) = table {
+    for t in tables {
         t.check_space(space)?;
     }
     config.check()?;
+    if tables.len() > 1 && tables.len() != config.more_targets.len() + 1 {
+        return Err(SearchError::BadSetting {
+            what: "target-ms",
+            why: format!(
+                "{} tables need {} latency targets, one each, in order; got {}",
+                tables.len(),
+                tables.len(),
+                config.more_targets.len() + 1
+            ),
+        });
+    }
+    let table = tables.first().copied();
+    let targets: Vec<f64> = std::iter::once(config.target)
+        .chain(config.more_targets.iter().copied())
+        .collect();
+    let costs_of = |arch: &Architecture| -> Result<Vec<f64>, SearchError> {
+        if tables.len() <= 1 {
+            return Ok(vec![cost_of(space, table, config.resource, arch)?]);
+        }
+        tables
+            .iter()
+            .map(|t| Ok(t.estimate_us(space, arch)? / 1000.0))
+            .collect()
+    };
     if data.train.len() < config.batch || data.validation.len() < config.validation_batch {
         return Err(SearchError::BadSetting {
             what: "batch",
@@ -689,10 +805,16 @@ pub fn search(
                 &PathPlan::single(sampled.clone()),
                 BnMode::Batch,
             ) as f64;
-            let cost = cost_of(space, table, config.resource, &sampled)?;
-            let reward = config
-                .reward
-                .reward(quality, cost, config.target, config.beta);
+            let costs = costs_of(&sampled)?;
+            let cost = costs[0];
+            let reward = device_reward(
+                config.reward,
+                config.multi,
+                quality,
+                &costs,
+                &targets,
+                config.beta,
+            );
             let active = sampled.active_decisions(space);
             let entropy = controller.entropy(&active);
             last = Some((sampled.to_compact(), loss, quality, cost, reward, entropy));
@@ -756,7 +878,21 @@ pub fn search(
         ) as f64;
     }
     vq /= chunks as f64;
-    let cost = cost_of(space, table, config.resource, &arch)?;
+    let costs = costs_of(&arch)?;
+    let devices = tables
+        .iter()
+        .zip(&targets)
+        .map(|(t, &target_ms)| {
+            let est = t.estimate_us(space, &arch)? / 1000.0;
+            Ok(DeviceEstimate {
+                device: t.provenance.device.clone(),
+                cpu: t.provenance.cpu.clone(),
+                est_latency_ms: est,
+                target_ms,
+                miss_pct: (est / target_ms - 1.0) * 100.0,
+            })
+        })
+        .collect::<Result<Vec<_>, SearchError>>()?;
     let est_latency_ms = match table {
         Some(t) => Some(t.estimate_us(space, &arch)? / 1000.0),
         None => None,
@@ -773,7 +909,14 @@ pub fn search(
         flops: architecture_flops(space, &arch),
         params: architecture_params(space, &arch),
         validation_accuracy: vq,
-        final_reward: config.reward.reward(vq, cost, config.target, config.beta),
+        final_reward: device_reward(
+            config.reward,
+            config.multi,
+            vq,
+            &costs,
+            &targets,
+            config.beta,
+        ),
         seed: config.seed,
         steps: config.steps,
         seconds: started.elapsed().as_secs_f64(),
@@ -785,6 +928,7 @@ pub fn search(
                     .collect()
             })
             .unwrap_or_default(),
+        devices,
         config: config.clone(),
     };
     let meta = WeightsMeta::for_supernet(

@@ -8,8 +8,8 @@ use tunas_searcher::controller::RewardKind;
 use tunas_searcher::data::{DEFAULT_FASHION_MNIST_DIR, load_dir};
 use tunas_searcher::export::{export_onnx, recalibrate_bn};
 use tunas_searcher::search::{
-    Resource, RunFiles, RunInputs, RunOptions, SearchConfig, SearchData, SearchError, SearchResult,
-    random_within_band, search,
+    MultiDevice, Resource, RunFiles, RunInputs, RunOptions, SearchConfig, SearchData, SearchError,
+    SearchResult, random_within_band, search,
 };
 use tunas_searcher::supernet::{PathPlan, Supernet};
 use tunas_searcher::weights::load_store;
@@ -23,6 +23,14 @@ pub enum RewardArg {
     Mnas,
     /// r = Q·min((T/T0)^β, 1) (MnasNet hard).
     MnasHard,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum MultiArg {
+    /// r = Q + β·Σ_d |T_d/T0_d − 1|.
+    Sum,
+    /// r = Q + β·max_d |T_d/T0_d − 1|.
+    Max,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -45,12 +53,19 @@ pub struct SearchArgs {
     /// table's space].
     #[arg(long, value_name = "NAME|FILE.toml")]
     space: Option<String>,
-    /// Latency table for the space (from `tunas-profiler profile`).
+    /// Latency table for the space (from `tunas-profiler profile`). Give it
+    /// once per device, each followed by its --target-ms, to search one
+    /// network for several devices.
     #[arg(long, value_name = "FILE")]
-    table: Option<PathBuf>,
-    /// Latency target T0 in ms (with --resource latency).
+    table: Vec<PathBuf>,
+    /// Latency target T0 in ms (with --resource latency), one per --table,
+    /// in the same order.
     #[arg(long, value_name = "MS")]
-    target_ms: Option<f64>,
+    target_ms: Vec<f64>,
+    /// With several tables: the reward adds up every device's miss (sum) or
+    /// takes the worst one (max) [default: sum].
+    #[arg(long, value_enum)]
+    multi: Option<MultiArg>,
     /// Target for --resource flops (M multiply-adds) or params (M).
     #[arg(long, value_name = "X")]
     target: Option<f64>,
@@ -184,11 +199,17 @@ impl SearchArgs {
                         "--target is for --resource flops|params; a latency target is --target-ms"
                     );
                 }
-                self.target_ms
-                    .context("--target-ms is needed with --resource latency")?
+                if self.target_ms.len() != self.table.len().max(1) {
+                    bail!(
+                        "--table and --target-ms come in pairs, in order: {} tables, {} targets",
+                        self.table.len(),
+                        self.target_ms.len()
+                    );
+                }
+                self.target_ms[0]
             }
             _ => {
-                if self.target_ms.is_some() {
+                if !self.target_ms.is_empty() {
                     bail!(
                         "--target-ms is for --resource latency; use --target with --resource flops|params"
                     );
@@ -201,6 +222,12 @@ impl SearchArgs {
         let mut c = SearchConfig::defaults(steps.max(4), target);
         c.steps = steps;
         c.resource = resource;
+        if resource == Resource::Latency {
+            c.more_targets = self.target_ms[1..].to_vec();
+        }
+        if let Some(m) = self.multi {
+            c.multi = multi_device(m);
+        }
         if let Some(v) = self.warmup {
             c.warmup_fraction = v;
         }
@@ -255,7 +282,12 @@ impl SearchArgs {
         }
         let latency = c.resource == Resource::Latency;
         if latency {
-            same_on_resume("--target-ms", self.target_ms, c.target, dir)?;
+            let stored: Vec<f64> = std::iter::once(c.target)
+                .chain(c.more_targets.iter().copied())
+                .collect();
+            let given = (!self.target_ms.is_empty()).then(|| self.target_ms.clone());
+            same_on_resume("--target-ms", given, stored, dir)?;
+            same_on_resume("--multi", self.multi.map(multi_device), c.multi, dir)?;
         } else {
             same_on_resume("--target", self.target, c.target, dir)?;
         }
@@ -305,6 +337,13 @@ impl SearchArgs {
     }
 }
 
+fn multi_device(m: MultiArg) -> MultiDevice {
+    match m {
+        MultiArg::Sum => MultiDevice::Sum,
+        MultiArg::Max => MultiDevice::Max,
+    }
+}
+
 fn reward_kind(r: RewardArg) -> RewardKind {
     match r {
         RewardArg::Abs => RewardKind::Abs,
@@ -337,48 +376,71 @@ fn resumed(a: &SearchArgs, dir: &Path) -> Result<Prepared> {
     let space = SearchSpace::from_toml_file(&files.space())?;
     let inputs = RunInputs::read(&files)?;
     a.check_resume(&cp.config, &inputs, dir)?;
-    let table = match (&inputs.table, &a.table) {
-        (Some(stored), given) => {
-            let path = given.clone().unwrap_or_else(|| PathBuf::from(stored));
-            let (table, digest) = read_table(&path)?;
-            if Some(&digest) != inputs.table_digest.as_ref() {
-                bail!(
-                    "--table {}: its content differs from the table the run in {} was started with ({stored}, digest {}); resume with that table",
-                    path.display(),
-                    dir.display(),
-                    inputs.table_digest.as_deref().unwrap_or("?")
-                );
-            }
-            Some(table)
+    let stored = inputs.tables();
+    if !a.table.is_empty() && a.table.len() != stored.len() {
+        bail!(
+            "--table: the run in {} was started with {} table(s), {} given",
+            dir.display(),
+            stored.len(),
+            a.table.len()
+        );
+    }
+    let mut tables = Vec::with_capacity(stored.len());
+    for (i, (stored_path, stored_digest)) in stored.iter().enumerate() {
+        let path = a
+            .table
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from(stored_path));
+        let (table, digest) = read_table(&path)?;
+        if &digest != stored_digest {
+            bail!(
+                "--table {}: its content differs from the table the run in {} was started with ({stored_path}, digest {stored_digest}); resume with that table",
+                path.display(),
+                dir.display()
+            );
         }
-        (None, Some(_)) => bail!(
-            "--table: the run in {} was started without a table",
-            dir.display()
-        ),
-        (None, None) => None,
-    };
+        tables.push(table);
+    }
     Ok(Prepared {
         space,
         config: cp.config,
         inputs,
-        table,
+        tables,
     })
 }
 
 /// What a new `search --out DIR` runs with, checked before any work.
 fn fresh(a: &SearchArgs, dir: &Path) -> Result<Prepared> {
     let config = a.new_config()?;
-    let table = a.table.as_ref().map(|t| read_table(t)).transpose()?;
-    if table.is_none() && config.resource == Resource::Latency {
+    let tables = a
+        .table
+        .iter()
+        .map(|t| read_table(t))
+        .collect::<Result<Vec<_>>>()?;
+    for (i, (_, d)) in tables.iter().enumerate() {
+        if let Some(j) = tables[..i].iter().position(|(_, e)| e == d) {
+            bail!(
+                "--table {} and --table {} are the same table (content digest {d}); give each device's own",
+                a.table[j].display(),
+                a.table[i].display()
+            );
+        }
+    }
+    if tables.is_empty() && config.resource == Resource::Latency {
         bail!(
             "--table FILE is needed for a latency target (write one with `tunas-profiler profile --space {} --out FILE`)",
             a.space.as_deref().unwrap_or("tiny28")
         );
     }
-    let space = space_for(a.space.as_deref(), table.as_ref().map(|t| &t.0))?;
-    if let Some((t, _)) = &table {
-        t.check_space(&space)?;
-        check_target_reachable(&space, t, &config)?;
+    let space = space_for(a.space.as_deref(), tables.first().map(|t| &t.0))?;
+    let targets: Vec<f64> = std::iter::once(config.target)
+        .chain(config.more_targets.iter().copied())
+        .collect();
+    for ((t, _), (path, target)) in tables.iter().zip(a.table.iter().zip(&targets)) {
+        t.check_space(&space)
+            .with_context(|| format!("--table {}", path.display()))?;
+        check_target_reachable(&space, t, &config, *target)?;
     }
     let files = RunFiles {
         dir: dir.to_path_buf(),
@@ -391,8 +453,15 @@ fn fresh(a: &SearchArgs, dir: &Path) -> Result<Prepared> {
         );
     }
     let inputs = RunInputs {
-        table: a.table.as_ref().map(|t| t.display().to_string()),
-        table_digest: table.as_ref().map(|t| t.1.clone()),
+        table: a.table.first().map(|t| t.display().to_string()),
+        table_digest: tables.first().map(|t| t.1.clone()),
+        more_tables: a
+            .table
+            .iter()
+            .zip(&tables)
+            .skip(1)
+            .map(|(p, (_, d))| (p.display().to_string(), d.clone()))
+            .collect(),
         data: a
             .data
             .clone()
@@ -407,7 +476,7 @@ fn fresh(a: &SearchArgs, dir: &Path) -> Result<Prepared> {
         space,
         config,
         inputs,
-        table: table.map(|t| t.0),
+        tables: tables.into_iter().map(|t| t.0).collect(),
     })
 }
 
@@ -416,7 +485,7 @@ struct Prepared {
     space: SearchSpace,
     config: SearchConfig,
     inputs: RunInputs,
-    table: Option<LatencyTable>,
+    tables: Vec<LatencyTable>,
 }
 
 /// `search`.
@@ -469,7 +538,8 @@ pub fn run_search(a: SearchArgs) -> Result<()> {
         stop_after: a.stop_after,
     };
     let outcome = threads_pool(a.threads, || {
-        search(&p.space, p.table.as_ref(), &data, &p.config, &dir, &opts)
+        let tables: Vec<&LatencyTable> = p.tables.iter().collect();
+        search(&p.space, &tables, &data, &p.config, &dir, &opts)
     })??;
     match outcome {
         None => eprintln!(
@@ -488,16 +558,17 @@ fn check_target_reachable(
     space: &SearchSpace,
     table: &LatencyTable,
     c: &SearchConfig,
+    target: f64,
 ) -> Result<()> {
     if c.resource != Resource::Latency {
         return Ok(());
     }
     let ms = tunas_searcher::search::latency_samples(space, table, 200, 1)?;
     let (lo, hi) = (ms[0], ms[ms.len() - 1]);
-    if c.target < lo * 0.5 || c.target > hi * 2.0 {
+    if target < lo * 0.5 || target > hi * 2.0 {
         bail!(
             "--target-ms {}: uniform samples of {} take {lo:.4}–{hi:.4} ms on this table; pick a target in that range (`tunas-searcher targets --table …` prints percentiles)",
-            c.target,
+            target,
             space.name
         );
     }
@@ -529,7 +600,23 @@ fn report(r: &SearchResult, json: bool) -> Result<()> {
         return Ok(());
     }
     println!("architecture  {}", r.arch);
-    if let (Some(est), Some(target)) = (r.est_latency_ms, r.target_ms) {
+    if r.devices.len() > 1 {
+        for d in &r.devices {
+            println!(
+                "latency       {:.4} ms estimated on {} ({}), target {:.4} ms ({:+.1}%){}",
+                d.est_latency_ms,
+                d.device,
+                d.cpu,
+                d.target_ms,
+                d.miss_pct,
+                if d.miss_pct.abs() > 3.0 {
+                    "  <- misses by more than 3%"
+                } else {
+                    ""
+                }
+            );
+        }
+    } else if let (Some(est), Some(target)) = (r.est_latency_ms, r.target_ms) {
         println!(
             "latency       {est:.4} ms estimated, target {target:.4} ms ({:+.1}%)",
             (est / target - 1.0) * 100.0

@@ -155,7 +155,7 @@ pub fn run(
                 crate::train::in_thread_pool(Some(1), || {
                     crate::search::search(
                         &inputs.space,
-                        Some(&inputs.table),
+                        &[&inputs.table],
                         &data,
                         &config,
                         &run,

@@ -414,3 +414,101 @@ fn every_numeric_train_and_bench_flag_ends_cleanly_on_hostile_values() {
         ]
     );
 }
+
+#[test]
+fn device_reward_adds_or_takes_the_worst_miss() {
+    use tunas_searcher::controller::RewardKind;
+    use tunas_searcher::search::{MultiDevice, device_reward};
+    let one = device_reward(RewardKind::Abs, MultiDevice::Sum, 0.9, &[1.1], &[1.0], -0.5);
+    assert!((one - RewardKind::Abs.reward(0.9, 1.1, 1.0, -0.5)).abs() < 1e-12);
+    // Misses of 10% and 20%.
+    let sum = device_reward(
+        RewardKind::Abs,
+        MultiDevice::Sum,
+        0.9,
+        &[1.1, 1.6],
+        &[1.0, 2.0],
+        -0.5,
+    );
+    assert!((sum - (0.9 - 0.5 * 0.3)).abs() < 1e-12, "{sum}");
+    let max = device_reward(
+        RewardKind::Abs,
+        MultiDevice::Max,
+        0.9,
+        &[1.1, 1.6],
+        &[1.0, 2.0],
+        -0.5,
+    );
+    assert!((max - (0.9 - 0.5 * 0.2)).abs() < 1e-12, "{max}");
+}
+
+#[test]
+fn a_search_for_two_devices_reports_both_and_resumes() {
+    let space = tunas_shared::builtin_space("tiny28").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let second = dir.path().join("second.csv");
+    let table = crate::tables::synthetic_table(&space);
+    table.write_atomic(&second).unwrap();
+    let second_ms = tunas_searcher::search::latency_samples(&space, &table, 200, 1).unwrap()[100];
+    let second = second.display().to_string();
+    let out = dir.path().join("run");
+    let mut args = search_base(&out);
+    args.extend(strings(&[
+        "--table",
+        &second,
+        "--target-ms",
+        &second_ms.to_string(),
+    ]));
+    args = with(&args, "--steps", "8");
+    args.extend(strings(&["--checkpoint-every", "3", "--stop-after", "4"]));
+    let o = run_s(&args);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = run_s(&strings(&[
+        "search",
+        "--resume",
+        &out.display().to_string(),
+        "--quiet",
+        "--json",
+    ]));
+    assert!(o.status.success(), "{}", err(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let devices = r["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 2);
+    assert_eq!(devices[1]["device"], "test-fixture");
+    assert!((devices[1]["target_ms"].as_f64().unwrap() - second_ms).abs() < 1e-12);
+
+    // Pairs, duplicates, another space, bad second targets: refused, naming the flag or file.
+    let base = search_base(&dir.path().join("bad"));
+    let mut unpaired = base.clone();
+    unpaired.extend(strings(&["--table", &second]));
+    let mut twice = base.clone();
+    twice.extend(strings(&[
+        "--table",
+        &reference_table(),
+        "--target-ms",
+        "0.1",
+    ]));
+    let other = dir.path().join("proxyless.csv");
+    crate::tables::synthetic_table(&tunas_shared::builtin_space("proxylessnas").unwrap())
+        .write_atomic(&other)
+        .unwrap();
+    let mut foreign = base.clone();
+    foreign.extend(strings(&[
+        "--table",
+        &other.display().to_string(),
+        "--target-ms",
+        "1",
+    ]));
+    let mut nan = base.clone();
+    nan.extend(strings(&["--table", &second, "--target-ms", "NaN"]));
+    for (args, needle) in [
+        (unpaired, "come in pairs"),
+        (twice, "are the same table"),
+        (foreign, "proxyless.csv"),
+        (nan, "--target-ms"),
+    ] {
+        let o = run_s(&args);
+        assert!(!o.status.success(), "{needle}: accepted");
+        assert!(err(&o).contains(needle), "{needle}: {}", err(&o));
+    }
+}

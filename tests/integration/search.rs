@@ -45,7 +45,7 @@ fn search_writes_result_log_charts_and_checkpoints() {
     let space = builtin_space("tiny28").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = small_config(12);
-    let result = search(&space, None, &data(), &config, dir.path(), &quiet(None))
+    let result = search(&space, &[], &data(), &config, dir.path(), &quiet(None))
         .unwrap()
         .expect("ran to the end");
     let arch = Architecture::parse(&space, &result.arch).unwrap();
@@ -75,23 +75,15 @@ fn killed_search_resumes_to_the_same_end() {
     let data = data();
     let config = small_config(24);
     let whole = tempfile::tempdir().unwrap();
-    let a = search(&space, None, &data, &config, whole.path(), &quiet(None))
+    let a = search(&space, &[], &data, &config, whole.path(), &quiet(None))
         .unwrap()
         .unwrap();
     // Killed at step 17: the last checkpoint is at 15, steps 15 and 16 are
     // logged but lost, and must be redone identically.
     let killed = tempfile::tempdir().unwrap();
-    let stopped = search(
-        &space,
-        None,
-        &data,
-        &config,
-        killed.path(),
-        &quiet(Some(17)),
-    )
-    .unwrap();
+    let stopped = search(&space, &[], &data, &config, killed.path(), &quiet(Some(17))).unwrap();
     assert!(stopped.is_none());
-    let b = search(&space, None, &data, &config, killed.path(), &quiet(None))
+    let b = search(&space, &[], &data, &config, killed.path(), &quiet(None))
         .unwrap()
         .unwrap();
     assert_eq!(a.arch, b.arch);
@@ -118,7 +110,7 @@ fn exported_onnx_agrees_with_the_searchers_evaluation() {
     let dir = tempfile::tempdir().unwrap();
     let config = small_config(30);
     let d = SearchData::split(&tt.train, 500, 1);
-    let result = search(&space, None, &d, &config, dir.path(), &quiet(None))
+    let result = search(&space, &[], &d, &config, dir.path(), &quiet(None))
         .unwrap()
         .unwrap();
     let arch = Architecture::parse(&space, &result.arch).unwrap();

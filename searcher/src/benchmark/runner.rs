@@ -376,7 +376,7 @@ impl Runner<'_> {
                     })?;
                 let result = crate::search::search(
                     space,
-                    Some(&self.inputs.table),
+                    &[&self.inputs.table],
                     &data,
                     &config,
                     &run_dir,
