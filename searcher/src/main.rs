@@ -5,11 +5,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use baseline_cmd::{RandomArgs, TargetsArgs};
 use clap::{Parser, Subcommand};
-use search_cmd::{ExportArgs, RandomArgs, SearchArgs, TargetsArgs};
+use export_cmd::ExportArgs;
+use search_cmd::SearchArgs;
 use tunas_searcher::estimate;
 
+mod baseline_cmd;
 mod benchmark_cmd;
+mod export_cmd;
 mod search_cmd;
 mod sweep_cmd;
 
@@ -93,9 +97,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => run_train(args)?,
         Command::Bench(args) => run_bench(args)?,
         Command::Search(args) => search_cmd::run_search(args)?,
-        Command::Export(args) => search_cmd::run_export(args)?,
-        Command::Random(args) => search_cmd::run_random(args)?,
-        Command::Targets(args) => search_cmd::run_targets(args)?,
+        Command::Export(args) => export_cmd::run_export(args)?,
+        Command::Random(args) => baseline_cmd::run_random(args)?,
+        Command::Targets(args) => baseline_cmd::run_targets(args)?,
         Command::Benchmark(args) => benchmark_cmd::run_benchmark(args)?,
         Command::Sweep(args) => sweep_cmd::run_sweep(args)?,
     }

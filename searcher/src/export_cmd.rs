@@ -1,0 +1,140 @@
+//! Arguments and glue of `export`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use tunas_searcher::data::{DEFAULT_FASHION_MNIST_DIR, load_dir};
+use tunas_searcher::export::{export_onnx, recalibrate_bn};
+use tunas_searcher::search::{RunFiles, RunInputs, SearchResult};
+use tunas_searcher::supernet::{PathPlan, Supernet};
+use tunas_searcher::weights::load_store;
+use tunas_shared::{Architecture, SearchSpace};
+
+use crate::search_cmd::threads_pool;
+
+/// Arguments of `export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// A search run folder (with result.json and supernet.weights).
+    #[arg(long, value_name = "DIR")]
+    run: PathBuf,
+    /// Where to write the ONNX model.
+    #[arg(long, value_name = "FILE.onnx")]
+    onnx: PathBuf,
+    /// Export this architecture instead of the searched one.
+    #[arg(long)]
+    arch: Option<String>,
+    /// Dataset folder (training batches recalibrate BN; the test set is
+    /// evaluated) [default: the run's].
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Training batches averaged into the BN statistics.
+    #[arg(long, default_value_t = 40)]
+    calibration_batches: usize,
+    /// Batch size of the exported model's input.
+    #[arg(long, default_value_t = 1)]
+    batch: u32,
+    /// Threads.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// No progress on stderr.
+    #[arg(long)]
+    quiet: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `export`.
+pub fn run_export(a: ExportArgs) -> Result<()> {
+    if a.calibration_batches == 0 {
+        bail!(
+            "--calibration-batches: at least 1 (BN statistics are averaged over training batches)"
+        );
+    }
+    if a.batch == 0 {
+        bail!("--batch: the exported model's batch must be at least 1");
+    }
+    tunas_shared::output::check_output_file(&a.onnx, "ONNX models", &["onnx"]).context("--onnx")?;
+    let files = RunFiles { dir: a.run.clone() };
+    let space = SearchSpace::from_toml_file(&files.space())
+        .with_context(|| format!("--run {}: not a search run folder", a.run.display()))?;
+    let result_path = files.result();
+    let result: SearchResult =
+        serde_json::from_str(&std::fs::read_to_string(&result_path).with_context(|| {
+            format!(
+                "{}: the run has no result (did the search finish? resume it with `tunas-searcher search --resume {}`)",
+                result_path.display(),
+                tunas_shared::output::shell_quote(&a.run.display().to_string())
+            )
+        })?)
+        .with_context(|| format!("{}: not a search result", result_path.display()))?;
+    let arch = Architecture::parse_spec(&space, a.arch.as_deref().unwrap_or(&result.arch))
+        .context("--arch")?;
+    let mut net = Supernet::new(&space, 0);
+    load_store(&files.weights(), &mut net.store)?;
+    let data_dir = match &a.data {
+        Some(d) => d.clone(),
+        None => RunInputs::read(&files)
+            .map(|i| PathBuf::from(i.data))
+            .unwrap_or_else(|_| PathBuf::from(DEFAULT_FASHION_MNIST_DIR)),
+    };
+    let tt = load_dir(&data_dir).with_context(|| format!("--data {}", data_dir.display()))?;
+    tunas_searcher::train::check_data(&space, &tt.test)?;
+    let maker = tunas_searcher::data::BatchMaker::plain(&tt.train);
+    let progress = !a.quiet;
+    let (onnx, accuracy) = threads_pool(a.threads, || {
+        if progress {
+            eprintln!(
+                "export: recalibrating BN on {} training batches of 256",
+                a.calibration_batches
+            );
+        }
+        recalibrate_bn(
+            &mut net,
+            &arch,
+            &tt.train,
+            &maker,
+            a.calibration_batches,
+            256,
+        );
+        if progress {
+            eprintln!("export: evaluating on {} test images", tt.test.len());
+        }
+        let plan = PathPlan::single(arch.clone());
+        let accuracy =
+            tunas_searcher::train::evaluate_dataset(&mut net, &plan, &tt.test, &maker, 500);
+        (export_onnx(&net, &arch, a.batch), f64::from(accuracy))
+    })?;
+    let onnx = onnx.map_err(anyhow::Error::msg)?;
+    tunas_shared::write_atomic(&a.onnx, &onnx)
+        .with_context(|| format!("cannot write {}", a.onnx.display()))?;
+    let v = serde_json::json!({
+        "onnx": a.onnx.display().to_string(),
+        "arch": arch.to_compact(),
+        "test_accuracy": accuracy,
+        "est_latency_ms": result.est_latency_ms,
+        "normalization": {"mean": maker.mean, "std": maker.std},
+    });
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "wrote {} ({} bytes): {} — test accuracy {:.2}% (shared weights, BN recalibrated), estimated latency {}",
+            a.onnx.display(),
+            onnx.len(),
+            arch.to_compact(),
+            accuracy * 100.0,
+            result
+                .est_latency_ms
+                .map(|m| format!("{m:.4} ms"))
+                .unwrap_or_else(|| "n/a".into())
+        );
+        println!(
+            "time it on the device: tunas-profiler measure --model {}",
+            tunas_shared::output::shell_quote(&a.onnx.display().to_string())
+        );
+    }
+    Ok(())
+}
