@@ -669,6 +669,54 @@ fn bad_requests_are_refused_before_reading() {
     assert!(!tmp.path().join(".tunas-cache").exists());
 }
 
+#[test]
+fn an_unwritable_cache_folder_falls_back_to_the_temp_dir() {
+    // Root may write anywhere, so make `.tunas-cache` a file instead of a
+    // read-only folder.
+    let tmp = tempfile::tempdir().unwrap();
+    small_folder(tmp.path());
+    fs::write(tmp.path().join(".tunas-cache"), "in the way").unwrap();
+    let first = load(tmp.path(), GREY8).unwrap();
+    let cache = first.summary.cache_file.clone().unwrap();
+    assert!(
+        cache.starts_with(std::env::temp_dir()),
+        "{}",
+        cache.display()
+    );
+    assert!(!cache.starts_with(tmp.path()));
+    let second = load(tmp.path(), GREY8).unwrap();
+    assert!(second.summary.from_cache, "{:?}", second.summary);
+    assert_eq!(second.summary.cache_file.as_ref(), Some(&cache));
+    assert_eq!(second.data.train.pixels, first.data.train.pixels);
+    fs::remove_file(&cache).unwrap();
+}
+
+#[test]
+fn idx_data_comes_through_load_any_with_label_names() {
+    let any = load_any(
+        &subset_dir(),
+        DataFormat::Auto,
+        GREY28,
+        &FolderOptions::default(),
+    )
+    .unwrap();
+    assert!(any.folder.is_none());
+    assert_eq!(
+        any.classes,
+        (0..10).map(|c| c.to_string()).collect::<Vec<_>>()
+    );
+    assert_eq!(any.data.train.len(), 3000);
+    // Asking for a folder where there is none names what was expected.
+    let err = load_any(
+        &subset_dir(),
+        DataFormat::Folder,
+        GREY28,
+        &FolderOptions::default(),
+    )
+    .unwrap_err();
+    assert_mentions(&err.to_string(), &["no class folders"]);
+}
+
 /// A summary is a plain value the caller can print.
 #[test]
 fn the_summary_says_where_the_cache_is() {

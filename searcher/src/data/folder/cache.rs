@@ -85,7 +85,16 @@ pub(super) enum Miss {
 pub(super) fn read(path: &Path, target: ImageShape, files: &[FileStamp]) -> Result<Decoded, Miss> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Miss::Absent),
+        // `NotADirectory`: `.tunas-cache` is a file, so the cache went to
+        // the temp dir.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Err(Miss::Absent);
+        }
         Err(e) => return Err(Miss::Unreadable(e.to_string())),
     };
     let header_end = MAGIC.len() + 12;
@@ -234,7 +243,7 @@ mod tests {
         let decoded: Decoded = vec![Ok(vec![1, 2]), Err("bad".into())];
         assert!(matches!(read(&path, target, &files), Err(Miss::Absent)));
         let bytes = encode(target, &files, &decoded);
-        assert_eq!(write(&[path.clone()], &bytes).unwrap(), path);
+        assert_eq!(write(std::slice::from_ref(&path), &bytes).unwrap(), path);
         assert_eq!(read(&path, target, &files).unwrap(), decoded);
 
         let other = vec![stamp("a/1.png", 10), stamp("a/2.png", 12)];
