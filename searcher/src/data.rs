@@ -1,7 +1,8 @@
 //! Image classification data: IDX (MNIST, Fashion-MNIST; gzipped or not)
 //! and CIFAR-10 binary batches, a seeded train/validation split, shuffled
 //! batches with normalisation and cheap augmentation (docs/design.md,
-//! "Data").
+//! "Data"). Folders of the user's own PNG and JPEG images are in
+//! [`folder`]; [`source`] picks among all three kinds.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,14 @@ use ndarray::Array4;
 use rand::Rng;
 use rand::seq::SliceRandom;
 use thiserror::Error;
+
+pub mod folder;
+pub mod source;
+
+pub use folder::{
+    FolderData, FolderError, FolderOptions, ImageShape, load_image_folder, looks_like_image_folder,
+};
+pub use source::{DataFormat, LoadError, LoadedData, load_any};
 
 /// Where the Debian package `dataset-fashion-mnist` installs the data.
 pub const DEFAULT_FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";

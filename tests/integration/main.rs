@@ -7,6 +7,8 @@
 //! - `benchmark`: searched against random networks, journal and resume.
 //! - `reliability`: every numeric flag and bad file, refused before work.
 //! - `profiler`: profile / resume / errors with the real ONNX Runtime.
+//! - `image_folders`: the user's own PNG/JPEG class folders as data: read
+//!   back as the IDX subset, the decode cache, resizing, bad files.
 //! - `training`: stand-alone training, weight files, deterministic mode.
 //! - `onnx_models`: every generated ONNX model passes the `onnx` checker.
 //! - `devices`: adb (through the `fake-adb` test double), ssh (a real
@@ -16,6 +18,7 @@
 mod benchmark;
 mod cli;
 mod devices;
+mod image_folders;
 mod onnx_models;
 mod profiler;
 mod reliability;
