@@ -531,6 +531,8 @@ impl Default for SessionConfig {
 
 /// A session over one model with its input tensor allocated and filled once
 /// (uniform random in [−1, 1), fixed by [`SessionConfig::input_seed`]).
+/// A symbolic input axis, such as the dynamic batch of an exported network,
+/// is given size 1 in that input (and in [`ModelSession::input_shape`]).
 #[derive(Debug)]
 pub struct ModelSession {
     session: Session,
@@ -608,7 +610,7 @@ impl ModelSession {
                 what: "loading the model",
                 message: e.to_string(),
             })?;
-        let input_shape: Vec<i64> = session
+        let declared: Vec<i64> = session
             .inputs()
             .first()
             .and_then(|i| i.dtype().tensor_shape())
@@ -617,15 +619,18 @@ impl ModelSession {
                 what: "reading the input shape",
                 message: "the model has no tensor input".to_string(),
             })?;
-        if session.inputs().len() != 1 || input_shape.iter().any(|&d| d < 1) {
+        if session.inputs().len() != 1 || declared.contains(&0) {
             return Err(RuntimeError::Session {
                 what: "reading the input shape",
                 message: format!(
-                    "expected one input of fixed shape, found {} inputs, the first of shape {input_shape:?}",
+                    "expected one input without empty axes, found {} inputs, the first of shape {declared:?}",
                     session.inputs().len()
                 ),
             });
         }
+        // A symbolic axis (reported as -1), such as the batch of an exported
+        // network, is timed and run at 1.
+        let input_shape: Vec<i64> = declared.iter().map(|&d| d.max(1)).collect();
         let len = input_shape.iter().product::<i64>() as usize;
         let mut rng = rand::rngs::StdRng::seed_from_u64(config.input_seed);
         let values: Vec<f32> = (0..len).map(|_| rng.random_range(-1.0..1.0)).collect();
@@ -695,6 +700,33 @@ impl ModelSession {
             });
         }
         let tensor = Tensor::from_array((shape, values.to_vec())).map_err(run_error)?;
+        let outputs = self.session.run(ort::inputs![&tensor]).map_err(run_error)?;
+        let (shape, out) = outputs[0].try_extract_tensor::<f32>().map_err(run_error)?;
+        Ok((shape.to_vec(), out.to_vec()))
+    }
+
+    /// One inference on `values` of shape `shape` (row-major), for a model
+    /// with a symbolic axis (e.g. its batch) run at another size than the
+    /// session's [`input_shape`](Self::input_shape); returns the first
+    /// output's shape and values.
+    pub fn run_shaped(
+        &mut self,
+        shape: &[i64],
+        values: &[f32],
+    ) -> Result<(Vec<i64>, Vec<f32>), RuntimeError> {
+        let run_error = |e: ort::Error| RuntimeError::Run {
+            message: e.to_string(),
+        };
+        let expected: i64 = shape.iter().product();
+        if values.len() as i64 != expected {
+            return Err(RuntimeError::Run {
+                message: format!(
+                    "input has {} values, the shape {shape:?} needs {expected}",
+                    values.len()
+                ),
+            });
+        }
+        let tensor = Tensor::from_array((shape.to_vec(), values.to_vec())).map_err(run_error)?;
         let outputs = self.session.run(ort::inputs![&tensor]).map_err(run_error)?;
         let (shape, out) = outputs[0].try_extract_tensor::<f32>().map_err(run_error)?;
         Ok((shape.to_vec(), out.to_vec()))
@@ -1087,6 +1119,32 @@ pub(crate) mod tests {
         assert!(per_scope.iter().all(|&t| t > 0.0), "{per_scope:?}");
         let total = per_scope.iter().sum::<f64>() + unattributed;
         assert!((total - nodes).abs() < 1e-6 * nodes.max(1.0));
+    }
+
+    #[test]
+    fn a_network_with_a_symbolic_batch_runs_at_1_and_at_other_sizes() {
+        let Some(rt) = test_runtime() else { return };
+        let space = builtin_space("tiny28").unwrap();
+        let arch = Architecture::largest(&space);
+        let options = tunas_shared::onnx::NetworkOptions {
+            batch: tunas_shared::onnx::BatchDim::Dynamic,
+            ..tunas_shared::onnx::NetworkOptions::fixed(1)
+        };
+        let model = tunas_shared::onnx::network_model_with(
+            &space,
+            &arch,
+            &mut RandomWeights::new(1),
+            &options,
+        )
+        .unwrap();
+        let mut session = ModelSession::new(rt, &model, &SessionConfig::default()).unwrap();
+        assert_eq!(session.input_shape(), [1, 1, 28, 28]);
+        assert_eq!(session.run_output().unwrap().0, [1, 10]);
+        let (shape, _) = session
+            .run_shaped(&[3, 1, 28, 28], &vec![0.5; 3 * 28 * 28])
+            .unwrap();
+        assert_eq!(shape, [3, 10]);
+        assert!(session.run_shaped(&[3, 1, 28, 28], &[0.5; 10]).is_err());
     }
 
     #[test]

@@ -2,12 +2,21 @@
 //! training batches for that architecture, folded into the convolutions,
 //! and written through the same per-op emitter the profiler times
 //! (`tunas_shared::onnx`).
+//!
+//! [`export_app_onnx`] writes the model an application uses as it is: plain
+//! `[0, 1]` pixels in, a dynamic batch, the training normalisation inside
+//! the graph and a description in `metadata_props` (see [`metadata_keys`]).
 
 use ndarray::{ArrayViewD, SliceInfoElem};
-use tunas_shared::onnx::{WeightRequest, WeightSource, network_model};
+use thiserror::Error;
+use tunas_shared::onnx::{
+    BatchDim, InputNormalization, NetworkOptions, OnnxError, WeightRequest, WeightSource,
+    network_model, network_model_with,
+};
 use tunas_shared::{Architecture, OpKind};
 
 use crate::data::{BatchMaker, Dataset};
+use crate::search::SearchResult;
 use crate::supernet::{BnMode, PathPlan, Supernet};
 
 /// BN epsilon of the supernet's layers (TuNAS's 1e-3).
@@ -171,8 +180,316 @@ impl WeightSource for TrainedWeights<'_> {
     }
 }
 
-/// The ONNX model of `arch` with the supernet's (recalibrated) weights.
+/// The ONNX model of `arch` with the supernet's (recalibrated) weights, as
+/// the profiler's network models are: a fixed `batch`, an input that must
+/// already be normalised with the training set's per-channel mean and
+/// standard deviation, no metadata. An application wants
+/// [`export_app_onnx`] instead.
 pub fn export_onnx(net: &Supernet, arch: &Architecture, batch: u32) -> Result<Vec<u8>, String> {
     let mut weights = TrainedWeights::new(net);
     network_model(&net.space, arch, &mut weights, batch).map_err(|e| e.to_string())
+}
+
+/// The keys [`export_app_onnx`] writes into `metadata_props`, in order.
+///
+/// | key | value |
+/// |---|---|
+/// | `class_names` | JSON array of the class names, index = logit |
+/// | `input_layout` | `NCHW` |
+/// | `input_shape` | e.g. `[batch, 1, 28, 28]` (`batch` is free) |
+/// | `input_range` | `[0,1] pixels, value/255` |
+/// | `normalization` | what the graph does with the input first |
+/// | `normalization_mean` | JSON array, per channel |
+/// | `normalization_std` | JSON array, per channel |
+/// | `space` | search-space name |
+/// | `space_hash` | its content hash |
+/// | `architecture` | the architecture, compact form |
+/// | `est_latency_ms` | latency-table estimate (only when known) |
+/// | `latency_device` | the table's device (only when known) |
+pub mod metadata_keys {
+    /// JSON array of class names.
+    pub const CLASS_NAMES: &str = "class_names";
+    /// Memory layout of the input.
+    pub const INPUT_LAYOUT: &str = "input_layout";
+    /// Input shape with the symbolic batch.
+    pub const INPUT_SHAPE: &str = "input_shape";
+    /// What the input values are.
+    pub const INPUT_RANGE: &str = "input_range";
+    /// The normalisation done inside the graph, in words.
+    pub const NORMALIZATION: &str = "normalization";
+    /// Per-channel mean of that normalisation (JSON array).
+    pub const NORMALIZATION_MEAN: &str = "normalization_mean";
+    /// Per-channel standard deviation of that normalisation (JSON array).
+    pub const NORMALIZATION_STD: &str = "normalization_std";
+    /// Search-space name.
+    pub const SPACE: &str = "space";
+    /// Search-space content hash.
+    pub const SPACE_HASH: &str = "space_hash";
+    /// Compact architecture.
+    pub const ARCHITECTURE: &str = "architecture";
+    /// Estimated latency (ms) from the latency table.
+    pub const EST_LATENCY_MS: &str = "est_latency_ms";
+    /// The latency table's device.
+    pub const LATENCY_DEVICE: &str = "latency_device";
+}
+
+/// Value of `input_range`: what the model's input is.
+pub const INPUT_RANGE: &str = "[0,1] pixels, value/255";
+
+/// What an exported model says about itself beyond its graph, and the
+/// normalisation it applies to its input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExportMetadata {
+    /// Per-channel mean the network was trained with (pixels scaled to
+    /// [0, 1]); the model subtracts it.
+    pub mean: Vec<f32>,
+    /// Per-channel standard deviation the network was trained with; the
+    /// model divides by it.
+    pub std: Vec<f32>,
+    /// Name of each class, in logit order; `None` names them `"0"` to
+    /// `"N-1"`.
+    pub class_names: Option<Vec<String>>,
+    /// Latency of the architecture estimated from a latency table (ms).
+    pub est_latency_ms: Option<f64>,
+    /// The device that table was measured on.
+    pub latency_device: Option<String>,
+}
+
+impl ExportMetadata {
+    /// The normalisation of `maker` (the batches the network was trained
+    /// and evaluated on), default class names, no latency.
+    pub fn new(maker: &BatchMaker) -> Self {
+        ExportMetadata {
+            mean: maker.mean.clone(),
+            std: maker.std.clone(),
+            class_names: None,
+            est_latency_ms: None,
+            latency_device: None,
+        }
+    }
+
+    /// Adds the device of the latency table `result` was searched with and,
+    /// when `arch` is the searched architecture, its estimated latency (the
+    /// estimate of another architecture is not in the result).
+    pub fn with_search_result(mut self, result: &SearchResult, arch: &Architecture) -> Self {
+        if result.arch == arch.to_compact() {
+            self.est_latency_ms = result.est_latency_ms;
+        }
+        self.latency_device = table_device(&result.table_provenance);
+        self
+    }
+}
+
+/// The device of a table from its provenance lines (`field = value`): the
+/// device name, with the CPU, runtime, provider and threads when given.
+fn table_device(provenance: &[String]) -> Option<String> {
+    let field = |name: &str| {
+        provenance.iter().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            let v = v.trim();
+            (k.trim() == name && !v.is_empty()).then(|| v.to_string())
+        })
+    };
+    let device = field("device")?;
+    let details: Vec<String> = [
+        field("cpu"),
+        match (field("runtime"), field("runtime_version")) {
+            (Some(r), Some(v)) => Some(format!("{r} {v}")),
+            (r, _) => r,
+        },
+        field("execution_provider"),
+        field("threads").map(|t| format!("{t} threads")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    Some(if details.is_empty() {
+        device
+    } else {
+        format!("{device} ({})", details.join(", "))
+    })
+}
+
+/// Why [`export_app_onnx`] failed.
+#[derive(Debug, Error)]
+pub enum ExportError {
+    /// The class names do not match the space's classes.
+    #[error(
+        "{given} class names are given, but the space '{space}' has {classes} classes; give one name per class"
+    )]
+    ClassNames {
+        /// Names given.
+        given: usize,
+        /// Classes of the space.
+        classes: usize,
+        /// The space.
+        space: String,
+    },
+    /// The ONNX writer refused the model (bad normalisation statistics, a
+    /// tensor missing from the supernet, ...).
+    #[error("cannot write the ONNX model of {arch}")]
+    Onnx {
+        /// The architecture, compact form.
+        arch: String,
+        /// The writer's error.
+        #[source]
+        source: OnnxError,
+    },
+}
+
+/// The ONNX model of `arch` with the supernet's (recalibrated) weights, for
+/// an application to use as it is:
+///
+/// - input `input`, `[batch, C, H, W]` float32 (NCHW), plain pixels in
+///   `[0, 1]` (byte value / 255), `batch` a free (dynamic) axis;
+/// - output `[batch, classes]` logits;
+/// - the training normalisation `(x − mean) / std` applied inside the
+///   graph by explicit `Sub` and `Div` nodes before the stem, not folded
+///   into the stem's weights: the stem zero-pads, a zero of the normalised
+///   input is the raw value `mean`, so folding would be wrong on the
+///   border (see [`tunas_shared::onnx::network_model_proto_with`]);
+/// - `metadata_props` as listed in [`metadata_keys`].
+///
+/// The nodes after the normalisation are those the latency table timed.
+pub fn export_app_onnx(
+    net: &Supernet,
+    arch: &Architecture,
+    meta: &ExportMetadata,
+) -> Result<Vec<u8>, ExportError> {
+    let space = &net.space;
+    let (c, h, w, classes) = (
+        space.input.channels,
+        space.input.height,
+        space.input.width,
+        space.input.classes as usize,
+    );
+    let class_names = match &meta.class_names {
+        Some(names) if names.len() != classes => {
+            return Err(ExportError::ClassNames {
+                given: names.len(),
+                classes,
+                space: space.name.clone(),
+            });
+        }
+        Some(names) => names.clone(),
+        None => (0..classes).map(|i| i.to_string()).collect(),
+    };
+    fn json<T: serde::Serialize + ?Sized>(v: &T) -> String {
+        serde_json::to_string(v).expect("lists of strings and floats always serialise")
+    }
+    let mut metadata: Vec<(&str, String)> = vec![
+        (metadata_keys::CLASS_NAMES, json(&class_names)),
+        (metadata_keys::INPUT_LAYOUT, "NCHW".to_string()),
+        (
+            metadata_keys::INPUT_SHAPE,
+            format!("[{}, {c}, {h}, {w}]", tunas_shared::onnx::BATCH_DIM_NAME),
+        ),
+        (metadata_keys::INPUT_RANGE, INPUT_RANGE.to_string()),
+        (
+            metadata_keys::NORMALIZATION,
+            "(x - mean) / std per channel, inside the graph (nodes normalize/sub, normalize/div); \
+             do not normalise the input again"
+                .to_string(),
+        ),
+        (metadata_keys::NORMALIZATION_MEAN, json(&meta.mean)),
+        (metadata_keys::NORMALIZATION_STD, json(&meta.std)),
+        (metadata_keys::SPACE, space.name.clone()),
+        (metadata_keys::SPACE_HASH, space.content_hash()),
+        (metadata_keys::ARCHITECTURE, arch.to_compact()),
+    ];
+    if let Some(ms) = meta.est_latency_ms {
+        metadata.push((metadata_keys::EST_LATENCY_MS, format!("{ms:.4}")));
+    }
+    if let Some(device) = &meta.latency_device {
+        metadata.push((metadata_keys::LATENCY_DEVICE, device.clone()));
+    }
+    let options = NetworkOptions {
+        batch: BatchDim::Dynamic,
+        normalization: Some(InputNormalization {
+            mean: meta.mean.clone(),
+            std: meta.std.clone(),
+        }),
+        metadata: metadata
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        description: Some(format!(
+            "{} {} searched by tunas-rs. Input: float32 NCHW [batch, {c}, {h}, {w}], \
+             plain pixels in [0, 1] (byte / 255); the training normalisation is \
+             applied inside the graph. Output: [batch, {classes}] logits. \
+             metadata_props name the classes.",
+            space.name,
+            arch.to_compact()
+        )),
+    };
+    let mut weights = TrainedWeights::new(net);
+    network_model_with(space, arch, &mut weights, &options).map_err(|source| ExportError::Onnx {
+        arch: arch.to_compact(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tunas_shared::builtin_space;
+
+    #[test]
+    fn the_table_device_reads_the_provenance_lines() {
+        let lines: Vec<String> = [
+            "tunas-rs latency table v1",
+            "device = adb:R58M",
+            "cpu = Snapdragon 865",
+            "runtime = onnxruntime",
+            "runtime_version = 1.31.1",
+            "execution_provider = xnnpack",
+            "threads = 4",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            table_device(&lines).as_deref(),
+            Some("adb:R58M (Snapdragon 865, onnxruntime 1.31.1, xnnpack, 4 threads)")
+        );
+        assert_eq!(
+            table_device(&["device = local".to_string()]).as_deref(),
+            Some("local")
+        );
+        assert_eq!(table_device(&[]), None);
+    }
+
+    #[test]
+    fn class_names_must_match_the_classes() {
+        let space = builtin_space("tiny28").unwrap();
+        let net = Supernet::new(&space, 0);
+        let arch = Architecture::largest(&space);
+        let meta = ExportMetadata {
+            mean: vec![0.5],
+            std: vec![0.25],
+            class_names: Some(vec!["shirt".into(), "boot".into()]),
+            est_latency_ms: None,
+            latency_device: None,
+        };
+        let err = export_app_onnx(&net, &arch, &meta).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ExportError::ClassNames {
+                    given: 2,
+                    classes: 10,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let bad_std = ExportMetadata {
+            std: vec![-1.0],
+            class_names: None,
+            ..meta
+        };
+        let err = export_app_onnx(&net, &arch, &bad_std).unwrap_err();
+        let cause = std::error::Error::source(&err).expect("the writer's error is kept");
+        assert!(cause.to_string().contains("above 0"), "{cause}");
+    }
 }

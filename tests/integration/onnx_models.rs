@@ -1,12 +1,20 @@
 //! The ONNX writer checked by the reference implementation: every model
-//! kind goes through `onnx.checker.check_model(..., full_check=True)` (which
-//! includes strict shape inference) when Python's `onnx` package is present.
+//! kind, including the network the searcher exports for applications
+//! (dynamic batch, normalisation nodes, metadata), goes through
+//! `onnx.checker.check_model(..., full_check=True)` (which includes strict
+//! shape inference) when Python's `onnx` package is present.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tunas_shared::onnx::{RandomWeights, context_model, network_model, network_sites, op_model};
+use tunas_searcher::data::BatchMaker;
+use tunas_searcher::export::{ExportMetadata, export_app_onnx};
+use tunas_searcher::supernet::Supernet;
+use tunas_shared::onnx::{
+    BatchDim, InputNormalization, NetworkOptions, RandomWeights, context_model, network_model,
+    network_model_with, network_sites, op_model,
+};
 use tunas_shared::{Architecture, OpKey, builtin_space, space_op_keys};
 
 const CHECKER: &str = r#"
@@ -82,6 +90,7 @@ fn every_op_kind_and_largest_networks_pass_the_onnx_checker() {
     let mut paths = Vec::new();
     let mut kinds = BTreeSet::new();
     let mut weights = RandomWeights::new(11);
+    let tiny = builtin_space("tiny28").unwrap();
     for space in ["tiny28", "mobilenet-v3-like", "proxylessnas"] {
         for mut key in representative_keys(space) {
             kinds.insert(key.op);
@@ -104,8 +113,37 @@ fn every_op_kind_and_largest_networks_pass_the_onnx_checker() {
             .collect();
         let bytes = context_model(&keys[1..4], &mut weights).unwrap();
         paths.push(write(dir.path(), &format!("{space_name}-context"), &bytes));
+        let c = space.input.channels as usize;
+        let app = NetworkOptions {
+            batch: BatchDim::Dynamic,
+            normalization: Some(InputNormalization {
+                mean: vec![0.45; c],
+                std: vec![0.25; c],
+            }),
+            metadata: vec![("input_layout".into(), "NCHW".into())],
+            description: Some("dynamic batch, normalised inside".into()),
+        };
+        let bytes = network_model_with(&space, &arch, &mut weights, &app).unwrap();
+        paths.push(write(dir.path(), &format!("{space_name}-app"), &bytes));
     }
-    let tiny = builtin_space("tiny28").unwrap();
+    // The model `tunas-searcher export` writes, from a supernet's weights.
+    let net = Supernet::new(&tiny, 0);
+    let maker = BatchMaker {
+        mean: vec![0.29],
+        std: vec![0.35],
+        pad_crop: 0,
+        flip: false,
+    };
+    let meta = ExportMetadata {
+        est_latency_ms: Some(0.5),
+        latency_device: Some("local".into()),
+        ..ExportMetadata::new(&maker)
+    };
+    for seed in 0..2 {
+        let arch = Architecture::parse_spec(&tiny, &format!("random:{seed}")).unwrap();
+        let bytes = export_app_onnx(&net, &arch, &meta).unwrap();
+        paths.push(write(dir.path(), &format!("tiny28-exported{seed}"), &bytes));
+    }
     for seed in 0..3 {
         let arch = Architecture::parse_spec(&tiny, &format!("random:{seed}")).unwrap();
         let bytes = network_model(&tiny, &arch, &mut weights, 4).unwrap();

@@ -1,14 +1,18 @@
 //! The search loop on the repo's Fashion-MNIST subset: outputs, kill and
-//! resume, export to ONNX and agreement of the exported network with the
-//! searcher's own evaluation.
+//! resume, export to ONNX and agreement of the exported network (fed plain
+//! pixels) with the searcher's own evaluation, at any batch, with its
+//! description in `metadata_props`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use tunas_searcher::data::{BatchMaker, load_idx_dir};
-use tunas_searcher::export::{export_onnx, recalibrate_bn};
+use prost::Message;
+use tunas_searcher::data::{BatchMaker, Dataset, load_idx_dir};
+use tunas_searcher::export::{ExportMetadata, export_app_onnx, metadata_keys, recalibrate_bn};
 use tunas_searcher::search::{Resource, RunOptions, SearchConfig, SearchData, search};
 use tunas_searcher::supernet::{BnMode, PathPlan, Supernet, evaluate};
 use tunas_searcher::weights::load_store;
+use tunas_shared::onnx::ModelProto;
 use tunas_shared::{Architecture, builtin_space};
 
 fn subset_dir() -> PathBuf {
@@ -96,13 +100,39 @@ fn killed_search_resumes_to_the_same_end() {
     );
 }
 
+/// What an application feeds the exported model: byte / 255, no
+/// normalisation, NCHW.
+fn plain_pixels(data: &Dataset, idx: &[usize]) -> ndarray::Array4<f32> {
+    let plain = BatchMaker {
+        mean: vec![0.0; data.channels],
+        std: vec![1.0; data.channels],
+        pad_crop: 0,
+        flip: false,
+    };
+    plain.batch(data, idx, &mut rand::rng()).0
+}
+
+fn onnx_runtime() -> Option<&'static tunas_profiler::runtime::Runtime> {
+    let runtime = tunas_profiler::runtime::locate_runtime(None)
+        .ok()
+        .and_then(|lib| tunas_profiler::runtime::init_runtime(&lib).ok());
+    if runtime.is_none() {
+        eprintln!("skipped: no ONNX Runtime library (cargo xtask setup provisions one)");
+    }
+    runtime
+}
+
+fn session(
+    runtime: &'static tunas_profiler::runtime::Runtime,
+    onnx: &[u8],
+) -> tunas_profiler::runtime::ModelSession {
+    let cfg = tunas_profiler::runtime::SessionConfig::default();
+    tunas_profiler::runtime::ModelSession::new(runtime, onnx, &cfg).unwrap()
+}
+
 #[test]
 fn exported_onnx_agrees_with_the_searchers_evaluation() {
-    let Some(runtime) = tunas_profiler::runtime::locate_runtime(None)
-        .ok()
-        .and_then(|lib| tunas_profiler::runtime::init_runtime(&lib).ok())
-    else {
-        eprintln!("skipped: no ONNX Runtime library (cargo xtask setup provisions one)");
+    let Some(runtime) = onnx_runtime() else {
         return;
     };
     let space = builtin_space("tiny28").unwrap();
@@ -118,9 +148,9 @@ fn exported_onnx_agrees_with_the_searchers_evaluation() {
     load_store(&dir.path().join("supernet.weights"), &mut net.store).unwrap();
     let maker = BatchMaker::plain(&tt.train);
     recalibrate_bn(&mut net, &arch, &tt.train, &maker, 10, 128);
-    let onnx = export_onnx(&net, &arch, 1).unwrap();
-    let cfg = tunas_profiler::runtime::SessionConfig::default();
-    let mut session = tunas_profiler::runtime::ModelSession::new(runtime, &onnx, &cfg).unwrap();
+    let meta = ExportMetadata::new(&maker).with_search_result(&result, &arch);
+    let onnx = export_app_onnx(&net, &arch, &meta).unwrap();
+    let mut session = session(runtime, &onnx);
     let n = 300;
     let idx: Vec<usize> = (0..n).collect();
     let (x, y) = maker.batch(&tt.test, &idx, &mut rand::rng());
@@ -131,9 +161,15 @@ fn exported_onnx_agrees_with_the_searchers_evaluation() {
         &PathPlan::single(arch.clone()),
         BnMode::Running,
     ) as f64;
+    // The app's input: plain pixels; the model normalises them itself.
+    let pixels = plain_pixels(&tt.test, &idx);
     let mut correct = 0;
     for (i, &label) in y.iter().enumerate() {
-        let image: Vec<f32> = x.index_axis(ndarray::Axis(0), i).iter().copied().collect();
+        let image: Vec<f32> = pixels
+            .index_axis(ndarray::Axis(0), i)
+            .iter()
+            .copied()
+            .collect();
         let (shape, logits) = session.run_with(&image).unwrap();
         assert_eq!(shape, vec![1, 10]);
         let best = logits
@@ -148,5 +184,129 @@ fn exported_onnx_agrees_with_the_searchers_evaluation() {
     assert!(
         (onnx_acc - ours).abs() <= 0.001 + 1e-9,
         "ONNX accuracy {onnx_acc} vs searcher {ours}"
+    );
+}
+
+/// A supernet with BN recalibrated for a fixed architecture of tiny28 (no
+/// training: the logits only need to be the network's), with the export
+/// metadata of its batches.
+fn recalibrated(seed: u64) -> (Supernet, Architecture, Dataset, ExportMetadata) {
+    let space = builtin_space("tiny28").unwrap();
+    let tt = load_idx_dir(&subset_dir()).unwrap();
+    let arch = Architecture::parse_spec(&space, &format!("random:{seed}")).unwrap();
+    let mut net = Supernet::new(&space, seed);
+    let maker = BatchMaker::plain(&tt.train);
+    recalibrate_bn(&mut net, &arch, &tt.train, &maker, 3, 64);
+    (net, arch, tt.test, ExportMetadata::new(&maker))
+}
+
+#[test]
+fn exported_onnx_gives_the_same_logits_at_batch_1_and_7() {
+    let Some(runtime) = onnx_runtime() else {
+        return;
+    };
+    let (net, arch, test, meta) = recalibrated(3);
+    let onnx = export_app_onnx(&net, &arch, &meta).unwrap();
+    let mut session = session(runtime, &onnx);
+    assert_eq!(session.input_shape(), [1, 1, 28, 28]);
+    let idx: Vec<usize> = (10..17).collect();
+    let pixels = plain_pixels(&test, &idx);
+    let all: Vec<f32> = pixels.iter().copied().collect();
+    let (shape, batched) = session.run_shaped(&[7, 1, 28, 28], &all).unwrap();
+    assert_eq!(shape, [7, 10]);
+    let scale = batched.iter().fold(1f32, |m, v| m.max(v.abs()));
+    for i in 0..7 {
+        let image: Vec<f32> = pixels
+            .index_axis(ndarray::Axis(0), i)
+            .iter()
+            .copied()
+            .collect();
+        let (shape, one) = session.run_with(&image).unwrap();
+        assert_eq!(shape, [1, 10]);
+        let row = &batched[i * 10..(i + 1) * 10];
+        for (c, (a, b)) in one.iter().zip(row).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 * scale,
+                "image {i} class {c}: batch 1 gives {a}, batch 7 gives {b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn exported_onnx_describes_itself_in_metadata_props() {
+    let (net, arch, _, mut meta) = recalibrated(4);
+    let names: Vec<String> = [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let read = |meta: &ExportMetadata| {
+        let onnx = export_app_onnx(&net, &arch, meta).unwrap();
+        let model = ModelProto::decode(onnx.as_slice()).unwrap();
+        let props: BTreeMap<String, String> = model
+            .metadata_props
+            .iter()
+            .map(|p| (p.key.clone(), p.value.clone()))
+            .collect();
+        assert_eq!(props.len(), model.metadata_props.len(), "keys are unique");
+        (model, props)
+    };
+    // Defaults: classes by number, no latency.
+    let (model, props) = read(&meta);
+    let classes: Vec<String> = serde_json::from_str(&props[metadata_keys::CLASS_NAMES]).unwrap();
+    assert_eq!(classes, (0..10).map(|i| i.to_string()).collect::<Vec<_>>());
+    assert!(!props.contains_key(metadata_keys::EST_LATENCY_MS));
+    assert!(!props.contains_key(metadata_keys::LATENCY_DEVICE));
+    let input = &model.graph.as_ref().unwrap().input[0];
+    let batch_axis = &input
+        .r#type
+        .as_ref()
+        .unwrap()
+        .tensor_type
+        .as_ref()
+        .unwrap()
+        .shape
+        .as_ref()
+        .unwrap()
+        .dim[0];
+    assert_eq!(batch_axis.dim_param.as_deref(), Some("batch"));
+    assert!(model.doc_string.contains("plain pixels in [0, 1]"));
+
+    meta.class_names = Some(names.clone());
+    meta.est_latency_ms = Some(1.23456);
+    meta.latency_device = Some("local (Test CPU, onnxruntime 1.31.1, cpu, 1 threads)".into());
+    let (_, props) = read(&meta);
+    let space = &net.space;
+    let classes: Vec<String> = serde_json::from_str(&props[metadata_keys::CLASS_NAMES]).unwrap();
+    assert_eq!(classes, names);
+    assert_eq!(props[metadata_keys::INPUT_LAYOUT], "NCHW");
+    assert_eq!(props[metadata_keys::INPUT_SHAPE], "[batch, 1, 28, 28]");
+    assert_eq!(props[metadata_keys::INPUT_RANGE], "[0,1] pixels, value/255");
+    assert!(props[metadata_keys::NORMALIZATION].contains("inside the graph"));
+    let mean: Vec<f32> = serde_json::from_str(&props[metadata_keys::NORMALIZATION_MEAN]).unwrap();
+    let std: Vec<f32> = serde_json::from_str(&props[metadata_keys::NORMALIZATION_STD]).unwrap();
+    assert_eq!((mean, std), (meta.mean.clone(), meta.std.clone()));
+    assert_eq!(props[metadata_keys::SPACE], "tiny28");
+    assert_eq!(props[metadata_keys::SPACE_HASH], space.content_hash());
+    assert_eq!(props[metadata_keys::ARCHITECTURE], arch.to_compact());
+    assert_eq!(
+        Architecture::parse(space, &props[metadata_keys::ARCHITECTURE]).unwrap(),
+        arch
+    );
+    assert_eq!(props[metadata_keys::EST_LATENCY_MS], "1.2346");
+    assert_eq!(
+        props[metadata_keys::LATENCY_DEVICE],
+        "local (Test CPU, onnxruntime 1.31.1, cpu, 1 threads)"
     );
 }

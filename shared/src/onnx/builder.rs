@@ -44,19 +44,44 @@ pub fn attr_float(name: &str, value: f32) -> AttributeProto {
     }
 }
 
+/// One axis of a declared graph input or output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dim {
+    /// A fixed size.
+    Fixed(i64),
+    /// A symbolic size (`dim_param`), chosen by whoever runs the model, for
+    /// example the batch axis `batch`.
+    Named(String),
+}
+
+impl Dim {
+    fn proto(&self) -> Dimension {
+        match self {
+            Dim::Fixed(d) => Dimension {
+                dim_value: Some(*d),
+                ..Default::default()
+            },
+            Dim::Named(name) => Dimension {
+                dim_param: Some(name.clone()),
+                ..Default::default()
+            },
+        }
+    }
+}
+
 /// A float32 tensor type with a fixed shape.
 pub fn float_tensor_type(dims: &[i64]) -> TypeProto {
+    let dims: Vec<Dim> = dims.iter().map(|&d| Dim::Fixed(d)).collect();
+    float_tensor_type_dims(&dims)
+}
+
+/// A float32 tensor type whose axes may be symbolic.
+pub fn float_tensor_type_dims(dims: &[Dim]) -> TypeProto {
     TypeProto {
         tensor_type: Some(TensorTypeProto {
             elem_type: DataType::Float as i32,
             shape: Some(TensorShapeProto {
-                dim: dims
-                    .iter()
-                    .map(|&d| Dimension {
-                        dim_value: Some(d),
-                        ..Default::default()
-                    })
-                    .collect(),
+                dim: dims.iter().map(Dim::proto).collect(),
             }),
         }),
         ..Default::default()
@@ -105,9 +130,19 @@ impl GraphBuilder {
 
     /// Declares a float32 graph input; returns its name.
     pub fn input(&mut self, name: &str, dims: &[i64]) -> String {
+        self.input_type(name, float_tensor_type(dims))
+    }
+
+    /// Declares a float32 graph input whose axes may be symbolic; returns
+    /// its name.
+    pub fn input_dims(&mut self, name: &str, dims: &[Dim]) -> String {
+        self.input_type(name, float_tensor_type_dims(dims))
+    }
+
+    fn input_type(&mut self, name: &str, ty: TypeProto) -> String {
         self.graph.input.push(ValueInfoProto {
             name: name.to_string(),
-            r#type: Some(float_tensor_type(dims)),
+            r#type: Some(ty),
             ..Default::default()
         });
         name.to_string()
@@ -115,9 +150,19 @@ impl GraphBuilder {
 
     /// Declares the value `name` as a float32 graph output of shape `dims`.
     pub fn output(&mut self, name: &str, dims: &[i64]) {
+        self.output_type(name, float_tensor_type(dims));
+    }
+
+    /// Declares the value `name` as a float32 graph output whose axes may be
+    /// symbolic.
+    pub fn output_dims(&mut self, name: &str, dims: &[Dim]) {
+        self.output_type(name, float_tensor_type_dims(dims));
+    }
+
+    fn output_type(&mut self, name: &str, ty: TypeProto) {
         self.graph.output.push(ValueInfoProto {
             name: name.to_string(),
-            r#type: Some(float_tensor_type(dims)),
+            r#type: Some(ty),
             ..Default::default()
         });
     }
@@ -207,6 +252,16 @@ impl GraphBuilder {
         self.node("Add", &[a, b], output, Vec::new())
     }
 
+    /// Element-wise `Sub` (broadcasting): `a − b`.
+    pub fn sub(&mut self, output: &str, a: &str, b: &str) -> String {
+        self.node("Sub", &[a, b], output, Vec::new())
+    }
+
+    /// Element-wise `Div` (broadcasting): `a / b`.
+    pub fn div(&mut self, output: &str, a: &str, b: &str) -> String {
+        self.node("Div", &[a, b], output, Vec::new())
+    }
+
     /// Element-wise `Mul` (broadcasting).
     pub fn mul(&mut self, output: &str, a: &str, b: &str) -> String {
         self.node("Mul", &[a, b], output, Vec::new())
@@ -258,6 +313,7 @@ pub fn model(graph: GraphProto, doc: &str) -> ModelProto {
         model_version: 1,
         doc_string: doc.to_string(),
         graph: Some(graph),
+        metadata_props: Vec::new(),
     }
 }
 

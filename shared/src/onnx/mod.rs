@@ -58,11 +58,13 @@ use thiserror::Error;
 
 use crate::opkey::OpKey;
 
-pub use builder::{ConvParams, GraphBuilder};
+pub use builder::{ConvParams, Dim, GraphBuilder};
 pub use network::{
-    OpSite, chain_model, context_model, emit_op, network_model, network_sites, op_model,
+    BATCH_DIM_NAME, BatchDim, InputNormalization, NetworkOptions, OpSite, chain_model,
+    context_model, emit_op, network_model, network_model_proto_with, network_model_with,
+    network_sites, op_model,
 };
-pub use proto::ModelProto;
+pub use proto::{ModelProto, StringStringEntryProto};
 
 /// ONNX IR version written into every model (IR 8, ONNX 1.10+).
 pub const IR_VERSION: i64 = 8;
@@ -98,6 +100,19 @@ pub enum OnnxError {
         produces: String,
         /// Input shape of the later op.
         expects: String,
+    },
+    /// The input normalisation cannot be applied to this network's input.
+    #[error("input normalisation: {what}")]
+    InvalidNormalization {
+        /// What is wrong, with the values.
+        what: String,
+    },
+    /// Two metadata entries have the same key (the ONNX checker refuses
+    /// such a model).
+    #[error("metadata key '{key}' is given twice; each key of metadata_props must be unique")]
+    DuplicateMetadataKey {
+        /// The repeated key.
+        key: String,
     },
     /// A model needs at least one op.
     #[error("a model needs at least one op; the list of op keys is empty")]

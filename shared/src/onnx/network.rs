@@ -8,8 +8,8 @@
 //! `stage2/layer1/dw.weight`), so per-node runtime profiles can be
 //! attributed to ops by their scope prefix.
 
-use super::builder::{ConvParams, GraphBuilder, encode, model};
-use super::proto::ModelProto;
+use super::builder::{ConvParams, Dim, GraphBuilder, encode, model};
+use super::proto::{ModelProto, StringStringEntryProto};
 use super::{OnnxError, WeightRequest, WeightSource};
 use crate::arch::Architecture;
 use crate::opkey::{OpKey, OpKind, architecture_ops};
@@ -420,7 +420,10 @@ pub fn network_sites(space: &SearchSpace, arch: &Architecture, batch: u32) -> Ve
 
 /// The whole network of an architecture (stem, layers that are not skipped,
 /// head, classifier): input `[batch, channels, height, width]`, output
-/// logits `[batch, classes]`.
+/// logits `[batch, classes]`. The input is fed to the stem as it is (already
+/// normalised); this is the model the profiler times, op for op the one-op
+/// models' nodes. For a model an application can use as it is, see
+/// [`network_model_with`].
 pub fn network_model(
     space: &SearchSpace,
     arch: &Architecture,
@@ -429,6 +432,189 @@ pub fn network_model(
 ) -> Result<Vec<u8>, OnnxError> {
     let name = format!("{}-{}", space.name, arch.to_compact());
     chain_model(&name, &network_sites(space, arch, batch), weights)
+}
+
+/// Name of the symbolic batch axis of a model with [`BatchDim::Dynamic`].
+pub const BATCH_DIM_NAME: &str = "batch";
+
+/// The batch axis of a network's input and output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchDim {
+    /// A fixed batch size (at least 1).
+    Fixed(u32),
+    /// A symbolic axis named [`BATCH_DIM_NAME`]: the caller picks the batch
+    /// at every run. The nodes are the same as with a fixed batch (none of
+    /// them depends on it).
+    Dynamic,
+}
+
+impl BatchDim {
+    fn dim(self) -> Dim {
+        match self {
+            BatchDim::Fixed(n) => Dim::Fixed(i64::from(n)),
+            BatchDim::Dynamic => Dim::Named(BATCH_DIM_NAME.to_string()),
+        }
+    }
+
+    /// The batch written into the op keys (1 for a dynamic axis).
+    fn key_batch(self) -> u32 {
+        match self {
+            BatchDim::Fixed(n) => n,
+            BatchDim::Dynamic => 1,
+        }
+    }
+}
+
+/// Per-channel normalisation `(x − mean[c]) / std[c]` that a network was
+/// trained with, applied inside the model so that it takes plain pixels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputNormalization {
+    /// Per-channel mean, subtracted first.
+    pub mean: Vec<f32>,
+    /// Per-channel standard deviation, divided by (finite, > 0).
+    pub std: Vec<f32>,
+}
+
+impl InputNormalization {
+    /// Checks the statistics against a network input of `channels` channels.
+    pub fn check(&self, channels: usize) -> Result<(), OnnxError> {
+        let invalid = |what: String| Err(OnnxError::InvalidNormalization { what });
+        if self.mean.len() != channels || self.std.len() != channels {
+            return invalid(format!(
+                "the input has {channels} channels, but {} means and {} standard deviations are given",
+                self.mean.len(),
+                self.std.len()
+            ));
+        }
+        if let Some(m) = self.mean.iter().find(|m| !m.is_finite()) {
+            return invalid(format!("mean {m} is not a finite number"));
+        }
+        if let Some(s) = self.std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return invalid(format!(
+                "standard deviation {s} is not a finite number above 0"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How [`network_model_with`] declares and prepares a network's input, and
+/// what it writes beside the graph.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetworkOptions {
+    /// The batch axis of the input and the logits.
+    pub batch: BatchDim,
+    /// Input normalisation applied inside the model, before the stem; `None`
+    /// feeds the input to the stem as it is.
+    pub normalization: Option<InputNormalization>,
+    /// `metadata_props` entries, in this order; keys must be unique.
+    pub metadata: Vec<(String, String)>,
+    /// Text put before the list of ops in the model's `doc_string`.
+    pub description: Option<String>,
+}
+
+impl NetworkOptions {
+    /// What [`network_model`] writes: a fixed batch, no normalisation, no
+    /// metadata.
+    pub fn fixed(batch: u32) -> Self {
+        NetworkOptions {
+            batch: BatchDim::Fixed(batch),
+            normalization: None,
+            metadata: Vec::new(),
+            description: None,
+        }
+    }
+}
+
+/// Scope of the nodes and initializers that normalise the input.
+const NORMALIZE_SCOPE: &str = "normalize";
+
+/// The whole network of an architecture as [`network_model`] builds it, with
+/// the batch axis, input normalisation and metadata of `options`.
+///
+/// # Input normalisation
+///
+/// With [`NetworkOptions::normalization`] the graph starts with two
+/// element-wise nodes, `normalize/sub` (`x − mean`) and `normalize/div`
+/// (`/ std`), whose constants are `[1, C, 1, 1]` initializers, and the stem
+/// reads their output. The normalisation is deliberately *not* folded into
+/// the stem's weights (`W' = W / std`, `b' = b − Σ W·mean/std`): the stem
+/// pads its input with zeros, and a zero of the normalised input is the raw
+/// value `mean`, so a folded stem would be exact only away from the border
+/// unless a `Pad` node with value `mean` were added in front of it. The two
+/// explicit nodes are exact everywhere (the same arithmetic, in the same
+/// order, as the training pipeline), cost one pass over the input image
+/// (negligible next to the stem), leave the stem's weights identical to the
+/// one-op model the latency table timed, and show a reader of the graph
+/// what the input is.
+pub fn network_model_proto_with(
+    space: &SearchSpace,
+    arch: &Architecture,
+    weights: &mut dyn WeightSource,
+    options: &NetworkOptions,
+) -> Result<ModelProto, OnnxError> {
+    let name = format!("{}-{}", space.name, arch.to_compact());
+    if let BatchDim::Fixed(0) = options.batch {
+        return Err(OnnxError::InvalidKey {
+            key: name,
+            what: "a fixed batch must be at least 1".to_string(),
+        });
+    }
+    let sites = network_sites(space, arch, options.batch.key_batch());
+    check_chain(&sites)?;
+    let mut seen = std::collections::BTreeSet::new();
+    for (key, _) in &options.metadata {
+        if !seen.insert(key.as_str()) {
+            return Err(OnnxError::DuplicateMetadataKey { key: key.clone() });
+        }
+    }
+    let first = &sites[0].key;
+    let batch = options.batch.dim();
+    let mut g = GraphBuilder::new(&name);
+    let mut x = g.input_dims(
+        INPUT_NAME,
+        &[
+            batch.clone(),
+            Dim::Fixed(i64::from(first.cin)),
+            Dim::Fixed(i64::from(first.in_h)),
+            Dim::Fixed(i64::from(first.in_w)),
+        ],
+    );
+    if let Some(n) = &options.normalization {
+        n.check(first.cin as usize)?;
+        let c = i64::from(first.cin);
+        let mean = g.initializer(&format!("{NORMALIZE_SCOPE}/mean"), &[1, c, 1, 1], &n.mean);
+        let std = g.initializer(&format!("{NORMALIZE_SCOPE}/std"), &[1, c, 1, 1], &n.std);
+        let centered = g.sub(&format!("{NORMALIZE_SCOPE}/sub"), &x, &mean);
+        x = g.div(&format!("{NORMALIZE_SCOPE}/div"), &centered, &std);
+    }
+    for site in &sites {
+        x = emit_op(&mut g, &site.scope, &site.key, &x, weights)?;
+    }
+    let last = &sites[sites.len() - 1].key;
+    g.output_dims(&x, &[batch, Dim::Fixed(i64::from(last.cout))]);
+    let mut doc: Vec<String> = options.description.iter().cloned().collect();
+    doc.extend(sites.iter().map(|s| format!("{}: {}", s.scope, s.key)));
+    let mut m = model(g.finish(), &doc.join("\n"));
+    m.metadata_props = options
+        .metadata
+        .iter()
+        .map(|(key, value)| StringStringEntryProto {
+            key: key.clone(),
+            value: value.clone(),
+        })
+        .collect();
+    Ok(m)
+}
+
+/// [`network_model_proto_with`], serialised.
+pub fn network_model_with(
+    space: &SearchSpace,
+    arch: &Architecture,
+    weights: &mut dyn WeightSource,
+    options: &NetworkOptions,
+) -> Result<Vec<u8>, OnnxError> {
+    network_model_proto_with(space, arch, weights, options).map(|m| encode(&m))
 }
 
 #[cfg(test)]
@@ -729,6 +915,121 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn fixed_options_write_the_profilers_network_byte_for_byte() {
+        let space = builtin_space("tiny28").unwrap();
+        let arch = Architecture::largest(&space);
+        let plain = network_model(&space, &arch, &mut RandomWeights::new(2), 3).unwrap();
+        let with = network_model_with(
+            &space,
+            &arch,
+            &mut RandomWeights::new(2),
+            &NetworkOptions::fixed(3),
+        )
+        .unwrap();
+        assert_eq!(plain, with);
+    }
+
+    fn app_options() -> NetworkOptions {
+        NetworkOptions {
+            batch: BatchDim::Dynamic,
+            normalization: Some(InputNormalization {
+                mean: vec![0.25],
+                std: vec![0.5],
+            }),
+            metadata: vec![
+                ("input_layout".into(), "NCHW".into()),
+                ("class_names".into(), "[\"a\"]".into()),
+            ],
+            description: Some("plain pixels".into()),
+        }
+    }
+
+    #[test]
+    fn app_networks_normalise_first_and_have_a_symbolic_batch() {
+        let space = builtin_space("tiny28").unwrap();
+        let arch = Architecture::largest(&space);
+        let m = decode(
+            &network_model_with(&space, &arch, &mut RandomWeights::new(2), &app_options()).unwrap(),
+        );
+        check_topology(&m);
+        let g = m.graph.as_ref().unwrap();
+        let axes = |v: &crate::onnx::proto::ValueInfoProto| {
+            v.r#type
+                .as_ref()
+                .and_then(|t| t.tensor_type.as_ref())
+                .and_then(|t| t.shape.as_ref())
+                .unwrap()
+                .dim
+                .iter()
+                .map(|d| match (&d.dim_param, d.dim_value) {
+                    (Some(p), None) => p.clone(),
+                    (None, Some(v)) => v.to_string(),
+                    other => panic!("a dimension is a value or a name, got {other:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(axes(&g.input[0]), ["batch", "1", "28", "28"]);
+        assert_eq!(axes(&g.output[0]), ["batch", "10"]);
+        assert_eq!(op_types(&m)[..3], ["Sub", "Div", "Conv"]);
+        assert_eq!(g.node[0].input, [INPUT_NAME, "normalize/mean"]);
+        assert_eq!(g.node[2].input[0], "normalize/div");
+        let inits = initializers(&m);
+        assert_eq!(inits["normalize/std"].dims, [1, 1, 1, 1]);
+        assert_eq!(inits["normalize/std"].raw_data, 0.5f32.to_le_bytes());
+        let props: Vec<(&str, &str)> = m
+            .metadata_props
+            .iter()
+            .map(|p| (p.key.as_str(), p.value.as_str()))
+            .collect();
+        assert_eq!(
+            props,
+            [("input_layout", "NCHW"), ("class_names", "[\"a\"]")]
+        );
+        assert!(
+            m.doc_string.starts_with("plain pixels\nstem: "),
+            "{}",
+            m.doc_string
+        );
+        // Past the normalisation, the nodes are the profiler's network's.
+        let plain = decode(&network_model(&space, &arch, &mut RandomWeights::new(2), 1).unwrap());
+        let plain_nodes = &plain.graph.as_ref().unwrap().node;
+        assert_eq!(g.node.len(), plain_nodes.len() + 2);
+        assert_eq!(g.node[3..], plain_nodes[1..]);
+    }
+
+    #[test]
+    fn bad_normalisation_and_repeated_metadata_keys_are_refused() {
+        let space = builtin_space("tiny28").unwrap();
+        let arch = Architecture::largest(&space);
+        let build = |o: &NetworkOptions| {
+            network_model_with(&space, &arch, &mut RandomWeights::new(2), o).unwrap_err()
+        };
+        let mut o = app_options();
+        o.normalization.as_mut().unwrap().std = vec![0.0];
+        let err = build(&o);
+        assert!(
+            matches!(err, OnnxError::InvalidNormalization { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("above 0"), "{err}");
+        let mut o = app_options();
+        o.normalization.as_mut().unwrap().mean = vec![0.1, 0.2, 0.3];
+        let err = build(&o);
+        assert!(err.to_string().contains("1 channels, but 3 means"), "{err}");
+        let mut o = app_options();
+        o.metadata.push(("input_layout".into(), "NHWC".into()));
+        assert_eq!(
+            build(&o),
+            OnnxError::DuplicateMetadataKey {
+                key: "input_layout".into()
+            }
+        );
+        let mut o = app_options();
+        o.batch = BatchDim::Fixed(0);
+        assert!(build(&o).to_string().contains("at least 1"));
     }
 
     #[test]

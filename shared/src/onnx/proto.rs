@@ -35,6 +35,21 @@ pub struct ModelProto {
     /// The computation.
     #[prost(message, optional, tag = "7")]
     pub graph: Option<GraphProto>,
+    /// Named strings for the model's users (class names, input range, ...).
+    #[prost(message, repeated, tag = "14")]
+    pub metadata_props: Vec<StringStringEntryProto>,
+}
+
+/// ONNX `StringStringEntryProto`: one key/value pair of
+/// [`ModelProto::metadata_props`].
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StringStringEntryProto {
+    /// The key.
+    #[prost(string, tag = "1")]
+    pub key: String,
+    /// The value.
+    #[prost(string, tag = "2")]
+    pub value: String,
 }
 
 /// ONNX `OperatorSetIdProto`: an imported operator set.
