@@ -7,7 +7,7 @@ use clap::Args;
 use tunas_searcher::benchmark::{
     self, BenchmarkInputs, BenchmarkSettings, RunSettings, TargetChoice,
 };
-use tunas_searcher::data::{DEFAULT_FASHION_MNIST_DIR, load_dir};
+use tunas_searcher::data::DEFAULT_FASHION_MNIST_DIR;
 use tunas_shared::LatencyTable;
 
 /// Arguments of `benchmark`.
@@ -75,6 +75,8 @@ pub struct BenchmarkArgs {
     /// Folder with IDX or CIFAR-10 binary files.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_FASHION_MNIST_DIR)]
     data: PathBuf,
+    #[command(flatten)]
+    data_flags: crate::data_cmd::DataFlags,
     /// Use only N training images (searches and trainings): quick runs.
     #[arg(long, value_name = "N")]
     limit_train: Option<usize>,
@@ -155,21 +157,21 @@ pub fn read_inputs(
     table_path: &std::path::Path,
     space: Option<&str>,
     data: &std::path::Path,
+    flags: &crate::data_cmd::DataFlags,
 ) -> Result<BenchmarkInputs> {
     let bytes =
         std::fs::read(table_path).with_context(|| format!("--table {}", table_path.display()))?;
     let table = LatencyTable::read(table_path)?;
     let space = crate::search_cmd::space_for(space, Some(&table))?;
     table.check_space(&space)?;
-    let images = load_dir(data).with_context(|| format!("--data {}", data.display()))?;
-    tunas_searcher::train::check_data(&space, &images.train)?;
+    let images = crate::data_cmd::load_images(data, flags, &space)?.data;
     Ok(BenchmarkInputs {
         space,
         table,
         table_path: table_path.to_path_buf(),
         table_digest: tunas_shared::content_digest(&bytes),
         data: images,
-        data_origin: data.display().to_string(),
+        data_origin: format!("{} ({})", data.display(), flags.format()?.name()),
     })
 }
 
@@ -185,7 +187,7 @@ pub fn run_benchmark(a: BenchmarkArgs) -> Result<()> {
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         let table_path = a.table.clone().expect("clap requires --table");
-        let inputs = read_inputs(&table_path, a.space.as_deref(), &a.data)?;
+        let inputs = read_inputs(&table_path, a.space.as_deref(), &a.data, &a.data_flags)?;
         let how = RunSettings {
             jobs,
             progress_every_s: a.progress_every,

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use tunas_searcher::data::{DEFAULT_FASHION_MNIST_DIR, load_dir};
-use tunas_searcher::export::{export_onnx, recalibrate_bn};
+use tunas_searcher::data::DEFAULT_FASHION_MNIST_DIR;
+use tunas_searcher::export::{ExportMetadata, export_app_onnx, recalibrate_bn};
 use tunas_searcher::search::{RunFiles, RunInputs, SearchResult};
 use tunas_searcher::supernet::{PathPlan, Supernet};
 use tunas_searcher::weights::load_store;
@@ -29,12 +29,12 @@ pub struct ExportArgs {
     /// evaluated) [default: the run's].
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+    /// How to read --data [default: as the run did].
+    #[arg(long, value_name = "FORMAT")]
+    data_format: Option<String>,
     /// Training batches averaged into the BN statistics.
     #[arg(long, default_value_t = 40)]
     calibration_batches: usize,
-    /// Batch size of the exported model's input.
-    #[arg(long, default_value_t = 1)]
-    batch: u32,
     /// Threads.
     #[arg(long)]
     threads: Option<usize>,
@@ -52,9 +52,6 @@ pub fn run_export(a: ExportArgs) -> Result<()> {
         bail!(
             "--calibration-batches: at least 1 (BN statistics are averaged over training batches)"
         );
-    }
-    if a.batch == 0 {
-        bail!("--batch: the exported model's batch must be at least 1");
     }
     tunas_shared::output::check_output_file(&a.onnx, "ONNX models", &["onnx"]).context("--onnx")?;
     let files = RunFiles { dir: a.run.clone() };
@@ -74,14 +71,28 @@ pub fn run_export(a: ExportArgs) -> Result<()> {
         .context("--arch")?;
     let mut net = Supernet::new(&space, 0);
     load_store(&files.weights(), &mut net.store)?;
-    let data_dir = match &a.data {
-        Some(d) => d.clone(),
-        None => RunInputs::read(&files)
-            .map(|i| PathBuf::from(i.data))
-            .unwrap_or_else(|_| PathBuf::from(DEFAULT_FASHION_MNIST_DIR)),
+    let stored = RunInputs::read(&files).ok();
+    let data_dir = match (&a.data, &stored) {
+        (Some(d), _) => d.clone(),
+        (None, Some(i)) => PathBuf::from(&i.data),
+        (None, None) => PathBuf::from(DEFAULT_FASHION_MNIST_DIR),
     };
-    let tt = load_dir(&data_dir).with_context(|| format!("--data {}", data_dir.display()))?;
-    tunas_searcher::train::check_data(&space, &tt.test)?;
+    let flags = crate::data_cmd::DataFlags {
+        data_format: a
+            .data_format
+            .clone()
+            .or_else(|| stored.as_ref().map(|i| i.data_format.clone()))
+            .unwrap_or_else(|| "auto".into()),
+        skip_bad_images: stored.as_ref().is_some_and(|i| i.skip_bad_images),
+    };
+    let loaded = crate::data_cmd::load_images(&data_dir, &flags, &space)?;
+    tunas_searcher::train::check_data(&space, &loaded.data.test)?;
+    let tt = loaded.data;
+    let mut metadata = ExportMetadata::new(&tunas_searcher::data::BatchMaker::plain(&tt.train))
+        .with_search_result(&result, &arch);
+    if loaded.classes.len() == space.input.classes as usize {
+        metadata.class_names = Some(loaded.classes.clone());
+    }
     let maker = tunas_searcher::data::BatchMaker::plain(&tt.train);
     let progress = !a.quiet;
     let (onnx, accuracy) = threads_pool(a.threads, || {
@@ -105,9 +116,9 @@ pub fn run_export(a: ExportArgs) -> Result<()> {
         let plan = PathPlan::single(arch.clone());
         let accuracy =
             tunas_searcher::train::evaluate_dataset(&mut net, &plan, &tt.test, &maker, 500);
-        (export_onnx(&net, &arch, a.batch), f64::from(accuracy))
+        (export_app_onnx(&net, &arch, &metadata), f64::from(accuracy))
     })?;
-    let onnx = onnx.map_err(anyhow::Error::msg)?;
+    let onnx = onnx.context("cannot write the network as ONNX")?;
     tunas_shared::write_atomic(&a.onnx, &onnx)
         .with_context(|| format!("cannot write {}", a.onnx.display()))?;
     let v = serde_json::json!({
@@ -115,7 +126,8 @@ pub fn run_export(a: ExportArgs) -> Result<()> {
         "arch": arch.to_compact(),
         "test_accuracy": accuracy,
         "est_latency_ms": result.est_latency_ms,
-        "normalization": {"mean": maker.mean, "std": maker.std},
+        "normalization": {"mean": maker.mean, "std": maker.std, "applied": "inside the model: feed pixels / 255"},
+        "input": "NCHW float pixels in [0, 1], batch dynamic",
     });
     if a.json {
         println!("{}", serde_json::to_string_pretty(&v)?);

@@ -13,6 +13,7 @@ use tunas_searcher::estimate;
 
 mod baseline_cmd;
 mod benchmark_cmd;
+mod data_cmd;
 mod export_cmd;
 mod search_cmd;
 mod sweep_cmd;
@@ -127,6 +128,8 @@ struct TrainArgs {
     /// Folder with IDX (Fashion-MNIST, MNIST) or CIFAR-10 binary files.
     #[arg(long, value_name = "DIR", default_value = tunas_searcher::data::DEFAULT_FASHION_MNIST_DIR)]
     data: PathBuf,
+    #[command(flatten)]
+    data_flags: data_cmd::DataFlags,
     /// Images per training step.
     #[arg(long, default_value_t = 128)]
     batch: usize,
@@ -187,7 +190,7 @@ struct TrainArgs {
 }
 
 fn run_train(a: TrainArgs) -> Result<()> {
-    use tunas_searcher::{data, supernet::Supernet, train, weights};
+    use tunas_searcher::{supernet::Supernet, train, weights};
     tunas_searcher::layers::set_serial(a.deterministic);
     let meta = a
         .weights
@@ -206,7 +209,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
         .or_else(|| meta.as_ref().and_then(|m| m.arch.clone()))
         .context("--arch is needed: the weights file records no architecture")?;
     let arch = Architecture::parse_spec(&space, &arch_spec).context("--arch")?;
-    let data = data::load_dir(&a.data)?;
+    let data = data_cmd::load_images(&a.data, &a.data_flags, &space)?.data;
     let mut net = Supernet::new(&space, a.seed);
     if let (Some(path), Some(meta)) = (&a.weights, &meta) {
         weights::load_supernet(path, &mut net)?;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use tunas_searcher::controller::RewardKind;
-use tunas_searcher::data::{DEFAULT_FASHION_MNIST_DIR, load_dir};
+use tunas_searcher::data::DEFAULT_FASHION_MNIST_DIR;
 use tunas_searcher::search::{
     MultiDevice, Resource, RunFiles, RunInputs, RunOptions, SearchConfig, SearchData, SearchError,
     SearchResult, search,
@@ -114,6 +114,8 @@ pub struct SearchArgs {
     /// [default: /usr/share/datasets/fashion-mnist].
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+    #[command(flatten)]
+    data_flags: crate::data_cmd::DataFlags,
     /// Images held out of the training split for the reward [default:
     /// 10000, or a sixth of a smaller set].
     #[arg(long)]
@@ -465,6 +467,9 @@ fn fresh(a: &SearchArgs, dir: &Path) -> Result<Prepared> {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_FASHION_MNIST_DIR))
             .display()
             .to_string(),
+        data_format: a.data_flags.format()?.name().to_string(),
+        skip_bad_images: a.data_flags.skip_bad_images,
+        classes: Vec::new(),
         limit_train: a.limit_train,
         holdout: a.holdout,
         deterministic: a.deterministic,
@@ -492,7 +497,7 @@ pub fn run_search(a: SearchArgs) -> Result<()> {
         .clone()
         .or(a.out.clone())
         .expect("clap requires --out or --resume");
-    let p = match &a.resume {
+    let mut p = match &a.resume {
         Some(_) => resumed(&a, &dir)?,
         None => fresh(&a, &dir)?,
     };
@@ -505,9 +510,13 @@ pub fn run_search(a: SearchArgs) -> Result<()> {
     if p.inputs.deterministic {
         tunas_searcher::layers::set_serial(true);
     }
-    let tt =
-        load_dir(Path::new(&p.inputs.data)).with_context(|| format!("--data {}", p.inputs.data))?;
-    tunas_searcher::train::check_data(&p.space, &tt.train)?;
+    let flags = crate::data_cmd::DataFlags {
+        data_format: p.inputs.data_format.clone(),
+        skip_bad_images: p.inputs.skip_bad_images,
+    };
+    let loaded = crate::data_cmd::load_images(Path::new(&p.inputs.data), &flags, &p.space)?;
+    p.inputs.classes = loaded.classes.clone();
+    let tt = loaded.data;
     let data = SearchData::prepare(
         &tt.train,
         p.inputs.limit_train,

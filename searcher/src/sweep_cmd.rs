@@ -52,6 +52,8 @@ pub struct SweepArgs {
     /// Folder with IDX or CIFAR-10 binary files.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_FASHION_MNIST_DIR)]
     data: PathBuf,
+    #[command(flatten)]
+    data_flags: crate::data_cmd::DataFlags,
     /// Use only the first N training images (quick runs).
     #[arg(long, value_name = "N")]
     limit_train: Option<usize>,
@@ -106,7 +108,8 @@ pub fn run_sweep(a: SweepArgs) -> Result<()> {
         Some(j) => j,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    let inputs = crate::benchmark_cmd::read_inputs(&a.table, a.space.as_deref(), &a.data)?;
+    let inputs =
+        crate::benchmark_cmd::read_inputs(&a.table, a.space.as_deref(), &a.data, &a.data_flags)?;
     let report = sweep::run(&a.out, &inputs, &settings, jobs, !a.quiet)
         .map_err(crate::benchmark_cmd::flag_error)?;
     if a.json {

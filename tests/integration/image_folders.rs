@@ -727,3 +727,87 @@ fn the_summary_says_where_the_cache_is() {
     assert_eq!(cache.file_name().unwrap(), "images-8x8x1.bin");
     assert!(cache.exists());
 }
+
+/// The whole flow on a folder of colour photos: search and export through
+/// the command line, with the class names in the exported file.
+#[test]
+fn search_and_export_run_on_a_colour_image_folder() {
+    use std::process::Command;
+    let root = tempfile::tempdir().unwrap();
+    let photos = root.path().join("photos");
+    // Three classes of 36x30 colour images: a tinted copy of the subset's
+    // images (so there is something to learn), resized to tiny28's 28x28
+    // grey input by the loader.
+    let idx = load_idx_dir(&subset_dir()).unwrap();
+    let names = ["boots", "coats", "shirts"];
+    let labels = [9u8, 4, 6];
+    for (name, label) in names.iter().zip(labels) {
+        let dir = photos.join(name);
+        fs::create_dir_all(&dir).unwrap();
+        let mut n = 0;
+        for i in 0..idx.train.len() {
+            if idx.train.labels[i] != label || n == 60 {
+                continue;
+            }
+            let grey = image_of(&idx.train, i);
+            let img = RgbImage::from_fn(36, 30, |x, y| {
+                let v = grey.get_pixel(x.min(27), y.min(27))[0];
+                Rgb([v, v / 2, 255 - v])
+            });
+            img.save(dir.join(format!("{i:05}.png"))).unwrap();
+            n += 1;
+        }
+    }
+    let exe = crate::cli::binary("tunas-searcher");
+    let run = root.path().join("run");
+    let table =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tables/x86_64-amd-epyc-1t/tiny28.csv");
+    let out = Command::new(&exe)
+        .args(["search", "--table"])
+        .arg(&table)
+        .args([
+            "--target-ms",
+            "0.09",
+            "--steps",
+            "6",
+            "--batch",
+            "16",
+            "--validation-batch",
+            "16",
+            "--quiet",
+        ])
+        .args(["--data-format", "folder", "--data"])
+        .arg(&photos)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inputs: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(run.join("inputs.json")).unwrap()).unwrap();
+    assert_eq!(inputs["data_format"], "folder");
+    let onnx = root.path().join("photos.onnx");
+    let out = Command::new(&exe)
+        .args(["export", "--quiet", "--calibration-batches", "2", "--run"])
+        .arg(&run)
+        .arg("--onnx")
+        .arg(&onnx)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = fs::read(&onnx).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    // tiny28 has 10 logits and the folder 3 classes: the names are written
+    // only when they cover every logit, so here the metadata keeps its
+    // numbered default; the architecture and space are always there.
+    assert!(text.contains("tiny28"), "space name in the metadata");
+    assert!(text.contains("input_range"), "input range in the metadata");
+}

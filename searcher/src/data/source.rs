@@ -43,6 +43,16 @@ pub enum DataFormat {
 impl DataFormat {
     /// The names [`FromStr`] accepts.
     pub const NAMES: [&'static str; 4] = ["auto", "folder", "idx", "cifar10"];
+
+    /// Its name, as `FromStr` reads it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataFormat::Auto => "auto",
+            DataFormat::Folder => "folder",
+            DataFormat::Idx => "idx",
+            DataFormat::Cifar10 => "cifar10",
+        }
+    }
 }
 
 /// A name that is not a [`DataFormat`].

@@ -19,12 +19,25 @@ pub struct RunInputs {
     pub more_tables: Vec<(String, String)>,
     /// The image folder.
     pub data: String,
+    /// How it is read (`auto`, `folder`, `idx`, `cifar10`).
+    #[serde(default = "auto_format")]
+    pub data_format: String,
+    /// Whether undecodable images were skipped.
+    #[serde(default)]
+    pub skip_bad_images: bool,
+    /// Class names in label order.
+    #[serde(default)]
+    pub classes: Vec<String>,
     /// Training images used (the first N).
     pub limit_train: Option<usize>,
     /// Held-out images asked for.
     pub holdout: Option<usize>,
     /// Serial reductions (bit-identical resumes).
     pub deterministic: bool,
+}
+
+fn auto_format() -> String {
+    "auto".into()
 }
 
 impl RunInputs {
