@@ -577,7 +577,25 @@ fn plan_from_report_inputs(
 }
 
 fn planned_work(s: &BenchmarkSettings, plan: &Plan) -> usize {
+    planned_by_kind(s, plan).iter().sum()
+}
+
+/// Planned pieces of work: searches, trainings, shared-weight evaluations.
+fn planned_by_kind(s: &BenchmarkSettings, plan: &Plan) -> [usize; 3] {
     let t = plan.targets_ms.len();
     let per_target_archs = s.random + s.searches;
-    t * (s.searches + s.random + s.searches * s.train_seeds + s.searches * 2 * per_target_archs)
+    [
+        t * s.searches,
+        t * (s.random + s.searches * s.train_seeds),
+        t * s.searches * 2 * per_target_archs,
+    ]
+}
+
+/// Which of [`planned_by_kind`]'s kinds an entry is.
+fn kind_index(e: &Entry) -> usize {
+    match e {
+        Entry::Search { .. } => 0,
+        Entry::Train { .. } => 1,
+        Entry::Shared { .. } => 2,
+    }
 }

@@ -12,7 +12,7 @@ use tunas_shared::{Architecture, SearchSpace};
 use super::journal::{Journal, search_key, shared_key, train_key};
 use super::{
     BenchmarkDir, BenchmarkError, BenchmarkInputs, BenchmarkReport, BenchmarkSettings, Entry, Plan,
-    SharedPhase, planned_work, pool, prepare, report,
+    SharedPhase, kind_index, planned_by_kind, planned_work, pool, prepare, report,
 };
 use crate::data::Dataset;
 use crate::search::{RunOptions, SearchData};
@@ -468,11 +468,28 @@ impl Runner<'_> {
                 continue;
             }
             last = Instant::now();
-            let (done, mean_s) = {
+            // Time left: per kind of work, what is left of it times its
+            // mean so far (unknown until every kind left has finished once).
+            let (done, left_s) = {
                 let j = self.journal.lock().expect("journal");
-                let n = j.entries().count();
-                let total_s: f64 = j.entries().map(Entry::seconds).sum();
-                (n, if n > 0 { total_s / n as f64 } else { f64::NAN })
+                let mut count = [0usize; 3];
+                let mut seconds = [0f64; 3];
+                for e in j.entries() {
+                    count[kind_index(e)] += 1;
+                    seconds[kind_index(e)] += e.seconds();
+                }
+                let planned = planned_by_kind(self.settings, self.plan);
+                let left_s: f64 = (0..3)
+                    .map(|k| {
+                        let left = planned[k].saturating_sub(count[k]) as f64;
+                        match (left > 0.0, count[k] > 0) {
+                            (false, _) => 0.0,
+                            (true, true) => left * seconds[k] / count[k] as f64,
+                            (true, false) => f64::NAN,
+                        }
+                    })
+                    .sum();
+                (count.iter().sum::<usize>(), left_s)
             };
             let running: Vec<String> = self
                 .running
@@ -481,11 +498,10 @@ impl Runner<'_> {
                 .values()
                 .map(|(what, t)| format!("{what} ({})", minutes(t.elapsed().as_secs_f64())))
                 .collect();
-            let left = self.total.saturating_sub(done);
-            let eta = if mean_s.is_finite() {
-                minutes(left as f64 * mean_s / jobs.max(1) as f64)
+            let eta = if left_s.is_finite() {
+                minutes(left_s / jobs.max(1) as f64)
             } else {
-                "unknown".into()
+                "unknown until every kind of work has finished once".into()
             };
             eprintln!(
                 "benchmark: {done}/{} done ({:.0}%), {} elapsed, ETA ~{eta}; running: {}",
