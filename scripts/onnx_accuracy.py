@@ -6,12 +6,11 @@ test accuracy for the architecture (running BN statistics, our kernels);
 this script feeds the same test images to the exported ONNX file and counts
 the same argmax hits, so the two figures can be set side by side.
 
-    python3 scripts/onnx_accuracy.py --model searched.onnx \
-        --mean 0.2860 --std 0.3530 [--data /usr/share/datasets/fashion-mnist]
+    python3 scripts/onnx_accuracy.py --model searched.onnx [--data /usr/share/datasets/fashion-mnist]
 
---mean/--std are the `normalization` the export command prints (the model
-takes normalised images). Needs `pip install onnxruntime numpy` (a report
-dependency, never a test one).
+The model takes plain pixels in [0, 1] (its normalisation is inside), as an
+app feeds it; --mean/--std are only for files exported before that. Needs
+`pip install onnxruntime numpy` (a report dependency, never a test one).
 """
 import argparse
 import gzip
@@ -39,8 +38,8 @@ def main():
     p.add_argument("--model", required=True, help="ONNX file from tunas-searcher export")
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist",
                    help="folder with t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz)")
-    p.add_argument("--mean", type=float, required=True, help="normalisation mean (export prints it)")
-    p.add_argument("--std", type=float, required=True, help="normalisation std (export prints it)")
+    p.add_argument("--mean", type=float, default=0.0, help="only for models exported with normalised inputs")
+    p.add_argument("--std", type=float, default=1.0, help="only for models exported with normalised inputs")
     p.add_argument("--limit", type=int, default=0, help="only the first N test images")
     args = p.parse_args()
     try:
@@ -65,7 +64,7 @@ def main():
     session = ort.InferenceSession(args.model, options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     batch = session.get_inputs()[0].shape[0]
-    batch = batch if isinstance(batch, int) and batch > 0 else 1
+    batch = batch if isinstance(batch, int) and batch > 0 else 500
     correct = 0
     for start in range(0, len(images) - len(images) % batch, batch):
         logits = session.run(None, {name: images[start:start + batch]})[0]
