@@ -171,7 +171,12 @@ pub fn read_inputs(
         table_path: table_path.to_path_buf(),
         table_digest: tunas_shared::content_digest(&bytes),
         data: images,
-        data_origin: format!("{} ({})", data.display(), flags.format()?.name()),
+        // The folder alone when the format is detected, so folders made
+        // before --data-format existed still open.
+        data_origin: match flags.format()? {
+            tunas_searcher::data::DataFormat::Auto => data.display().to_string(),
+            f => format!("{} ({})", data.display(), f.name()),
+        },
     })
 }
 

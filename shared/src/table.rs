@@ -127,6 +127,11 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
+/// The largest latency a table may hold for one op or the constant, µs
+/// (1,000 s): above it a value is a unit mistake, and sums of such values
+/// lose all precision.
+pub const MAX_OP_US: f64 = 1e9;
+
 /// Where and how a table was measured.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Provenance {
@@ -231,9 +236,11 @@ impl Provenance {
                 self.overhead_us = value
                     .parse::<f64>()
                     .ok()
-                    .filter(|v| v.is_finite() && *v >= 0.0)
+                    .filter(|v| v.is_finite() && *v >= 0.0 && *v <= MAX_OP_US)
                     .ok_or_else(|| {
-                        format!("'overhead_us' must be a finite number ≥ 0, found '{value}'")
+                        format!(
+                            "'overhead_us' must be a number of microseconds from 0 to 1e9, found '{value}'"
+                        )
                     })?
             }
             _ => {
@@ -499,6 +506,11 @@ impl LatencyTable {
                 }
                 if v < 0.0 {
                     return Err(bad("must not be negative"));
+                }
+                if expected[c].ends_with("_us") && v > MAX_OP_US {
+                    return Err(bad(
+                        "is more than 1,000 s for one op; latencies are in microseconds",
+                    ));
                 }
                 Ok(v)
             };

@@ -229,6 +229,20 @@ fn non_finite_latency() {
 }
 
 #[test]
+fn huge_latency_is_a_unit_mistake() {
+    let text = tiny_table_text();
+    let row = text.lines().find(|l| l.starts_with("stem,")).unwrap();
+    let mut cells: Vec<&str> = row.split(',').collect();
+    cells[12] = "1e308";
+    let err = parse_err(&text.replace(row, &cells.join(",")));
+    assert!(
+        matches!(&err, TableError::BadValue { column, .. } if column == "median_us"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("microseconds"), "{err}");
+}
+
+#[test]
 fn bad_key_cell() {
     let text = tiny_table_text();
     let row = text.lines().find(|l| l.starts_with("classifier,")).unwrap();
