@@ -7,11 +7,13 @@ use crate::space::{
 };
 
 /// Names of the built-in spaces, default first.
-pub const BUILTIN_SPACES: [&str; 4] = [
+pub const BUILTIN_SPACES: [&str; 6] = [
     "tiny28",
     "proxylessnas",
     "proxylessnas-enlarged",
     "mobilenet-v3-like",
+    "rgb32",
+    "rgb96",
 ];
 
 /// The width multipliers of the enlarged spaces.
@@ -24,6 +26,8 @@ pub fn builtin_space(name: &str) -> Result<SearchSpace, SpaceError> {
         "proxylessnas" => proxylessnas(false),
         "proxylessnas-enlarged" => proxylessnas(true),
         "mobilenet-v3-like" => mobilenet_v3_like(),
+        "rgb32" => rgb32(),
+        "rgb96" => rgb96(),
         _ => {
             return Err(SpaceError::Unknown {
                 name: name.to_string(),
@@ -360,4 +364,101 @@ fn tiny28() -> SearchSpace {
         stages,
         head,
     }
+}
+
+/// One stage of a small RGB space: widths, activation, stride, layers.
+type StagePlan = (&'static [u32], Activation, u32, usize);
+
+/// A small RGB space in tiny28's style: a searched stem width, bottleneck
+/// stages whose layers search kernel, expansion, SE and (after the first)
+/// skip, one width per stage, and a searched head width.
+fn small_rgb_space(
+    name: &str,
+    description: &str,
+    size: u32,
+    stem_stride: u32,
+    stem_widths: &[u32],
+    plan: &[StagePlan],
+    head_widths: &[u32],
+) -> SearchSpace {
+    let mut d = Decisions(Vec::new());
+    let stem = Stem {
+        kernel: Param::Fixed(3),
+        stride: stem_stride,
+        filters: d.width("stem/filters".into(), stem_widths),
+        activation: Activation::Relu,
+    };
+    let choices = BottleneckChoices {
+        kernels: &[3, 5, 7],
+        expansions: &[1, 3, 6],
+        squeeze_excite: true,
+    };
+    let stages = plan
+        .iter()
+        .enumerate()
+        .map(|(i, &(widths, act, stride, count))| {
+            let stage = format!("stage{}", i + 1);
+            let filters = d.width(format!("{stage}/filters"), widths);
+            bottleneck_stage(&mut d, &stage, filters, act, stride, count, &choices)
+        })
+        .collect();
+    let head = Head {
+        filters: d.width("head/filters".into(), head_widths),
+        activation: Activation::Swish6,
+        post_pool_filters: None,
+        post_pool_activation: None,
+    };
+    SearchSpace {
+        name: name.into(),
+        description: description.into(),
+        input: InputSpec {
+            height: size,
+            width: size,
+            channels: 3,
+            classes: 10,
+        },
+        decisions: d.0,
+        stem,
+        stages,
+        head,
+    }
+}
+
+/// CIFAR-sized (32x32x3, 10 classes): tiny28's plan with a fourth stage,
+/// 16x16 after the first stage, 4x4 before the head.
+fn rgb32() -> SearchSpace {
+    small_rgb_space(
+        "rgb32",
+        "CIFAR-sized RGB space (32x32x3, 10 classes) in tiny28's style, with a fourth stage",
+        32,
+        1,
+        &[16, 24],
+        &[
+            (&[16, 24, 32], Activation::Relu, 2, 2),
+            (&[32, 48, 64], Activation::Swish6, 2, 3),
+            (&[48, 64, 96], Activation::Swish6, 2, 3),
+            (&[64, 96, 128], Activation::Swish6, 1, 2),
+        ],
+        &[128, 192, 256],
+    )
+}
+
+/// Visual-Wake-Words-sized (96x96x3, 10 classes; edit `classes` in TOML for
+/// two): a stride-2 stem, then five stages down to 3x3.
+fn rgb96() -> SearchSpace {
+    small_rgb_space(
+        "rgb96",
+        "VWW-sized RGB space (96x96x3, 10 classes): stride-2 stem, five stages down to 3x3",
+        96,
+        2,
+        &[16, 24],
+        &[
+            (&[16, 24], Activation::Relu, 2, 2),
+            (&[24, 32, 48], Activation::Relu, 2, 3),
+            (&[32, 48, 64], Activation::Swish6, 2, 3),
+            (&[64, 96, 128], Activation::Swish6, 2, 3),
+            (&[96, 128, 160], Activation::Swish6, 1, 2),
+        ],
+        &[160, 256, 320],
+    )
 }

@@ -40,7 +40,7 @@ fn stderr(o: &Output) -> String {
 }
 
 #[test]
-fn spaces_json_lists_the_four_spaces_with_their_counts() {
+fn spaces_json_lists_the_built_in_spaces_with_their_counts() {
     let out = run("tunas-profiler", &["spaces", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
@@ -52,7 +52,9 @@ fn spaces_json_lists_the_four_spaces_with_their_counts() {
             "tiny28",
             "proxylessnas",
             "proxylessnas-enlarged",
-            "mobilenet-v3-like"
+            "mobilenet-v3-like",
+            "rgb32",
+            "rgb96"
         ]
     );
     assert_eq!(list[0]["decisions"], 30);

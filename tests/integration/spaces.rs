@@ -54,6 +54,25 @@ fn enlarged_spaces_search_every_width() {
 }
 
 #[test]
+fn rgb_spaces_take_colour_inputs_and_shrink_to_a_few_pixels() {
+    for (name, size, final_hw, decisions) in [
+        ("rgb32", 32, 4, 1 + 4 + 10 * 3 + 6 + 1),
+        ("rgb96", 96, 3, 1 + 5 + 13 * 3 + 8 + 1),
+    ] {
+        let space = builtin_space(name).unwrap();
+        assert_eq!(
+            (space.input.height, space.input.width, space.input.channels),
+            (size, size, 3)
+        );
+        assert_eq!(space.decisions.len(), decisions, "{name}");
+        let net = Architecture::largest(&space).resolve(&space);
+        let last = net.layers.iter().rev().find(|l| !l.skipped).unwrap();
+        assert_eq!(last.in_h, final_hw, "{name}: the last stage has stride 1");
+        assert!(!space_op_keys(&space, 1).is_empty());
+    }
+}
+
+#[test]
 fn unknown_space_names_the_known_ones() {
     let err = builtin_space("resnet").unwrap_err();
     assert!(matches!(err, SpaceError::Unknown { .. }));
@@ -73,7 +92,7 @@ fn toml_round_trip_keeps_every_builtin_space_and_its_hash() {
 #[test]
 fn hashes_differ_between_spaces_and_ignore_the_name() {
     let hashes: BTreeSet<String> = builtin_spaces().iter().map(|s| s.content_hash()).collect();
-    assert_eq!(hashes.len(), 4);
+    assert_eq!(hashes.len(), tunas_shared::BUILTIN_SPACES.len());
     let mut renamed = builtin_space("tiny28").unwrap();
     let hash = renamed.content_hash();
     renamed.name = "my-tiny".into();
@@ -302,7 +321,7 @@ fn readable_form_has_one_line_per_layer() {
 }
 
 fn space_and_arch() -> impl Strategy<Value = (SearchSpace, Architecture)> {
-    (0usize..4, any::<u64>()).prop_map(|(i, seed)| {
+    (0usize..tunas_shared::BUILTIN_SPACES.len(), any::<u64>()).prop_map(|(i, seed)| {
         let space = builtin_spaces().swap_remove(i);
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let arch = Architecture::sample_uniform(&space, &mut rng);
