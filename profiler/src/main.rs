@@ -181,9 +181,10 @@ enum Command {
         #[arg(long, value_name = "ARCH", required_unless_present = "model")]
         arch: Option<String>,
         /// Time this ONNX model instead (e.g. from `tunas-searcher export`).
-        #[arg(long, value_name = "FILE.onnx", conflicts_with_all = ["space", "arch"])]
+        #[arg(long, value_name = "FILE.onnx", conflicts_with = "arch")]
         model: Option<PathBuf>,
-        /// Also print the table's estimate for the architecture.
+        /// Also print the table's estimate (of --arch, or of the architecture
+        /// an exported --model records in its metadata).
         #[arg(long, value_name = "FILE")]
         table: Option<PathBuf>,
         /// Print JSON.
@@ -901,7 +902,16 @@ fn run(cli: Cli) -> Result<()> {
                             path.display()
                         )
                     })?;
-                    (path.display().to_string(), m.stats(), None)
+                    let estimate = match &table {
+                        Some(t) => Some(estimate_of_model(
+                            &path,
+                            &bytes,
+                            &load_table(t)?,
+                            space.as_deref(),
+                        )?),
+                        None => None,
+                    };
+                    (path.display().to_string(), m.stats(), estimate)
                 }
                 None => {
                     let space =
@@ -1032,6 +1042,48 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The table's estimate of an exported model, from the space hash and
+/// architecture its metadata records (`tunas-searcher export` writes them).
+fn estimate_of_model(
+    path: &std::path::Path,
+    bytes: &[u8],
+    table: &tunas_shared::LatencyTable,
+    space: Option<&str>,
+) -> Result<f64> {
+    use tunas_shared::onnx::{metadata_keys, read_metadata};
+    let meta = read_metadata(bytes)
+        .with_context(|| format!("--model {}: not an ONNX model", path.display()))?;
+    let (Some(hash), Some(arch)) = (
+        meta.get(metadata_keys::SPACE_HASH),
+        meta.get(metadata_keys::ARCHITECTURE),
+    ) else {
+        anyhow::bail!(
+            "--model {}: the file records no space and architecture (export it again with `tunas-searcher export`), so --table cannot estimate it; use --space S --arch A --table T instead",
+            path.display()
+        );
+    };
+    let space = match space {
+        Some(s) => load_space(s).context("--space")?,
+        None => tunas_shared::builtin_space_of(table).with_context(|| {
+            format!(
+                "--table: made for space '{}', which is not built in: pass --space FILE.toml",
+                table.provenance.space
+            )
+        })?,
+    };
+    if &space.content_hash() != hash {
+        anyhow::bail!(
+            "--model {} was searched in a space with hash {hash}, --table is for space '{}' (hash {}): give the table of the model's space",
+            path.display(),
+            space.name,
+            space.content_hash()
+        );
+    }
+    let arch = Architecture::parse(&space, arch)
+        .with_context(|| format!("--model {}: its architecture", path.display()))?;
+    Ok(table.estimate_us(&space, &arch)? / 1000.0)
 }
 
 fn main() -> ExitCode {

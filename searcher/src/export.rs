@@ -190,48 +190,7 @@ pub fn export_onnx(net: &Supernet, arch: &Architecture, batch: u32) -> Result<Ve
     network_model(&net.space, arch, &mut weights, batch).map_err(|e| e.to_string())
 }
 
-/// The keys [`export_app_onnx`] writes into `metadata_props`, in order.
-///
-/// | key | value |
-/// |---|---|
-/// | `class_names` | JSON array of the class names, index = logit |
-/// | `input_layout` | `NCHW` |
-/// | `input_shape` | e.g. `[batch, 1, 28, 28]` (`batch` is free) |
-/// | `input_range` | `[0,1] pixels, value/255` |
-/// | `normalization` | what the graph does with the input first |
-/// | `normalization_mean` | JSON array, per channel |
-/// | `normalization_std` | JSON array, per channel |
-/// | `space` | search-space name |
-/// | `space_hash` | its content hash |
-/// | `architecture` | the architecture, compact form |
-/// | `est_latency_ms` | latency-table estimate (only when known) |
-/// | `latency_device` | the table's device (only when known) |
-pub mod metadata_keys {
-    /// JSON array of class names.
-    pub const CLASS_NAMES: &str = "class_names";
-    /// Memory layout of the input.
-    pub const INPUT_LAYOUT: &str = "input_layout";
-    /// Input shape with the symbolic batch.
-    pub const INPUT_SHAPE: &str = "input_shape";
-    /// What the input values are.
-    pub const INPUT_RANGE: &str = "input_range";
-    /// The normalisation done inside the graph, in words.
-    pub const NORMALIZATION: &str = "normalization";
-    /// Per-channel mean of that normalisation (JSON array).
-    pub const NORMALIZATION_MEAN: &str = "normalization_mean";
-    /// Per-channel standard deviation of that normalisation (JSON array).
-    pub const NORMALIZATION_STD: &str = "normalization_std";
-    /// Search-space name.
-    pub const SPACE: &str = "space";
-    /// Search-space content hash.
-    pub const SPACE_HASH: &str = "space_hash";
-    /// Compact architecture.
-    pub const ARCHITECTURE: &str = "architecture";
-    /// Estimated latency (ms) from the latency table.
-    pub const EST_LATENCY_MS: &str = "est_latency_ms";
-    /// The latency table's device.
-    pub const LATENCY_DEVICE: &str = "latency_device";
-}
+pub use tunas_shared::onnx::metadata_keys;
 
 /// Value of `input_range`: what the model's input is.
 pub const INPUT_RANGE: &str = "[0,1] pixels, value/255";

@@ -810,4 +810,30 @@ fn search_and_export_run_on_a_colour_image_folder() {
     // numbered default; the architecture and space are always there.
     assert!(text.contains("tiny28"), "space name in the metadata");
     assert!(text.contains("input_range"), "input range in the metadata");
+
+    // measure --table gives the estimate of the architecture the file records.
+    if tunas_profiler::runtime::locate_runtime(None).is_err() {
+        eprintln!("skipped measure: no ONNX Runtime library (cargo xtask setup provisions one)");
+        return;
+    }
+    let result: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(run.join("result.json")).unwrap()).unwrap();
+    let out = Command::new(crate::cli::binary("tunas-profiler"))
+        .args(["measure", "--json", "--quiet", "--model"])
+        .arg(&onnx)
+        .arg("--table")
+        .arg(&table)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let est = m["estimate_ms"]
+        .as_f64()
+        .expect("an estimate beside the measurement");
+    assert!((est - result["est_latency_ms"].as_f64().unwrap()).abs() < 1e-9);
+    assert!(m["median_ms"].as_f64().unwrap() > 0.0);
 }
