@@ -340,6 +340,34 @@ impl PathPlan {
     }
 }
 
+/// A space whose supernet this engine cannot build yet.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "space '{space}': decision '{decision}' searches which op a layer runs; the supernet does not train searched op choices yet (only kernel, expansion, width, squeeze-excite and skip), so a search would silently train bottleneck weights for every op: fix the layer's op in the space"
+)]
+pub struct UnsupportedSpace {
+    /// The space.
+    pub space: String,
+    /// The op decision.
+    pub decision: String,
+}
+
+/// Checks that every layer of `space` is one the supernet trains for real
+/// (no searched op choice yet).
+pub fn check_supported(space: &SearchSpace) -> Result<(), UnsupportedSpace> {
+    for stage in &space.stages {
+        for layer in &stage.layers {
+            if let Param::Decision(name) = &layer.op {
+                return Err(UnsupportedSpace {
+                    space: space.name.clone(),
+                    decision: name.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The weight-sharing network of a space.
 #[derive(Clone, Debug)]
 pub struct Supernet {
@@ -473,12 +501,9 @@ impl Supernet {
             let kernels = space.int_values(&layer.kernel);
             let op = match &layer.op {
                 Param::Fixed(op) => *op,
-                Param::Decision(_) => {
-                    // A searched op choice keeps the bottleneck's weights;
-                    // separable layers would need their own. Built-in spaces
-                    // never search the op.
-                    LayerOp::Bottleneck
-                }
+                Param::Decision(name) => panic!(
+                    "layer searches its op ({name}): refused by check_supported before training"
+                ),
             };
             let decisions = LayerDecisions {
                 kernel: decision_of(space, &layer.kernel),

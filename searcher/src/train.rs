@@ -114,6 +114,9 @@ pub enum TrainError {
     /// Weights could not be saved or loaded.
     #[error(transparent)]
     Weights(#[from] WeightsError),
+    /// The space has layers the supernet cannot train.
+    #[error(transparent)]
+    Unsupported(#[from] crate::supernet::UnsupportedSpace),
     /// A result file could not be written.
     #[error("{path}: cannot write: {message}")]
     Io {
@@ -457,6 +460,7 @@ pub fn train_architecture(
     quiet: bool,
 ) -> Result<TrainReport, TrainError> {
     cfg.check()?;
+    crate::supernet::check_supported(&net.space)?;
     check_data(&net.space, &data.train)?;
     check_data(&net.space, &data.test)?;
     let started = Instant::now();

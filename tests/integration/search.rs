@@ -310,3 +310,30 @@ fn exported_onnx_describes_itself_in_metadata_props() {
         "local (Test CPU, onnxruntime 1.31.1, cpu, 1 threads)"
     );
 }
+
+#[test]
+fn a_searched_op_choice_is_refused_not_silently_trained_as_a_bottleneck() {
+    use tunas_shared::{Choice, Decision, DecisionKind, LayerOp, Param};
+    let mut space = builtin_space("tiny28").unwrap();
+    space.decisions.push(Decision {
+        name: "stage2/layer1/op".into(),
+        kind: DecisionKind::Op,
+        values: vec![
+            Choice::Op(LayerOp::Bottleneck),
+            Choice::Op(LayerOp::Separable),
+        ],
+    });
+    space.stages[1].layers[0].op = Param::Decision("stage2/layer1/op".into());
+    let dir = tempfile::tempdir().unwrap();
+    let err = search(
+        &space,
+        &[],
+        &data(),
+        &small_config(8),
+        dir.path(),
+        &quiet(None),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("stage2/layer1/op"), "{err}");
+    assert!(err.to_string().contains("op choices"), "{err}");
+}

@@ -65,6 +65,9 @@ pub enum SearchError {
         /// What failed.
         message: String,
     },
+    /// The space has layers the supernet cannot train.
+    #[error(transparent)]
+    Unsupported(#[from] crate::supernet::UnsupportedSpace),
     /// A setting is out of range.
     #[error("{what}: {why}")]
     BadSetting {
@@ -296,6 +299,7 @@ pub fn search(
         t.check_space(space)?;
     }
     config.check()?;
+    crate::supernet::check_supported(space)?;
     if tables.len() > 1 && tables.len() != config.more_targets.len() + 1 {
         return Err(SearchError::BadSetting {
             what: "target-ms",
