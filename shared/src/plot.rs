@@ -292,6 +292,9 @@ where
         .chain(c.levels.iter().map(|l| l.1));
     let (x0, x1) = span(xs);
     let (y0, y1) = span(ys);
+    // Room above the data for the legend, so it never hides a point.
+    let legend_rows = 1 + c.levels.len() + c.highlighted.len() + usize::from(c.vertical.is_some());
+    let y1 = y1 + (y1 - y0) * (0.06 * legend_rows as f64).max(0.25);
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let mut chart = ChartBuilder::on(root)
         .caption(&c.title, ("sans-serif", 18))
@@ -325,10 +328,15 @@ where
     }
     if let Some((name, x)) = &c.vertical {
         chart
-            .draw_series(LineSeries::new([(*x, y0), (*x, y1)], BLACK.mix(0.4)))
+            .draw_series(LineSeries::new(
+                [(*x, y0), (*x, y1)],
+                BLACK.mix(0.6).stroke_width(2),
+            ))
             .map_err(|e| e.to_string())?
             .label(name.clone())
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 12, y)], BLACK.mix(0.4)));
+            .legend(|(x, y)| {
+                PathElement::new(vec![(x, y), (x + 12, y)], BLACK.mix(0.6).stroke_width(2))
+            });
     }
     for (i, p) in c.highlighted.iter().enumerate() {
         let color = PALETTE[(i + 3) % PALETTE.len()];
@@ -353,7 +361,7 @@ where
         .label_font(("sans-serif", 11))
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK.mix(0.3))
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperLeft)
         .draw()
         .map_err(|e| e.to_string())?;
     Ok(())

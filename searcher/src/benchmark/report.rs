@@ -364,7 +364,7 @@ fn chart_of(t: &TargetReport, space: &str, epochs: usize) -> CloudChart {
     }
     CloudChart {
         title: format!(
-            "{space} at {:.4} ms: stand-alone test accuracy ({epochs} epochs)",
+            "{space} at {:.4} ms: stand-alone test accuracy after {epochs} epoch(s)",
             t.target_ms
         ),
         x_label: "estimated latency (ms)".into(),
