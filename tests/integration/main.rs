@@ -6,6 +6,8 @@
 //! - `search`: the search loop, kill and resume, export to ONNX.
 //! - `benchmark`: searched against random networks, journal and resume.
 //! - `reliability`: every numeric flag and bad file, refused before work.
+//! - `fuzz_flags`: every value-taking flag of both tools, from their `--help`,
+//!   set to NaN, −1, 0 and 1e300: no panic, no hang, an error or a meaning.
 //! - `profiler`: profile / resume / errors with the real ONNX Runtime.
 //! - `image_folders`: the user's own PNG/JPEG class folders as data: read
 //!   back as the IDX subset, the decode cache, resizing, bad files.
@@ -18,6 +20,7 @@
 mod benchmark;
 mod cli;
 mod devices;
+mod fuzz_flags;
 mod image_folders;
 mod onnx_models;
 mod profiler;
