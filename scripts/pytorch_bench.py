@@ -1,5 +1,10 @@
 #!/usr/bin/env python3
-"""Training-step throughput of the tiny28 largest path in PyTorch (CPU).
+"""Training-step throughput of a space's largest path in PyTorch (CPU).
+
+With --space other than tiny28 the network is built from what
+`tunas-searcher estimate --space S --arch ARCH` prints (so rgb32, rgb96 or
+a TOML space run the same layers as `tunas-searcher bench --space S`); the
+tiny28 network below is the hand-checked reference.
 
 The reference point for `tunas-searcher bench --space tiny28 --arch largest`:
 the same network (as `tunas-searcher estimate --space tiny28 --arch largest`
@@ -51,6 +56,10 @@ def parse_args():
     ap.add_argument("--warmup-steps", type=int, default=3, help="unmeasured steps first")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--omp-wait-policy", choices=["passive", "active"], default="passive")
+    ap.add_argument("--space", default="tiny28", help="built-in space or TOML file")
+    ap.add_argument("--arch", default="largest", help="architecture (compact text, largest)")
+    ap.add_argument("--searcher", default="target/release/tunas-searcher",
+                    help="the tunas-searcher binary that describes the network")
     return ap.parse_args()
 
 
@@ -131,19 +140,67 @@ def tiny28_largest():
     return nn.Sequential(*blocks)
 
 
+def act_of(name):
+    return {"relu": nn.ReLU(), "swish6": nn.Hardswish()}[name]
+
+
+def from_description(searcher, space, arch):
+    """The network `tunas-searcher estimate` describes, layer by layer."""
+    import re
+    import subprocess
+    text = subprocess.run([searcher, "estimate", "--space", space, "--arch", arch],
+                          capture_output=True, text=True, check=True).stdout
+    shape = r"(\d+)x(\d+)x(\d+)"
+    blocks, classes, channels = [], None, None
+    for line in text.splitlines():
+        m = re.match(r"stem\s+conv (\d+)x\d+ s(\d+)\s+" + shape + " -> " + shape + r" (\w+)", line)
+        if m:
+            k, s_, cin, cout = int(m[1]), int(m[2]), int(m[5]), int(m[8])
+            channels = int(m[5])
+            blocks += [nn.Conv2d(cin, cout, k, s_, k // 2, bias=False), bn(cout), act_of(m[9])]
+            continue
+        m = re.match(r"stage\S+\s+bottleneck k(\d+) e(\d+) s(\d+)( se)? " + shape + " -> " + shape
+                     + r" \(mid (\d+)\) (\w+)( \+residual)?", line)
+        if m:
+            k, s_, se = int(m[1]), int(m[3]), m[4] is not None
+            cin, cout, mid = int(m[7]), int(m[10]), int(m[11])
+            blocks.append(Bottleneck(cin, cout, mid, k, s_, act_of(m[12]), se, m[13] is not None))
+            continue
+        m = re.match(r"head\s+conv 1x1 \+ avg pool\s+" + shape + r" -> (\d+) (\w+)", line)
+        if m:
+            cin, f = int(m[3]), int(m[4])
+            blocks += [nn.Conv2d(cin, f, 1, bias=False), bn(f), act_of(m[5]),
+                       nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+            continue
+        m = re.match(r"classifier\s+linear\s+(\d+) -> (\d+)", line)
+        if m:
+            blocks.append(nn.Linear(int(m[1]), int(m[2])))
+            classes = int(m[2])
+    if classes is None or channels is None:
+        sys.exit(f"error: cannot read the network from `{searcher} estimate`:\n{text}")
+    return nn.Sequential(*blocks), channels
+
+
 def main():
     args = ARGS
 
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
     torch.manual_seed(args.seed)
-    net = tiny28_largest().train()
+    if args.space == "tiny28" and args.arch == "largest":
+        net, channels = tiny28_largest().train(), 1
+    else:
+        net, channels = from_description(args.searcher, args.space, args.arch)
+        net = net.train()
+    size = {"tiny28": 28, "rgb32": 32, "rgb96": 96}.get(args.space)
+    if size is None:
+        sys.exit("error: give a built-in space (tiny28, rgb32, rgb96) for the input size")
     params = sum(p.numel() for p in net.parameters())
     opt = torch.optim.SGD(
         net.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=4e-5
     )
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.1)
-    x = torch.rand(args.batch, 1, 28, 28) * 2 - 1
+    x = torch.rand(args.batch, channels, size, size) * 2 - 1
     y = torch.randint(0, 10, (args.batch,))
 
     times = []
@@ -163,7 +220,7 @@ def main():
             {
                 "framework": "pytorch",
                 "torch_version": torch.__version__,
-                "network": "tiny28 largest path",
+                "network": f"{args.space} {args.arch} path",
                 "params": params,
                 "batch": args.batch,
                 "threads": torch.get_num_threads(),
