@@ -270,6 +270,74 @@ impl RunRequest {
     }
 }
 
+/// `profile`: time every op of a space and write the table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProfileRequest {
+    /// A built-in space name or a path to a .toml file.
+    pub space: String,
+    /// The table to write (all-adb: the folder of tables).
+    pub out: PathBuf,
+    /// Continue an interrupted run from its journal.
+    pub resume: bool,
+    /// Overwrite an existing table.
+    pub force: bool,
+    /// Measure only the first N op keys.
+    pub max_keys: Option<usize>,
+    /// Calibration, contexts, drift watch, progress.
+    pub run: RunRequest,
+    /// Timing loops, threads, provider, pinning.
+    pub timing: TimingRequest,
+}
+
+/// `refresh`: measure only what a table is missing or has stale.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RefreshRequest {
+    /// The table to refresh.
+    pub table: PathBuf,
+    /// The space (default: the table's, when it is built in).
+    pub space: Option<String>,
+    /// Re-measure rows measured more than this many days ago.
+    pub older_than_days: Option<f64>,
+    /// Where the refreshed table goes (default: over `table`).
+    pub out: PathBuf,
+    /// Calibration, contexts, drift watch, progress.
+    pub run: RunRequest,
+    /// Timing loops; threads, batch and provider must be the table's.
+    pub timing: TimingRequest,
+}
+
+/// `measure`: time one architecture of a space, or an ONNX model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MeasureRequest {
+    /// The space of `arch` (or of `model`, when its table's is not built in).
+    pub space: Option<String>,
+    /// The architecture: compact text, `largest` or `random:SEED`.
+    pub arch: Option<String>,
+    /// An ONNX model to time instead.
+    pub model: Option<PathBuf>,
+    /// A table whose estimate to print beside the measurement.
+    pub table: Option<PathBuf>,
+    /// Timing loops, threads, provider, pinning.
+    pub timing: TimingRequest,
+}
+
+/// `validate`: time random architectures and compare them with a table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ValidateRequest {
+    /// A built-in space name or a path to a .toml file.
+    pub space: String,
+    /// The table to check.
+    pub table: PathBuf,
+    /// Number of random architectures.
+    pub samples: usize,
+    /// Seed of the random architectures.
+    pub seed: u64,
+    /// Where to write the estimate-vs-measured chart.
+    pub plot: Option<PathBuf>,
+    /// Timing loops, threads, provider, pinning.
+    pub timing: TimingRequest,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

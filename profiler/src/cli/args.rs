@@ -9,7 +9,9 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tunas_profiler::export::ExportFormat;
 use tunas_profiler::remote::{DeviceSpec, RemoteCommand, RemoteRun, Transport};
-use tunas_profiler::request::{Pin, RunRequest, TimingRequest};
+use tunas_profiler::request::{
+    MeasureRequest, Pin, ProfileRequest, RefreshRequest, RunRequest, TimingRequest, ValidateRequest,
+};
 
 /// Measure what every op of a neural-architecture search space costs on
 /// this device, and write it as a latency table for tunas-searcher.
@@ -111,32 +113,7 @@ pub enum Command {
     /// continues with --resume. With --device adb|ssh the profiler runs on
     /// the phone or board and the table is pulled back here; re-running the
     /// same command after a dropped connection resumes on the device.
-    Profile {
-        /// A built-in space name or a path to a .toml file.
-        #[arg(long, value_name = "NAME|FILE.toml")]
-        space: String,
-        /// Where to write the table (CSV with provenance). With
-        /// --device all-adb: a folder, one MODEL_SERIAL.csv per phone.
-        #[arg(long, value_name = "FILE")]
-        out: PathBuf,
-        /// Continue an interrupted run from FILE.partial (remote devices
-        /// resume by themselves).
-        #[arg(long)]
-        resume: bool,
-        /// Overwrite an existing table.
-        #[arg(long)]
-        force: bool,
-        /// Measure only the first N op keys of the space (smoke tests,
-        /// emulators). The table is then partial and not calibrated.
-        #[arg(long, value_name = "N", value_parser = whole::<usize>(1, MAX_RUNS))]
-        max_keys: Option<usize>,
-        #[command(flatten)]
-        run: RunArgs,
-        #[command(flatten)]
-        device: DeviceArgs,
-        #[command(flatten)]
-        timing: TimingArgs,
-    },
+    Profile(ProfileArgs),
     /// Bring a table up to date: measure only what is missing or stale.
     ///
     /// Keys a changed space no longer has are dropped and new ones measured;
@@ -145,71 +122,12 @@ pub enum Command {
     /// whole table is calibrated again, and an `x-refresh-N` provenance line
     /// records what was re-measured when (each row keeps its measured_at).
     /// Threads, execution provider and batch are the table's own.
-    Refresh {
-        /// The table to refresh.
-        #[arg(long, value_name = "FILE")]
-        table: PathBuf,
-        /// The space (default: the table's, when it is a built-in space).
-        #[arg(long, value_name = "NAME|FILE.toml")]
-        space: Option<String>,
-        /// Re-measure rows measured more than this many days ago.
-        #[arg(long, value_name = "DAYS", value_parser = number(0.0, true, 36_500.0))]
-        older_than: Option<f64>,
-        /// Write the refreshed table here instead of over --table.
-        #[arg(long, value_name = "FILE")]
-        out: Option<PathBuf>,
-        #[command(flatten)]
-        run: RunArgs,
-        #[command(flatten)]
-        device: DeviceArgs,
-        #[command(flatten)]
-        timing: TimingArgs,
-    },
+    Refresh(RefreshArgs),
     /// Time one architecture (or an ONNX file) end to end.
-    Measure {
-        /// A built-in space name or a path to a .toml file (with --arch).
-        #[arg(long, value_name = "NAME|FILE.toml", required_unless_present = "model")]
-        space: Option<String>,
-        /// The architecture: compact text, `largest` or `random:SEED`.
-        #[arg(long, value_name = "ARCH", required_unless_present = "model")]
-        arch: Option<String>,
-        /// Time this ONNX model instead (e.g. from `tunas-searcher export`).
-        #[arg(long, value_name = "FILE.onnx", conflicts_with = "arch")]
-        model: Option<PathBuf>,
-        /// Also print the table's estimate (of --arch, or of the architecture
-        /// an exported --model records in its metadata).
-        #[arg(long, value_name = "FILE")]
-        table: Option<PathBuf>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        timing: TimingArgs,
-    },
+    Measure(MeasureArgs),
     /// Check a table: time N random architectures end to end and compare
     /// them with the table's estimates.
-    Validate {
-        /// A built-in space name or a path to a .toml file.
-        #[arg(long, value_name = "NAME|FILE.toml")]
-        space: String,
-        /// The latency table to check.
-        #[arg(long, value_name = "FILE")]
-        table: PathBuf,
-        /// Number of random architectures.
-        #[arg(long, default_value_t = 200, value_parser = whole::<usize>(2, 100_000))]
-        samples: usize,
-        /// Seed of the random architectures.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Print the full report as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Write the estimate-vs-measured chart (.svg or .png).
-        #[arg(long, value_name = "FILE.svg|png")]
-        plot: Option<PathBuf>,
-        #[command(flatten)]
-        timing: TimingArgs,
-    },
+    Validate(ValidateArgs),
     /// Compare two tables of the same space key by key (repeatability).
     Compare {
         /// First table.
@@ -229,6 +147,106 @@ pub enum Command {
         #[arg(long, value_enum)]
         format: ExportFormatArg,
     },
+}
+
+// The flags of `profile` (no doc comment: the variant's is the help).
+#[derive(Args, Debug)]
+pub struct ProfileArgs {
+    /// A built-in space name or a path to a .toml file.
+    #[arg(long, value_name = "NAME|FILE.toml")]
+    pub space: String,
+    /// Where to write the table (CSV with provenance). With
+    /// --device all-adb: a folder, one MODEL_SERIAL.csv per phone.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Continue an interrupted run from FILE.partial (remote devices
+    /// resume by themselves).
+    #[arg(long)]
+    pub resume: bool,
+    /// Overwrite an existing table.
+    #[arg(long)]
+    pub force: bool,
+    /// Measure only the first N op keys of the space (smoke tests,
+    /// emulators). The table is then partial and not calibrated.
+    #[arg(long, value_name = "N", value_parser = whole::<usize>(1, MAX_RUNS))]
+    pub max_keys: Option<usize>,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    #[command(flatten)]
+    pub timing: TimingArgs,
+}
+
+// The flags of `refresh` (no doc comment: the variant's is the help).
+#[derive(Args, Debug)]
+pub struct RefreshArgs {
+    /// The table to refresh.
+    #[arg(long, value_name = "FILE")]
+    pub table: PathBuf,
+    /// The space (default: the table's, when it is a built-in space).
+    #[arg(long, value_name = "NAME|FILE.toml")]
+    pub space: Option<String>,
+    /// Re-measure rows measured more than this many days ago.
+    #[arg(long, value_name = "DAYS", value_parser = number(0.0, true, 36_500.0))]
+    pub older_than: Option<f64>,
+    /// Write the refreshed table here instead of over --table.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    #[command(flatten)]
+    pub timing: TimingArgs,
+}
+
+// The flags of `measure` (no doc comment: the variant's is the help).
+#[derive(Args, Debug)]
+pub struct MeasureArgs {
+    /// A built-in space name or a path to a .toml file (with --arch).
+    #[arg(long, value_name = "NAME|FILE.toml", required_unless_present = "model")]
+    pub space: Option<String>,
+    /// The architecture: compact text, `largest` or `random:SEED`.
+    #[arg(long, value_name = "ARCH", required_unless_present = "model")]
+    pub arch: Option<String>,
+    /// Time this ONNX model instead (e.g. from `tunas-searcher export`).
+    #[arg(long, value_name = "FILE.onnx", conflicts_with = "arch")]
+    pub model: Option<PathBuf>,
+    /// Also print the table's estimate (of --arch, or of the architecture
+    /// an exported --model records in its metadata).
+    #[arg(long, value_name = "FILE")]
+    pub table: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub timing: TimingArgs,
+}
+
+// The flags of `validate` (no doc comment: the variant's is the help).
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// A built-in space name or a path to a .toml file.
+    #[arg(long, value_name = "NAME|FILE.toml")]
+    pub space: String,
+    /// The latency table to check.
+    #[arg(long, value_name = "FILE")]
+    pub table: PathBuf,
+    /// Number of random architectures.
+    #[arg(long, default_value_t = 200, value_parser = whole::<usize>(2, 100_000))]
+    pub samples: usize,
+    /// Seed of the random architectures.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print the full report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the estimate-vs-measured chart (.svg or .png).
+    #[arg(long, value_name = "FILE.svg|png")]
+    pub plot: Option<PathBuf>,
+    #[command(flatten)]
+    pub timing: TimingArgs,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -446,5 +464,61 @@ impl ExportFormatArg {
             ExportFormatArg::OfaYaml => ExportFormat::OfaYaml,
             ExportFormatArg::Json => ExportFormat::Json,
         }
+    }
+}
+
+impl ProfileArgs {
+    /// The request of `profile`.
+    pub fn request(&self) -> Result<ProfileRequest> {
+        Ok(ProfileRequest {
+            space: self.space.clone(),
+            out: self.out.clone(),
+            resume: self.resume,
+            force: self.force,
+            max_keys: self.max_keys,
+            run: self.run.request(),
+            timing: self.timing.request()?,
+        })
+    }
+}
+
+impl RefreshArgs {
+    /// The request of `refresh` (`--out` defaults to `--table`).
+    pub fn request(&self) -> Result<RefreshRequest> {
+        Ok(RefreshRequest {
+            table: self.table.clone(),
+            space: self.space.clone(),
+            older_than_days: self.older_than,
+            out: self.out.clone().unwrap_or_else(|| self.table.clone()),
+            run: self.run.request(),
+            timing: self.timing.request()?,
+        })
+    }
+}
+
+impl MeasureArgs {
+    /// The request of `measure`.
+    pub fn request(&self) -> Result<MeasureRequest> {
+        Ok(MeasureRequest {
+            space: self.space.clone(),
+            arch: self.arch.clone(),
+            model: self.model.clone(),
+            table: self.table.clone(),
+            timing: self.timing.request()?,
+        })
+    }
+}
+
+impl ValidateArgs {
+    /// The request of `validate`.
+    pub fn request(&self) -> Result<ValidateRequest> {
+        Ok(ValidateRequest {
+            space: self.space.clone(),
+            table: self.table.clone(),
+            samples: self.samples,
+            seed: self.seed,
+            plot: self.plot.clone(),
+            timing: self.timing.request()?,
+        })
     }
 }

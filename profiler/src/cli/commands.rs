@@ -10,11 +10,14 @@ use tunas_profiler::output::{check_output_file, check_output_folder};
 use tunas_profiler::profile;
 use tunas_profiler::refresh::{self, RefreshError};
 use tunas_profiler::remote::{DeviceSpec, RemoteCommand};
-use tunas_profiler::request::{PinError, TimingRequest};
+use tunas_profiler::report::MeasureReport;
+use tunas_profiler::request::{
+    MeasureRequest, PinError, ProfileRequest, RefreshRequest, TimingRequest, ValidateRequest,
+};
 use tunas_profiler::runtime::{self, Runtime};
 use tunas_shared::{Architecture, LatencyTable, load_space};
 
-use super::args::{Command, DeviceArgs, RunArgs, TimingArgs};
+use super::args::{Command, DeviceArgs};
 use super::remote_run::run_remote;
 
 /// Loads the runtime `--ort-lib` (or the default search) names, and says
@@ -153,44 +156,10 @@ pub fn run(command: Command) -> Result<()> {
             print!("{}", catalog::op_keys_csv(&space, batch));
             Ok(())
         }
-        Command::Profile {
-            space,
-            out,
-            resume,
-            force,
-            max_keys,
-            run,
-            device,
-            timing,
-        } => profile(
-            &space, &out, resume, force, max_keys, &run, &device, &timing,
-        ),
-        Command::Refresh {
-            table,
-            space,
-            older_than,
-            out,
-            run,
-            device,
-            timing,
-        } => refresh(&table, space, older_than, out, &run, &device, &timing),
-        Command::Measure {
-            space,
-            arch,
-            model,
-            table,
-            json,
-            timing,
-        } => measure(space, arch, model, table, json, &timing),
-        Command::Validate {
-            space,
-            table,
-            samples,
-            seed,
-            json,
-            plot,
-            timing,
-        } => validate(&space, &table, samples, seed, json, plot, &timing),
+        Command::Profile(args) => profile(&args.request()?, &args.device),
+        Command::Refresh(args) => refresh(&args.request()?, &args.device),
+        Command::Measure(args) => measure(&args.request()?, args.json),
+        Command::Validate(args) => validate(&args.request()?, args.json),
         Command::Compare { a, b, json } => compare(&a, &b, json),
         Command::Export { table, format } => {
             let table = load_table(&table)?;
@@ -235,19 +204,18 @@ fn check_profile_out(out: &Path, spec: &DeviceSpec, resume: bool, force: bool) -
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn profile(
-    space: &str,
-    out: &Path,
-    resume: bool,
-    force: bool,
-    max_keys: Option<usize>,
-    run: &RunArgs,
-    device: &DeviceArgs,
-    timing: &TimingArgs,
-) -> Result<()> {
+fn profile(request: &ProfileRequest, device: &DeviceArgs) -> Result<()> {
+    let ProfileRequest {
+        space,
+        out,
+        resume,
+        force,
+        max_keys,
+        run,
+        timing,
+    } = request;
+    let (out, resume, force, max_keys) = (out.as_path(), *resume, *force, *max_keys);
     let spec = device.spec()?;
-    let (run, timing) = (run.request(), timing.request()?);
     check_profile_out(out, &spec, resume, force)?;
     let space_def = load_space(space).context("--space")?;
     if spec != DeviceSpec::Local {
@@ -267,7 +235,7 @@ fn profile(
             ort_lib,
         );
     }
-    let pinning = pin(&timing)?;
+    let pinning = pin(timing)?;
     let timing_settings = timing
         .settings(pinning, run.device_label.as_deref())
         .context("--ep")?;
@@ -292,18 +260,12 @@ fn profile(
     Ok(())
 }
 
-fn refresh(
-    table: &Path,
-    space: Option<String>,
-    older_than: Option<f64>,
-    out: Option<std::path::PathBuf>,
-    run: &RunArgs,
-    device: &DeviceArgs,
-    timing: &TimingArgs,
-) -> Result<()> {
-    let (run, mut timing) = (run.request(), timing.request()?);
-    let out = out.unwrap_or_else(|| table.to_path_buf());
-    check_output_file(&out, "tables", &[]).context("--out")?;
+fn refresh(request: &RefreshRequest, device: &DeviceArgs) -> Result<()> {
+    let (run, mut timing) = (&request.run, request.timing.clone());
+    let (table, out) = (request.table.as_path(), &request.out);
+    let older_than = request.older_than_days;
+    let space = request.space.clone();
+    check_output_file(out, "tables", &[]).context("--out")?;
     let old = load_table(table)?;
     let space_name = refresh::space_name(table, &old, space).map_err(refresh_error)?;
     let space_def = load_space(&space_name).context("--space")?;
@@ -318,13 +280,13 @@ fn refresh(
             table: table.to_path_buf(),
         };
         let ort_lib = timing.ort_lib.clone();
-        return run_remote(device, true, command, &space_name, args, &out, ort_lib);
+        return run_remote(device, true, command, &space_name, args, out, ort_lib);
     }
     let pinning = pin(&timing)?;
     let timing_settings = timing
         .settings(pinning, run.device_label.as_deref())
         .context("--ep")?;
-    let settings = run.settings(timing_settings, timing.quiet, &out, true, true, None);
+    let settings = run.settings(timing_settings, timing.quiet, out, true, true, None);
     let rt = runtime(timing.ort_lib.as_deref())?;
     refresh::check_same_cpu(table, &old).map_err(refresh_error)?;
     let cutoff = refresh::cutoff_unix(older_than);
@@ -406,26 +368,25 @@ fn measure_arch(
     })
 }
 
-fn measure(
-    space: Option<String>,
-    arch: Option<String>,
-    model: Option<std::path::PathBuf>,
-    table: Option<std::path::PathBuf>,
-    json: bool,
-    timing: &TimingArgs,
-) -> Result<()> {
-    let timing = timing.request()?;
+fn measure(request: &MeasureRequest, json: bool) -> Result<()> {
+    let MeasureRequest {
+        space,
+        arch,
+        model,
+        table,
+        timing,
+    } = request;
     // The model is read before the runtime starts: a wrong path fails at
     // once.
     let model = match model {
         Some(path) => {
-            let bytes = std::fs::read(&path)
+            let bytes = std::fs::read(path)
                 .with_context(|| format!("--model: cannot read the model {}", path.display()))?;
             Some((path, bytes))
         }
         None => None,
     };
-    let settings = local_settings(&timing)?;
+    let settings = local_settings(timing)?;
     let rt = runtime(timing.ort_lib.as_deref())?;
     let table = table.as_deref();
     let Measured {
@@ -433,63 +394,51 @@ fn measure(
         stats,
         estimate,
     } = match model {
-        Some((path, bytes)) => {
-            measure_model(rt, &path, &bytes, table, space.as_deref(), &settings)?
-        }
+        Some((path, bytes)) => measure_model(rt, path, &bytes, table, space.as_deref(), &settings)?,
         None => measure_arch(rt, space.as_deref(), arch.as_deref(), table, &settings)?,
     };
-    if json {
-        let v = serde_json::json!({
-            "what": what,
-            "median_ms": stats.median_us / 1000.0,
-            "p10_ms": stats.p10_us / 1000.0,
-            "p90_ms": stats.p90_us / 1000.0,
-            "mean_ms": stats.mean_us / 1000.0,
-            "std_ms": stats.std_us / 1000.0,
-            "runs": stats.runs,
-            "estimate_ms": estimate,
-            "runtime": format!("onnxruntime {}", rt.version()),
-            "threads": settings.threads,
-            "execution_provider": settings.provider.name(),
-        });
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
-    }
-    println!(
-        "{what}: median {:.3} ms (p10 {:.3}, p90 {:.3}, {} runs)",
-        stats.median_us / 1000.0,
-        stats.p10_us / 1000.0,
-        stats.p90_us / 1000.0,
-        stats.runs
+    let report = MeasureReport::new(
+        what,
+        &stats,
+        estimate,
+        rt.version(),
+        settings.threads,
+        settings.provider.name(),
     );
-    if let Some(e) = estimate {
-        println!(
-            "table estimate {e:.3} ms ({:+.1}% vs measured)",
-            (e * 1000.0 / stats.median_us - 1.0) * 100.0
-        );
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.text());
     }
     Ok(())
 }
 
-fn validate(
-    space: &str,
-    table: &Path,
-    samples: usize,
-    seed: u64,
-    json: bool,
-    plot: Option<std::path::PathBuf>,
-    timing: &TimingArgs,
-) -> Result<()> {
-    let timing = timing.request()?;
+fn validate(request: &ValidateRequest, json: bool) -> Result<()> {
+    let ValidateRequest {
+        space,
+        table,
+        samples,
+        seed,
+        plot,
+        timing,
+    } = request;
     if let Some(path) = &plot {
         check_plot_path(path).context("--plot")?;
     }
     let space = load_space(space).context("--space")?;
     let table = load_table(table)?;
     table.check_space(&space)?;
-    let settings = local_settings(&timing)?;
+    let settings = local_settings(timing)?;
     let rt = runtime(timing.ort_lib.as_deref())?;
-    let report = profile::validate(rt, &space, &table, samples, seed, &settings, !timing.quiet)?;
+    let report = profile::validate(
+        rt,
+        &space,
+        &table,
+        *samples,
+        *seed,
+        &settings,
+        !timing.quiet,
+    )?;
     if let Some(path) = plot {
         let points: Vec<(f64, f64)> = report
             .networks
@@ -503,7 +452,7 @@ fn validate(
             report.agreement.within_10pct * 100.0,
             report.agreement.kendall_tau
         );
-        write_plot(&path, &title, &points)?;
+        write_plot(path, &title, &points)?;
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
