@@ -20,6 +20,8 @@ pub mod partial;
 pub mod profile;
 pub mod refresh;
 pub mod remote;
+pub mod report;
+pub mod request;
 pub mod runtime;
 pub mod sentinel;
 pub mod timing;

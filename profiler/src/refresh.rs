@@ -9,10 +9,137 @@
 //! the whole table is calibrated afresh, on this run's end-to-end networks.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
+use thiserror::Error;
 use tunas_shared::{LatencyTable, OpStats, SearchSpace, space_op_keys};
 
+use crate::device;
 use crate::profile::{Plan, op_node_count};
+use crate::request::TimingRequest;
+
+/// Why a table cannot be refreshed as asked.
+#[derive(Debug, Error)]
+pub enum RefreshError {
+    /// No space was given and the table's is not built in.
+    #[error("{} was made for the space '{space}', which is not built in", table.display())]
+    SpaceNotBuiltIn {
+        /// The table.
+        table: PathBuf,
+        /// The space it records.
+        space: String,
+    },
+    /// A timing setting other than the table's was asked for.
+    #[error(
+        "{given}: {} was measured with {own}; a refresh keeps the table's settings (profile anew for others)",
+        table.display()
+    )]
+    SettingChanged {
+        /// `threads`, `batch` or `ep`.
+        setting: &'static str,
+        /// What was asked for.
+        given: String,
+        /// What the table was measured with.
+        own: String,
+        /// The table.
+        table: PathBuf,
+    },
+    /// The table was measured on another CPU.
+    #[error(
+        "{} was measured on {table_cpu}, this device is {this_cpu}: refresh a table on the device it came from, or profile anew",
+        table.display()
+    )]
+    OtherCpu {
+        /// The table.
+        table: PathBuf,
+        /// The CPU it records.
+        table_cpu: String,
+        /// This device's CPU.
+        this_cpu: String,
+    },
+}
+
+/// The space to refresh `old` (read from `table`) for: `given`, else the
+/// table's own when it is built in.
+pub fn space_name(
+    table: &Path,
+    old: &LatencyTable,
+    given: Option<String>,
+) -> Result<String, RefreshError> {
+    if let Some(s) = given {
+        return Ok(s);
+    }
+    if tunas_shared::builtin_space(&old.provenance.space).is_err() {
+        return Err(RefreshError::SpaceNotBuiltIn {
+            table: table.to_path_buf(),
+            space: old.provenance.space.clone(),
+        });
+    }
+    Ok(old.provenance.space.clone())
+}
+
+/// The rows mean the table's threads, batch and execution provider: a
+/// refresh keeps them. Refuses others and fills them into `timing`.
+pub fn keep_table_settings(
+    table: &Path,
+    old: &LatencyTable,
+    timing: &mut TimingRequest,
+) -> Result<(), RefreshError> {
+    let prov = &old.provenance;
+    for (setting, given, own) in [
+        (
+            "threads",
+            timing.threads.map(|v| v.to_string()),
+            prov.threads.to_string(),
+        ),
+        (
+            "batch",
+            timing.batch.map(|v| v.to_string()),
+            prov.batch.to_string(),
+        ),
+        ("ep", timing.ep.clone(), prov.execution_provider.clone()),
+    ] {
+        if let Some(given) = given
+            && given != own
+        {
+            return Err(RefreshError::SettingChanged {
+                setting,
+                given,
+                own,
+                table: table.to_path_buf(),
+            });
+        }
+    }
+    timing.threads = Some(prov.threads as usize);
+    timing.batch = Some(prov.batch);
+    timing.ep = Some(prov.execution_provider.clone());
+    Ok(())
+}
+
+/// A table is refreshed on the device it was measured on.
+pub fn check_same_cpu(table: &Path, old: &LatencyTable) -> Result<(), RefreshError> {
+    let this_cpu = device::cpu_description();
+    if old.provenance.cpu != this_cpu {
+        return Err(RefreshError::OtherCpu {
+            table: table.to_path_buf(),
+            table_cpu: old.provenance.cpu.clone(),
+            this_cpu,
+        });
+    }
+    Ok(())
+}
+
+/// The Unix time before which rows are stale, for rows older than
+/// `older_than_days`.
+pub fn cutoff_unix(older_than_days: Option<f64>) -> Option<u64> {
+    older_than_days.map(|days| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        now.saturating_sub((days * 86_400.0) as u64)
+    })
+}
 
 /// Why rows are measured again, counted.
 #[derive(Clone, Debug, Default, PartialEq)]

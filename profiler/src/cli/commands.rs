@@ -1,0 +1,494 @@
+//! What each command does, in the binary: it turns the typed request into
+//! library calls and prints the report. Errors name the flag at fault.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use tunas_profiler::catalog;
+use tunas_profiler::export::export;
+use tunas_profiler::output::{check_output_file, check_output_folder};
+use tunas_profiler::profile;
+use tunas_profiler::refresh::{self, RefreshError};
+use tunas_profiler::remote::{DeviceSpec, RemoteCommand};
+use tunas_profiler::report::MeasureReport;
+use tunas_profiler::request::{
+    MeasureRequest, PinError, ProfileRequest, RefreshRequest, TimingRequest, ValidateRequest,
+};
+use tunas_profiler::runtime::{self, Runtime};
+use tunas_shared::{Architecture, LatencyTable, load_space};
+
+use super::args::{Command, DeviceArgs};
+use super::remote_run::run_remote;
+
+/// Loads the runtime `--ort-lib` (or the default search) names, and says
+/// which one on stderr.
+fn runtime(ort_lib: Option<&Path>) -> Result<&'static Runtime> {
+    let library = runtime::locate_runtime(ort_lib)?;
+    let rt = runtime::init_runtime(&library)?;
+    eprintln!(
+        "onnxruntime {} from {} ({})",
+        rt.version(),
+        library.path.display(),
+        library.source
+    );
+    Ok(rt)
+}
+
+/// Pins the process as `--pin` asks: the explicit step of every command
+/// that times here. Returns the pinning as provenance records it.
+fn pin(timing: &TimingRequest) -> Result<String> {
+    let Some(p) = &timing.pin else {
+        return Ok("none".into());
+    };
+    p.apply().map_err(|e| match e {
+        PinError::Big(m) => anyhow::Error::msg(m).context("--pin big"),
+        PinError::Cores(m) => anyhow::Error::msg(m).context("--pin"),
+    })
+}
+
+/// The flag a refresh error is about, named.
+fn refresh_error(e: RefreshError) -> anyhow::Error {
+    match e {
+        RefreshError::SpaceNotBuiltIn { .. } => anyhow::anyhow!("{e}; pass --space FILE.toml"),
+        RefreshError::SettingChanged { setting, .. } => anyhow::anyhow!("--{setting} {e}"),
+        RefreshError::OtherCpu { .. } => anyhow::Error::new(e),
+    }
+}
+
+/// The summary line of a finished table: calibration, pinning, sentinel,
+/// temperatures.
+fn summary(table: &LatencyTable) -> String {
+    let x = |k: &str| {
+        table
+            .provenance
+            .extra
+            .get(k)
+            .map(String::as_str)
+            .unwrap_or("?")
+    };
+    format!(
+        "pinning {}; sentinel: {}; temperature before {} / after {}; governor {}",
+        table.provenance.pinning,
+        x("x-sentinel"),
+        x("x-before-temp-c"),
+        x("x-after-temp-c"),
+        x("x-after-governor")
+    )
+}
+
+#[cfg(feature = "plot")]
+fn write_plot(path: &Path, title: &str, points: &[(f64, f64)]) -> Result<()> {
+    tunas_shared::plot::estimate_vs_measured(path, title, "ms", points, 0.10)?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+#[cfg(feature = "plot")]
+fn check_plot_path(path: &Path) -> Result<()> {
+    Ok(check_output_file(path, "charts", &["svg", "png"])?)
+}
+
+#[cfg(not(feature = "plot"))]
+fn check_plot_path(path: &Path) -> Result<()> {
+    bail!(
+        "{}: this profiler was built without the `plot` feature (device builds leave it out); run validate --json here and chart it on the workstation",
+        path.display()
+    )
+}
+
+#[cfg(not(feature = "plot"))]
+fn write_plot(path: &Path, _title: &str, _points: &[(f64, f64)]) -> Result<()> {
+    check_plot_path(path).context("--plot")
+}
+
+fn load_table(path: &Path) -> Result<LatencyTable> {
+    Ok(LatencyTable::read(path)?)
+}
+
+/// The table's estimate of an exported model, from the space hash and
+/// architecture its metadata records (`tunas-searcher export` writes them).
+fn estimate_of_model(
+    path: &std::path::Path,
+    bytes: &[u8],
+    table: &tunas_shared::LatencyTable,
+    space: Option<&str>,
+) -> Result<f64> {
+    use tunas_shared::onnx::{metadata_keys, read_metadata};
+    let meta = read_metadata(bytes)
+        .with_context(|| format!("--model {}: not an ONNX model", path.display()))?;
+    let (Some(hash), Some(arch)) = (
+        meta.get(metadata_keys::SPACE_HASH),
+        meta.get(metadata_keys::ARCHITECTURE),
+    ) else {
+        anyhow::bail!(
+            "--model {}: the file records no space and architecture (export it again with `tunas-searcher export`), so --table cannot estimate it; use --space S --arch A --table T instead",
+            path.display()
+        );
+    };
+    let space = match space {
+        Some(s) => load_space(s).context("--space")?,
+        None => tunas_shared::builtin_space_of(table).with_context(|| {
+            format!(
+                "--table: made for space '{}', which is not built in: pass --space FILE.toml",
+                table.provenance.space
+            )
+        })?,
+    };
+    if &space.content_hash() != hash {
+        anyhow::bail!(
+            "--model {} was searched in a space with hash {hash}, --table is for space '{}' (hash {}): give the table of the model's space",
+            path.display(),
+            space.name,
+            space.content_hash()
+        );
+    }
+    let arch = Architecture::parse(&space, arch)
+        .with_context(|| format!("--model {}: its architecture", path.display()))?;
+    Ok(table.estimate_us(&space, &arch)? / 1000.0)
+}
+
+/// Runs the parsed command.
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Spaces { json, show } => spaces(json, show),
+        Command::Ops { space, batch } => {
+            let space = load_space(&space).context("--space")?;
+            print!("{}", catalog::op_keys_csv(&space, batch));
+            Ok(())
+        }
+        Command::Profile(args) => profile(&args.request()?, &args.device),
+        Command::Refresh(args) => refresh(&args.request()?, &args.device),
+        Command::Measure(args) => measure(&args.request()?, args.json),
+        Command::Validate(args) => validate(&args.request()?, args.json),
+        Command::Compare { a, b, json } => compare(&a, &b, json),
+        Command::Export { table, format } => {
+            let table = load_table(&table)?;
+            print!("{}", export(&table, format.format()));
+            Ok(())
+        }
+    }
+}
+
+fn spaces(json: bool, show: Option<String>) -> Result<()> {
+    if let Some(name) = show {
+        let space = load_space(&name)?;
+        print!("{}", space.to_toml());
+    } else if json {
+        let list = catalog::builtin_summaries();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else {
+        print!("{}", catalog::summaries_text(&catalog::builtin_summaries()));
+    }
+    Ok(())
+}
+
+/// `--out` of `profile`: a folder for all-adb, else a table that is only
+/// overwritten with `--force`.
+fn check_profile_out(out: &Path, spec: &DeviceSpec, resume: bool, force: bool) -> Result<()> {
+    if *spec == DeviceSpec::AllAdb {
+        check_output_folder(out).context("--out")?;
+        return Ok(());
+    }
+    check_output_file(out, "tables", &[]).context("--out")?;
+    if out.exists() && !force {
+        bail!(
+            "--out {} exists; pass --force to overwrite it, or write to another file (tables are data: new measurements go to new files){}",
+            out.display(),
+            if resume {
+                "; --resume continues an interrupted run's journal, it does not replace a finished table"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
+
+fn profile(request: &ProfileRequest, device: &DeviceArgs) -> Result<()> {
+    let ProfileRequest {
+        space,
+        out,
+        resume,
+        force,
+        max_keys,
+        run,
+        timing,
+    } = request;
+    let (out, resume, force, max_keys) = (out.as_path(), *resume, *force, *max_keys);
+    let spec = device.spec()?;
+    check_profile_out(out, &spec, resume, force)?;
+    let space_def = load_space(space).context("--space")?;
+    if spec != DeviceSpec::Local {
+        let mut args = run.forward();
+        args.extend(timing.forward());
+        if let Some(n) = max_keys {
+            args.push(format!("--max-keys={n}"));
+        }
+        let ort_lib = timing.ort_lib.clone();
+        return run_remote(
+            device,
+            force,
+            RemoteCommand::Profile,
+            space,
+            args,
+            out,
+            ort_lib,
+        );
+    }
+    let pinning = pin(timing)?;
+    let timing_settings = timing
+        .settings(pinning, run.device_label.as_deref())
+        .context("--ep")?;
+    let settings = run.settings(timing_settings, timing.quiet, out, resume, force, max_keys);
+    let rt = runtime(timing.ort_lib.as_deref())?;
+    let started = std::time::Instant::now();
+    let table = profile::profile(rt, &space_def, &settings)?;
+    eprintln!(
+        "wrote {} ({} op keys, per-inference constant {:.1} µs, calibration MAPE {}%) in {:.0} s",
+        out.display(),
+        table.rows.len(),
+        table.provenance.overhead_us,
+        table
+            .provenance
+            .extra
+            .get("x-calibration-mape-pct")
+            .map(String::as_str)
+            .unwrap_or("? (not calibrated)"),
+        started.elapsed().as_secs_f64()
+    );
+    eprintln!("{}", summary(&table));
+    Ok(())
+}
+
+fn refresh(request: &RefreshRequest, device: &DeviceArgs) -> Result<()> {
+    let (run, mut timing) = (&request.run, request.timing.clone());
+    let (table, out) = (request.table.as_path(), &request.out);
+    let older_than = request.older_than_days;
+    let space = request.space.clone();
+    check_output_file(out, "tables", &[]).context("--out")?;
+    let old = load_table(table)?;
+    let space_name = refresh::space_name(table, &old, space).map_err(refresh_error)?;
+    let space_def = load_space(&space_name).context("--space")?;
+    refresh::keep_table_settings(table, &old, &mut timing).map_err(refresh_error)?;
+    if device.spec()? != DeviceSpec::Local {
+        let mut args = run.forward();
+        args.extend(timing.forward());
+        if let Some(d) = older_than {
+            args.push(format!("--older-than={d}"));
+        }
+        let command = RemoteCommand::Refresh {
+            table: table.to_path_buf(),
+        };
+        let ort_lib = timing.ort_lib.clone();
+        return run_remote(device, true, command, &space_name, args, out, ort_lib);
+    }
+    let pinning = pin(&timing)?;
+    let timing_settings = timing
+        .settings(pinning, run.device_label.as_deref())
+        .context("--ep")?;
+    let settings = run.settings(timing_settings, timing.quiet, out, true, true, None);
+    let rt = runtime(timing.ort_lib.as_deref())?;
+    refresh::check_same_cpu(table, &old).map_err(refresh_error)?;
+    let cutoff = refresh::cutoff_unix(older_than);
+    let (plan, counts) = refresh::plan_refresh(&old, &space_def, rt.version(), cutoff);
+    eprintln!("refresh {}: {}", table.display(), counts.text());
+    let started = std::time::Instant::now();
+    let fresh = profile::run_plan(rt, &space_def, &settings, plan)?;
+    eprintln!(
+        "wrote {} ({} op keys, {} re-measured) in {:.0} s",
+        out.display(),
+        fresh.rows.len(),
+        counts.to_measure(),
+        started.elapsed().as_secs_f64()
+    );
+    eprintln!("{}", summary(&fresh));
+    Ok(())
+}
+
+/// The timing settings of `measure` and `validate`, after pinning.
+fn local_settings(timing: &TimingRequest) -> Result<profile::TimingSettings> {
+    let pinning = pin(timing)?;
+    timing.settings(pinning, None).context("--ep")
+}
+
+/// What `measure` timed: its name, the timings and the table's estimate.
+struct Measured {
+    what: String,
+    stats: tunas_shared::OpStats,
+    estimate: Option<f64>,
+}
+
+fn measure_model(
+    rt: &Runtime,
+    path: &Path,
+    bytes: &[u8],
+    table: Option<&Path>,
+    space: Option<&str>,
+    settings: &profile::TimingSettings,
+) -> Result<Measured> {
+    let m = profile::time_model(rt, bytes, settings).with_context(|| {
+        format!(
+            "--model {}: ONNX Runtime cannot load or run it (is it an ONNX model, e.g. from `tunas-searcher export`?)",
+            path.display()
+        )
+    })?;
+    let estimate = match table {
+        Some(t) => Some(estimate_of_model(path, bytes, &load_table(t)?, space)?),
+        None => None,
+    };
+    Ok(Measured {
+        what: path.display().to_string(),
+        stats: m.stats(),
+        estimate,
+    })
+}
+
+fn measure_arch(
+    rt: &Runtime,
+    space: Option<&str>,
+    arch: Option<&str>,
+    table: Option<&Path>,
+    settings: &profile::TimingSettings,
+) -> Result<Measured> {
+    let space = load_space(space.unwrap_or_default()).context("--space")?;
+    let arch = Architecture::parse_spec(&space, arch.unwrap_or_default()).context("--arch")?;
+    let estimate = match table {
+        Some(t) => {
+            let t = load_table(t)?;
+            t.check_space(&space)?;
+            Some(t.estimate_us(&space, &arch)? / 1000.0)
+        }
+        None => None,
+    };
+    let stats = profile::measure_architecture(rt, &space, &arch, settings)?;
+    Ok(Measured {
+        what: arch.to_compact(),
+        stats,
+        estimate,
+    })
+}
+
+fn measure(request: &MeasureRequest, json: bool) -> Result<()> {
+    let MeasureRequest {
+        space,
+        arch,
+        model,
+        table,
+        timing,
+    } = request;
+    // The model is read before the runtime starts: a wrong path fails at
+    // once.
+    let model = match model {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("--model: cannot read the model {}", path.display()))?;
+            Some((path, bytes))
+        }
+        None => None,
+    };
+    let settings = local_settings(timing)?;
+    let rt = runtime(timing.ort_lib.as_deref())?;
+    let table = table.as_deref();
+    let Measured {
+        what,
+        stats,
+        estimate,
+    } = match model {
+        Some((path, bytes)) => measure_model(rt, path, &bytes, table, space.as_deref(), &settings)?,
+        None => measure_arch(rt, space.as_deref(), arch.as_deref(), table, &settings)?,
+    };
+    let report = MeasureReport::new(
+        what,
+        &stats,
+        estimate,
+        rt.version(),
+        settings.threads,
+        settings.provider.name(),
+    );
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(())
+}
+
+fn validate(request: &ValidateRequest, json: bool) -> Result<()> {
+    let ValidateRequest {
+        space,
+        table,
+        samples,
+        seed,
+        plot,
+        timing,
+    } = request;
+    if let Some(path) = &plot {
+        check_plot_path(path).context("--plot")?;
+    }
+    let space = load_space(space).context("--space")?;
+    let table = load_table(table)?;
+    table.check_space(&space)?;
+    let settings = local_settings(timing)?;
+    let rt = runtime(timing.ort_lib.as_deref())?;
+    let report = profile::validate(
+        rt,
+        &space,
+        &table,
+        *samples,
+        *seed,
+        &settings,
+        !timing.quiet,
+    )?;
+    if let Some(path) = plot {
+        let points: Vec<(f64, f64)> = report
+            .networks
+            .iter()
+            .map(|n| (n.estimate_ms, n.measured_ms))
+            .collect();
+        let title = format!(
+            "{}: {} networks, {:.0}% within ±10%, Kendall τ {:.2}",
+            report.space,
+            report.agreement.samples,
+            report.agreement.within_10pct * 100.0,
+            report.agreement.kendall_tau
+        );
+        write_plot(path, &title, &points)?;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", profile::validation_text(&report));
+    }
+    Ok(())
+}
+
+fn compare(a: &Path, b: &Path, json: bool) -> Result<()> {
+    let (ta, tb) = (load_table(a)?, load_table(b)?);
+    if ta.provenance.space_hash != tb.provenance.space_hash {
+        bail!(
+            "{} is for space {} ({}), {} for {} ({}): compare tables of one space",
+            a.display(),
+            ta.provenance.space,
+            ta.provenance.space_hash,
+            b.display(),
+            tb.provenance.space,
+            tb.provenance.space_hash
+        );
+    }
+    let c = profile::compare_tables(&ta, &tb);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&c)?);
+    } else {
+        println!(
+            "{} common keys ({} unmatched): median |difference| {:.2}%, p90 {:.2}%, max {:.2}%; constants {:.1} / {:.1} µs",
+            c.common_keys,
+            c.unmatched_keys,
+            c.median_rel_diff_pct,
+            c.p90_rel_diff_pct,
+            c.max_rel_diff_pct,
+            c.overhead_us.0,
+            c.overhead_us.1
+        );
+    }
+    Ok(())
+}

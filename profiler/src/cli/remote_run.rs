@@ -1,0 +1,95 @@
+//! `profile` and `refresh` on adb phones and ssh boards: the binary's side
+//! of a remote run (what it logs and how it reports each device).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use tunas_profiler::remote::{self, DeviceSpec, RemoteCommand, Transport};
+
+use super::args::DeviceArgs;
+
+fn log_line(line: &str) {
+    eprintln!("{line}");
+}
+
+/// Runs `profile` or `refresh` on the device(s) `device` names.
+pub fn run_remote(
+    device: &DeviceArgs,
+    force: bool,
+    command: RemoteCommand,
+    space: &str,
+    args: Vec<String>,
+    out: &Path,
+    ort_lib: Option<PathBuf>,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    match device.spec()? {
+        DeviceSpec::Local => unreachable!("local runs do not come here"),
+        DeviceSpec::AllAdb => {
+            let make = |transport: Transport, table: PathBuf| {
+                device.remote_run(
+                    transport,
+                    command.clone(),
+                    space,
+                    args.clone(),
+                    table,
+                    ort_lib.clone(),
+                )
+            };
+            let results = remote::profile_all_adb(out, force, &make, &log_line)?;
+            let finished: Vec<&remote::FleetResult> =
+                results.iter().filter(|r| r.result.is_ok()).collect();
+            for r in &results {
+                match &r.result {
+                    Ok(rep) => eprintln!(
+                        "finished {}: {} ({} rows{})",
+                        rep.device,
+                        rep.out.display(),
+                        rep.rows,
+                        if rep.skipped {
+                            ", already there: kept (--force measures again)"
+                        } else if rep.resumed {
+                            ", resumed"
+                        } else {
+                            ""
+                        }
+                    ),
+                    Err(e) => eprintln!("FAILED {}: {e}", r.device),
+                }
+            }
+            eprintln!(
+                "all-adb: {} of {} device(s) finished ({}) in {:.0} s",
+                finished.len(),
+                results.len(),
+                finished
+                    .iter()
+                    .map(|r| r.device.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                started.elapsed().as_secs_f64()
+            );
+            if finished.len() < results.len() {
+                bail!(
+                    "{} device(s) failed (see above); run the same command again: they resume where they stopped, and finished devices keep their tables",
+                    results.len() - finished.len()
+                );
+            }
+        }
+        spec => {
+            let transport = Transport::for_device(&spec, &device.ssh_options())?;
+            let run =
+                device.remote_run(transport, command, space, args, out.to_path_buf(), ort_lib);
+            let report = run.execute(&log_line)?;
+            eprintln!(
+                "wrote {} ({} rows, measured on {} in {}{}) in {:.0} s",
+                report.out.display(),
+                report.rows,
+                report.device,
+                report.remote_dir,
+                if report.resumed { ", resumed" } else { "" },
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    Ok(())
+}
