@@ -43,7 +43,7 @@ use crate::device;
 use crate::partial::{Journal, journal_path};
 use crate::runtime::{ExecutionProvider, ModelSession, Runtime, RuntimeError, SessionConfig};
 use crate::sentinel::{Check, Sentinel, SentinelSettings};
-use crate::timing::{BenchmarkConfig, Measurement, benchmark_session};
+use crate::timing::{BenchmarkConfig, Measurement, ROW_STATISTIC, benchmark_session};
 use tunas_shared::progress::ProgressLines;
 
 /// Anything that can stop profiling or validation.
@@ -197,6 +197,11 @@ fn profiled_benchmark(
 /// ONNX Runtime's profiler records node durations in whole microseconds.
 const PROFILER_RESOLUTION_US: f64 = 1.0;
 
+/// A row from pooled per-run node times (whole µs).
+fn row_stats(runs: &[f64]) -> OpStats {
+    OpStats::with_statistic(runs, PROFILER_RESOLUTION_US, ROW_STATISTIC)
+}
+
 /// Raw cost of one op: its own nodes' mean time, with the wall-time spread.
 fn time_op(
     runtime: &Runtime,
@@ -215,7 +220,7 @@ fn time_op(
     // Shift the wall-time distribution so its mean is the op's own time.
     let shift = wall.mean_us - own_us;
     let samples: Vec<f64> = m.samples_us.iter().map(|s| (s - shift).max(0.0)).collect();
-    Ok(OpStats::from_samples(&samples))
+    Ok(OpStats::with_statistic(&samples, 0.0, ROW_STATISTIC))
 }
 
 /// Times a whole network with per-node profiling and returns, per op, the
@@ -305,7 +310,7 @@ pub fn new_provenance(runtime: &Runtime, space: &SearchSpace, t: &TimingSettings
         space_hash: space.content_hash(),
         method: "ops timed in context (random networks, per-node profile attributed by op scope; one-op models for keys no network reached); constant, scale and per-op cost fitted on end-to-end random networks".into(),
         overhead_us: 0.0,
-        extra: Default::default(),
+        extra: [("x-statistic".to_string(), ROW_STATISTIC.provenance_text())].into(),
     }
 }
 
@@ -337,6 +342,21 @@ fn check_resumable(
                 wanted: b.clone(),
             });
         }
+    }
+    let statistic = |p: &Provenance| {
+        p.extra
+            .get("x-statistic")
+            .cloned()
+            .unwrap_or_else(|| "median".into())
+    };
+    let (a, b) = (statistic(found), statistic(wanted));
+    if a != b {
+        return Err(ProfileError::ResumeMismatch {
+            journal: journal.display().to_string(),
+            field: "x-statistic",
+            found: a,
+            wanted: b,
+        });
     }
     for (field, a, b) in [
         ("threads", found.threads, wanted.threads),
@@ -572,7 +592,7 @@ fn profile_into(
             let mut session = ModelSession::new(runtime, &model, &session_config(t, None))?;
             let cfg = sentinel_loop();
             let measure = move || -> Result<f64, ProfileError> {
-                Ok(benchmark_session(&mut session, &cfg)?.stats().median_us)
+                Ok(benchmark_session(&mut session, &cfg)?.plain_median_us())
             };
             let journal_baseline = resumed.as_ref().and_then(|(_, table)| {
                 table
@@ -705,7 +725,7 @@ fn profile_into(
                 entry.1.extend(runs);
                 progressed = true;
                 if entry.0 >= wanted {
-                    let stats = OpStats::from_quantized_samples(&entry.1, PROFILER_RESOLUTION_US);
+                    let stats = row_stats(&entry.1);
                     pooled.remove(&key);
                     journal.append(&key, &stats)?;
                     measured.rows.insert(key, stats);
@@ -723,7 +743,7 @@ fn profile_into(
         }
         // Keys seen in fewer contexts than wanted keep what they have.
         for (key, (_, runs)) in std::mem::take(&mut pooled) {
-            let stats = OpStats::from_quantized_samples(&runs, PROFILER_RESOLUTION_US);
+            let stats = row_stats(&runs);
             journal.append(&key, &stats)?;
             measured.rows.insert(key, stats);
             since_check.push(key);
@@ -941,6 +961,8 @@ pub struct ValidationReport {
     pub device: String,
     /// CPU.
     pub cpu: String,
+    /// The statistic of the measured times (`lower-mode`, `median`).
+    pub statistic: String,
     /// Per network: architecture, estimate (ms), measured median (ms).
     pub networks: Vec<ValidatedNetwork>,
 }
@@ -1006,6 +1028,7 @@ pub fn validate(
         execution_provider: t.provider.name().into(),
         device: t.device.clone(),
         cpu: device::cpu_description(),
+        statistic: ROW_STATISTIC.name().into(),
         networks,
     })
 }
@@ -1014,13 +1037,14 @@ pub fn validate(
 pub fn validation_text(r: &ValidationReport) -> String {
     let a = &r.agreement;
     format!(
-        "{} networks of {} (seed {}), {} with {} thread(s) on {}\n  within ±5%: {:.1}%   within ±10%: {:.1}%   MAPE {:.2}%   max |err| {:.2}%   mean signed err {:+.2}%\n  Kendall τ {:.3}   Spearman ρ {:.3}\n",
+        "{} networks of {} (seed {}), {} with {} thread(s) on {}, measured as the {}\n  within ±5%: {:.1}%   within ±10%: {:.1}%   MAPE {:.2}%   max |err| {:.2}%   mean signed err {:+.2}%\n  Kendall τ {:.3}   Spearman ρ {:.3}\n",
         a.samples,
         r.space,
         r.seed,
         r.runtime,
         r.threads,
         r.cpu,
+        r.statistic,
         a.within_5pct * 100.0,
         a.within_10pct * 100.0,
         a.mape,

@@ -71,6 +71,22 @@ impl OpStats {
         stats
     }
 
+    /// Statistics of samples recorded at a resolution of `step` µs (0 for
+    /// wall-clock samples) whose `median_us` is `statistic`; p10, p90, mean
+    /// and std still describe all samples, so a bimodal row shows its
+    /// spread.
+    pub fn with_statistic(samples: &[f64], step: f64, statistic: Statistic) -> Self {
+        let mut stats = if step > 0.0 {
+            Self::from_quantized_samples(samples, step)
+        } else {
+            Self::from_samples(samples)
+        };
+        let mut sorted = samples.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        stats.median_us = statistic.of_sorted(&sorted, step);
+        stats
+    }
+
     /// Statistics of a set of samples (µs), measured now.
     pub fn from_samples(samples: &[f64]) -> Self {
         assert!(!samples.is_empty(), "statistics need at least one sample");
@@ -89,6 +105,125 @@ impl OpStats {
             measured_at: crate::time::utc_now_rfc3339(),
         }
     }
+}
+
+/// Which per-row statistic a table's `median_us` column holds (recorded in
+/// the provenance as `x-statistic = NAME`; a table without the line holds
+/// [`Statistic::Median`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Statistic {
+    /// The (grouped-data) median of all samples.
+    Median,
+    /// The median of the faster cluster when the samples are clearly
+    /// bimodal (a device flipping between speed modes), else the median
+    /// (see [`lower_mode`]).
+    LowerMode,
+}
+
+impl Statistic {
+    /// The provenance name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Statistic::Median => "median",
+            Statistic::LowerMode => "lower-mode",
+        }
+    }
+
+    /// Parses a provenance name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "median" => Some(Statistic::Median),
+            "lower-mode" => Some(Statistic::LowerMode),
+            _ => None,
+        }
+    }
+
+    /// The provenance line's value: the name and, for the lower mode, its
+    /// thresholds, so a reader knows exactly what was computed.
+    pub fn provenance_text(self) -> String {
+        match self {
+            Statistic::Median => "median".into(),
+            Statistic::LowerMode => {
+                let m = ModeSplit::default();
+                format!(
+                    "lower-mode (split when n >= {}, each cluster >= {:.0}% of samples, gap >= {} x the larger cluster IQR and >= {:.0}% of the faster median; else the median)",
+                    m.min_samples,
+                    m.min_share * 100.0,
+                    m.min_gap_spreads,
+                    m.min_gap_rel * 100.0
+                )
+            }
+        }
+    }
+
+    /// The statistic of sorted samples recorded at a resolution of `step`
+    /// µs (0 for wall-clock samples: the linear-interpolated quantile).
+    pub fn of_sorted(self, sorted: &[f64], step: f64) -> f64 {
+        let used = match self {
+            Statistic::Median => sorted,
+            Statistic::LowerMode => lower_mode(sorted, step, &ModeSplit::default()),
+        };
+        if step > 0.0 {
+            grouped_quantile(used, 0.5, step)
+        } else {
+            quantile(used, 0.5)
+        }
+    }
+}
+
+/// When [`lower_mode`] splits a sample in two.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModeSplit {
+    /// Fewer samples are never split.
+    pub min_samples: usize,
+    /// Each cluster holds at least this share of the samples.
+    pub min_share: f64,
+    /// The gap between the clusters is at least this many times the larger
+    /// cluster's interquartile range (or the recording step, if larger).
+    pub min_gap_spreads: f64,
+    /// And at least this fraction of the faster cluster's median (two modes
+    /// closer than that are one speed).
+    pub min_gap_rel: f64,
+}
+
+impl Default for ModeSplit {
+    fn default() -> Self {
+        ModeSplit {
+            min_samples: 20,
+            min_share: 0.2,
+            min_gap_spreads: 3.0,
+            min_gap_rel: 0.05,
+        }
+    }
+}
+
+/// The faster cluster of sorted samples when they are clearly bimodal, else
+/// all of them. The split is at the widest gap between neighbouring samples
+/// that leaves each side at least `min_share` of them; it is taken when the
+/// gap is wide both against the clusters' spreads and against the faster
+/// cluster's median.
+pub fn lower_mode<'a>(sorted: &'a [f64], step: f64, m: &ModeSplit) -> &'a [f64] {
+    let n = sorted.len();
+    if n < m.min_samples.max(4) {
+        return sorted;
+    }
+    let least = ((m.min_share * n as f64).ceil() as usize).max(2);
+    if 2 * least > n {
+        return sorted;
+    }
+    let Some(split) = (least..=n - least)
+        .max_by(|&a, &b| (sorted[a] - sorted[a - 1]).total_cmp(&(sorted[b] - sorted[b - 1])))
+    else {
+        return sorted;
+    };
+    let (low, high) = sorted.split_at(split);
+    let gap = high[0] - low[low.len() - 1];
+    let iqr = |c: &[f64]| quantile(c, 0.75) - quantile(c, 0.25);
+    let spread = iqr(low).max(iqr(high)).max(step);
+    let low_median = quantile(low, 0.5);
+    let wide = gap >= m.min_gap_spreads * spread && gap > 0.0;
+    let far = gap >= m.min_gap_rel * low_median.abs();
+    if wide && far { low } else { sorted }
 }
 
 /// Quantile of sorted samples that were recorded at a resolution of `step`
@@ -622,6 +757,16 @@ impl LatencyTable {
         Ok(())
     }
 
+    /// The statistic the table's `median_us` column holds, from its
+    /// `x-statistic` line (none: [`Statistic::Median`]; an unknown name is
+    /// `None`).
+    pub fn statistic(&self) -> Option<Statistic> {
+        match self.provenance.extra.get("x-statistic") {
+            None => Some(Statistic::Median),
+            Some(v) => Statistic::parse(v.split(" (").next().unwrap_or_default()),
+        }
+    }
+
     /// The median latency of one op.
     pub fn op_latency_us(&self, key: &OpKey) -> Result<f64, TableError> {
         self.rows
@@ -700,5 +845,99 @@ mod quantile_tests {
             assert!((0.5..=7.5).contains(&v));
             last = v;
         }
+    }
+
+    /// `n` samples around `centre`, spread evenly over ±`half`.
+    fn cluster(centre: f64, half: f64, n: usize) -> Vec<f64> {
+        (0..n)
+            .map(|i| centre - half + 2.0 * half * i as f64 / (n - 1).max(1) as f64)
+            .collect()
+    }
+
+    fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    #[test]
+    fn lower_mode_of_a_unimodal_sample_is_the_median() {
+        let s = sorted(cluster(100.0, 3.0, 41));
+        assert_eq!(Statistic::LowerMode.of_sorted(&s, 0.0), 100.0);
+        assert_eq!(
+            Statistic::LowerMode.of_sorted(&s, 1.0),
+            grouped_quantile(&s, 0.5, 1.0)
+        );
+    }
+
+    #[test]
+    fn lower_mode_of_a_bimodal_sample_is_the_faster_median() {
+        // 30 runs at 100 ± 1 µs, 20 at 150 ± 1 µs (a slow period): the
+        // plain median falls in the fast cluster's upper edge or the gap;
+        // the lower mode is the fast cluster's median, 100.
+        let mut v = cluster(100.0, 1.0, 30);
+        v.extend(cluster(150.0, 1.0, 20));
+        let s = sorted(v);
+        assert_eq!(lower_mode(&s, 0.0, &ModeSplit::default()).len(), 30);
+        assert!((Statistic::LowerMode.of_sorted(&s, 0.0) - 100.0).abs() < 1e-9);
+        // Mostly slow: the faster mode still wins, as long as it holds 20%.
+        let mut v = cluster(100.0, 1.0, 12);
+        v.extend(cluster(150.0, 1.0, 38));
+        let s = sorted(v);
+        assert!((Statistic::LowerMode.of_sorted(&s, 0.0) - 100.0).abs() < 1e-9);
+        assert!(Statistic::Median.of_sorted(&s, 0.0) > 140.0);
+    }
+
+    #[test]
+    fn lower_mode_does_not_split_near_equal_modes_or_few_outliers() {
+        // Modes 2% apart are one speed.
+        let mut v = cluster(100.0, 0.1, 25);
+        v.extend(cluster(102.0, 0.1, 25));
+        let s = sorted(v);
+        assert_eq!(lower_mode(&s, 0.0, &ModeSplit::default()).len(), 50);
+        // Whole-µs readings of a 4.4 µs op (4 or 5) are one mode.
+        let s = sorted([vec![4.0; 30], vec![5.0; 20]].concat());
+        assert_eq!(
+            Statistic::LowerMode.of_sorted(&s, 1.0),
+            grouped_quantile(&s, 0.5, 1.0)
+        );
+        // A few fast outliers (under 20%) are not a mode.
+        let s = sorted([cluster(50.0, 1.0, 5), cluster(100.0, 1.0, 45)].concat());
+        assert_eq!(lower_mode(&s, 0.0, &ModeSplit::default()).len(), 50);
+        // Wide clusters with a gap narrower than 3 spreads are one mode.
+        let s = sorted([cluster(100.0, 20.0, 25), cluster(150.0, 20.0, 25)].concat());
+        assert_eq!(lower_mode(&s, 0.0, &ModeSplit::default()).len(), 50);
+    }
+
+    #[test]
+    fn lower_mode_leaves_small_samples_alone() {
+        let s = sorted([cluster(100.0, 1.0, 6), cluster(150.0, 1.0, 6)].concat());
+        assert_eq!(lower_mode(&s, 0.0, &ModeSplit::default()).len(), 12);
+        assert_eq!(Statistic::LowerMode.of_sorted(&s, 0.0), quantile(&s, 0.5));
+        assert_eq!(Statistic::LowerMode.of_sorted(&[7.0], 0.0), 7.0);
+    }
+
+    #[test]
+    fn op_stats_keep_the_spread_of_all_samples() {
+        let v = [cluster(100.0, 1.0, 30), cluster(150.0, 1.0, 20)].concat();
+        let s = OpStats::with_statistic(&v, 0.0, Statistic::LowerMode);
+        let all = OpStats::from_samples(&v);
+        assert!((s.median_us - 100.0).abs() < 1e-9);
+        assert_eq!(
+            (s.p90_us, s.mean_us, s.runs),
+            (all.p90_us, all.mean_us, all.runs)
+        );
+    }
+
+    #[test]
+    fn statistic_names_round_trip_and_old_tables_are_medians() {
+        for st in [Statistic::Median, Statistic::LowerMode] {
+            assert_eq!(Statistic::parse(st.name()), Some(st));
+        }
+        let mut t = LatencyTable::new(Provenance::default());
+        assert_eq!(t.statistic(), Some(Statistic::Median));
+        t.provenance
+            .extra
+            .insert("x-statistic".into(), Statistic::LowerMode.provenance_text());
+        assert_eq!(t.statistic(), Some(Statistic::LowerMode));
     }
 }
