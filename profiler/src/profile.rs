@@ -40,6 +40,7 @@ use tunas_shared::{
 
 use crate::agreement::Agreement;
 use crate::device;
+use crate::kindfit::{DEFAULT_RIDGE, KindFitRow, fit_kind_scales};
 use crate::partial::{Journal, journal_path};
 use crate::runtime::{ExecutionProvider, ModelSession, Runtime, RuntimeError, SessionConfig};
 use crate::sentinel::{Check, Sentinel, SentinelSettings};
@@ -410,6 +411,65 @@ pub fn fit_calibration(rows: &[(f64, f64, f64)]) -> (f64, f64, f64) {
                 (mean_gap.max(0.0), 1.0, 0.0)
             }
         },
+    }
+}
+
+/// Fits per-kind scale factors of the calibrated `table` on the
+/// calibration networks `(ops, measured µs)` and records them as
+/// `x-kind-scale` with the fit's error (see [`crate::kindfit`]); a refused
+/// fit leaves the table without factors and says so.
+fn record_kind_scales(table: &mut LatencyTable, networks: &[(Vec<OpKey>, f64)]) {
+    let constant_us = table.provenance.overhead_us;
+    let rows: Vec<KindFitRow> = networks
+        .iter()
+        .map(|(ops, measured_us)| {
+            let mut per_kind_us = BTreeMap::new();
+            for key in ops {
+                let row = table.rows.get(key).map_or(0.0, |r| r.median_us);
+                *per_kind_us.entry(key.op).or_insert(0.0) += row;
+            }
+            KindFitRow {
+                per_kind_us,
+                constant_us,
+                measured_us: *measured_us,
+            }
+        })
+        .collect();
+    let e = &mut table.provenance.extra;
+    match fit_kind_scales(&rows, DEFAULT_RIDGE) {
+        Some(scales) => {
+            let pairs: Vec<(f64, f64)> = rows
+                .iter()
+                .map(|r| {
+                    let est: f64 = r
+                        .per_kind_us
+                        .iter()
+                        .map(|(k, x)| scales.get(k).copied().unwrap_or(1.0) * x)
+                        .sum();
+                    (r.constant_us + est, r.measured_us)
+                })
+                .collect();
+            e.insert(
+                tunas_shared::table::KIND_SCALE_FIELD.into(),
+                tunas_shared::table::kind_scales_text(&scales),
+            );
+            e.insert(
+                "x-kind-scale-fit".into(),
+                format!(
+                    "least squares on {} calibration networks, ridge {DEFAULT_RIDGE} towards 1; MAPE {:.2}%",
+                    rows.len(),
+                    Agreement::of(&pairs).mape
+                ),
+            );
+        }
+        None => {
+            e.remove(tunas_shared::table::KIND_SCALE_FIELD);
+            e.insert(
+                "x-kind-scale-fit".into(),
+                "refused (singular, or a factor outside 0.5..2): estimates use the plain sum"
+                    .into(),
+            );
+        }
     }
 }
 
@@ -798,6 +858,7 @@ fn profile_into(
         let mut rng = rand::rngs::StdRng::seed_from_u64(s.calibration_seed);
         let cal = bar(s.calibration_networks as u64, s.progress, "calibration");
         let mut rows = Vec::with_capacity(s.calibration_networks);
+        let mut cal_ops: Vec<(Vec<OpKey>, f64)> = Vec::with_capacity(s.calibration_networks);
         let mut lines = ProgressLines::new(
             s.progress_lines,
             "calibration",
@@ -812,6 +873,7 @@ fn profile_into(
             let nodes: usize = ops.iter().map(op_node_count).sum();
             let e2e = measure_architecture(runtime, space, &arch, t)?;
             rows.push((sum, nodes as f64, e2e.median_us));
+            cal_ops.push((ops, e2e.median_us));
             cal.inc(1);
             lines.update(i + 1);
         }
@@ -855,6 +917,7 @@ fn profile_into(
             .provenance
             .extra
             .insert("x-clamped-values".into(), clamped.to_string());
+        record_kind_scales(&mut table, &cal_ops);
     } else {
         table.provenance.overhead_us = 0.0;
         table.provenance.extra.insert(
@@ -866,6 +929,10 @@ fn profile_into(
             ),
         );
         table.rows = raw;
+        table
+            .provenance
+            .extra
+            .remove(tunas_shared::table::KIND_SCALE_FIELD);
     }
     let after = sysfs.snapshot();
     let e = &mut table.provenance.extra;

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use crate::arch::Architecture;
 use crate::error::TableError;
-use crate::opkey::{KEY_COLUMNS, OpKey, architecture_ops};
+use crate::opkey::{KEY_COLUMNS, OpKey, OpKind, architecture_ops};
 use crate::space::SearchSpace;
 
 /// The first line of every table file.
@@ -254,6 +254,52 @@ pub fn grouped_quantile(sorted: &[f64], q: f64, step: f64) -> f64 {
     sorted[sorted.len() - 1] + step / 2.0
 }
 
+/// The provenance field of the per-kind scale factors.
+pub const KIND_SCALE_FIELD: &str = "x-kind-scale";
+
+/// Parses `x-kind-scale`: `KIND=FACTOR` pairs separated by spaces (e.g.
+/// `bottleneck=1.0213 separable=0.97`), each kind at most once, each factor
+/// a positive finite number. Kinds not named scale by 1.
+pub fn parse_kind_scales(text: &str) -> Result<BTreeMap<OpKind, f64>, String> {
+    let mut scales = BTreeMap::new();
+    for pair in text.split_whitespace() {
+        let (kind, factor) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{KIND_SCALE_FIELD}: '{pair}' is not KIND=FACTOR"))?;
+        let kind = OpKind::from_name(kind).ok_or_else(|| {
+            let known: Vec<&str> = OpKind::ALL.iter().map(|k| k.name()).collect();
+            format!(
+                "{KIND_SCALE_FIELD}: unknown op kind '{kind}'; known kinds: {}",
+                known.join(", ")
+            )
+        })?;
+        let factor: f64 = factor
+            .parse()
+            .ok()
+            .filter(|f: &f64| f.is_finite() && *f > 0.0)
+            .ok_or_else(|| {
+                format!(
+                    "{KIND_SCALE_FIELD}: factor '{factor}' of {} is not a positive number",
+                    kind.name()
+                )
+            })?;
+        if scales.insert(kind, factor).is_some() {
+            return Err(format!("{KIND_SCALE_FIELD}: {} appears twice", kind.name()));
+        }
+    }
+    Ok(scales)
+}
+
+/// The `x-kind-scale` value of `scales`: shortest round-trip decimals, so
+/// writing and reading back is lossless.
+pub fn kind_scales_text(scales: &BTreeMap<OpKind, f64>) -> String {
+    scales
+        .iter()
+        .map(|(k, s)| format!("{}={s}", k.name()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Linear-interpolated quantile of sorted samples.
 pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     let pos = q * (sorted.len() - 1) as f64;
@@ -481,6 +527,13 @@ impl LatencyTable {
                     line: line_no,
                     message: format!("field '{field}' repeats line {first}"),
                 });
+            }
+            if field == KIND_SCALE_FIELD {
+                parse_kind_scales(value).map_err(|message| TableError::BadProvenance {
+                    path: path.clone(),
+                    line: line_no,
+                    message,
+                })?;
             }
             if field.starts_with("x-") {
                 provenance
@@ -767,6 +820,19 @@ impl LatencyTable {
         }
     }
 
+    /// The per-kind scale factors of the estimate (`x-kind-scale`; none:
+    /// every kind scales by 1, as in tables written before the line).
+    pub fn kind_scales(&self) -> Result<BTreeMap<OpKind, f64>, TableError> {
+        match self.provenance.extra.get(KIND_SCALE_FIELD) {
+            None => Ok(BTreeMap::new()),
+            Some(v) => parse_kind_scales(v).map_err(|message| TableError::BadProvenance {
+                path: self.path_text(),
+                line: 0,
+                message,
+            }),
+        }
+    }
+
     /// The median latency of one op.
     pub fn op_latency_us(&self, key: &OpKey) -> Result<f64, TableError> {
         self.rows
@@ -779,12 +845,18 @@ impl LatencyTable {
     }
 
     /// Estimated latency of an architecture (µs): the per-inference constant
-    /// plus the median of every op it executes.
+    /// plus the median of every op it executes, each times its kind's
+    /// factor from `x-kind-scale` (1 when the table has none).
     pub fn estimate_us(&self, space: &SearchSpace, arch: &Architecture) -> Result<f64, TableError> {
         let ops = architecture_ops(space, arch, self.provenance.batch);
+        let scales = self.kind_scales()?;
         let mut total = self.provenance.overhead_us;
         for key in &ops {
-            total += self.op_latency_us(key)?;
+            let latency = self.op_latency_us(key)?;
+            total += match scales.get(&key.op) {
+                Some(scale) => scale * latency,
+                None => latency,
+            };
         }
         Ok(total)
     }
@@ -939,5 +1011,56 @@ mod quantile_tests {
             .extra
             .insert("x-statistic".into(), Statistic::LowerMode.provenance_text());
         assert_eq!(t.statistic(), Some(Statistic::LowerMode));
+    }
+
+    #[test]
+    fn kind_scales_round_trip_losslessly_and_refuse_bad_text() {
+        let scales: BTreeMap<OpKind, f64> = [
+            (OpKind::Bottleneck, 1.0 / 3.0),
+            (OpKind::Separable, 0.1 + 0.2),
+        ]
+        .into();
+        assert_eq!(
+            parse_kind_scales(&kind_scales_text(&scales)).unwrap(),
+            scales
+        );
+        assert_eq!(parse_kind_scales("").unwrap(), BTreeMap::new());
+        for bad in [
+            "stem",
+            "conv=1",
+            "stem=0",
+            "stem=-1",
+            "stem=nan",
+            "stem=1 stem=2",
+        ] {
+            assert!(parse_kind_scales(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn estimates_apply_kind_scales_and_old_tables_sum_as_before() {
+        let space = crate::builtin_space("tiny28").unwrap();
+        let mut t = LatencyTable::new(Provenance {
+            batch: 1,
+            overhead_us: 5.0,
+            ..Provenance::default()
+        });
+        for key in crate::space_op_keys(&space, 1) {
+            t.rows.insert(key, OpStats::from_samples(&[2.0]));
+        }
+        let arch = Architecture::largest(&space);
+        let ops = architecture_ops(&space, &arch, 1);
+        let bottlenecks = ops.iter().filter(|k| k.op == OpKind::Bottleneck).count() as f64;
+        let plain = t.estimate_us(&space, &arch).unwrap();
+        assert_eq!(plain, 5.0 + 2.0 * ops.len() as f64);
+        t.provenance
+            .extra
+            .insert(KIND_SCALE_FIELD.into(), "bottleneck=1.5".into());
+        let scaled = t.estimate_us(&space, &arch).unwrap();
+        assert!((scaled - (plain + 0.5 * 2.0 * bottlenecks)).abs() < 1e-9);
+        t.provenance
+            .extra
+            .insert(KIND_SCALE_FIELD.into(), "bottleneck=x".into());
+        assert!(t.estimate_us(&space, &arch).is_err());
     }
 }

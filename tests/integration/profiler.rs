@@ -143,6 +143,14 @@ fn killed_profile_resumes_without_remeasuring_or_duplicating() {
             .contains_key("x-calibration-mape-pct")
     );
     assert_eq!(table.provenance.space_hash, space.content_hash());
+    let extra = &table.provenance.extra;
+    assert!(
+        extra["x-statistic"].starts_with("lower-mode"),
+        "{:?}",
+        extra.get("x-statistic")
+    );
+    assert!(extra.contains_key("x-kind-scale-fit"), "{extra:?}");
+    assert!(table.kind_scales().is_ok());
 }
 
 #[test]
