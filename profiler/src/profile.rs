@@ -40,6 +40,9 @@ use tunas_shared::{
 
 use crate::agreement::Agreement;
 use crate::device;
+use crate::interleave::{
+    CALIBRATION_E2E_FIELD, Interleave, calibration_times_text, parse_calibration_times,
+};
 use crate::kindfit::{DEFAULT_RIDGE, KindFitRow, fit_kind_scales};
 use crate::partial::{Journal, journal_path};
 use crate::runtime::{ExecutionProvider, ModelSession, Runtime, RuntimeError, SessionConfig};
@@ -313,6 +316,38 @@ pub fn new_provenance(runtime: &Runtime, space: &SearchSpace, t: &TimingSettings
         overhead_us: 0.0,
         extra: [("x-statistic".to_string(), ROW_STATISTIC.provenance_text())].into(),
     }
+}
+
+/// The calibration times a journal holds; a journal timed with another
+/// calibration seed cannot lend them.
+fn journal_calibration_times(
+    journal: &Path,
+    found: &Provenance,
+    s: &ProfileSettings,
+) -> Result<BTreeMap<usize, f64>, ProfileError> {
+    let Some(text) = found.extra.get(CALIBRATION_E2E_FIELD) else {
+        return Ok(BTreeMap::new());
+    };
+    let seed = found
+        .extra
+        .get("x-calibration-seed")
+        .cloned()
+        .unwrap_or_default();
+    if seed != s.calibration_seed.to_string() {
+        return Err(ProfileError::ResumeMismatch {
+            journal: journal.display().to_string(),
+            field: "x-calibration-seed",
+            found: seed,
+            wanted: s.calibration_seed.to_string(),
+        });
+    }
+    parse_calibration_times(text).map_err(|message| {
+        ProfileError::Table(TableError::BadProvenance {
+            path: journal.display().to_string(),
+            line: 0,
+            message: format!("{CALIBRATION_E2E_FIELD}: {message}"),
+        })
+    })
 }
 
 fn check_resumable(
@@ -620,6 +655,9 @@ fn profile_into(
     let sysfs = device::Sysfs::system();
     let before = sysfs.snapshot();
     let mut provenance = new_provenance(runtime, space, t);
+    provenance
+        .extra
+        .insert("x-calibration-seed".into(), s.calibration_seed.to_string());
     let all_keys = space_op_keys(space, t.batch);
     let jpath = journal_path(&s.out);
     let resumed = if jpath.exists() {
@@ -683,6 +721,26 @@ fn profile_into(
     };
     // Rows from a journal that the plan does not ask for are ignored.
     measured.rows.retain(|k, _| plan.to_measure.contains(k));
+    // Calibration networks (when the table will be complete), timed among
+    // the op units; their times so far come from the journal.
+    let calibrate = all_keys
+        .iter()
+        .all(|k| plan.to_measure.contains(k) || plan.kept_raw.contains_key(k));
+    let cal_archs: Vec<Architecture> = if calibrate {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(s.calibration_seed);
+        (0..s.calibration_networks)
+            .map(|_| Architecture::sample_uniform(space, &mut rng))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut cal_times = journal_calibration_times(&jpath, &measured.provenance, s)?;
+    cal_times.retain(|i, _| *i < cal_archs.len());
+    // Calibration networks timed since the last steady sentinel check.
+    let mut cal_since_check: Vec<usize> = Vec::new();
+    let mut schedule = Interleave::new(
+        s.calibration_seed ^ 0x1a7e ^ (measured.rows.len() + cal_times.len()) as u64,
+    );
     let total = plan.to_measure.len();
     let progress = bar(total as u64, s.progress, "ops");
     progress.set_position(measured.rows.len() as u64);
@@ -718,7 +776,10 @@ fn profile_into(
             if let Some(sentinel) = sentinel.as_mut() {
                 match sentinel.tick()? {
                     Check::Skipped => {}
-                    Check::Steady => since_check.clear(),
+                    Check::Steady => {
+                        since_check.clear();
+                        cal_since_check.clear();
+                    }
                     Check::Drifted(event) => {
                         eprintln!(
                             "sentinel drifted {:+.1}% after {} units: {}",
@@ -732,12 +793,20 @@ fn profile_into(
                             for k in &affected {
                                 measured.rows.remove(k);
                             }
+                            for i in cal_since_check.drain(..) {
+                                cal_times.remove(&i);
+                            }
+                            measured.provenance.extra.insert(
+                                CALIBRATION_E2E_FIELD.into(),
+                                calibration_times_text(&cal_times),
+                            );
                             pooled.clear();
                             journal = journal.rewrite(&measured)?;
                             progress.set_position(measured.rows.len() as u64);
                             affected.len()
                         } else {
                             since_check.clear();
+                            cal_since_check.clear();
                             0
                         };
                         if let Some(last) = sentinel.events.last_mut() {
@@ -748,6 +817,35 @@ fn profile_into(
                 }
             }
             dropped
+        }};
+    }
+
+    // Times calibration network `i` and journals its time.
+    macro_rules! time_calibration {
+        ($i:expr) => {{
+            let i = $i;
+            let e2e = measure_architecture(runtime, space, &cal_archs[i], t)?.median_us;
+            cal_times.insert(i, e2e);
+            cal_since_check.push(i);
+            measured.provenance.extra.insert(
+                CALIBRATION_E2E_FIELD.into(),
+                calibration_times_text(&cal_times),
+            );
+            journal = journal.rewrite(&measured)?;
+        }};
+    }
+    // After an op unit: maybe time the next calibration network.
+    macro_rules! calibrate_if_due {
+        () => {{
+            let left: Vec<usize> = (0..cal_archs.len())
+                .filter(|i| !cal_times.contains_key(i))
+                .collect();
+            if let Some(&i) = left.first() {
+                if schedule.due(left.len(), missing(&measured)) {
+                    time_calibration!(i);
+                    unit_done!();
+                }
+            }
         }};
     }
 
@@ -775,6 +873,7 @@ fn profile_into(
                 continue;
             }
             let found = time_in_context(runtime, space, &candidate.1, t, scratch)?;
+            let rows_before = measured.rows.len();
             let mut progressed = false;
             for (key, runs) in found {
                 if !plan.to_measure.contains(&key) || measured.rows.contains_key(&key) {
@@ -799,7 +898,10 @@ fn profile_into(
             } else {
                 misses += 1;
             }
-            unit_done!();
+            schedule.unit(measured.rows.len().saturating_sub(rows_before));
+            if !unit_done!() {
+                calibrate_if_due!();
+            }
         }
         // Keys seen in fewer contexts than wanted keep what they have.
         for (key, (_, runs)) in std::mem::take(&mut pooled) {
@@ -824,10 +926,12 @@ fn profile_into(
             since_check.push(key);
             progress.inc(1);
             lines.update(measured.rows.len());
+            schedule.unit(1);
             if unit_done!() {
                 // Rows were thrown away: back to the context networks.
                 break;
             }
+            calibrate_if_due!();
         }
     }
     progress.finish_and_clear();
@@ -854,8 +958,8 @@ fn profile_into(
         ),
     );
     if complete {
-        // Calibration on end-to-end networks.
-        let mut rng = rand::rngs::StdRng::seed_from_u64(s.calibration_seed);
+        // Calibration on end-to-end networks: those not timed among the op
+        // units are timed now (and journaled).
         let cal = bar(s.calibration_networks as u64, s.progress, "calibration");
         let mut rows = Vec::with_capacity(s.calibration_networks);
         let mut cal_ops: Vec<(Vec<OpKey>, f64)> = Vec::with_capacity(s.calibration_networks);
@@ -866,14 +970,17 @@ fn profile_into(
             0,
             s.progress_every,
         );
-        for i in 0..s.calibration_networks {
-            let arch = Architecture::sample_uniform(space, &mut rng);
-            let ops = architecture_ops(space, &arch, t.batch);
+        let interleaved = cal_times.len();
+        for (i, arch) in cal_archs.iter().enumerate() {
+            let ops = architecture_ops(space, arch, t.batch);
             let sum: f64 = ops.iter().map(|k| raw[k].median_us).sum();
             let nodes: usize = ops.iter().map(op_node_count).sum();
-            let e2e = measure_architecture(runtime, space, &arch, t)?;
-            rows.push((sum, nodes as f64, e2e.median_us));
-            cal_ops.push((ops, e2e.median_us));
+            if !cal_times.contains_key(&i) {
+                time_calibration!(i);
+            }
+            let e2e = cal_times[&i];
+            rows.push((sum, nodes as f64, e2e));
+            cal_ops.push((ops, e2e));
             cal.inc(1);
             lines.update(i + 1);
         }
@@ -888,6 +995,17 @@ fn profile_into(
         let e = &mut table.provenance.extra;
         e.insert("x-calibration-networks".into(), rows.len().to_string());
         e.insert("x-calibration-seed".into(), s.calibration_seed.to_string());
+        e.insert(
+            "x-calibration-order".into(),
+            format!(
+                "{interleaved} of {} networks timed among the op units in a seeded random order, the rest after them",
+                rows.len()
+            ),
+        );
+        e.insert(
+            CALIBRATION_E2E_FIELD.into(),
+            calibration_times_text(&cal_times),
+        );
         e.insert("x-op-scale".into(), format!("{alpha:.5}"));
         e.insert("x-per-node-us".into(), format!("{c1:.3}"));
         e.insert("x-fit-constant-us".into(), format!("{c0:.3}"));
