@@ -15,6 +15,8 @@ pub mod agreement;
 pub mod catalog;
 pub mod device;
 pub mod export;
+pub mod interleave;
+pub mod kindfit;
 pub use tunas_shared::output;
 pub mod partial;
 pub mod profile;

@@ -40,10 +40,14 @@ use tunas_shared::{
 
 use crate::agreement::Agreement;
 use crate::device;
+use crate::interleave::{
+    CALIBRATION_E2E_FIELD, Interleave, calibration_times_text, parse_calibration_times,
+};
+use crate::kindfit::{DEFAULT_RIDGE, KindFitRow, fit_kind_scales};
 use crate::partial::{Journal, journal_path};
 use crate::runtime::{ExecutionProvider, ModelSession, Runtime, RuntimeError, SessionConfig};
 use crate::sentinel::{Check, Sentinel, SentinelSettings};
-use crate::timing::{BenchmarkConfig, Measurement, benchmark_session};
+use crate::timing::{BenchmarkConfig, Measurement, ROW_STATISTIC, benchmark_session};
 use tunas_shared::progress::ProgressLines;
 
 /// Anything that can stop profiling or validation.
@@ -197,6 +201,11 @@ fn profiled_benchmark(
 /// ONNX Runtime's profiler records node durations in whole microseconds.
 const PROFILER_RESOLUTION_US: f64 = 1.0;
 
+/// A row from pooled per-run node times (whole µs).
+fn row_stats(runs: &[f64]) -> OpStats {
+    OpStats::with_statistic(runs, PROFILER_RESOLUTION_US, ROW_STATISTIC)
+}
+
 /// Raw cost of one op: its own nodes' mean time, with the wall-time spread.
 fn time_op(
     runtime: &Runtime,
@@ -215,7 +224,7 @@ fn time_op(
     // Shift the wall-time distribution so its mean is the op's own time.
     let shift = wall.mean_us - own_us;
     let samples: Vec<f64> = m.samples_us.iter().map(|s| (s - shift).max(0.0)).collect();
-    Ok(OpStats::from_samples(&samples))
+    Ok(OpStats::with_statistic(&samples, 0.0, ROW_STATISTIC))
 }
 
 /// Times a whole network with per-node profiling and returns, per op, the
@@ -305,8 +314,40 @@ pub fn new_provenance(runtime: &Runtime, space: &SearchSpace, t: &TimingSettings
         space_hash: space.content_hash(),
         method: "ops timed in context (random networks, per-node profile attributed by op scope; one-op models for keys no network reached); constant, scale and per-op cost fitted on end-to-end random networks".into(),
         overhead_us: 0.0,
-        extra: Default::default(),
+        extra: [("x-statistic".to_string(), ROW_STATISTIC.provenance_text())].into(),
     }
+}
+
+/// The calibration times a journal holds; a journal timed with another
+/// calibration seed cannot lend them.
+fn journal_calibration_times(
+    journal: &Path,
+    found: &Provenance,
+    s: &ProfileSettings,
+) -> Result<BTreeMap<usize, f64>, ProfileError> {
+    let Some(text) = found.extra.get(CALIBRATION_E2E_FIELD) else {
+        return Ok(BTreeMap::new());
+    };
+    let seed = found
+        .extra
+        .get("x-calibration-seed")
+        .cloned()
+        .unwrap_or_default();
+    if seed != s.calibration_seed.to_string() {
+        return Err(ProfileError::ResumeMismatch {
+            journal: journal.display().to_string(),
+            field: "x-calibration-seed",
+            found: seed,
+            wanted: s.calibration_seed.to_string(),
+        });
+    }
+    parse_calibration_times(text).map_err(|message| {
+        ProfileError::Table(TableError::BadProvenance {
+            path: journal.display().to_string(),
+            line: 0,
+            message: format!("{CALIBRATION_E2E_FIELD}: {message}"),
+        })
+    })
 }
 
 fn check_resumable(
@@ -337,6 +378,21 @@ fn check_resumable(
                 wanted: b.clone(),
             });
         }
+    }
+    let statistic = |p: &Provenance| {
+        p.extra
+            .get("x-statistic")
+            .cloned()
+            .unwrap_or_else(|| "median".into())
+    };
+    let (a, b) = (statistic(found), statistic(wanted));
+    if a != b {
+        return Err(ProfileError::ResumeMismatch {
+            journal: journal.display().to_string(),
+            field: "x-statistic",
+            found: a,
+            wanted: b,
+        });
     }
     for (field, a, b) in [
         ("threads", found.threads, wanted.threads),
@@ -390,6 +446,65 @@ pub fn fit_calibration(rows: &[(f64, f64, f64)]) -> (f64, f64, f64) {
                 (mean_gap.max(0.0), 1.0, 0.0)
             }
         },
+    }
+}
+
+/// Fits per-kind scale factors of the calibrated `table` on the
+/// calibration networks `(ops, measured µs)` and records them as
+/// `x-kind-scale` with the fit's error (see [`crate::kindfit`]); a refused
+/// fit leaves the table without factors and says so.
+fn record_kind_scales(table: &mut LatencyTable, networks: &[(Vec<OpKey>, f64)]) {
+    let constant_us = table.provenance.overhead_us;
+    let rows: Vec<KindFitRow> = networks
+        .iter()
+        .map(|(ops, measured_us)| {
+            let mut per_kind_us = BTreeMap::new();
+            for key in ops {
+                let row = table.rows.get(key).map_or(0.0, |r| r.median_us);
+                *per_kind_us.entry(key.op).or_insert(0.0) += row;
+            }
+            KindFitRow {
+                per_kind_us,
+                constant_us,
+                measured_us: *measured_us,
+            }
+        })
+        .collect();
+    let e = &mut table.provenance.extra;
+    match fit_kind_scales(&rows, DEFAULT_RIDGE) {
+        Some(scales) => {
+            let pairs: Vec<(f64, f64)> = rows
+                .iter()
+                .map(|r| {
+                    let est: f64 = r
+                        .per_kind_us
+                        .iter()
+                        .map(|(k, x)| scales.get(k).copied().unwrap_or(1.0) * x)
+                        .sum();
+                    (r.constant_us + est, r.measured_us)
+                })
+                .collect();
+            e.insert(
+                tunas_shared::table::KIND_SCALE_FIELD.into(),
+                tunas_shared::table::kind_scales_text(&scales),
+            );
+            e.insert(
+                "x-kind-scale-fit".into(),
+                format!(
+                    "least squares on {} calibration networks, ridge {DEFAULT_RIDGE} towards 1; MAPE {:.2}%",
+                    rows.len(),
+                    Agreement::of(&pairs).mape
+                ),
+            );
+        }
+        None => {
+            e.remove(tunas_shared::table::KIND_SCALE_FIELD);
+            e.insert(
+                "x-kind-scale-fit".into(),
+                "refused (singular, or a factor outside 0.5..2): estimates use the plain sum"
+                    .into(),
+            );
+        }
     }
 }
 
@@ -540,6 +655,9 @@ fn profile_into(
     let sysfs = device::Sysfs::system();
     let before = sysfs.snapshot();
     let mut provenance = new_provenance(runtime, space, t);
+    provenance
+        .extra
+        .insert("x-calibration-seed".into(), s.calibration_seed.to_string());
     let all_keys = space_op_keys(space, t.batch);
     let jpath = journal_path(&s.out);
     let resumed = if jpath.exists() {
@@ -572,7 +690,7 @@ fn profile_into(
             let mut session = ModelSession::new(runtime, &model, &session_config(t, None))?;
             let cfg = sentinel_loop();
             let measure = move || -> Result<f64, ProfileError> {
-                Ok(benchmark_session(&mut session, &cfg)?.stats().median_us)
+                Ok(benchmark_session(&mut session, &cfg)?.plain_median_us())
             };
             let journal_baseline = resumed.as_ref().and_then(|(_, table)| {
                 table
@@ -603,6 +721,26 @@ fn profile_into(
     };
     // Rows from a journal that the plan does not ask for are ignored.
     measured.rows.retain(|k, _| plan.to_measure.contains(k));
+    // Calibration networks (when the table will be complete), timed among
+    // the op units; their times so far come from the journal.
+    let calibrate = all_keys
+        .iter()
+        .all(|k| plan.to_measure.contains(k) || plan.kept_raw.contains_key(k));
+    let cal_archs: Vec<Architecture> = if calibrate {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(s.calibration_seed);
+        (0..s.calibration_networks)
+            .map(|_| Architecture::sample_uniform(space, &mut rng))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut cal_times = journal_calibration_times(&jpath, &measured.provenance, s)?;
+    cal_times.retain(|i, _| *i < cal_archs.len());
+    // Calibration networks timed since the last steady sentinel check.
+    let mut cal_since_check: Vec<usize> = Vec::new();
+    let mut schedule = Interleave::new(
+        s.calibration_seed ^ 0x1a7e ^ (measured.rows.len() + cal_times.len()) as u64,
+    );
     let total = plan.to_measure.len();
     let progress = bar(total as u64, s.progress, "ops");
     progress.set_position(measured.rows.len() as u64);
@@ -638,7 +776,10 @@ fn profile_into(
             if let Some(sentinel) = sentinel.as_mut() {
                 match sentinel.tick()? {
                     Check::Skipped => {}
-                    Check::Steady => since_check.clear(),
+                    Check::Steady => {
+                        since_check.clear();
+                        cal_since_check.clear();
+                    }
                     Check::Drifted(event) => {
                         eprintln!(
                             "sentinel drifted {:+.1}% after {} units: {}",
@@ -652,12 +793,20 @@ fn profile_into(
                             for k in &affected {
                                 measured.rows.remove(k);
                             }
+                            for i in cal_since_check.drain(..) {
+                                cal_times.remove(&i);
+                            }
+                            measured.provenance.extra.insert(
+                                CALIBRATION_E2E_FIELD.into(),
+                                calibration_times_text(&cal_times),
+                            );
                             pooled.clear();
                             journal = journal.rewrite(&measured)?;
                             progress.set_position(measured.rows.len() as u64);
                             affected.len()
                         } else {
                             since_check.clear();
+                            cal_since_check.clear();
                             0
                         };
                         if let Some(last) = sentinel.events.last_mut() {
@@ -668,6 +817,35 @@ fn profile_into(
                 }
             }
             dropped
+        }};
+    }
+
+    // Times calibration network `i` and journals its time.
+    macro_rules! time_calibration {
+        ($i:expr) => {{
+            let i = $i;
+            let e2e = measure_architecture(runtime, space, &cal_archs[i], t)?.median_us;
+            cal_times.insert(i, e2e);
+            cal_since_check.push(i);
+            measured.provenance.extra.insert(
+                CALIBRATION_E2E_FIELD.into(),
+                calibration_times_text(&cal_times),
+            );
+            journal = journal.rewrite(&measured)?;
+        }};
+    }
+    // After an op unit: maybe time the next calibration network.
+    macro_rules! calibrate_if_due {
+        () => {{
+            let left: Vec<usize> = (0..cal_archs.len())
+                .filter(|i| !cal_times.contains_key(i))
+                .collect();
+            if let Some(&i) = left.first() {
+                if schedule.due(left.len(), missing(&measured)) {
+                    time_calibration!(i);
+                    unit_done!();
+                }
+            }
         }};
     }
 
@@ -695,6 +873,7 @@ fn profile_into(
                 continue;
             }
             let found = time_in_context(runtime, space, &candidate.1, t, scratch)?;
+            let rows_before = measured.rows.len();
             let mut progressed = false;
             for (key, runs) in found {
                 if !plan.to_measure.contains(&key) || measured.rows.contains_key(&key) {
@@ -705,7 +884,7 @@ fn profile_into(
                 entry.1.extend(runs);
                 progressed = true;
                 if entry.0 >= wanted {
-                    let stats = OpStats::from_quantized_samples(&entry.1, PROFILER_RESOLUTION_US);
+                    let stats = row_stats(&entry.1);
                     pooled.remove(&key);
                     journal.append(&key, &stats)?;
                     measured.rows.insert(key, stats);
@@ -719,11 +898,14 @@ fn profile_into(
             } else {
                 misses += 1;
             }
-            unit_done!();
+            schedule.unit(measured.rows.len().saturating_sub(rows_before));
+            if !unit_done!() {
+                calibrate_if_due!();
+            }
         }
         // Keys seen in fewer contexts than wanted keep what they have.
         for (key, (_, runs)) in std::mem::take(&mut pooled) {
-            let stats = OpStats::from_quantized_samples(&runs, PROFILER_RESOLUTION_US);
+            let stats = row_stats(&runs);
             journal.append(&key, &stats)?;
             measured.rows.insert(key, stats);
             since_check.push(key);
@@ -744,10 +926,12 @@ fn profile_into(
             since_check.push(key);
             progress.inc(1);
             lines.update(measured.rows.len());
+            schedule.unit(1);
             if unit_done!() {
                 // Rows were thrown away: back to the context networks.
                 break;
             }
+            calibrate_if_due!();
         }
     }
     progress.finish_and_clear();
@@ -774,10 +958,11 @@ fn profile_into(
         ),
     );
     if complete {
-        // Calibration on end-to-end networks.
-        let mut rng = rand::rngs::StdRng::seed_from_u64(s.calibration_seed);
+        // Calibration on end-to-end networks: those not timed among the op
+        // units are timed now (and journaled).
         let cal = bar(s.calibration_networks as u64, s.progress, "calibration");
         let mut rows = Vec::with_capacity(s.calibration_networks);
+        let mut cal_ops: Vec<(Vec<OpKey>, f64)> = Vec::with_capacity(s.calibration_networks);
         let mut lines = ProgressLines::new(
             s.progress_lines,
             "calibration",
@@ -785,13 +970,17 @@ fn profile_into(
             0,
             s.progress_every,
         );
-        for i in 0..s.calibration_networks {
-            let arch = Architecture::sample_uniform(space, &mut rng);
-            let ops = architecture_ops(space, &arch, t.batch);
+        let interleaved = cal_times.len();
+        for (i, arch) in cal_archs.iter().enumerate() {
+            let ops = architecture_ops(space, arch, t.batch);
             let sum: f64 = ops.iter().map(|k| raw[k].median_us).sum();
             let nodes: usize = ops.iter().map(op_node_count).sum();
-            let e2e = measure_architecture(runtime, space, &arch, t)?;
-            rows.push((sum, nodes as f64, e2e.median_us));
+            if !cal_times.contains_key(&i) {
+                time_calibration!(i);
+            }
+            let e2e = cal_times[&i];
+            rows.push((sum, nodes as f64, e2e));
+            cal_ops.push((ops, e2e));
             cal.inc(1);
             lines.update(i + 1);
         }
@@ -806,6 +995,17 @@ fn profile_into(
         let e = &mut table.provenance.extra;
         e.insert("x-calibration-networks".into(), rows.len().to_string());
         e.insert("x-calibration-seed".into(), s.calibration_seed.to_string());
+        e.insert(
+            "x-calibration-order".into(),
+            format!(
+                "{interleaved} of {} networks timed among the op units in a seeded random order, the rest after them",
+                rows.len()
+            ),
+        );
+        e.insert(
+            CALIBRATION_E2E_FIELD.into(),
+            calibration_times_text(&cal_times),
+        );
         e.insert("x-op-scale".into(), format!("{alpha:.5}"));
         e.insert("x-per-node-us".into(), format!("{c1:.3}"));
         e.insert("x-fit-constant-us".into(), format!("{c0:.3}"));
@@ -835,6 +1035,7 @@ fn profile_into(
             .provenance
             .extra
             .insert("x-clamped-values".into(), clamped.to_string());
+        record_kind_scales(&mut table, &cal_ops);
     } else {
         table.provenance.overhead_us = 0.0;
         table.provenance.extra.insert(
@@ -846,6 +1047,10 @@ fn profile_into(
             ),
         );
         table.rows = raw;
+        table
+            .provenance
+            .extra
+            .remove(tunas_shared::table::KIND_SCALE_FIELD);
     }
     let after = sysfs.snapshot();
     let e = &mut table.provenance.extra;
@@ -941,6 +1146,8 @@ pub struct ValidationReport {
     pub device: String,
     /// CPU.
     pub cpu: String,
+    /// The statistic of the measured times (`lower-mode`, `median`).
+    pub statistic: String,
     /// Per network: architecture, estimate (ms), measured median (ms).
     pub networks: Vec<ValidatedNetwork>,
 }
@@ -1006,6 +1213,7 @@ pub fn validate(
         execution_provider: t.provider.name().into(),
         device: t.device.clone(),
         cpu: device::cpu_description(),
+        statistic: ROW_STATISTIC.name().into(),
         networks,
     })
 }
@@ -1014,13 +1222,14 @@ pub fn validate(
 pub fn validation_text(r: &ValidationReport) -> String {
     let a = &r.agreement;
     format!(
-        "{} networks of {} (seed {}), {} with {} thread(s) on {}\n  within ±5%: {:.1}%   within ±10%: {:.1}%   MAPE {:.2}%   max |err| {:.2}%   mean signed err {:+.2}%\n  Kendall τ {:.3}   Spearman ρ {:.3}\n",
+        "{} networks of {} (seed {}), {} with {} thread(s) on {}, measured as the {}\n  within ±5%: {:.1}%   within ±10%: {:.1}%   MAPE {:.2}%   max |err| {:.2}%   mean signed err {:+.2}%\n  Kendall τ {:.3}   Spearman ρ {:.3}\n",
         a.samples,
         r.space,
         r.seed,
         r.runtime,
         r.threads,
         r.cpu,
+        r.statistic,
         a.within_5pct * 100.0,
         a.within_10pct * 100.0,
         a.mape,

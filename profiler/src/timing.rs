@@ -5,7 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use tunas_shared::OpStats;
+use tunas_shared::{OpStats, Statistic};
+
+/// The statistic every timing of the profiler reports as its `median_us`
+/// (op rows, calibration networks, `validate`, `measure`): the lower mode,
+/// so a device that flips between speed modes is read at its fast mode
+/// everywhere alike. Tables record it as `x-statistic`.
+pub const ROW_STATISTIC: Statistic = Statistic::LowerMode;
 
 use crate::runtime::{ModelSession, RuntimeError};
 
@@ -67,9 +73,16 @@ pub struct Measurement {
 }
 
 impl Measurement {
-    /// Median, p10, p90, mean, std and count of the samples.
+    /// [`ROW_STATISTIC`] (as `median_us`), p10, p90, mean, std and count
+    /// of the samples.
     pub fn stats(&self) -> OpStats {
-        OpStats::from_samples(&self.samples_us)
+        OpStats::with_statistic(&self.samples_us, 0.0, ROW_STATISTIC)
+    }
+
+    /// The plain median of the samples (the sentinel watches drift, so it
+    /// must see a slow mode).
+    pub fn plain_median_us(&self) -> f64 {
+        OpStats::from_samples(&self.samples_us).median_us
     }
 }
 

@@ -36,7 +36,7 @@ pub use opkey::{
     OpKey, OpKind, architecture_flops, architecture_ops, architecture_params, space_op_keys,
 };
 pub use space::{Activation, Choice, Decision, DecisionKind, LayerOp, Param, SearchSpace};
-pub use table::{LatencyTable, OpStats, Provenance, write_atomic};
+pub use table::{LatencyTable, OpStats, Provenance, Statistic, write_atomic};
 
 /// A short content digest (the first 8 bytes of SHA-256, as hex): how
 /// spaces, tables and data files are recognised in run folders.

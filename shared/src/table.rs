@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use crate::arch::Architecture;
 use crate::error::TableError;
-use crate::opkey::{KEY_COLUMNS, OpKey, architecture_ops};
+use crate::opkey::{KEY_COLUMNS, OpKey, OpKind, architecture_ops};
 use crate::space::SearchSpace;
 
 /// The first line of every table file.
@@ -71,6 +71,22 @@ impl OpStats {
         stats
     }
 
+    /// Statistics of samples recorded at a resolution of `step` µs (0 for
+    /// wall-clock samples) whose `median_us` is `statistic`; p10, p90, mean
+    /// and std still describe all samples, so a bimodal row shows its
+    /// spread.
+    pub fn with_statistic(samples: &[f64], step: f64, statistic: Statistic) -> Self {
+        let mut stats = if step > 0.0 {
+            Self::from_quantized_samples(samples, step)
+        } else {
+            Self::from_samples(samples)
+        };
+        let mut sorted = samples.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        stats.median_us = statistic.of_sorted(&sorted, step);
+        stats
+    }
+
     /// Statistics of a set of samples (µs), measured now.
     pub fn from_samples(samples: &[f64]) -> Self {
         assert!(!samples.is_empty(), "statistics need at least one sample");
@@ -89,6 +105,125 @@ impl OpStats {
             measured_at: crate::time::utc_now_rfc3339(),
         }
     }
+}
+
+/// Which per-row statistic a table's `median_us` column holds (recorded in
+/// the provenance as `x-statistic = NAME`; a table without the line holds
+/// [`Statistic::Median`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Statistic {
+    /// The (grouped-data) median of all samples.
+    Median,
+    /// The median of the faster cluster when the samples are clearly
+    /// bimodal (a device flipping between speed modes), else the median
+    /// (see [`lower_mode`]).
+    LowerMode,
+}
+
+impl Statistic {
+    /// The provenance name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Statistic::Median => "median",
+            Statistic::LowerMode => "lower-mode",
+        }
+    }
+
+    /// Parses a provenance name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "median" => Some(Statistic::Median),
+            "lower-mode" => Some(Statistic::LowerMode),
+            _ => None,
+        }
+    }
+
+    /// The provenance line's value: the name and, for the lower mode, its
+    /// thresholds, so a reader knows exactly what was computed.
+    pub fn provenance_text(self) -> String {
+        match self {
+            Statistic::Median => "median".into(),
+            Statistic::LowerMode => {
+                let m = ModeSplit::default();
+                format!(
+                    "lower-mode (split when n >= {}, each cluster >= {:.0}% of samples, gap >= {} x the larger cluster IQR and >= {:.0}% of the faster median; else the median)",
+                    m.min_samples,
+                    m.min_share * 100.0,
+                    m.min_gap_spreads,
+                    m.min_gap_rel * 100.0
+                )
+            }
+        }
+    }
+
+    /// The statistic of sorted samples recorded at a resolution of `step`
+    /// µs (0 for wall-clock samples: the linear-interpolated quantile).
+    pub fn of_sorted(self, sorted: &[f64], step: f64) -> f64 {
+        let used = match self {
+            Statistic::Median => sorted,
+            Statistic::LowerMode => lower_mode(sorted, step, &ModeSplit::default()),
+        };
+        if step > 0.0 {
+            grouped_quantile(used, 0.5, step)
+        } else {
+            quantile(used, 0.5)
+        }
+    }
+}
+
+/// When [`lower_mode`] splits a sample in two.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModeSplit {
+    /// Fewer samples are never split.
+    pub min_samples: usize,
+    /// Each cluster holds at least this share of the samples.
+    pub min_share: f64,
+    /// The gap between the clusters is at least this many times the larger
+    /// cluster's interquartile range (or the recording step, if larger).
+    pub min_gap_spreads: f64,
+    /// And at least this fraction of the faster cluster's median (two modes
+    /// closer than that are one speed).
+    pub min_gap_rel: f64,
+}
+
+impl Default for ModeSplit {
+    fn default() -> Self {
+        ModeSplit {
+            min_samples: 20,
+            min_share: 0.2,
+            min_gap_spreads: 3.0,
+            min_gap_rel: 0.05,
+        }
+    }
+}
+
+/// The faster cluster of sorted samples when they are clearly bimodal, else
+/// all of them. The split is at the widest gap between neighbouring samples
+/// that leaves each side at least `min_share` of them; it is taken when the
+/// gap is wide both against the clusters' spreads and against the faster
+/// cluster's median.
+pub fn lower_mode<'a>(sorted: &'a [f64], step: f64, m: &ModeSplit) -> &'a [f64] {
+    let n = sorted.len();
+    if n < m.min_samples.max(4) {
+        return sorted;
+    }
+    let least = ((m.min_share * n as f64).ceil() as usize).max(2);
+    if 2 * least > n {
+        return sorted;
+    }
+    let Some(split) = (least..=n - least)
+        .max_by(|&a, &b| (sorted[a] - sorted[a - 1]).total_cmp(&(sorted[b] - sorted[b - 1])))
+    else {
+        return sorted;
+    };
+    let (low, high) = sorted.split_at(split);
+    let gap = high[0] - low[low.len() - 1];
+    let iqr = |c: &[f64]| quantile(c, 0.75) - quantile(c, 0.25);
+    let spread = iqr(low).max(iqr(high)).max(step);
+    let low_median = quantile(low, 0.5);
+    let wide = gap >= m.min_gap_spreads * spread && gap > 0.0;
+    let far = gap >= m.min_gap_rel * low_median.abs();
+    if wide && far { low } else { sorted }
 }
 
 /// Quantile of sorted samples that were recorded at a resolution of `step`
@@ -117,6 +252,52 @@ pub fn grouped_quantile(sorted: &[f64], q: f64, step: f64) -> f64 {
         i = j;
     }
     sorted[sorted.len() - 1] + step / 2.0
+}
+
+/// The provenance field of the per-kind scale factors.
+pub const KIND_SCALE_FIELD: &str = "x-kind-scale";
+
+/// Parses `x-kind-scale`: `KIND=FACTOR` pairs separated by spaces (e.g.
+/// `bottleneck=1.0213 separable=0.97`), each kind at most once, each factor
+/// a positive finite number. Kinds not named scale by 1.
+pub fn parse_kind_scales(text: &str) -> Result<BTreeMap<OpKind, f64>, String> {
+    let mut scales = BTreeMap::new();
+    for pair in text.split_whitespace() {
+        let (kind, factor) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{KIND_SCALE_FIELD}: '{pair}' is not KIND=FACTOR"))?;
+        let kind = OpKind::from_name(kind).ok_or_else(|| {
+            let known: Vec<&str> = OpKind::ALL.iter().map(|k| k.name()).collect();
+            format!(
+                "{KIND_SCALE_FIELD}: unknown op kind '{kind}'; known kinds: {}",
+                known.join(", ")
+            )
+        })?;
+        let factor: f64 = factor
+            .parse()
+            .ok()
+            .filter(|f: &f64| f.is_finite() && *f > 0.0)
+            .ok_or_else(|| {
+                format!(
+                    "{KIND_SCALE_FIELD}: factor '{factor}' of {} is not a positive number",
+                    kind.name()
+                )
+            })?;
+        if scales.insert(kind, factor).is_some() {
+            return Err(format!("{KIND_SCALE_FIELD}: {} appears twice", kind.name()));
+        }
+    }
+    Ok(scales)
+}
+
+/// The `x-kind-scale` value of `scales`: shortest round-trip decimals, so
+/// writing and reading back is lossless.
+pub fn kind_scales_text(scales: &BTreeMap<OpKind, f64>) -> String {
+    scales
+        .iter()
+        .map(|(k, s)| format!("{}={s}", k.name()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Linear-interpolated quantile of sorted samples.
@@ -346,6 +527,13 @@ impl LatencyTable {
                     line: line_no,
                     message: format!("field '{field}' repeats line {first}"),
                 });
+            }
+            if field == KIND_SCALE_FIELD {
+                parse_kind_scales(value).map_err(|message| TableError::BadProvenance {
+                    path: path.clone(),
+                    line: line_no,
+                    message,
+                })?;
             }
             if field.starts_with("x-") {
                 provenance
@@ -622,6 +810,29 @@ impl LatencyTable {
         Ok(())
     }
 
+    /// The statistic the table's `median_us` column holds, from its
+    /// `x-statistic` line (none: [`Statistic::Median`]; an unknown name is
+    /// `None`).
+    pub fn statistic(&self) -> Option<Statistic> {
+        match self.provenance.extra.get("x-statistic") {
+            None => Some(Statistic::Median),
+            Some(v) => Statistic::parse(v.split(" (").next().unwrap_or_default()),
+        }
+    }
+
+    /// The per-kind scale factors of the estimate (`x-kind-scale`; none:
+    /// every kind scales by 1, as in tables written before the line).
+    pub fn kind_scales(&self) -> Result<BTreeMap<OpKind, f64>, TableError> {
+        match self.provenance.extra.get(KIND_SCALE_FIELD) {
+            None => Ok(BTreeMap::new()),
+            Some(v) => parse_kind_scales(v).map_err(|message| TableError::BadProvenance {
+                path: self.path_text(),
+                line: 0,
+                message,
+            }),
+        }
+    }
+
     /// The median latency of one op.
     pub fn op_latency_us(&self, key: &OpKey) -> Result<f64, TableError> {
         self.rows
@@ -634,12 +845,18 @@ impl LatencyTable {
     }
 
     /// Estimated latency of an architecture (µs): the per-inference constant
-    /// plus the median of every op it executes.
+    /// plus the median of every op it executes, each times its kind's
+    /// factor from `x-kind-scale` (1 when the table has none).
     pub fn estimate_us(&self, space: &SearchSpace, arch: &Architecture) -> Result<f64, TableError> {
         let ops = architecture_ops(space, arch, self.provenance.batch);
+        let scales = self.kind_scales()?;
         let mut total = self.provenance.overhead_us;
         for key in &ops {
-            total += self.op_latency_us(key)?;
+            let latency = self.op_latency_us(key)?;
+            total += match scales.get(&key.op) {
+                Some(scale) => scale * latency,
+                None => latency,
+            };
         }
         Ok(total)
     }
@@ -700,5 +917,150 @@ mod quantile_tests {
             assert!((0.5..=7.5).contains(&v));
             last = v;
         }
+    }
+
+    /// `n` samples around `centre`, spread evenly over ±`half`.
+    fn cluster(centre: f64, half: f64, n: usize) -> Vec<f64> {
+        (0..n)
+            .map(|i| centre - half + 2.0 * half * i as f64 / (n - 1).max(1) as f64)
+            .collect()
+    }
+
+    fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    #[test]
+    fn lower_mode_of_a_unimodal_sample_is_the_median() {
+        let s = sorted(cluster(100.0, 3.0, 41));
+        assert_eq!(Statistic::LowerMode.of_sorted(&s, 0.0), 100.0);
+        assert_eq!(
+            Statistic::LowerMode.of_sorted(&s, 1.0),
+            grouped_quantile(&s, 0.5, 1.0)
+        );
+    }
+
+    #[test]
+    fn lower_mode_of_a_bimodal_sample_is_the_faster_median() {
+        // 30 runs at 100 ± 1 µs, 20 at 150 ± 1 µs (a slow period): the
+        // plain median falls in the fast cluster's upper edge or the gap;
+        // the lower mode is the fast cluster's median, 100.
+        let mut v = cluster(100.0, 1.0, 30);
+        v.extend(cluster(150.0, 1.0, 20));
+        let s = sorted(v);
+        assert_eq!(lower_mode(&s, 0.0, &ModeSplit::default()).len(), 30);
+        assert!((Statistic::LowerMode.of_sorted(&s, 0.0) - 100.0).abs() < 1e-9);
+        // Mostly slow: the faster mode still wins, as long as it holds 20%.
+        let mut v = cluster(100.0, 1.0, 12);
+        v.extend(cluster(150.0, 1.0, 38));
+        let s = sorted(v);
+        assert!((Statistic::LowerMode.of_sorted(&s, 0.0) - 100.0).abs() < 1e-9);
+        assert!(Statistic::Median.of_sorted(&s, 0.0) > 140.0);
+    }
+
+    #[test]
+    fn lower_mode_does_not_split_near_equal_modes_or_few_outliers() {
+        // Modes 2% apart are one speed.
+        let mut v = cluster(100.0, 0.1, 25);
+        v.extend(cluster(102.0, 0.1, 25));
+        let s = sorted(v);
+        assert_eq!(lower_mode(&s, 0.0, &ModeSplit::default()).len(), 50);
+        // Whole-µs readings of a 4.4 µs op (4 or 5) are one mode.
+        let s = sorted([vec![4.0; 30], vec![5.0; 20]].concat());
+        assert_eq!(
+            Statistic::LowerMode.of_sorted(&s, 1.0),
+            grouped_quantile(&s, 0.5, 1.0)
+        );
+        // A few fast outliers (under 20%) are not a mode.
+        let s = sorted([cluster(50.0, 1.0, 5), cluster(100.0, 1.0, 45)].concat());
+        assert_eq!(lower_mode(&s, 0.0, &ModeSplit::default()).len(), 50);
+        // Wide clusters with a gap narrower than 3 spreads are one mode.
+        let s = sorted([cluster(100.0, 20.0, 25), cluster(150.0, 20.0, 25)].concat());
+        assert_eq!(lower_mode(&s, 0.0, &ModeSplit::default()).len(), 50);
+    }
+
+    #[test]
+    fn lower_mode_leaves_small_samples_alone() {
+        let s = sorted([cluster(100.0, 1.0, 6), cluster(150.0, 1.0, 6)].concat());
+        assert_eq!(lower_mode(&s, 0.0, &ModeSplit::default()).len(), 12);
+        assert_eq!(Statistic::LowerMode.of_sorted(&s, 0.0), quantile(&s, 0.5));
+        assert_eq!(Statistic::LowerMode.of_sorted(&[7.0], 0.0), 7.0);
+    }
+
+    #[test]
+    fn op_stats_keep_the_spread_of_all_samples() {
+        let v = [cluster(100.0, 1.0, 30), cluster(150.0, 1.0, 20)].concat();
+        let s = OpStats::with_statistic(&v, 0.0, Statistic::LowerMode);
+        let all = OpStats::from_samples(&v);
+        assert!((s.median_us - 100.0).abs() < 1e-9);
+        assert_eq!(
+            (s.p90_us, s.mean_us, s.runs),
+            (all.p90_us, all.mean_us, all.runs)
+        );
+    }
+
+    #[test]
+    fn statistic_names_round_trip_and_old_tables_are_medians() {
+        for st in [Statistic::Median, Statistic::LowerMode] {
+            assert_eq!(Statistic::parse(st.name()), Some(st));
+        }
+        let mut t = LatencyTable::new(Provenance::default());
+        assert_eq!(t.statistic(), Some(Statistic::Median));
+        t.provenance
+            .extra
+            .insert("x-statistic".into(), Statistic::LowerMode.provenance_text());
+        assert_eq!(t.statistic(), Some(Statistic::LowerMode));
+    }
+
+    #[test]
+    fn kind_scales_round_trip_losslessly_and_refuse_bad_text() {
+        let scales: BTreeMap<OpKind, f64> = [
+            (OpKind::Bottleneck, 1.0 / 3.0),
+            (OpKind::Separable, 0.1 + 0.2),
+        ]
+        .into();
+        assert_eq!(
+            parse_kind_scales(&kind_scales_text(&scales)).unwrap(),
+            scales
+        );
+        assert_eq!(parse_kind_scales("").unwrap(), BTreeMap::new());
+        for bad in [
+            "stem",
+            "conv=1",
+            "stem=0",
+            "stem=-1",
+            "stem=nan",
+            "stem=1 stem=2",
+        ] {
+            assert!(parse_kind_scales(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn estimates_apply_kind_scales_and_old_tables_sum_as_before() {
+        let space = crate::builtin_space("tiny28").unwrap();
+        let mut t = LatencyTable::new(Provenance {
+            batch: 1,
+            overhead_us: 5.0,
+            ..Provenance::default()
+        });
+        for key in crate::space_op_keys(&space, 1) {
+            t.rows.insert(key, OpStats::from_samples(&[2.0]));
+        }
+        let arch = Architecture::largest(&space);
+        let ops = architecture_ops(&space, &arch, 1);
+        let bottlenecks = ops.iter().filter(|k| k.op == OpKind::Bottleneck).count() as f64;
+        let plain = t.estimate_us(&space, &arch).unwrap();
+        assert_eq!(plain, 5.0 + 2.0 * ops.len() as f64);
+        t.provenance
+            .extra
+            .insert(KIND_SCALE_FIELD.into(), "bottleneck=1.5".into());
+        let scaled = t.estimate_us(&space, &arch).unwrap();
+        assert!((scaled - (plain + 0.5 * 2.0 * bottlenecks)).abs() < 1e-9);
+        t.provenance
+            .extra
+            .insert(KIND_SCALE_FIELD.into(), "bottleneck=x".into());
+        assert!(t.estimate_us(&space, &arch).is_err());
     }
 }

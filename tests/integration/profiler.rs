@@ -1,7 +1,8 @@
 //! The profiler through its command line with the real ONNX Runtime: a run
 //! killed with SIGKILL resumes without re-measuring or duplicating, the
 //! table it writes is strict-readable and covers the space, and each
-//! failure a user can hit says what is wrong.
+//! failure a user can hit says what is wrong. Calibration networks are
+//! timed among the op units and journaled too, so the kill loses none.
 //!
 //! Timing loops are shortened (a few runs per op): these tests check
 //! behaviour, never speed or accuracy; the figures come from
@@ -33,6 +34,24 @@ const FAST: [&str; 15] = [
     // A drifting sentinel on this busy machine must not pause the test.
     "--cooldown-s=0",
 ];
+
+/// `INDEX=US` pairs of an `x-calibration-e2e-us` value.
+fn calibration_pairs(value: &str) -> BTreeMap<String, String> {
+    value
+        .split_whitespace()
+        .filter_map(|p| p.split_once('='))
+        .map(|(i, v)| (i.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Calibration networks a journal holds (timed among the op units).
+fn journal_calibration(path: &Path) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("# x-calibration-e2e-us = "))
+        .map(calibration_pairs)
+        .unwrap_or_default()
+}
 
 fn runtime_available() -> bool {
     let ok = tunas_profiler::runtime::locate_runtime(None).is_ok();
@@ -79,7 +98,8 @@ fn killed_profile_resumes_without_remeasuring_or_duplicating() {
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while journal_rows(&journal).len() < 60 {
+    // Calibration networks are timed among the op units: wait for one.
+    while journal_rows(&journal).len() < 60 || journal_calibration(&journal).is_empty() {
         assert!(
             started.elapsed() < Duration::from_secs(120),
             "the profiler wrote no rows in 2 minutes"
@@ -92,6 +112,7 @@ fn killed_profile_resumes_without_remeasuring_or_duplicating() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let before = journal_rows(&journal);
+    let calibrated_before = journal_calibration(&journal);
     assert!(!out.exists(), "a killed run must not leave a final table");
 
     // Without --resume the journal is not silently overwritten.
@@ -143,6 +164,25 @@ fn killed_profile_resumes_without_remeasuring_or_duplicating() {
             .contains_key("x-calibration-mape-pct")
     );
     assert_eq!(table.provenance.space_hash, space.content_hash());
+    let extra = &table.provenance.extra;
+    // Calibration networks timed before the kill were kept, not timed
+    // again, and every one was timed once.
+    let calibrated = calibration_pairs(&extra["x-calibration-e2e-us"]);
+    assert_eq!(calibrated.len(), 6, "{calibrated:?}");
+    for (i, us) in &calibrated_before {
+        assert_eq!(calibrated.get(i), Some(us), "calibration network {i}");
+    }
+    assert!(
+        extra["x-calibration-order"].contains("among the op units"),
+        "{extra:?}"
+    );
+    assert!(
+        extra["x-statistic"].starts_with("lower-mode"),
+        "{:?}",
+        extra.get("x-statistic")
+    );
+    assert!(extra.contains_key("x-kind-scale-fit"), "{extra:?}");
+    assert!(table.kind_scales().is_ok());
 }
 
 #[test]
