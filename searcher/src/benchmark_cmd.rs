@@ -10,6 +10,42 @@ use tunas_searcher::benchmark::{
 use tunas_searcher::data::DEFAULT_FASHION_MNIST_DIR;
 use tunas_shared::LatencyTable;
 
+/// How targets are given, as `benchmark` and `sweep` take them.
+#[derive(Args, Debug)]
+pub struct TargetFlags {
+    /// Target latencies in ms, comma-separated.
+    #[arg(
+        long,
+        value_name = "MS,MS,...",
+        value_delimiter = ',',
+        conflicts_with = "percentiles",
+        allow_negative_numbers = true
+    )]
+    targets_ms: Vec<f64>,
+    /// Targets as percentiles of the estimated latency of 1,000 uniform
+    /// samples (seed 1, as `targets` prints them), comma-separated.
+    #[arg(
+        long,
+        value_name = "P,P,...",
+        value_delimiter = ',',
+        allow_negative_numbers = true
+    )]
+    percentiles: Vec<f64>,
+}
+
+impl TargetFlags {
+    /// The targets given, else `default`.
+    pub fn choice(&self, default: TargetChoice) -> TargetChoice {
+        if !self.targets_ms.is_empty() {
+            TargetChoice::Ms(self.targets_ms.clone())
+        } else if !self.percentiles.is_empty() {
+            TargetChoice::Percentiles(self.percentiles.clone())
+        } else {
+            default
+        }
+    }
+}
+
 /// Arguments of `benchmark`.
 #[derive(Args, Debug)]
 pub struct BenchmarkArgs {
@@ -24,23 +60,9 @@ pub struct BenchmarkArgs {
     /// resume.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// Target latencies in ms, comma-separated [default: --percentiles 25,75].
-    #[arg(
-        long,
-        value_name = "MS,MS,...",
-        value_delimiter = ',',
-        conflicts_with = "percentiles"
-    )]
-    targets_ms: Vec<f64>,
-    /// Targets as percentiles of the estimated latency of 1,000 uniform
-    /// samples (seed 1, as `targets` prints them).
-    #[arg(
-        long,
-        value_name = "P,P,...",
-        value_delimiter = ',',
-        allow_hyphen_values = true
-    )]
-    percentiles: Vec<f64>,
+    /// Targets [default: --percentiles 25,75].
+    #[command(flatten)]
+    targets: TargetFlags,
     /// Searches per target (seeds 1..=N).
     #[arg(long, default_value_t = 2)]
     searches: usize,
@@ -107,13 +129,7 @@ pub struct BenchmarkArgs {
 impl BenchmarkArgs {
     fn settings(&self) -> Result<BenchmarkSettings> {
         let mut s = BenchmarkSettings::defaults();
-        s.targets = if !self.targets_ms.is_empty() {
-            TargetChoice::Ms(self.targets_ms.clone())
-        } else if !self.percentiles.is_empty() {
-            TargetChoice::Percentiles(self.percentiles.clone())
-        } else {
-            s.targets
-        };
+        s.targets = self.targets.choice(s.targets);
         s.searches = self.searches;
         s.random = self.random;
         s.band = self.band;

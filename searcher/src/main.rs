@@ -71,9 +71,11 @@ enum Command {
     /// Searched against random networks of the same latency: searches,
     /// random architectures from the band, stand-alone training of all,
     /// shared-weight rank correlation; resumable, with a report and charts.
+    /// Targets default to the 25th and 75th percentiles.
     Benchmark(benchmark_cmd::BenchmarkArgs),
     /// A family of networks: one search per target latency (a size
     /// ladder), resumable, with the accuracy/latency front as JSON and chart.
+    /// Targets default to the 10/25/50/75/90th percentiles.
     Sweep(sweep_cmd::SweepArgs),
 }
 

@@ -22,18 +22,9 @@ pub struct SweepArgs {
     /// front.json and front.svg. Run the same command again to resume.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// Target latencies in ms, comma-separated [default: --percentiles 10,25,50,75,90].
-    #[arg(
-        long,
-        value_name = "MS,MS,...",
-        value_delimiter = ',',
-        conflicts_with = "percentiles"
-    )]
-    targets: Vec<f64>,
-    /// Targets as percentiles of the estimated latency of 1,000 uniform
-    /// samples (seed 1, as `targets` prints them).
-    #[arg(long, value_name = "P,P,...", value_delimiter = ',')]
-    percentiles: Vec<f64>,
+    /// Targets [default: --percentiles 10,25,50,75,90].
+    #[command(flatten)]
+    targets: crate::benchmark_cmd::TargetFlags,
     /// Search steps per target.
     #[arg(long, default_value_t = 3000)]
     steps: usize,
@@ -73,13 +64,9 @@ pub struct SweepArgs {
 
 /// `sweep`.
 pub fn run_sweep(a: SweepArgs) -> Result<()> {
-    let targets = if !a.targets.is_empty() {
-        TargetChoice::Ms(a.targets.clone())
-    } else if !a.percentiles.is_empty() {
-        TargetChoice::Percentiles(a.percentiles.clone())
-    } else {
-        TargetChoice::Percentiles(vec![10.0, 25.0, 50.0, 75.0, 90.0])
-    };
+    let targets = a.targets.choice(TargetChoice::Percentiles(vec![
+        10.0, 25.0, 50.0, 75.0, 90.0,
+    ]));
     let mut search = SearchConfig::defaults(a.steps.max(4), 1.0);
     search.steps = a.steps;
     search.validation_batch = a.validation_batch;
