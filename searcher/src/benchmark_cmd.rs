@@ -10,6 +10,42 @@ use tunas_searcher::benchmark::{
 use tunas_searcher::data::DEFAULT_FASHION_MNIST_DIR;
 use tunas_shared::LatencyTable;
 
+/// The images of the searches (and trainings), as `benchmark` and `sweep`
+/// take them.
+#[derive(Args, Debug)]
+pub struct ImageFlags {
+    /// Folder with IDX or CIFAR-10 binary files, or class folders of images.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_FASHION_MNIST_DIR)]
+    pub data: PathBuf,
+    #[command(flatten)]
+    pub data_flags: crate::data_cmd::DataFlags,
+    /// Use only the first N training images: quick runs.
+    #[arg(long, value_name = "N")]
+    pub limit_train: Option<usize>,
+    /// Held-out images of each search [default: 10,000 of 60,000, else a sixth].
+    #[arg(long, value_name = "N")]
+    pub holdout: Option<usize>,
+}
+
+impl ImageFlags {
+    /// Checks the counts before any work.
+    pub fn check(&self) -> Result<()> {
+        if self.limit_train == Some(0) {
+            bail!("--limit-train: at least one image");
+        }
+        Ok(())
+    }
+}
+
+/// `--jobs`, or one per core.
+pub fn jobs(given: Option<usize>) -> Result<usize> {
+    match given {
+        Some(0) => bail!("--jobs: at least 1"),
+        Some(j) => Ok(j),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
 /// How targets are given, as `benchmark` and `sweep` take them.
 #[derive(Args, Debug)]
 pub struct TargetFlags {
@@ -94,17 +130,8 @@ pub struct BenchmarkArgs {
     /// β of the search's reward.
     #[arg(long, default_value_t = tunas_searcher::search::DEFAULT_BETA, allow_hyphen_values = true)]
     beta: f64,
-    /// Folder with IDX or CIFAR-10 binary files.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_FASHION_MNIST_DIR)]
-    data: PathBuf,
     #[command(flatten)]
-    data_flags: crate::data_cmd::DataFlags,
-    /// Use only N training images (searches and trainings): quick runs.
-    #[arg(long, value_name = "N")]
-    limit_train: Option<usize>,
-    /// Held-out images of each search [default: 10,000 of 60,000, else a sixth].
-    #[arg(long, value_name = "N")]
-    holdout: Option<usize>,
+    images: ImageFlags,
     /// Held-out images for each shared-weight accuracy.
     #[arg(long, default_value_t = 2000)]
     shared_eval_images: usize,
@@ -141,8 +168,8 @@ impl BenchmarkArgs {
         s.search.validation_batch = self.validation_batch;
         s.search.samples_per_step = self.samples_per_step;
         s.search.beta = self.beta;
-        s.holdout = self.holdout;
-        s.limit_train = self.limit_train;
+        s.holdout = self.images.holdout;
+        s.limit_train = self.images.limit_train;
         s.shared_eval_images = self.shared_eval_images;
         s.calibration_batches = self.calibration_batches;
         s.check().map_err(flag_error)?;
@@ -150,9 +177,7 @@ impl BenchmarkArgs {
         if self.epochs == 0 {
             bail!("--epochs: train for at least one epoch");
         }
-        if self.limit_train == Some(0) {
-            bail!("--limit-train: at least one image");
-        }
+        self.images.check()?;
         Ok(s)
     }
 }
@@ -172,9 +197,9 @@ pub fn flag_error(e: benchmark::BenchmarkError) -> anyhow::Error {
 pub fn read_inputs(
     table_path: &std::path::Path,
     space: Option<&str>,
-    data: &std::path::Path,
-    flags: &crate::data_cmd::DataFlags,
+    images: &ImageFlags,
 ) -> Result<BenchmarkInputs> {
+    let (data, flags) = (images.data.as_path(), &images.data_flags);
     let bytes =
         std::fs::read(table_path).with_context(|| format!("--table {}", table_path.display()))?;
     let table = LatencyTable::read(table_path)?;
@@ -202,13 +227,9 @@ pub fn run_benchmark(a: BenchmarkArgs) -> Result<()> {
         benchmark::report_only(&a.out)?
     } else {
         let settings = a.settings()?;
-        let jobs = match a.jobs {
-            Some(0) => bail!("--jobs: at least 1"),
-            Some(j) => j,
-            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        };
+        let jobs = jobs(a.jobs)?;
         let table_path = a.table.clone().expect("clap requires --table");
-        let inputs = read_inputs(&table_path, a.space.as_deref(), &a.data, &a.data_flags)?;
+        let inputs = read_inputs(&table_path, a.space.as_deref(), &a.images)?;
         let how = RunSettings {
             jobs,
             progress_every_s: a.progress_every,

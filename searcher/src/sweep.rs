@@ -162,10 +162,7 @@ pub fn run(
                         &opts,
                     )
                 })
-                .map_err(|e| BenchmarkError::Train {
-                    arch: String::new(),
-                    source: e,
-                })?
+                .map_err(BenchmarkError::Worker)?
                 .map_err(|source| BenchmarkError::Search {
                     target: i,
                     seed: config.seed,

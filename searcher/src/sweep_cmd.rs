@@ -2,10 +2,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 use tunas_searcher::benchmark::TargetChoice;
-use tunas_searcher::data::DEFAULT_FASHION_MNIST_DIR;
 use tunas_searcher::search::SearchConfig;
 use tunas_searcher::sweep::{self, SweepSettings};
 
@@ -40,17 +39,8 @@ pub struct SweepArgs {
     /// Seed of every search.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Folder with IDX or CIFAR-10 binary files.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_FASHION_MNIST_DIR)]
-    data: PathBuf,
     #[command(flatten)]
-    data_flags: crate::data_cmd::DataFlags,
-    /// Use only the first N training images (quick runs).
-    #[arg(long, value_name = "N")]
-    limit_train: Option<usize>,
-    /// Held-out images of each search [default: 10,000 of 60,000, else a sixth].
-    #[arg(long, value_name = "N")]
-    holdout: Option<usize>,
+    images: crate::benchmark_cmd::ImageFlags,
     /// Searches side by side, one thread each [default: one per core].
     #[arg(long)]
     jobs: Option<usize>,
@@ -80,23 +70,16 @@ pub fn run_sweep(a: SweepArgs) -> Result<()> {
     let settings = SweepSettings {
         targets,
         search,
-        holdout: a.holdout,
-        limit_train: a.limit_train,
+        holdout: a.images.holdout,
+        limit_train: a.images.limit_train,
     };
     settings
         .targets
         .check()
         .map_err(crate::benchmark_cmd::flag_error)?;
-    if a.limit_train == Some(0) {
-        bail!("--limit-train: at least one image");
-    }
-    let jobs = match a.jobs {
-        Some(0) => bail!("--jobs: at least 1"),
-        Some(j) => j,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    let inputs =
-        crate::benchmark_cmd::read_inputs(&a.table, a.space.as_deref(), &a.data, &a.data_flags)?;
+    a.images.check()?;
+    let jobs = crate::benchmark_cmd::jobs(a.jobs)?;
+    let inputs = crate::benchmark_cmd::read_inputs(&a.table, a.space.as_deref(), &a.images)?;
     let report = sweep::run(&a.out, &inputs, &settings, jobs, !a.quiet)
         .map_err(crate::benchmark_cmd::flag_error)?;
     if a.json {

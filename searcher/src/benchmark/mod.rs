@@ -130,6 +130,9 @@ pub enum BenchmarkError {
         #[source]
         source: TrainError,
     },
+    /// A one-thread worker pool could not be started.
+    #[error("cannot start a worker thread: {0}")]
+    Worker(#[source] TrainError),
     /// Shared weights could not be read.
     #[error(transparent)]
     Weights(#[from] WeightsError),

@@ -327,10 +327,7 @@ impl Runner<'_> {
                 e
             })
         })
-        .map_err(|e| BenchmarkError::Train {
-            arch: String::new(),
-            source: e,
-        })
+        .map_err(BenchmarkError::Worker)
         .and_then(|r| r);
         self.running.lock().expect("running").remove(&key);
         let entry = outcome?;
