@@ -27,7 +27,8 @@ Squeeze-excite: global average pool, 1x1 conv (bias) to round8(mid/4), ReLU,
 1x1 conv (bias) back to mid, sigmoid, multiply. BN: eps 1e-3, momentum 0.99
 in TensorFlow terms (0.01 in PyTorch's).
 
-A benchmark dependency only (`pip install torch`); no test needs it.
+A benchmark dependency only (`scripts/setup-pytorch.sh` installs it into
+target/pytorch-venv); no test needs it.
 
 Usage: python3 scripts/pytorch_bench.py --batch 64 --threads 1 [--steps 20]
 Prints one JSON object on stdout (images_per_s, step_ms, ...).
