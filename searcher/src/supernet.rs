@@ -1147,7 +1147,11 @@ impl Supernet {
             }
             LayerTape::AllRemat(x) => {
                 let half = dy.mapv(|v| v * 0.5);
-                let (_, b) = self.body_forward(li, x, d, BnMode::Batch, true);
+                // Recompute this one layer keeping every branch's tape (no
+                // nested rematerialization): recomputing the kernel and SE
+                // branches a second time inside would triple their cost,
+                // and only this layer's tapes are alive at once.
+                let (_, b) = self.body_forward(li, x, d, BnMode::Batch, false);
                 let mut dx = self.body_backward(li, b, half.clone(), d);
                 dx += &half;
                 dx
