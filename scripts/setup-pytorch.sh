@@ -2,7 +2,7 @@
 # Installs PyTorch into target/pytorch-venv for scripts/pytorch_bench.py,
 # the reference point of `tunas-searcher bench` (issue: speed). A benchmark
 # dependency only: no test and no set-up command needs it. PyPI's Linux
-# wheel pulls in CUDA libraries (about 4 GB on disk); they are never used.
+# wheel pulls in CUDA libraries (the venv was 5.4 GB here); they are never used.
 #
 # Usage: scripts/setup-pytorch.sh     then
 #        target/pytorch-venv/bin/python scripts/pytorch_bench.py --threads 1
