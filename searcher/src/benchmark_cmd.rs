@@ -7,7 +7,7 @@ use clap::Args;
 use tunas_searcher::benchmark::{
     self, BenchmarkInputs, BenchmarkSettings, RunSettings, TargetChoice,
 };
-use tunas_searcher::data::DEFAULT_FASHION_MNIST_DIR;
+use tunas_searcher::data::{Augmentation, DEFAULT_FASHION_MNIST_DIR};
 use tunas_shared::LatencyTable;
 
 /// The images of the searches (and trainings), as `benchmark` and `sweep`
@@ -226,10 +226,15 @@ pub fn run_benchmark(a: BenchmarkArgs) -> Result<()> {
     let report = if a.report {
         benchmark::report_only(&a.out)?
     } else {
-        let settings = a.settings()?;
+        let mut settings = a.settings()?;
         let jobs = jobs(a.jobs)?;
         let table_path = a.table.clone().expect("clap requires --table");
         let inputs = read_inputs(&table_path, a.space.as_deref(), &a.images)?;
+        let channels = inputs.space.input.channels;
+        settings.search.augment = Augmentation::search_default(channels);
+        settings
+            .recipe
+            .set_augmentation(Augmentation::train_default(channels));
         let how = RunSettings {
             jobs,
             progress_every_s: a.progress_every,

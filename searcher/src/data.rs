@@ -403,6 +403,70 @@ pub fn load_dir(dir: &Path) -> Result<TrainTest, DataError> {
     }
 }
 
+/// Augmentation of training batches: random pad-and-crop and horizontal
+/// flips. Validation and test batches are never augmented.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Augmentation {
+    /// Pad by this many pixels, crop back at a random offset (0: off).
+    pub pad_crop: usize,
+    /// Flip half the images left to right.
+    pub flip: bool,
+}
+
+impl Augmentation {
+    /// No augmentation.
+    pub const NONE: Augmentation = Augmentation {
+        pad_crop: 0,
+        flip: false,
+    };
+
+    /// The search's default for an input of `channels` channels: colour
+    /// photos get the CIFAR recipe (pad 4 and crop, flips); grey inputs
+    /// none, as tiny28's searches were measured (docs/design.md, "Data").
+    pub fn search_default(channels: u32) -> Self {
+        if channels == 3 {
+            Augmentation {
+                pad_crop: 4,
+                flip: true,
+            }
+        } else {
+            Augmentation::NONE
+        }
+    }
+
+    /// Stand-alone training's default: pad 2 and crop on grey inputs (the
+    /// recipe tiny28's figures were measured with), the CIFAR recipe on RGB.
+    pub fn train_default(channels: u32) -> Self {
+        if channels == 3 {
+            Augmentation::search_default(channels)
+        } else {
+            Augmentation {
+                pad_crop: 2,
+                flip: false,
+            }
+        }
+    }
+
+    /// `maker` with this augmentation.
+    pub fn on(self, maker: &BatchMaker) -> BatchMaker {
+        BatchMaker {
+            pad_crop: self.pad_crop,
+            flip: self.flip,
+            ..maker.clone()
+        }
+    }
+
+    /// Compact text for summaries: `pad 4 + flip`, `none`.
+    pub fn describe(self) -> String {
+        match (self.pad_crop, self.flip) {
+            (0, false) => "none".into(),
+            (0, true) => "flip".into(),
+            (p, false) => format!("pad {p}"),
+            (p, true) => format!("pad {p} + flip"),
+        }
+    }
+}
+
 /// How batches are made from bytes.
 #[derive(Clone, Debug)]
 pub struct BatchMaker {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use tunas_searcher::controller::RewardKind;
-use tunas_searcher::data::DEFAULT_FASHION_MNIST_DIR;
+use tunas_searcher::data::{Augmentation, DEFAULT_FASHION_MNIST_DIR};
 use tunas_searcher::search::{
     MultiDevice, Resource, RunFiles, RunInputs, RunOptions, SearchConfig, SearchData, SearchError,
     SearchResult, search,
@@ -116,6 +116,17 @@ pub struct SearchArgs {
     data: Option<PathBuf>,
     #[command(flatten)]
     data_flags: crate::data_cmd::DataFlags,
+    /// Random pad-and-crop of the training images, in pixels [default: 4
+    /// for an RGB space, 0 for a grey one].
+    #[arg(long, value_name = "PIXELS")]
+    pad_crop: Option<usize>,
+    /// Random horizontal flips of the training images [default: on for an
+    /// RGB space].
+    #[arg(long, conflicts_with = "no_flip")]
+    flip: bool,
+    /// No horizontal flips.
+    #[arg(long)]
+    no_flip: bool,
     /// Images held out of the training split for the reward [default:
     /// 10000, or a sixth of a smaller set].
     #[arg(long)]
@@ -260,15 +271,38 @@ impl SearchArgs {
         if let Some(v) = self.checkpoint_every {
             c.checkpoint_every = v;
         }
+        self.check_config(&c)?;
+        Ok(c)
+    }
+
+    /// [`SearchConfig::check`], with the error naming the flag.
+    fn check_config(&self, c: &SearchConfig) -> Result<()> {
         let flag = |what: &str| match what {
-            "target" if resource == Resource::Latency => "--target-ms".to_string(),
+            "target" if c.resource == Resource::Latency => "--target-ms".to_string(),
             w => format!("--{w}"),
         };
         c.check().map_err(|e| match e {
             SearchError::BadSetting { what, why } => anyhow::anyhow!("{}: {why}", flag(what)),
             other => other.into(),
-        })?;
-        Ok(c)
+        })
+    }
+
+    /// The flip flag given, if any.
+    fn flip_given(&self) -> Option<bool> {
+        (self.flip || self.no_flip).then_some(self.flip)
+    }
+
+    /// The training-batch augmentation of a new run on `space`: its default
+    /// ([`Augmentation::search_default`]), overridden by the flags.
+    fn augmentation(&self, space: &SearchSpace) -> Augmentation {
+        let mut augment = Augmentation::search_default(space.input.channels);
+        if let Some(p) = self.pad_crop {
+            augment.pad_crop = p;
+        }
+        if let Some(f) = self.flip_given() {
+            augment.flip = f;
+        }
+        augment
     }
 
     /// Every setting given on resume equals the stored one.
@@ -310,6 +344,8 @@ impl SearchArgs {
         same_on_resume("--lr", self.lr, c.weight_learning_rate, dir)?;
         same_on_resume("--warmup", self.warmup, c.warmup_fraction, dir)?;
         same_on_resume("--seed", self.seed, c.seed, dir)?;
+        same_on_resume("--pad-crop", self.pad_crop, c.augment.pad_crop, dir)?;
+        same_on_resume("--flip/--no-flip", self.flip_given(), c.augment.flip, dir)?;
         same_on_resume(
             "--checkpoint-every",
             self.checkpoint_every,
@@ -433,6 +469,9 @@ fn fresh(a: &SearchArgs, dir: &Path) -> Result<Prepared> {
         );
     }
     let space = space_for(a.space.as_deref(), tables.first().map(|t| &t.0))?;
+    let mut config = config;
+    config.augment = a.augmentation(&space);
+    a.check_config(&config)?;
     let targets: Vec<f64> = std::iter::once(config.target)
         .chain(config.more_targets.iter().copied())
         .collect();

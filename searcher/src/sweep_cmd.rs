@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use tunas_searcher::benchmark::TargetChoice;
+use tunas_searcher::data::Augmentation;
 use tunas_searcher::search::SearchConfig;
 use tunas_searcher::sweep::{self, SweepSettings};
 
@@ -80,6 +81,8 @@ pub fn run_sweep(a: SweepArgs) -> Result<()> {
     a.images.check()?;
     let jobs = crate::benchmark_cmd::jobs(a.jobs)?;
     let inputs = crate::benchmark_cmd::read_inputs(&a.table, a.space.as_deref(), &a.images)?;
+    let mut settings = settings;
+    settings.search.augment = Augmentation::search_default(inputs.space.input.channels);
     let report = sweep::run(&a.out, &inputs, &settings, jobs, !a.quiet)
         .map_err(crate::benchmark_cmd::flag_error)?;
     if a.json {

@@ -53,7 +53,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tunas_shared::{Architecture, SearchSpace};
 
-use crate::data::{BatchMaker, BatchStream, Dataset, TrainTest};
+use crate::data::{Augmentation, BatchMaker, BatchStream, Dataset, TrainTest};
 use crate::optim::{Optimizer, RmsProp, Sgd, WarmupCosine};
 use crate::supernet::{BnMode, PathPlan, Supernet, train_step};
 use crate::weights::{WeightsError, save_supernet};
@@ -181,7 +181,8 @@ pub struct TrainConfig {
 impl TrainConfig {
     /// The defaults for `optimizer`: 10 epochs of batch 128, peak learning
     /// rate 0.1 (SGD) or 0.05 (RMSProp), momentum 0.9, weight decay 4e-5,
-    /// label smoothing 0.1, 2.5% warm-up, pad-and-crop 2, no flips, seed 0,
+    /// label smoothing 0.1, 2.5% warm-up, the grey inputs' augmentation
+    /// ([`Augmentation::train_default`]: pad-and-crop 2, no flips), seed 0,
     /// evaluation with the running BN statistics of training.
     pub fn new(optimizer: OptimizerKind) -> Self {
         TrainConfig {
@@ -196,14 +197,20 @@ impl TrainConfig {
             weight_decay: 4e-5,
             label_smoothing: 0.1,
             warmup_fraction: 0.025,
-            pad_crop: 2,
-            flip: false,
+            pad_crop: Augmentation::train_default(1).pad_crop,
+            flip: Augmentation::train_default(1).flip,
             seed: 0,
             limit_train: None,
             eval_batch: 500,
             eval_every_epoch: true,
             bn_recalibration_batches: 0,
         }
+    }
+
+    /// Sets the training batches' augmentation.
+    pub fn set_augmentation(&mut self, augment: Augmentation) {
+        self.pad_crop = augment.pad_crop;
+        self.flip = augment.flip;
     }
 
     /// The optimiser these settings describe.

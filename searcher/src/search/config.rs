@@ -63,6 +63,10 @@ pub struct SearchConfig {
     /// How several devices' misses add up in the reward.
     #[serde(default)]
     pub multi: MultiDevice,
+    /// Augmentation of the shared weights' training batches (runs stored
+    /// before it existed had none).
+    #[serde(default)]
+    pub augment: Augmentation,
 }
 
 /// How several devices' latency misses combine in the reward
@@ -150,6 +154,7 @@ impl SearchConfig {
             record_every: 10,
             more_targets: Vec::new(),
             multi: MultiDevice::Sum,
+            augment: Augmentation::NONE,
         }
     }
 
@@ -237,6 +242,12 @@ impl SearchConfig {
             return bad(
                 "target-ms",
                 "several devices need --resource latency and --reward abs".into(),
+            );
+        }
+        if self.augment.pad_crop > 64 {
+            return bad(
+                "pad-crop",
+                format!("{} pixels: must be at most 64", self.augment.pad_crop),
             );
         }
         if self.steps - self.warmup_steps() < 1 {

@@ -32,7 +32,7 @@ use tunas_shared::{
 };
 
 use crate::controller::{Controller, rl_learning_rate};
-use crate::data::{BatchMaker, Dataset};
+use crate::data::{Augmentation, BatchMaker, Dataset};
 use crate::optim::{Optimizer, Sgd, WarmupCosine};
 use crate::supernet::{BnMode, PathPlan, Supernet, evaluate, train_step};
 use crate::weights::{WeightsError, WeightsMeta, load_store, save_store};
@@ -378,6 +378,9 @@ pub fn search(
     progress.resume_at(start as u64);
     let started = Instant::now();
     let mut batch_counter = start * config.samples_per_step;
+    // Only the shared weights' training batches are augmented; Q is read
+    // on plain validation images.
+    let train_maker = config.augment.on(&data.maker);
     for step in start..config.steps {
         let in_warmup = step < warmup;
         let frac = if warmup == 0 {
@@ -407,7 +410,7 @@ pub fn search(
                 batch_counter,
             );
             batch_counter += 1;
-            let (x, y) = data.maker.batch(&data.train, &idx, &mut rng);
+            let (x, y) = train_maker.batch(&data.train, &idx, &mut rng);
             let (loss, _) = train_step(
                 &mut net,
                 x,
