@@ -11,6 +11,8 @@
 //! - `profiler`: profile / resume / errors with the real ONNX Runtime.
 //! - `image_folders`: the user's own PNG/JPEG class folders as data: read
 //!   back as the IDX subset, the decode cache, resizing, bad files.
+//! - `rgb`: the whole flow on a 32×32×3 space, on CIFAR-10 batches and on a
+//!   colour image folder: profile, search, export, measure, ONNX accuracy.
 //! - `training`: stand-alone training, weight files, deterministic mode.
 //! - `onnx_models`: every generated ONNX model passes the `onnx` checker.
 //! - `devices`: adb (through the `fake-adb` test double), ssh (a real
@@ -25,6 +27,7 @@ mod image_folders;
 mod onnx_models;
 mod profiler;
 mod reliability;
+mod rgb;
 mod search;
 mod spaces;
 mod tables;
