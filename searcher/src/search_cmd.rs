@@ -556,12 +556,13 @@ pub fn run_search(a: SearchArgs) -> Result<()> {
     let loaded = crate::data_cmd::load_images(Path::new(&p.inputs.data), &flags, &p.space)?;
     p.inputs.classes = loaded.classes.clone();
     let tt = loaded.data;
-    let data = SearchData::prepare(
+    let mut data = SearchData::prepare(
         &tt.train,
         p.inputs.limit_train,
         p.inputs.holdout,
         p.config.seed,
     );
+    data.classes = loaded.classes.clone();
     if data.validation.len() < p.config.validation_batch || data.train.len() < p.config.batch {
         bail!(
             "--batch {} / --validation-batch {}: only {} training and {} held-out images (--limit-train, --holdout)",

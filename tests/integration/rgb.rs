@@ -259,6 +259,8 @@ fn rgb32_profile_search_export_measure_on_cifar_batches_and_a_folder() {
     let cifar = root.path().join("cifar");
     write_cifar(&cifar, &idx.train, &idx.test, 80, 200);
     let result = flow(root.path(), &table, &cifar, "cifar10", &[]);
+    assert_eq!(result["classes"][0], "airplane");
+    assert_eq!(result["normalization"]["mean"].as_array().unwrap().len(), 3);
     // RGB searches augment their training batches by default.
     assert_eq!(result["config"]["augment"]["pad_crop"], 4);
     assert_eq!(result["config"]["augment"]["flip"], true);

@@ -150,6 +150,13 @@ pub struct SearchResult {
     /// per table; empty without a table).
     #[serde(default)]
     pub devices: Vec<DeviceEstimate>,
+    /// Per-channel mean and standard deviation of the training split (the
+    /// exported model applies them inside; absent in older results).
+    #[serde(default)]
+    pub normalization: Option<Normalization>,
+    /// Class names in label order, from the data (empty: not known).
+    #[serde(default)]
+    pub classes: Vec<String>,
     /// The config.
     pub config: SearchConfig,
 }

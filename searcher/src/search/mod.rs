@@ -35,6 +35,7 @@ use crate::controller::{Controller, rl_learning_rate};
 use crate::data::{Augmentation, BatchMaker, Dataset};
 use crate::optim::{Optimizer, Sgd, WarmupCosine};
 use crate::supernet::{BnMode, PathPlan, Supernet, evaluate, train_step};
+use crate::train::Normalization;
 use crate::weights::{WeightsError, WeightsMeta, load_store, save_store};
 
 mod baseline;
@@ -94,6 +95,8 @@ pub struct SearchData {
     pub validation: Dataset,
     /// Normalisation (from `train`).
     pub maker: BatchMaker,
+    /// Class names in label order, for the result (empty: not known).
+    pub classes: Vec<String>,
 }
 
 impl SearchData {
@@ -137,6 +140,7 @@ impl SearchData {
             train,
             validation,
             maker,
+            classes: Vec::new(),
         }
     }
 }
@@ -553,6 +557,11 @@ pub fn search(
             })
             .unwrap_or_default(),
         devices,
+        normalization: Some(Normalization {
+            mean: data.maker.mean.clone(),
+            std: data.maker.std.clone(),
+        }),
+        classes: data.classes.clone(),
         config: config.clone(),
     };
     let meta = WeightsMeta::for_supernet(
