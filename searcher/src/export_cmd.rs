@@ -55,45 +55,19 @@ pub fn run_export(a: ExportArgs) -> Result<()> {
     }
     tunas_shared::output::check_output_file(&a.onnx, "ONNX models", &["onnx"]).context("--onnx")?;
     let files = RunFiles { dir: a.run.clone() };
-    let space = SearchSpace::from_toml_file(&files.space())
-        .with_context(|| format!("--run {}: not a search run folder", a.run.display()))?;
-    let result_path = files.result();
-    let result: SearchResult =
-        serde_json::from_str(&std::fs::read_to_string(&result_path).with_context(|| {
-            format!(
-                "{}: the run has no result (did the search finish? resume it with `tunas-searcher search --resume {}`)",
-                result_path.display(),
-                tunas_shared::output::shell_quote(&a.run.display().to_string())
-            )
-        })?)
-        .with_context(|| format!("{}: not a search result", result_path.display()))?;
+    let (space, result) = read_run(&a, &files)?;
     let arch = Architecture::parse_spec(&space, a.arch.as_deref().unwrap_or(&result.arch))
         .context("--arch")?;
     let mut net = Supernet::new(&space, 0);
     load_store(&files.weights(), &mut net.store)?;
-    let stored = RunInputs::read(&files).ok();
-    let data_dir = match (&a.data, &stored) {
-        (Some(d), _) => d.clone(),
-        (None, Some(i)) => PathBuf::from(&i.data),
-        (None, None) => PathBuf::from(DEFAULT_FASHION_MNIST_DIR),
-    };
-    let flags = crate::data_cmd::DataFlags {
-        data_format: a
-            .data_format
-            .clone()
-            .or_else(|| stored.as_ref().map(|i| i.data_format.clone()))
-            .unwrap_or_else(|| "auto".into()),
-        skip_bad_images: stored.as_ref().is_some_and(|i| i.skip_bad_images),
-    };
-    let loaded = crate::data_cmd::load_images(&data_dir, &flags, &space)?;
+    let loaded = run_data(&a, &files, &space)?;
     tunas_searcher::train::check_data(&space, &loaded.data.test)?;
     let tt = loaded.data;
-    let mut metadata = ExportMetadata::new(&tunas_searcher::data::BatchMaker::plain(&tt.train))
-        .with_search_result(&result, &arch);
+    let maker = tunas_searcher::data::BatchMaker::plain(&tt.train);
+    let mut metadata = ExportMetadata::new(&maker).with_search_result(&result, &arch);
     if loaded.classes.len() == space.input.classes as usize {
         metadata.class_names = Some(loaded.classes.clone());
     }
-    let maker = tunas_searcher::data::BatchMaker::plain(&tt.train);
     let progress = !a.quiet;
     let (onnx, accuracy) = threads_pool(a.threads, || {
         if progress {
@@ -121,6 +95,59 @@ pub fn run_export(a: ExportArgs) -> Result<()> {
     let onnx = onnx.context("cannot write the network as ONNX")?;
     tunas_shared::write_atomic(&a.onnx, &onnx)
         .with_context(|| format!("cannot write {}", a.onnx.display()))?;
+    print_export(&a, &onnx, &arch, &result, &maker, accuracy)
+}
+
+/// The run folder's space and search result.
+fn read_run(a: &ExportArgs, files: &RunFiles) -> Result<(SearchSpace, SearchResult)> {
+    let space = SearchSpace::from_toml_file(&files.space())
+        .with_context(|| format!("--run {}: not a search run folder", a.run.display()))?;
+    let result_path = files.result();
+    let text = std::fs::read_to_string(&result_path).with_context(|| {
+        format!(
+            "{}: the run has no result (did the search finish? resume it with `tunas-searcher search --resume {}`)",
+            result_path.display(),
+            tunas_shared::output::shell_quote(&a.run.display().to_string())
+        )
+    })?;
+    let result = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a search result", result_path.display()))?;
+    Ok((space, result))
+}
+
+/// The images to recalibrate and evaluate on: `--data` (and
+/// `--data-format`) when given, else what the run was searched on.
+fn run_data(
+    a: &ExportArgs,
+    files: &RunFiles,
+    space: &SearchSpace,
+) -> Result<tunas_searcher::data::LoadedData> {
+    let stored = RunInputs::read(files).ok();
+    let data_dir = match (&a.data, &stored) {
+        (Some(d), _) => d.clone(),
+        (None, Some(i)) => PathBuf::from(&i.data),
+        (None, None) => PathBuf::from(DEFAULT_FASHION_MNIST_DIR),
+    };
+    let flags = crate::data_cmd::DataFlags {
+        data_format: a
+            .data_format
+            .clone()
+            .or_else(|| stored.as_ref().map(|i| i.data_format.clone()))
+            .unwrap_or_else(|| "auto".into()),
+        skip_bad_images: stored.as_ref().is_some_and(|i| i.skip_bad_images),
+    };
+    crate::data_cmd::load_images(&data_dir, &flags, space)
+}
+
+/// The export's report on stdout: JSON, or a line and the next step.
+fn print_export(
+    a: &ExportArgs,
+    onnx: &[u8],
+    arch: &Architecture,
+    result: &SearchResult,
+    maker: &tunas_searcher::data::BatchMaker,
+    accuracy: f64,
+) -> Result<()> {
     let v = serde_json::json!({
         "onnx": a.onnx.display().to_string(),
         "arch": arch.to_compact(),
