@@ -161,8 +161,17 @@ impl SearchConfig {
     /// Checks every setting's range; the error names the setting (as the
     /// command-line flags do, without dashes).
     pub fn check(&self) -> Result<(), SearchError> {
-        let bad = |what: &'static str, why: String| Err(SearchError::BadSetting { what, why });
-        let positive = |v: f64| v.is_finite() && v > 0.0;
+        self.check_counts()?;
+        self.check_reward()?;
+        self.check_training()?;
+        if self.steps - self.warmup_steps() < 1 {
+            return bad("warmup", "leaves no search steps after the warm-up".into());
+        }
+        Ok(())
+    }
+
+    /// Steps, batch sizes and intervals.
+    fn check_counts(&self) -> Result<(), SearchError> {
         if self.steps < 4 {
             return bad(
                 "steps",
@@ -180,6 +189,11 @@ impl SearchConfig {
                 return bad(what, "must be at least 1".into());
             }
         }
+        Ok(())
+    }
+
+    /// β, the targets and the devices they belong to.
+    fn check_reward(&self) -> Result<(), SearchError> {
         if !(self.beta.is_finite() && self.beta < 0.0) {
             return bad(
                 "beta",
@@ -195,6 +209,25 @@ impl SearchConfig {
                 format!("{}: the target must be a positive number", self.target),
             );
         }
+        if let Some(t) = self.more_targets.iter().find(|t| !positive(**t)) {
+            return bad(
+                "target-ms",
+                format!("{t}: every device's target must be a positive number of ms"),
+            );
+        }
+        if !self.more_targets.is_empty()
+            && (self.resource != Resource::Latency || self.reward != RewardKind::Abs)
+        {
+            return bad(
+                "target-ms",
+                "several devices need the latency resource and the abs reward".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Learning rates, regularisation and augmentation.
+    fn check_training(&self) -> Result<(), SearchError> {
         // Adam moves a logit by about the RL rate per step (the default
         // 40 / search steps is 13 for a 4-step test search); past 1000 the
         // softmax saturates at once, and SGD steps of more than 10 diverge:
@@ -230,28 +263,11 @@ impl SearchConfig {
                 format!("{}: must lie in [0, 1)", self.label_smoothing),
             );
         }
-        if let Some(t) = self.more_targets.iter().find(|t| !positive(**t)) {
-            return bad(
-                "target-ms",
-                format!("{t}: every device's target must be a positive number of ms"),
-            );
-        }
-        if !self.more_targets.is_empty()
-            && (self.resource != Resource::Latency || self.reward != RewardKind::Abs)
-        {
-            return bad(
-                "target-ms",
-                "several devices need --resource latency and --reward abs".into(),
-            );
-        }
         if self.augment.pad_crop > 64 {
             return bad(
                 "pad-crop",
                 format!("{} pixels: must be at most 64", self.augment.pad_crop),
             );
-        }
-        if self.steps - self.warmup_steps() < 1 {
-            return bad("warmup", "leaves no search steps after the warm-up".into());
         }
         Ok(())
     }
@@ -260,4 +276,14 @@ impl SearchConfig {
     pub fn warmup_steps(&self) -> usize {
         (self.steps as f64 * self.warmup_fraction).round() as usize
     }
+}
+
+/// A setting out of range.
+fn bad(what: &'static str, why: String) -> Result<(), SearchError> {
+    Err(SearchError::BadSetting { what, why })
+}
+
+/// A finite number above zero.
+fn positive(v: f64) -> bool {
+    v.is_finite() && v > 0.0
 }
