@@ -27,12 +27,13 @@ pub const DEFAULT_FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 #[derive(Debug, Error)]
 pub enum DataError {
     /// The file could not be read.
-    #[error("{path}: cannot read: {message}")]
+    #[error("{path}: cannot read: {source}")]
     Io {
         /// File path.
         path: String,
-        /// The system's message.
-        message: String,
+        /// The system's error.
+        #[source]
+        source: std::io::Error,
     },
     /// The file does not start with the expected magic number.
     #[error(
@@ -170,9 +171,9 @@ pub struct TrainTest {
 }
 
 fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
-    let io = |e: std::io::Error| DataError::Io {
+    let io = |source: std::io::Error| DataError::Io {
         path: path.display().to_string(),
-        message: e.to_string(),
+        source,
     };
     let raw = std::fs::read(path).map_err(io)?;
     if raw.starts_with(&[0x1f, 0x8b]) {

@@ -55,9 +55,10 @@ impl RunInputs {
     pub fn read(files: &RunFiles) -> Result<Self, SearchError> {
         let path = files.inputs();
         let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
-        serde_json::from_str(&text).map_err(|e| SearchError::Io {
-            path: path.display().to_string(),
-            message: format!("not a run's inputs: {e}"),
+        serde_json::from_str(&text).map_err(|source| SearchError::BadJson {
+            path: path.clone(),
+            what: "a run's inputs",
+            source,
         })
     }
 

@@ -61,12 +61,24 @@ pub enum SearchError {
     #[error(transparent)]
     Weights(#[from] WeightsError),
     /// A file of the run folder could not be read or written.
-    #[error("{path}: {message}")]
+    #[error("{}: {source}", path.display())]
     Io {
         /// Path.
-        path: String,
-        /// What failed.
-        message: String,
+        path: std::path::PathBuf,
+        /// The system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON file of the run folder does not hold what it should.
+    #[error("{}: not {what}: {source}", path.display())]
+    BadJson {
+        /// Path.
+        path: std::path::PathBuf,
+        /// What the file should hold (`a checkpoint`, `a run's inputs`).
+        what: &'static str,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
     },
     /// The space has layers the supernet cannot train.
     #[error(transparent)]
@@ -82,9 +94,9 @@ pub enum SearchError {
 }
 
 pub(crate) fn io_err(path: &Path) -> impl Fn(std::io::Error) -> SearchError + '_ {
-    move |e| SearchError::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
+    move |source| SearchError::Io {
+        path: path.to_path_buf(),
+        source,
     }
 }
 

@@ -430,9 +430,10 @@ impl<'a> SearchRun<'a> {
 fn read_checkpoint(files: &RunFiles, net: &mut Supernet) -> Result<Checkpoint, SearchError> {
     let path = files.checkpoint();
     let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
-    let cp: Checkpoint = serde_json::from_str(&text).map_err(|e| SearchError::Io {
-        path: path.display().to_string(),
-        message: format!("not a checkpoint: {e}"),
+    let cp: Checkpoint = serde_json::from_str(&text).map_err(|source| SearchError::BadJson {
+        path: path.clone(),
+        what: "a checkpoint",
+        source,
     })?;
     load_store(&files.checkpoint_weights(), &mut net.store)?;
     Ok(cp)

@@ -107,12 +107,13 @@ pub enum TrainError {
         why: &'static str,
     },
     /// The thread pool could not be built.
-    #[error("cannot start {threads} worker threads: {message}")]
+    #[error("cannot start {threads} worker threads: {source}")]
     Threads {
         /// Threads asked for.
         threads: usize,
-        /// The system's message.
-        message: String,
+        /// Rayon's error.
+        #[source]
+        source: rayon::ThreadPoolBuildError,
     },
     /// Weights could not be saved or loaded.
     #[error(transparent)]
@@ -121,12 +122,13 @@ pub enum TrainError {
     #[error(transparent)]
     Unsupported(#[from] crate::supernet::UnsupportedSpace),
     /// A result file could not be written.
-    #[error("{path}: cannot write: {message}")]
+    #[error("{}: cannot write: {source}", path.display())]
     Io {
         /// File path.
-        path: String,
-        /// The system's message.
-        message: String,
+        path: PathBuf,
+        /// The system's error.
+        #[source]
+        source: std::io::Error,
     },
 }
 
@@ -404,9 +406,9 @@ pub fn in_thread_pool<R: Send>(
         }
         builder = builder.num_threads(n);
     }
-    let pool = builder.build().map_err(|e| TrainError::Threads {
+    let pool = builder.build().map_err(|source| TrainError::Threads {
         threads: threads.unwrap_or(0),
-        message: e.to_string(),
+        source,
     })?;
     Ok(pool.install(f))
 }
@@ -472,9 +474,9 @@ pub fn save_run(
     arch: &Architecture,
     report: &TrainReport,
 ) -> Result<(PathBuf, PathBuf), TrainError> {
-    std::fs::create_dir_all(dir).map_err(|e| TrainError::Io {
-        path: dir.display().to_string(),
-        message: e.to_string(),
+    std::fs::create_dir_all(dir).map_err(|source| TrainError::Io {
+        path: dir.to_path_buf(),
+        source,
     })?;
     let weights = dir.join(WEIGHTS_FILE);
     let extra = serde_json::json!({
@@ -485,9 +487,9 @@ pub fn save_run(
     save_supernet(&weights, net, Some(arch), extra)?;
     let result = dir.join(RESULT_FILE);
     let json = serde_json::to_vec_pretty(report).expect("a report always serialises");
-    tunas_shared::write_atomic(&result, &json).map_err(|e| TrainError::Io {
-        path: result.display().to_string(),
-        message: e.to_string(),
+    tunas_shared::write_atomic(&result, &json).map_err(|source| TrainError::Io {
+        path: result.clone(),
+        source,
     })?;
     Ok((weights, result))
 }
