@@ -5,7 +5,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use tunas_searcher::data::{DataFormat, FolderOptions, ImageShape, LoadedData, load_any};
+use tunas_searcher::data::{
+    Augmentation, DataFormat, FolderOptions, ImageShape, LoadedData, load_any,
+};
 use tunas_shared::SearchSpace;
 
 /// The flags that say how `--data` is read.
@@ -30,6 +32,38 @@ impl DataFlags {
         self.data_format
             .parse::<DataFormat>()
             .context("--data-format")
+    }
+}
+
+/// The flags that change the training batches' augmentation (`search` and
+/// `train`; validation and test batches are never augmented).
+#[derive(Args, Debug, Clone)]
+pub struct AugmentFlags {
+    /// Random pad-and-crop of the training images, in pixels [default: 4 on
+    /// an RGB space; on a grey one 0 in a search, 2 in `train`].
+    #[arg(long, value_name = "PIXELS")]
+    pub pad_crop: Option<usize>,
+    /// Random horizontal flips of the training images [default: on for an
+    /// RGB space].
+    #[arg(long, conflicts_with = "no_flip")]
+    pub flip: bool,
+    /// No horizontal flips.
+    #[arg(long)]
+    pub no_flip: bool,
+}
+
+impl AugmentFlags {
+    /// The flip flag given, if any.
+    pub fn flip_given(&self) -> Option<bool> {
+        (self.flip || self.no_flip).then_some(self.flip)
+    }
+
+    /// `default` with what the flags set.
+    pub fn over(&self, default: Augmentation) -> Augmentation {
+        Augmentation {
+            pad_crop: self.pad_crop.unwrap_or(default.pad_crop),
+            flip: self.flip_given().unwrap_or(default.flip),
+        }
     }
 }
 

@@ -116,17 +116,8 @@ pub struct SearchArgs {
     data: Option<PathBuf>,
     #[command(flatten)]
     data_flags: crate::data_cmd::DataFlags,
-    /// Random pad-and-crop of the training images, in pixels [default: 4
-    /// for an RGB space, 0 for a grey one].
-    #[arg(long, value_name = "PIXELS")]
-    pad_crop: Option<usize>,
-    /// Random horizontal flips of the training images [default: on for an
-    /// RGB space].
-    #[arg(long, conflicts_with = "no_flip")]
-    flip: bool,
-    /// No horizontal flips.
-    #[arg(long)]
-    no_flip: bool,
+    #[command(flatten)]
+    augment: crate::data_cmd::AugmentFlags,
     /// Images held out of the training split for the reward [default:
     /// 10000, or a sixth of a smaller set].
     #[arg(long)]
@@ -287,22 +278,11 @@ impl SearchArgs {
         })
     }
 
-    /// The flip flag given, if any.
-    fn flip_given(&self) -> Option<bool> {
-        (self.flip || self.no_flip).then_some(self.flip)
-    }
-
     /// The training-batch augmentation of a new run on `space`: its default
     /// ([`Augmentation::search_default`]), overridden by the flags.
     fn augmentation(&self, space: &SearchSpace) -> Augmentation {
-        let mut augment = Augmentation::search_default(space.input.channels);
-        if let Some(p) = self.pad_crop {
-            augment.pad_crop = p;
-        }
-        if let Some(f) = self.flip_given() {
-            augment.flip = f;
-        }
-        augment
+        self.augment
+            .over(Augmentation::search_default(space.input.channels))
     }
 
     /// Every setting given on resume equals the stored one.
@@ -344,8 +324,13 @@ impl SearchArgs {
         same_on_resume("--lr", self.lr, c.weight_learning_rate, dir)?;
         same_on_resume("--warmup", self.warmup, c.warmup_fraction, dir)?;
         same_on_resume("--seed", self.seed, c.seed, dir)?;
-        same_on_resume("--pad-crop", self.pad_crop, c.augment.pad_crop, dir)?;
-        same_on_resume("--flip/--no-flip", self.flip_given(), c.augment.flip, dir)?;
+        same_on_resume("--pad-crop", self.augment.pad_crop, c.augment.pad_crop, dir)?;
+        same_on_resume(
+            "--flip/--no-flip",
+            self.augment.flip_given(),
+            c.augment.flip,
+            dir,
+        )?;
         same_on_resume(
             "--checkpoint-every",
             self.checkpoint_every,

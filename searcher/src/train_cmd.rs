@@ -51,16 +51,8 @@ pub struct TrainArgs {
     /// Share of the steps spent in linear learning-rate warm-up.
     #[arg(long, value_name = "FRACTION", default_value_t = 0.025)]
     warmup: f64,
-    /// Random pad-and-crop augmentation in pixels (0: off) [default: 2 for
-    /// a grey space, 4 for an RGB one].
-    #[arg(long, value_name = "PIXELS")]
-    pad_crop: Option<usize>,
-    /// Random horizontal flips [default: on for an RGB space].
-    #[arg(long, conflicts_with = "no_flip")]
-    flip: bool,
-    /// No horizontal flips.
-    #[arg(long)]
-    no_flip: bool,
+    #[command(flatten)]
+    augment: data_cmd::AugmentFlags,
     /// Seed of the weights, the batch order and the augmentation.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -142,14 +134,12 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
     cfg.momentum = a.momentum;
     cfg.label_smoothing = a.label_smoothing;
     cfg.warmup_fraction = a.warmup;
-    let mut augment = tunas_searcher::data::Augmentation::train_default(space.input.channels);
-    if let Some(p) = a.pad_crop {
-        augment.pad_crop = p;
-    }
-    if a.flip || a.no_flip {
-        augment.flip = a.flip;
-    }
-    cfg.set_augmentation(augment);
+    cfg.set_augmentation(
+        a.augment
+            .over(tunas_searcher::data::Augmentation::train_default(
+                space.input.channels,
+            )),
+    );
     cfg.seed = a.seed;
     cfg.limit_train = a.limit_train;
     cfg.bn_recalibration_batches = a.recalibrate_bn;

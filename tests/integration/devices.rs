@@ -29,7 +29,8 @@ use crate::cli::binary;
 use tunas_shared::{LatencyTable, builtin_space, space_op_keys};
 
 /// Short timing loops: these tests check behaviour, never speed.
-const FAST: [&str; 9] = [
+/// Quick timing settings: a table only has to exist and be complete.
+pub(crate) const FAST: [&str; 9] = [
     "--warmup-runs=1",
     "--warmup-ms=0",
     "--runs=3",

@@ -25,22 +25,6 @@ const RGB32: ImageShape = ImageShape {
     channels: 3,
 };
 
-/// Quick timing settings: the table only has to exist and be complete.
-const FAST_PROFILE: [&str; 12] = [
-    "--warmup-runs=1",
-    "--warmup-ms=0",
-    "--runs=3",
-    "--min-ms=0",
-    "--network-runs=3",
-    "--network-min-ms=0",
-    "--calibration-networks=4",
-    "--cooldown-s=0",
-    "--threads=1",
-    "--quiet",
-    "--space",
-    "rgb32",
-];
-
 /// Image `i` of `d` (28×28 grey) as a 32×32 colour image: padded by 2
 /// pixels and tinted by a colour that depends on `i`, not on the label.
 fn tinted(d: &Dataset, i: usize) -> RgbImage {
@@ -251,8 +235,15 @@ fn rgb32_profile_search_export_measure_on_cifar_batches_and_a_folder() {
     }
     let root = tempfile::tempdir().unwrap();
     let table = root.path().join("rgb32.csv");
-    let mut profile = vec!["profile", "--out", s(&table)];
-    profile.extend_from_slice(&FAST_PROFILE);
+    let mut profile = vec![
+        "profile",
+        "--space",
+        "rgb32",
+        "--threads=1",
+        "--out",
+        s(&table),
+    ];
+    profile.extend_from_slice(&crate::devices::FAST);
     ok(&run("tunas-profiler", &profile));
 
     let idx = load_idx_dir(&subset_dir()).unwrap();
