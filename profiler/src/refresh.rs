@@ -187,16 +187,7 @@ pub fn plan_refresh(
 ) -> (Plan, RefreshCounts) {
     let keys = space_op_keys(space, old.provenance.batch);
     let runtime_changed = old.provenance.runtime_version != runtime_version;
-    let number = |name: &str, default: f64| {
-        old.provenance
-            .extra
-            .get(name)
-            .and_then(|v| v.parse::<f64>().ok())
-            .filter(|v| v.is_finite())
-            .unwrap_or(default)
-    };
-    let (alpha, per_node) = (number("x-op-scale", 1.0), number("x-per-node-us", 0.0));
-    let alpha = if alpha > 0.0 { alpha } else { 1.0 };
+    let (alpha, per_node) = old_calibration(old);
     let mut counts = RefreshCounts {
         dropped: old.rows.keys().filter(|k| !keys.contains(k)).count(),
         ..Default::default()
@@ -222,23 +213,54 @@ pub fn plan_refresh(
             continue;
         }
         let per_op = per_node * op_node_count(key) as f64;
-        let raw = |v: f64| ((v - per_op) / alpha).max(0.0);
         counts.kept += 1;
-        plan.kept_raw.insert(
-            *key,
-            OpStats {
-                median_us: raw(row.median_us),
-                p10_us: raw(row.p10_us),
-                p90_us: raw(row.p90_us),
-                mean_us: raw(row.mean_us),
-                std_us: row.std_us / alpha,
-                runs: row.runs,
-                measured_at: row.measured_at.clone(),
-            },
-        );
+        plan.kept_raw.insert(*key, uncalibrated(row, alpha, per_op));
     }
+    plan.extra = refresh_history(old, space, runtime_version, &counts);
+    (plan, counts)
+}
+
+/// The calibration `old` was written with: its op scale `α` (1 when
+/// missing or not positive) and per-node cost (0 when missing).
+fn old_calibration(old: &LatencyTable) -> (f64, f64) {
+    let number = |name: &str, default: f64| {
+        old.provenance
+            .extra
+            .get(name)
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|v| v.is_finite())
+            .unwrap_or(default)
+    };
+    let (alpha, per_node) = (number("x-op-scale", 1.0), number("x-per-node-us", 0.0));
+    let alpha = if alpha > 0.0 { alpha } else { 1.0 };
+    (alpha, per_node)
+}
+
+/// A calibrated row turned back into a raw timing: `(v − per_op) / α`,
+/// at least 0.
+fn uncalibrated(row: &OpStats, alpha: f64, per_op: f64) -> OpStats {
+    let raw = |v: f64| ((v - per_op) / alpha).max(0.0);
+    OpStats {
+        median_us: raw(row.median_us),
+        p10_us: raw(row.p10_us),
+        p90_us: raw(row.p90_us),
+        mean_us: raw(row.mean_us),
+        std_us: row.std_us / alpha,
+        runs: row.runs,
+        measured_at: row.measured_at.clone(),
+    }
+}
+
+/// The refresh history of `old` (`x-refresh-NNN`) with this refresh added:
+/// when, what `counts` says, and a change of space or runtime.
+fn refresh_history(
+    old: &LatencyTable,
+    space: &SearchSpace,
+    runtime_version: &str,
+    counts: &RefreshCounts,
+) -> BTreeMap<String, String> {
     // Earlier refreshes stay on record.
-    let history: BTreeMap<String, String> = old
+    let mut history: BTreeMap<String, String> = old
         .provenance
         .extra
         .iter()
@@ -246,7 +268,6 @@ pub fn plan_refresh(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let n = history.len() + 1;
-    plan.extra = history;
     let mut note = format!(
         "{}: {}",
         tunas_shared::time::utc_now_rfc3339(),
@@ -261,12 +282,12 @@ pub fn plan_refresh(
             space.content_hash()
         ));
     }
-    if runtime_changed {
+    if old.provenance.runtime_version != runtime_version {
         note.push_str(&format!(
             "; runtime {} -> {runtime_version}",
             old.provenance.runtime_version
         ));
     }
-    plan.extra.insert(format!("x-refresh-{n:03}"), note);
-    (plan, counts)
+    history.insert(format!("x-refresh-{n:03}"), note);
+    history
 }
