@@ -312,20 +312,7 @@ pub fn bench(
 ) -> BenchResult {
     let mut net = Supernet::new(space, cfg.seed);
     let plan = variant.plan(space, arch);
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(1));
-    let i = &space.input;
-    let x = Array4::from_shape_simple_fn(
-        (
-            cfg.batch,
-            i.channels as usize,
-            i.height as usize,
-            i.width as usize,
-        ),
-        || rng.random_range(-1.0f32..1.0),
-    );
-    let labels: Vec<usize> = (0..cfg.batch)
-        .map(|_| rng.random_range(0..i.classes as usize))
-        .collect();
+    let (x, labels) = random_batch(space, cfg);
     let optimizer = Optimizer::Sgd(Sgd {
         momentum: 0.9,
         weight_decay: 4e-5,
@@ -333,42 +320,17 @@ pub fn bench(
     });
     let baseline = mb(proc_status_kb("VmRSS"));
     let reset = reset_peak_rss();
-    let mut phases: [Vec<f64>; 5] = Default::default();
-    let mut first_step_ms = 0.0;
-    let mut faults_before = None;
-    let mut cpu_before = None;
-    for s in 0..cfg.warmup_steps + cfg.steps {
-        if s == cfg.warmup_steps {
-            faults_before = minor_faults();
-            cpu_before = process_cpu_ns();
-        }
-        let t0 = Instant::now();
-        net.store.zero_grads();
-        let t1 = Instant::now();
-        let (logits, tape) = net.forward(x.clone(), &plan, BnMode::BatchUpdateRunning, true);
-        let (_, dlogits) = softmax_cross_entropy(logits.view(), &labels, 0.1);
-        let t2 = Instant::now();
-        net.backward(tape.expect("tape was kept"), &plan, dlogits);
-        let t3 = Instant::now();
-        net.store.step(&optimizer, 0.01);
-        let t4 = Instant::now();
-        if s == 0 {
-            first_step_ms = (t4 - t0).as_secs_f64() * 1e3;
-        }
-        if s >= cfg.warmup_steps {
-            let d = [t4 - t0, t1 - t0, t2 - t1, t3 - t2, t4 - t3];
-            for (p, d) in phases.iter_mut().zip(d) {
-                p.push(d.as_secs_f64());
-            }
-        }
-    }
+    let times = StepTimes::run(&mut net, &plan, &x, &labels, &optimizer, cfg);
     let peak = mb(proc_status_kb("VmHWM"));
-    let cpu_ms = cpu_before
+    let cpu_ms = times
+        .cpu_before
         .zip(process_cpu_ns())
         .map(|(a, b)| b.saturating_sub(a) as f64 / 1e6 / cfg.steps.max(1) as f64);
-    let faults = faults_before
+    let faults = times
+        .faults_before
         .zip(minor_faults())
         .map(|(a, b)| b.saturating_sub(a) as f64 / cfg.steps.max(1) as f64);
+    let phases = &times.phases;
     let measured: f64 = phases[0].iter().sum();
     BenchResult {
         variant,
@@ -389,7 +351,7 @@ pub fn bench(
         forward: Timing::of(&phases[2]),
         backward: Timing::of(&phases[3]),
         update: Timing::of(&phases[4]),
-        first_step_ms,
+        first_step_ms: times.first_step_ms,
         baseline_rss_mb: baseline,
         peak_rss_mb: peak,
         peak_rss_reset: reset,
@@ -398,6 +360,85 @@ pub fn bench(
         images_per_cpu_s: cpu_ms
             .filter(|&c| c > 0.0)
             .map(|c| cfg.batch as f64 / (c / 1e3)),
+    }
+}
+
+/// The fixed random batch a benchmark trains on: inputs uniform in
+/// [-1, 1), labels uniform over the classes.
+fn random_batch(space: &SearchSpace, cfg: &BenchConfig) -> (Array4<f32>, Vec<usize>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(1));
+    let i = &space.input;
+    let x = Array4::from_shape_simple_fn(
+        (
+            cfg.batch,
+            i.channels as usize,
+            i.height as usize,
+            i.width as usize,
+        ),
+        || rng.random_range(-1.0f32..1.0),
+    );
+    let labels: Vec<usize> = (0..cfg.batch)
+        .map(|_| rng.random_range(0..i.classes as usize))
+        .collect();
+    (x, labels)
+}
+
+/// What the steps of [`bench`] measured.
+struct StepTimes {
+    /// Seconds per measured step of the whole step, then of zero-grad,
+    /// forward (with the loss), backward and update.
+    phases: [Vec<f64>; 5],
+    /// The first (warm-up) step, whole.
+    first_step_ms: f64,
+    /// Minor page faults when the measured steps began.
+    faults_before: Option<u64>,
+    /// Process CPU time when the measured steps began.
+    cpu_before: Option<u64>,
+}
+
+impl StepTimes {
+    /// Runs `cfg.warmup_steps + cfg.steps` training steps, timing each
+    /// phase of the measured ones.
+    fn run(
+        net: &mut Supernet,
+        plan: &PathPlan,
+        x: &Array4<f32>,
+        labels: &[usize],
+        optimizer: &Optimizer,
+        cfg: &BenchConfig,
+    ) -> StepTimes {
+        let mut times = StepTimes {
+            phases: Default::default(),
+            first_step_ms: 0.0,
+            faults_before: None,
+            cpu_before: None,
+        };
+        for s in 0..cfg.warmup_steps + cfg.steps {
+            if s == cfg.warmup_steps {
+                times.faults_before = minor_faults();
+                times.cpu_before = process_cpu_ns();
+            }
+            let t0 = Instant::now();
+            net.store.zero_grads();
+            let t1 = Instant::now();
+            let (logits, tape) = net.forward(x.clone(), plan, BnMode::BatchUpdateRunning, true);
+            let (_, dlogits) = softmax_cross_entropy(logits.view(), labels, 0.1);
+            let t2 = Instant::now();
+            net.backward(tape.expect("tape was kept"), plan, dlogits);
+            let t3 = Instant::now();
+            net.store.step(optimizer, 0.01);
+            let t4 = Instant::now();
+            if s == 0 {
+                times.first_step_ms = (t4 - t0).as_secs_f64() * 1e3;
+            }
+            if s >= cfg.warmup_steps {
+                let d = [t4 - t0, t1 - t0, t2 - t1, t3 - t2, t4 - t3];
+                for (p, d) in times.phases.iter_mut().zip(d) {
+                    p.push(d.as_secs_f64());
+                }
+            }
+        }
+        times
     }
 }
 

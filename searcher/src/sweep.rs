@@ -93,16 +93,7 @@ pub fn run(
     jobs: usize,
     progress: bool,
 ) -> Result<SweepReport, BenchmarkError> {
-    settings.targets.check()?;
-    let bad = |e: crate::search::SearchError| BenchmarkError::BadSetting {
-        what: "search",
-        why: e.to_string(),
-    };
-    let mut probe = settings.search.clone();
-    probe.target = 1.0;
-    probe.check().map_err(bad)?;
-    inputs.table.check_space(&inputs.space)?;
-    let targets_ms = settings.targets.resolve(&inputs.space, &inputs.table)?;
+    let targets_ms = checked_targets(inputs, settings)?;
     let manifest = SweepManifest {
         space: inputs.space.name.clone(),
         space_hash: inputs.space.content_hash(),
@@ -113,107 +104,171 @@ pub fn run(
         settings: settings.clone(),
     };
     keep_or_check(dir, &dir.join("sweep.json"), &manifest)?;
-    let data = SearchData::prepare(
-        &inputs.data.train,
-        settings.limit_train,
-        settings.holdout,
-        settings.search.seed,
-    );
-    let results: Mutex<Vec<Option<SearchResult>>> = Mutex::new(vec![None; targets_ms.len()]);
-    let todo: Vec<Job> = (0..targets_ms.len()).map(Job).collect();
+    let sweep = Sweep {
+        dir,
+        inputs,
+        settings,
+        progress,
+        data: SearchData::prepare(
+            &inputs.data.train,
+            settings.limit_train,
+            settings.holdout,
+            settings.search.seed,
+        ),
+        targets_ms,
+    };
+    let results: Mutex<Vec<Option<SearchResult>>> = Mutex::new(vec![None; sweep.targets_ms.len()]);
+    let todo: Vec<Job> = (0..sweep.targets_ms.len()).map(Job).collect();
     pool::run(jobs, todo, |Job(i)| -> Result<Vec<Job>, BenchmarkError> {
-        let run = run_dir(dir, i);
+        let result = sweep.target(i)?;
+        results.lock().expect("results")[i] = Some(result);
+        Ok(Vec::new())
+    })?;
+    let report = SweepReport {
+        space: inputs.space.name.clone(),
+        points: sweep.front(results.into_inner().expect("results")),
+    };
+    write_front(dir, &report)?;
+    Ok(report)
+}
+
+/// Checks the settings against the inputs before any work and resolves
+/// the targets, in ms.
+fn checked_targets(
+    inputs: &BenchmarkInputs,
+    settings: &SweepSettings,
+) -> Result<Vec<f64>, BenchmarkError> {
+    settings.targets.check()?;
+    let bad = |e: crate::search::SearchError| BenchmarkError::BadSetting {
+        what: "search",
+        why: e.to_string(),
+    };
+    let mut probe = settings.search.clone();
+    probe.target = 1.0;
+    probe.check().map_err(bad)?;
+    inputs.table.check_space(&inputs.space)?;
+    Ok(settings.targets.resolve(&inputs.space, &inputs.table)?)
+}
+
+/// What every search of a sweep shares.
+struct Sweep<'a> {
+    dir: &'a Path,
+    inputs: &'a BenchmarkInputs,
+    settings: &'a SweepSettings,
+    progress: bool,
+    data: SearchData,
+    targets_ms: Vec<f64>,
+}
+
+impl Sweep<'_> {
+    /// The result of target `i`: read back if its run finished, else
+    /// searched (or resumed from its checkpoint).
+    fn target(&self, i: usize) -> Result<SearchResult, BenchmarkError> {
+        let run = run_dir(self.dir, i);
         let files = RunFiles { dir: run.clone() };
         let result = match std::fs::read_to_string(files.result())
             .ok()
             .and_then(|t| serde_json::from_str::<SearchResult>(&t).ok())
         {
             Some(done) => done,
-            None => {
-                let mut config = settings.search.clone();
-                config.target = targets_ms[i];
-                std::fs::create_dir_all(&run).map_err(|e| BenchmarkError::Io {
-                    path: run.clone(),
-                    source: e,
-                })?;
-                tunas_shared::write_atomic(&files.space(), inputs.space.to_toml().as_bytes())
-                    .map_err(|e| BenchmarkError::Io {
-                        path: files.space(),
-                        source: e,
-                    })?;
-                let opts = RunOptions {
-                    progress: false,
-                    stop_after: None,
-                };
-                if progress {
-                    eprintln!(
-                        "sweep: searching at {:.4} ms in {}",
-                        targets_ms[i],
-                        run.display()
-                    );
-                }
-                crate::train::in_thread_pool(Some(1), || {
-                    crate::search::search(
-                        &inputs.space,
-                        &[&inputs.table],
-                        &data,
-                        &config,
-                        &run,
-                        &opts,
-                    )
-                })
-                .map_err(BenchmarkError::Worker)?
-                .map_err(|source| BenchmarkError::Search {
-                    target: i,
-                    seed: config.seed,
-                    source,
-                })?
-                .expect("runs to the end without stop_after")
-            }
+            None => self.search(i, &run, &files)?,
         };
-        if progress {
+        if self.progress {
             eprintln!(
                 "sweep: target {:.4} ms → {} at {:.4} ms, validation {:.2}%",
-                targets_ms[i],
+                self.targets_ms[i],
                 result.arch,
                 result.est_latency_ms.unwrap_or(f64::NAN),
                 result.validation_accuracy * 100.0
             );
         }
-        results.lock().expect("results")[i] = Some(result);
-        Ok(Vec::new())
-    })?;
-    let results = results.into_inner().expect("results");
-    let points: Vec<FrontPoint> = results
-        .into_iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let r = r.expect("every job finished");
-            let est = r.est_latency_ms.unwrap_or(f64::NAN);
-            FrontPoint {
-                target_ms: targets_ms[i],
-                run: run_dir(dir, i).display().to_string(),
-                arch: r.arch,
-                est_latency_ms: est,
-                latency_error_pct: (est / targets_ms[i] - 1.0) * 100.0,
-                validation_accuracy: r.validation_accuracy,
-                flops: r.flops,
-                params: r.params,
-            }
+        Ok(result)
+    }
+
+    /// Searches at target `i` in `run`, on one thread.
+    fn search(
+        &self,
+        i: usize,
+        run: &Path,
+        files: &RunFiles,
+    ) -> Result<SearchResult, BenchmarkError> {
+        let inputs = self.inputs;
+        let mut config = self.settings.search.clone();
+        config.target = self.targets_ms[i];
+        std::fs::create_dir_all(run).map_err(|e| BenchmarkError::Io {
+            path: run.to_path_buf(),
+            source: e,
+        })?;
+        tunas_shared::write_atomic(&files.space(), inputs.space.to_toml().as_bytes()).map_err(
+            |e| BenchmarkError::Io {
+                path: files.space(),
+                source: e,
+            },
+        )?;
+        let opts = RunOptions {
+            progress: false,
+            stop_after: None,
+        };
+        if self.progress {
+            eprintln!(
+                "sweep: searching at {:.4} ms in {}",
+                self.targets_ms[i],
+                run.display()
+            );
+        }
+        let result = crate::train::in_thread_pool(Some(1), || {
+            crate::search::search(
+                &inputs.space,
+                &[&inputs.table],
+                &self.data,
+                &config,
+                run,
+                &opts,
+            )
         })
-        .collect();
-    let report = SweepReport {
-        space: inputs.space.name.clone(),
-        points,
-    };
+        .map_err(BenchmarkError::Worker)?
+        .map_err(|source| BenchmarkError::Search {
+            target: i,
+            seed: config.seed,
+            source,
+        })?
+        .expect("runs to the end without stop_after");
+        Ok(result)
+    }
+
+    /// One point per target, from every target's result.
+    fn front(&self, results: Vec<Option<SearchResult>>) -> Vec<FrontPoint> {
+        results
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let r = r.expect("every job finished");
+                let est = r.est_latency_ms.unwrap_or(f64::NAN);
+                FrontPoint {
+                    target_ms: self.targets_ms[i],
+                    run: run_dir(self.dir, i).display().to_string(),
+                    arch: r.arch,
+                    est_latency_ms: est,
+                    latency_error_pct: (est / self.targets_ms[i] - 1.0) * 100.0,
+                    validation_accuracy: r.validation_accuracy,
+                    flops: r.flops,
+                    params: r.params,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Writes `front.json` and, if it can be drawn, `front.svg`.
+fn write_front(dir: &Path, report: &SweepReport) -> Result<(), BenchmarkError> {
     let path = dir.join("front.json");
-    let json = serde_json::to_string_pretty(&report).expect("serialises") + "\n";
+    let json = serde_json::to_string_pretty(report).expect("serialises") + "\n";
     tunas_shared::write_atomic(&path, json.as_bytes())
         .map_err(|e| BenchmarkError::Io { path, source: e })?;
-    if let Err(e) = cloud_chart(&dir.join("front.svg"), &front_chart(&report)) {
+    if let Err(e) = cloud_chart(&dir.join("front.svg"), &front_chart(report)) {
         eprintln!("warning: {e}");
     }
-    Ok(report)
+    Ok(())
 }
 
 fn front_chart(r: &SweepReport) -> CloudChart {

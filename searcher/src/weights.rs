@@ -355,15 +355,34 @@ fn read_file(path: &Path) -> Result<WeightsFile, WeightsError> {
 }
 
 fn parse(mut bytes: Vec<u8>, path: String) -> Result<WeightsFile, WeightsError> {
+    let (header, data_start) = parse_header(&bytes, &path)?;
+    check_extent(&header, data_start, bytes.len() as u64, &path)?;
+    let data = bytes.split_off(data_start as usize);
+    let sum = fnv1a64_hex(&data);
+    if sum != header.checksum {
+        return Err(WeightsError::Checksum {
+            path,
+            expected: header.checksum,
+            found: sum,
+        });
+    }
+    Ok(WeightsFile { path, header, data })
+}
+
+/// Checks the magic and reads the JSON header; returns it with the offset
+/// where the data starts.
+fn parse_header(bytes: &[u8], path: &str) -> Result<(Header, u64), WeightsError> {
     let found = bytes.len() as u64;
     // A file shorter than the magic but starting like it is a truncated
     // weights file, not another kind of file.
     if bytes.is_empty() || !MAGIC.starts_with(&bytes[..bytes.len().min(MAGIC.len())]) {
-        return Err(WeightsError::NotWeights { path });
+        return Err(WeightsError::NotWeights {
+            path: path.to_string(),
+        });
     }
     if bytes.len() < 16 {
         return Err(WeightsError::Truncated {
-            path,
+            path: path.to_string(),
             what: "the header",
             tensor: None,
             expected: 16,
@@ -374,7 +393,7 @@ fn parse(mut bytes: Vec<u8>, path: String) -> Result<WeightsFile, WeightsError> 
     let data_start = 16u64.saturating_add(header_len);
     if data_start > found {
         return Err(WeightsError::Truncated {
-            path,
+            path: path.to_string(),
             what: "the header",
             tensor: None,
             expected: data_start,
@@ -383,12 +402,23 @@ fn parse(mut bytes: Vec<u8>, path: String) -> Result<WeightsFile, WeightsError> 
     }
     let header: Header = serde_json::from_slice(&bytes[16..data_start as usize]).map_err(|e| {
         WeightsError::BadHeader {
-            path: path.clone(),
+            path: path.to_string(),
             message: e.to_string(),
         }
     })?;
+    Ok((header, data_start))
+}
+
+/// Checks that every tensor lies inside the data and that the data, from
+/// `data_start`, fills the rest of the `found`-byte file exactly.
+fn check_extent(
+    header: &Header,
+    data_start: u64,
+    found: u64,
+    path: &str,
+) -> Result<(), WeightsError> {
     let bad = |message: String| WeightsError::BadHeader {
-        path: path.clone(),
+        path: path.to_string(),
         message,
     };
     for t in &header.tensors {
@@ -411,7 +441,7 @@ fn parse(mut bytes: Vec<u8>, path: String) -> Result<WeightsFile, WeightsError> 
             .min_by_key(|t| t.offset)
             .map(|t| t.name.clone());
         return Err(WeightsError::Truncated {
-            path,
+            path: path.to_string(),
             what: "the data",
             tensor,
             expected: data_end,
@@ -424,16 +454,7 @@ fn parse(mut bytes: Vec<u8>, path: String) -> Result<WeightsFile, WeightsError> 
             found - data_end
         )));
     }
-    let data = bytes.split_off(data_start as usize);
-    let sum = fnv1a64_hex(&data);
-    if sum != header.checksum {
-        return Err(WeightsError::Checksum {
-            path,
-            expected: header.checksum,
-            found: sum,
-        });
-    }
-    Ok(WeightsFile { path, header, data })
+    Ok(())
 }
 
 /// Reads only the metadata of a weights file (the whole file is checked).

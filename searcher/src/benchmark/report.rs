@@ -190,6 +190,8 @@ impl<'a> Index<'a> {
     }
 }
 
+/// The report of target `t` (of `target_ms`): its random cloud, its
+/// searches, and how the shared weights ranked its architectures.
 fn target_report(
     ix: &Index,
     t: usize,
@@ -197,6 +199,28 @@ fn target_report(
     random: &[(String, f64)],
     settings: &BenchmarkSettings,
 ) -> TargetReport {
+    let cloud = random_cloud(ix, random);
+    let (searched, training_noise_points) = searched_archs(ix, t, target_ms, &cloud, settings);
+    let means: Vec<f64> = searched.iter().filter_map(|s| s.mean).collect();
+    let gap = (means.len() == searched.len() && !means.is_empty())
+        .then(|| means.iter().copied().fold(f64::INFINITY, f64::min))
+        .zip(cloud.p90)
+        .map(|(worst, p90)| (worst - p90) * 100.0);
+    let rank_correlation = rank_correlations(ix, t, &cloud, &searched);
+    TargetReport {
+        target_ms,
+        searched_mean: mean(&means),
+        gap_to_p90_points: gap,
+        training_noise_points,
+        random: cloud,
+        searched,
+        rank_correlation,
+    }
+}
+
+/// The random architectures of a target with their seed-0 accuracies, and
+/// the statistics of those accuracies.
+fn random_cloud(ix: &Index, random: &[(String, f64)]) -> RandomCloud {
     let archs: Vec<TrainedArch> = random
         .iter()
         .map(|(arch, ms)| TrainedArch {
@@ -208,7 +232,7 @@ fn target_report(
     let mut accs: Vec<f64> = archs.iter().filter_map(|a| a.test_accuracy).collect();
     accs.sort_by(f64::total_cmp);
     let q = |p: f64| (!accs.is_empty()).then(|| quantile(&accs, p));
-    let cloud = RandomCloud {
+    RandomCloud {
         drawn: random.len(),
         trained: accs.len(),
         mean: mean(&accs),
@@ -217,7 +241,20 @@ fn target_report(
         p90: q(0.9),
         best: accs.last().copied(),
         archs,
-    };
+    }
+}
+
+/// Every finished search of target `t`, with the stand-alone accuracies of
+/// its architecture over the training seeds; and the training noise in
+/// points (the pooled standard deviation over seeds), if any search was
+/// trained more than once.
+fn searched_archs(
+    ix: &Index,
+    t: usize,
+    target_ms: f64,
+    cloud: &RandomCloud,
+    settings: &BenchmarkSettings,
+) -> (Vec<SearchedArch>, Option<f64>) {
     let seeds = settings.train_seeds as u64;
     let mut searched = Vec::new();
     let mut noise_sq = (0.0, 0usize);
@@ -251,11 +288,18 @@ fn target_report(
             test_accuracies: test,
         });
     }
-    let means: Vec<f64> = searched.iter().filter_map(|s| s.mean).collect();
-    let gap = (means.len() == searched.len() && !means.is_empty())
-        .then(|| means.iter().copied().fold(f64::INFINITY, f64::min))
-        .zip(cloud.p90)
-        .map(|(worst, p90)| (worst - p90) * 100.0);
+    let noise = (noise_sq.1 > 0).then(|| (noise_sq.0 / noise_sq.1 as f64).sqrt() * 100.0);
+    (searched, noise)
+}
+
+/// Per search and shared-weights phase, how the shared-weights accuracy
+/// ranks the target's architectures against their stand-alone accuracy.
+fn rank_correlations(
+    ix: &Index,
+    t: usize,
+    cloud: &RandomCloud,
+    searched: &[SearchedArch],
+) -> Vec<RankCorrelation> {
     // Stand-alone accuracy of every architecture of the target: random ones
     // at seed 0, searched ones as their mean over training seeds.
     let mut standalone: Vec<(&str, f64)> = cloud
@@ -269,7 +313,7 @@ fn target_report(
             .filter_map(|s| s.mean.map(|m| (s.arch.as_str(), m))),
     );
     let mut rank_correlation = Vec::new();
-    for s in &searched {
+    for s in searched {
         for phase in [SharedPhase::Warmup, SharedPhase::Final] {
             let pairs: Vec<(f64, f64)> = standalone
                 .iter()
@@ -290,16 +334,7 @@ fn target_report(
             });
         }
     }
-    TargetReport {
-        target_ms,
-        searched_mean: mean(&means),
-        gap_to_p90_points: gap,
-        training_noise_points: (noise_sq.1 > 0)
-            .then(|| (noise_sq.0 / noise_sq.1 as f64).sqrt() * 100.0),
-        random: cloud,
-        searched,
-        rank_correlation,
-    }
+    rank_correlation
 }
 
 /// Computes the report, writes `report.json` and one chart per target.

@@ -345,114 +345,135 @@ impl Runner<'_> {
     }
 
     fn perform(&self, task: &Task, started: Instant) -> Result<Entry, BenchmarkError> {
-        let space = &self.inputs.space;
         match task {
-            Task::Search { target, seed } => {
-                let mut config = self.settings.search.clone();
-                config.target = self.plan.targets_ms[*target];
-                config.seed = *seed;
-                let data = self.search_data(*seed);
-                let opts = RunOptions {
-                    progress: false,
-                    stop_after: None,
-                };
-                let run_dir = self.files.search_run(*target, *seed);
-                let fail = |source| BenchmarkError::Search {
-                    target: *target,
-                    seed: *seed,
-                    source,
-                };
-                std::fs::create_dir_all(&run_dir).map_err(|e| BenchmarkError::Io {
-                    path: run_dir.clone(),
-                    source: e,
-                })?;
-                tunas_shared::write_atomic(&run_dir.join("space.toml"), space.to_toml().as_bytes())
-                    .map_err(|e| BenchmarkError::Io {
-                        path: run_dir.clone(),
-                        source: e,
-                    })?;
-                let result = crate::search::search(
-                    space,
-                    &[&self.inputs.table],
-                    &data,
-                    &config,
-                    &run_dir,
-                    &opts,
-                )
-                .map_err(fail)?
-                .expect("runs to the end without stop_after");
-                Ok(Entry::Search {
-                    target: *target,
-                    seed: *seed,
-                    arch: result.arch,
-                    est_latency_ms: result.est_latency_ms.unwrap_or(f64::NAN),
-                    validation_accuracy: result.validation_accuracy,
-                    seconds: started.elapsed().as_secs_f64(),
-                    cpu_seconds: 0.0,
-                })
-            }
-            Task::Train { arch, seed, .. } => {
-                let a =
-                    Architecture::parse(space, arch).map_err(|e| BenchmarkError::BadSetting {
-                        what: "architecture",
-                        why: e.to_string(),
-                    })?;
-                let mut cfg = self.settings.recipe.clone();
-                cfg.seed = *seed;
-                cfg.limit_train = self.settings.limit_train;
-                let mut net = Supernet::new(space, *seed);
-                let report =
-                    crate::train::train_architecture(&mut net, &a, &self.inputs.data, &cfg, true)
-                        .map_err(|source| BenchmarkError::Train {
-                        arch: arch.clone(),
-                        source,
-                    })?;
-                Ok(Entry::Train {
-                    arch: arch.clone(),
-                    seed: *seed,
-                    test_accuracy: f64::from(report.test_accuracy),
-                    seconds: started.elapsed().as_secs_f64(),
-                    cpu_seconds: 0.0,
-                })
-            }
+            Task::Search { target, seed } => self.perform_search(*target, *seed, started),
+            Task::Train { arch, seed, .. } => self.perform_train(arch, *seed, started),
             Task::Shared {
                 target,
                 seed,
                 phase,
                 arch,
-            } => {
-                let a =
-                    Architecture::parse(space, arch).map_err(|e| BenchmarkError::BadSetting {
-                        what: "architecture",
-                        why: e.to_string(),
-                    })?;
-                let files = crate::search::RunFiles {
-                    dir: self.files.search_run(*target, *seed),
-                };
-                let weights = match phase {
-                    SharedPhase::Warmup => files.warmup_weights(),
-                    SharedPhase::Final => files.weights(),
-                };
-                let data = self.search_data(*seed);
-                let accuracy = shared_weight_accuracy(
-                    space,
-                    &weights,
-                    &a,
-                    &data,
-                    self.settings.calibration_batches,
-                    self.settings.shared_eval_images,
-                )?;
-                Ok(Entry::Shared {
-                    target: *target,
-                    seed: *seed,
-                    phase: *phase,
-                    arch: arch.clone(),
-                    accuracy,
-                    seconds: started.elapsed().as_secs_f64(),
-                    cpu_seconds: 0.0,
-                })
-            }
+            } => self.perform_shared(*target, *seed, *phase, arch, started),
         }
+    }
+
+    /// Searches at target `target` with `seed`, in the search's own run
+    /// folder.
+    fn perform_search(
+        &self,
+        target: usize,
+        seed: u64,
+        started: Instant,
+    ) -> Result<Entry, BenchmarkError> {
+        let space = &self.inputs.space;
+        let mut config = self.settings.search.clone();
+        config.target = self.plan.targets_ms[target];
+        config.seed = seed;
+        let data = self.search_data(seed);
+        let opts = RunOptions {
+            progress: false,
+            stop_after: None,
+        };
+        let run_dir = self.files.search_run(target, seed);
+        let fail = |source| BenchmarkError::Search {
+            target,
+            seed,
+            source,
+        };
+        std::fs::create_dir_all(&run_dir).map_err(|e| BenchmarkError::Io {
+            path: run_dir.clone(),
+            source: e,
+        })?;
+        tunas_shared::write_atomic(&run_dir.join("space.toml"), space.to_toml().as_bytes())
+            .map_err(|e| BenchmarkError::Io {
+                path: run_dir.clone(),
+                source: e,
+            })?;
+        let result = crate::search::search(
+            space,
+            &[&self.inputs.table],
+            &data,
+            &config,
+            &run_dir,
+            &opts,
+        )
+        .map_err(fail)?
+        .expect("runs to the end without stop_after");
+        Ok(Entry::Search {
+            target,
+            seed,
+            arch: result.arch,
+            est_latency_ms: result.est_latency_ms.unwrap_or(f64::NAN),
+            validation_accuracy: result.validation_accuracy,
+            seconds: started.elapsed().as_secs_f64(),
+            cpu_seconds: 0.0,
+        })
+    }
+
+    /// Trains `arch` stand-alone with `seed` and tests it.
+    fn perform_train(
+        &self,
+        arch: &str,
+        seed: u64,
+        started: Instant,
+    ) -> Result<Entry, BenchmarkError> {
+        let space = &self.inputs.space;
+        let a = parse_arch(space, arch)?;
+        let mut cfg = self.settings.recipe.clone();
+        cfg.seed = seed;
+        cfg.limit_train = self.settings.limit_train;
+        let mut net = Supernet::new(space, seed);
+        let report = crate::train::train_architecture(&mut net, &a, &self.inputs.data, &cfg, true)
+            .map_err(|source| BenchmarkError::Train {
+                arch: arch.to_string(),
+                source,
+            })?;
+        Ok(Entry::Train {
+            arch: arch.to_string(),
+            seed,
+            test_accuracy: f64::from(report.test_accuracy),
+            seconds: started.elapsed().as_secs_f64(),
+            cpu_seconds: 0.0,
+        })
+    }
+
+    /// The accuracy of `arch` with the shared weights a search kept at
+    /// `phase`.
+    fn perform_shared(
+        &self,
+        target: usize,
+        seed: u64,
+        phase: SharedPhase,
+        arch: &str,
+        started: Instant,
+    ) -> Result<Entry, BenchmarkError> {
+        let space = &self.inputs.space;
+        let a = parse_arch(space, arch)?;
+        let files = crate::search::RunFiles {
+            dir: self.files.search_run(target, seed),
+        };
+        let weights = match phase {
+            SharedPhase::Warmup => files.warmup_weights(),
+            SharedPhase::Final => files.weights(),
+        };
+        let data = self.search_data(seed);
+        let accuracy = shared_weight_accuracy(
+            space,
+            &weights,
+            &a,
+            &data,
+            self.settings.calibration_batches,
+            self.settings.shared_eval_images,
+        )?;
+        Ok(Entry::Shared {
+            target,
+            seed,
+            phase,
+            arch: arch.to_string(),
+            accuracy,
+            seconds: started.elapsed().as_secs_f64(),
+            cpu_seconds: 0.0,
+        })
     }
 
     /// A progress line every `every` seconds: done, running, ETA (also when
@@ -509,6 +530,14 @@ impl Runner<'_> {
             );
         }
     }
+}
+
+/// An architecture of the plan, parsed against `space`.
+fn parse_arch(space: &SearchSpace, arch: &str) -> Result<Architecture, BenchmarkError> {
+    Architecture::parse(space, arch).map_err(|e| BenchmarkError::BadSetting {
+        what: "architecture",
+        why: e.to_string(),
+    })
 }
 
 fn minutes(s: f64) -> String {

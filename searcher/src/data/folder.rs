@@ -45,21 +45,27 @@
 //! key reads the cache instead of decoding; any change, or a cache that
 //! cannot be read, rebuilds it with a one-line note on stderr.
 
+mod assemble;
 mod cache;
 mod decode;
+mod error;
+mod scan;
 
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
 
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
-use super::{Dataset, TrainTest};
+use super::TrainTest;
+use assemble::assemble;
 use cache::{FileStamp, Miss};
+pub use error::FolderError;
+use scan::Scan;
+pub use scan::looks_like_image_folder;
+
+// The tests below reach it through `use super::*`.
+#[cfg(test)]
+use scan::has_image_extension;
 
 /// The share of each class put in the test part when a folder is split
 /// here.
@@ -155,416 +161,6 @@ pub struct FolderData {
     pub summary: FolderSummary,
 }
 
-fn list(items: &[String]) -> String {
-    if items.is_empty() {
-        "none".into()
-    } else {
-        items.join(", ")
-    }
-}
-
-fn missing(from: &[String], other: &[String]) -> Vec<String> {
-    other
-        .iter()
-        .filter(|c| !from.contains(c))
-        .cloned()
-        .collect()
-}
-
-fn skipped_note(skipped: &usize) -> String {
-    match skipped {
-        0 => String::new(),
-        n => format!(" ({n} skipped as unreadable)"),
-    }
-}
-
-/// An image folder could not be used.
-#[derive(Debug, Error)]
-pub enum FolderError {
-    /// A folder could not be listed.
-    #[error("{}: cannot list the folder: {source}", dir.display())]
-    ReadDir {
-        /// The folder.
-        dir: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The folder holds no class folders.
-    #[error(
-        "{}: no class folders; expected DIR/<class>/*.png|jpg or DIR/train/<class>/* with DIR/test/<class>/*",
-        dir.display()
-    )]
-    NoClasses {
-        /// The folder.
-        dir: PathBuf,
-    },
-    /// Only one of `train/` and `test/` exists.
-    #[error(
-        "{}: has a {present}/ folder but no {missing}/ folder; give both, or put the class folders directly in {}",
-        dir.display(),
-        dir.display()
-    )]
-    HalfSplit {
-        /// The folder.
-        dir: PathBuf,
-        /// The part present.
-        present: &'static str,
-        /// The part missing.
-        missing: &'static str,
-    },
-    /// A class folder has no usable image.
-    #[error(
-        "{}: no usable PNG or JPEG image in this class folder{}; add images or remove the folder",
-        dir.display(),
-        skipped_note(skipped)
-    )]
-    EmptyClass {
-        /// The class folder.
-        dir: PathBuf,
-        /// Images in it that were skipped.
-        skipped: usize,
-    },
-    /// A classifier needs two classes.
-    #[error(
-        "{}: only one class folder ({class}); a classifier needs at least two",
-        dir.display()
-    )]
-    OneClass {
-        /// The folder.
-        dir: PathBuf,
-        /// The class.
-        class: String,
-    },
-    /// More classes than byte labels hold.
-    #[error("{}: {count} class folders; at most {MAX_CLASSES} are supported", dir.display())]
-    TooManyClasses {
-        /// The folder.
-        dir: PathBuf,
-        /// Classes found.
-        count: usize,
-    },
-    /// `train/` and `test/` hold different class folders.
-    #[error(
-        "{} and {} hold different class folders: train has [{}], test has [{}]; missing from test: [{}], missing from train: [{}]",
-        train_dir.display(),
-        test_dir.display(),
-        list(train),
-        list(test),
-        list(&missing(test, train)),
-        list(&missing(train, test))
-    )]
-    ClassMismatch {
-        /// The train folder.
-        train_dir: PathBuf,
-        /// The test folder.
-        test_dir: PathBuf,
-        /// Its classes, sorted.
-        train: Vec<String>,
-        /// Its classes, sorted.
-        test: Vec<String>,
-    },
-    /// A class of a folder split here has one usable image.
-    #[error(
-        "{}: only {usable} usable image{}; splitting into train and test needs at least 2 per class",
-        dir.display(),
-        skipped_note(skipped)
-    )]
-    TooFewToSplit {
-        /// The class folder.
-        dir: PathBuf,
-        /// Usable images.
-        usable: usize,
-        /// Skipped images.
-        skipped: usize,
-    },
-    /// The target shape cannot be produced.
-    #[error(
-        "image shape {}x{}x{}: needs a height and width of at least 1 and 1 (grey) or 3 (RGB) channels",
-        shape.height,
-        shape.width,
-        shape.channels
-    )]
-    BadShape {
-        /// The shape asked for.
-        shape: ImageShape,
-    },
-    /// The test share is not in (0, 1).
-    #[error("test fraction {value}: must be above 0 and below 1")]
-    BadTestFraction {
-        /// The value given.
-        value: f64,
-    },
-    /// An image file could not be read.
-    #[error("{}: cannot read: {source}", path.display())]
-    Unreadable {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A file with an image extension holds neither PNG nor JPEG.
-    #[error(
-        "{}: not a PNG or JPEG image ({bytes} bytes that start like neither); delete or replace the file, or skip bad images",
-        path.display()
-    )]
-    NotAnImage {
-        /// The file.
-        path: PathBuf,
-        /// Its size.
-        bytes: u64,
-    },
-    /// An image is corrupt or truncated.
-    #[error(
-        "{}: cannot decode the image ({source}); it is corrupt or truncated: delete or replace the file, or skip bad images",
-        path.display()
-    )]
-    BadImage {
-        /// The file.
-        path: PathBuf,
-        /// The decoder's error.
-        #[source]
-        source: image::ImageError,
-    },
-}
-
-impl FolderError {
-    /// Whether this is about one image file (and so can be skipped).
-    pub fn is_bad_image(&self) -> bool {
-        matches!(
-            self,
-            FolderError::Unreadable { .. }
-                | FolderError::NotAnImage { .. }
-                | FolderError::BadImage { .. }
-        )
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Part {
-    Train,
-    Test,
-    /// Split later.
-    Any,
-}
-
-struct ImageFile {
-    path: PathBuf,
-    stamp: FileStamp,
-    class: usize,
-    part: Part,
-}
-
-/// One class folder of one part.
-struct ClassDir {
-    dir: PathBuf,
-    class: usize,
-    part: Part,
-}
-
-struct Scan {
-    layout_is_split: bool,
-    classes: Vec<String>,
-    class_dirs: Vec<ClassDir>,
-    files: Vec<ImageFile>,
-    ignored: usize,
-}
-
-struct Entry {
-    name: String,
-    path: PathBuf,
-    is_dir: bool,
-}
-
-/// Non-hidden entries, sorted by name; symbolic links are followed.
-fn entries(dir: &Path) -> Result<Vec<Entry>, FolderError> {
-    let err = |source| FolderError::ReadDir {
-        dir: dir.to_path_buf(),
-        source,
-    };
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).map_err(err)? {
-        let e = e.map_err(err)?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
-        let path = e.path();
-        out.push(Entry {
-            is_dir: path.is_dir(),
-            name,
-            path,
-        });
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
-}
-
-fn has_image_extension(name: &str) -> bool {
-    name.rsplit_once('.')
-        .is_some_and(|(_, ext)| IMAGE_EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(ext)))
-}
-
-fn class_names(dir: &Path) -> Result<Vec<(String, PathBuf)>, FolderError> {
-    Ok(entries(dir)?
-        .into_iter()
-        .filter(|e| e.is_dir)
-        .map(|e| (e.name, e.path))
-        .collect())
-}
-
-fn stamp(path: &Path, key: String) -> Result<FileStamp, FolderError> {
-    let meta = std::fs::metadata(path).map_err(|source| FolderError::Unreadable {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let (mtime_s, mtime_ns) = match meta.modified().map(|t| t.duration_since(UNIX_EPOCH)) {
-        Ok(Ok(d)) => (d.as_secs() as i64, d.subsec_nanos()),
-        Ok(Err(before)) => (
-            -(before.duration().as_secs() as i64),
-            before.duration().subsec_nanos(),
-        ),
-        Err(_) => (0, 0),
-    };
-    Ok(FileStamp {
-        key,
-        size: meta.len(),
-        mtime_s,
-        mtime_ns,
-    })
-}
-
-impl Scan {
-    fn new(dir: &Path) -> Result<Scan, FolderError> {
-        let train = dir.join("train");
-        let test = dir.join("test");
-        let mut scan = Scan {
-            layout_is_split: false,
-            classes: Vec::new(),
-            class_dirs: Vec::new(),
-            files: Vec::new(),
-            ignored: 0,
-        };
-        match (train.is_dir(), test.is_dir()) {
-            (true, true) => {
-                let train_classes = class_names(&train)?;
-                let test_classes = class_names(&test)?;
-                let names = |v: &[(String, PathBuf)]| v.iter().map(|c| c.0.clone()).collect();
-                let (tr, te): (Vec<String>, Vec<String>) =
-                    (names(&train_classes), names(&test_classes));
-                if tr.is_empty() && te.is_empty() {
-                    return Err(FolderError::NoClasses { dir: train });
-                }
-                if tr != te {
-                    return Err(FolderError::ClassMismatch {
-                        train_dir: train,
-                        test_dir: test,
-                        train: tr,
-                        test: te,
-                    });
-                }
-                scan.check_class_count(dir, &tr)?;
-                scan.classes = tr;
-                for (part, prefix, list) in [
-                    (Part::Train, "train", train_classes),
-                    (Part::Test, "test", test_classes),
-                ] {
-                    for (class, (name, path)) in list.into_iter().enumerate() {
-                        scan.add_class_dir(path, &format!("{prefix}/{name}"), class, part)?;
-                    }
-                }
-            }
-            (true, false) | (false, true) => {
-                let (present, missing) = if train.is_dir() {
-                    ("train", "test")
-                } else {
-                    ("test", "train")
-                };
-                return Err(FolderError::HalfSplit {
-                    dir: dir.to_path_buf(),
-                    present,
-                    missing,
-                });
-            }
-            (false, false) => {
-                let classes = class_names(dir)?;
-                let names: Vec<String> = classes.iter().map(|c| c.0.clone()).collect();
-                scan.check_class_count(dir, &names)?;
-                scan.layout_is_split = true;
-                scan.classes = names;
-                for (class, (name, path)) in classes.into_iter().enumerate() {
-                    scan.add_class_dir(path, &name, class, Part::Any)?;
-                }
-            }
-        }
-        Ok(scan)
-    }
-
-    fn check_class_count(&self, dir: &Path, names: &[String]) -> Result<(), FolderError> {
-        match names.len() {
-            0 => Err(FolderError::NoClasses {
-                dir: dir.to_path_buf(),
-            }),
-            1 => Err(FolderError::OneClass {
-                dir: dir.to_path_buf(),
-                class: names[0].clone(),
-            }),
-            n if n > MAX_CLASSES => Err(FolderError::TooManyClasses {
-                dir: dir.to_path_buf(),
-                count: n,
-            }),
-            _ => Ok(()),
-        }
-    }
-
-    fn add_class_dir(
-        &mut self,
-        dir: PathBuf,
-        key_prefix: &str,
-        class: usize,
-        part: Part,
-    ) -> Result<(), FolderError> {
-        let before = self.files.len();
-        for e in entries(&dir)? {
-            if e.is_dir || !has_image_extension(&e.name) {
-                self.ignored += 1;
-                continue;
-            }
-            let stamp = stamp(&e.path, format!("{key_prefix}/{}", e.name))?;
-            self.files.push(ImageFile {
-                path: e.path,
-                stamp,
-                class,
-                part,
-            });
-        }
-        if self.files.len() == before {
-            return Err(FolderError::EmptyClass { dir, skipped: 0 });
-        }
-        self.class_dirs.push(ClassDir { dir, class, part });
-        Ok(())
-    }
-}
-
-/// Whether `dir` looks like an image folder: it (or its `train/`) has a
-/// sub-folder directly holding a file with an image extension. Cheap: it
-/// stops at the first such file. IDX and CIFAR-10 folders do not qualify.
-pub fn looks_like_image_folder(dir: &Path) -> bool {
-    let has_class_with_image = |d: &Path| {
-        entries(d).is_ok_and(|list| {
-            list.iter().filter(|e| e.is_dir).any(|class| {
-                entries(&class.path).is_ok_and(|files| {
-                    files
-                        .iter()
-                        .any(|f| !f.is_dir && has_image_extension(&f.name))
-                })
-            })
-        })
-    };
-    has_class_with_image(dir) || has_class_with_image(&dir.join("train"))
-}
-
 fn check_request(target: ImageShape, options: &FolderOptions) -> Result<(), FolderError> {
     let pixels = target.height.checked_mul(target.width);
     if target.height == 0
@@ -599,34 +195,7 @@ pub fn load_image_folder(
     let stamps: Vec<FileStamp> = scan.files.iter().map(|f| f.stamp.clone()).collect();
     let places = cache::cache_paths(dir, target);
     let mut notes = Vec::new();
-    let mut cached = None;
-    for place in &places {
-        match cache::read(place, target, &stamps) {
-            Ok(decoded) => {
-                // A cache that lists bad images is of no use when they are
-                // to be errors: decoding again reports them properly.
-                if options.skip_bad_images || decoded.iter().all(|d| d.is_ok()) {
-                    cached = Some((place.clone(), decoded));
-                }
-                break;
-            }
-            Err(Miss::Absent) => {}
-            Err(Miss::Unreadable(why)) => {
-                notes.push(format!(
-                    "note: image cache {} is unreadable ({why}); rebuilding it",
-                    place.display()
-                ));
-                break;
-            }
-            Err(Miss::Stale(why)) => {
-                notes.push(format!(
-                    "note: image cache {} is out of date ({why}); rebuilding it",
-                    place.display()
-                ));
-                break;
-            }
-        }
-    }
+    let cached = read_cache(&places, target, &stamps, options, &mut notes);
     let from_cache = cached.is_some();
     let (cache_file, decoded) = match cached {
         Some((path, decoded)) => (Some(path), decoded),
@@ -642,32 +211,8 @@ pub fn load_image_folder(
                 ));
             }
             print_notes(&notes);
-            let results: Vec<Result<Vec<u8>, FolderError>> = scan
-                .files
-                .par_iter()
-                .map(|f| decode::decode_file(&f.path, target))
-                .collect();
-            let mut decoded = Vec::with_capacity(results.len());
-            for r in results {
-                match r {
-                    Ok(px) => decoded.push(Ok(px)),
-                    Err(e) if options.skip_bad_images && e.is_bad_image() => {
-                        decoded.push(Err(e.to_string()))
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            let written = match cache::write(&places, &cache::encode(target, &stamps, &decoded)) {
-                Ok(path) => Some(path),
-                Err(why) => {
-                    let note = format!(
-                        "note: cannot write the image cache ({why}); the images will be decoded again next time"
-                    );
-                    print_notes(std::slice::from_ref(&note));
-                    notes.push(note);
-                    None
-                }
-            };
+            let decoded = decode_all(&scan, target, options)?;
+            let written = write_cache(&places, target, &stamps, &decoded, &mut notes);
             (written, decoded)
         }
     };
@@ -689,98 +234,96 @@ pub fn load_image_folder(
     assemble(target, options, scan, &decoded, summary)
 }
 
+/// The pixels of the first cache place that holds a cache, if it is up to
+/// date and of use; a cache found but not used adds a note saying why.
+fn read_cache(
+    places: &[PathBuf],
+    target: ImageShape,
+    stamps: &[FileStamp],
+    options: &FolderOptions,
+    notes: &mut Vec<String>,
+) -> Option<(PathBuf, cache::Decoded)> {
+    for place in places {
+        match cache::read(place, target, stamps) {
+            Ok(decoded) => {
+                // A cache that lists bad images is of no use when they are
+                // to be errors: decoding again reports them properly.
+                if options.skip_bad_images || decoded.iter().all(|d| d.is_ok()) {
+                    return Some((place.clone(), decoded));
+                }
+                return None;
+            }
+            Err(Miss::Absent) => {}
+            Err(Miss::Unreadable(why)) => {
+                notes.push(format!(
+                    "note: image cache {} is unreadable ({why}); rebuilding it",
+                    place.display()
+                ));
+                return None;
+            }
+            Err(Miss::Stale(why)) => {
+                notes.push(format!(
+                    "note: image cache {} is out of date ({why}); rebuilding it",
+                    place.display()
+                ));
+                return None;
+            }
+        }
+    }
+    None
+}
+
+/// Decodes every image of the scan, in parallel. A bad image is the error,
+/// or under `skip_bad_images` an entry holding its message.
+fn decode_all(
+    scan: &Scan,
+    target: ImageShape,
+    options: &FolderOptions,
+) -> Result<cache::Decoded, FolderError> {
+    let results: Vec<Result<Vec<u8>, FolderError>> = scan
+        .files
+        .par_iter()
+        .map(|f| decode::decode_file(&f.path, target))
+        .collect();
+    let mut decoded = Vec::with_capacity(results.len());
+    for r in results {
+        match r {
+            Ok(px) => decoded.push(Ok(px)),
+            Err(e) if options.skip_bad_images && e.is_bad_image() => {
+                decoded.push(Err(e.to_string()))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(decoded)
+}
+
+/// Writes the cache to the first place that takes it. A cache that cannot
+/// be written is a note (printed at once), not an error.
+fn write_cache(
+    places: &[PathBuf],
+    target: ImageShape,
+    stamps: &[FileStamp],
+    decoded: &cache::Decoded,
+    notes: &mut Vec<String>,
+) -> Option<PathBuf> {
+    match cache::write(places, &cache::encode(target, stamps, decoded)) {
+        Ok(path) => Some(path),
+        Err(why) => {
+            let note = format!(
+                "note: cannot write the image cache ({why}); the images will be decoded again next time"
+            );
+            print_notes(std::slice::from_ref(&note));
+            notes.push(note);
+            None
+        }
+    }
+}
+
 fn print_notes(notes: &[String]) {
     for n in notes {
         eprintln!("{n}");
     }
-}
-
-/// Splits (if the layout asks), drops skipped images (listing them in
-/// `summary`) and builds the sets.
-fn assemble(
-    target: ImageShape,
-    options: &FolderOptions,
-    scan: Scan,
-    decoded: &cache::Decoded,
-    mut summary: FolderSummary,
-) -> Result<FolderData, FolderError> {
-    let skipped = &mut summary.skipped;
-    let mut train_idx = Vec::new();
-    let mut test_idx = Vec::new();
-    for cd in &scan.class_dirs {
-        let in_dir: Vec<usize> = (0..scan.files.len())
-            .filter(|&i| scan.files[i].class == cd.class && scan.files[i].part == cd.part)
-            .collect();
-        let mut usable = Vec::with_capacity(in_dir.len());
-        for &i in &in_dir {
-            match &decoded[i] {
-                Ok(_) => usable.push(i),
-                Err(reason) => skipped.push(SkippedImage {
-                    path: scan.files[i].path.clone(),
-                    reason: reason.clone(),
-                }),
-            }
-        }
-        let skipped_here = in_dir.len() - usable.len();
-        if usable.is_empty() {
-            return Err(FolderError::EmptyClass {
-                dir: cd.dir.clone(),
-                skipped: skipped_here,
-            });
-        }
-        match cd.part {
-            Part::Train => train_idx.extend(usable),
-            Part::Test => test_idx.extend(usable),
-            Part::Any => {
-                let n = usable.len();
-                if n < 2 {
-                    return Err(FolderError::TooFewToSplit {
-                        dir: cd.dir.clone(),
-                        usable: n,
-                        skipped: skipped_here,
-                    });
-                }
-                let n_test = ((n as f64 * options.test_fraction).round() as usize).clamp(1, n - 1);
-                let seed = options.split_seed ^ cache::fnv1a(scan.classes[cd.class].as_bytes());
-                let mut order = usable;
-                order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-                let (test, train) = order.split_at(n_test);
-                let (mut test, mut train) = (test.to_vec(), train.to_vec());
-                test.sort_unstable();
-                train.sort_unstable();
-                train_idx.extend(train);
-                test_idx.extend(test);
-            }
-        }
-    }
-    // Class folders were visited train-then-test and in class order, so
-    // each part is already ordered by class, then by file name.
-    let build = |indices: &[usize]| {
-        let per = target.height * target.width * target.channels;
-        let mut pixels = Vec::with_capacity(indices.len() * per);
-        let mut labels = Vec::with_capacity(indices.len());
-        for &i in indices {
-            pixels.extend_from_slice(decoded[i].as_ref().expect("usable"));
-            labels.push(scan.files[i].class as u8);
-        }
-        Dataset {
-            height: target.height,
-            width: target.width,
-            channels: target.channels,
-            classes: scan.classes.len(),
-            pixels,
-            labels,
-        }
-    };
-    let data = TrainTest {
-        train: build(&train_idx),
-        test: build(&test_idx),
-    };
-    Ok(FolderData {
-        data,
-        classes: scan.classes,
-        summary,
-    })
 }
 
 #[cfg(test)]

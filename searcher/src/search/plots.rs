@@ -4,6 +4,7 @@ use super::*;
 use std::path::Path;
 
 use tunas_shared::SearchSpace;
+use tunas_shared::plot::{Panel, Series, small_multiples};
 
 /// Controller probabilities per decision over time, and reward / accuracy /
 /// cost curves. A chart that cannot be drawn (no font) is reported and
@@ -15,8 +16,30 @@ pub(super) fn write_plots(
     log_path: &Path,
     config: &SearchConfig,
 ) {
-    use tunas_shared::plot::{Panel, Series, small_multiples};
-    let panels: Vec<Panel> = space
+    let path = files.dir.join("probabilities.svg");
+    if let Err(e) = small_multiples(
+        &path,
+        "controller probabilities per decision",
+        "step",
+        &probability_panels(space, history),
+        6,
+    ) {
+        eprintln!("warning: {e}");
+    }
+    let Ok(text) = std::fs::read_to_string(log_path) else {
+        return;
+    };
+    let panels = curve_panels(&log_rows(&text), config);
+    let path = files.dir.join("curves.svg");
+    if let Err(e) = small_multiples(&path, "search curves (moving averages)", "step", &panels, 3) {
+        eprintln!("warning: {e}");
+    }
+}
+
+/// One panel per decision: the probability of each value over the steps
+/// of `history`.
+fn probability_panels(space: &SearchSpace, history: &[(usize, Vec<Vec<f32>>)]) -> Vec<Panel> {
+    space
         .decisions
         .iter()
         .enumerate()
@@ -36,29 +59,25 @@ pub(super) fn write_plots(
                 .collect(),
             y_range: Some((0.0, 1.0)),
         })
-        .collect();
-    let path = files.dir.join("probabilities.svg");
-    if let Err(e) = small_multiples(
-        &path,
-        "controller probabilities per decision",
-        "step",
-        &panels,
-        6,
-    ) {
-        eprintln!("warning: {e}");
-    }
-    let Ok(text) = std::fs::read_to_string(log_path) else {
-        return;
-    };
-    let rows: Vec<Vec<f64>> = text
-        .lines()
+        .collect()
+}
+
+/// The columns the curves use from each row of the CSV log: step,
+/// accuracy, cost, reward, baseline. Rows missing one are left out.
+fn log_rows(text: &str) -> Vec<Vec<f64>> {
+    text.lines()
         .skip(1)
         .filter_map(|l| {
             let c: Vec<&str> = l.split(',').collect();
             let f = |i: usize| c.get(i).and_then(|v| v.parse::<f64>().ok());
             Some(vec![f(0)?, f(8)?, f(9)?, f(10)?, f(11)?])
         })
-        .collect();
+        .collect()
+}
+
+/// Reward and baseline, accuracy, and cost against the target, each as a
+/// moving average over about a hundredth of the rows.
+fn curve_panels(rows: &[Vec<f64>], config: &SearchConfig) -> Vec<Panel> {
     let window = (rows.len() / 100).max(1);
     let smooth = |col: usize| -> Vec<(f64, f64)> {
         rows.chunks(window)
@@ -76,7 +95,7 @@ pub(super) fn write_plots(
         Resource::Params => "M parameters",
     };
     let target: Vec<(f64, f64)> = vec![(0.0, config.target), (config.steps as f64, config.target)];
-    let panels = vec![
+    vec![
         Panel {
             title: "reward (and baseline)".into(),
             series: vec![
@@ -113,9 +132,5 @@ pub(super) fn write_plots(
             ],
             y_range: None,
         },
-    ];
-    let path = files.dir.join("curves.svg");
-    if let Err(e) = small_multiples(&path, "search curves (moving averages)", "step", &panels, 3) {
-        eprintln!("warning: {e}");
-    }
+    ]
 }

@@ -1,0 +1,364 @@
+//! Building a supernet: which tensors each unit, layer and the head own,
+//! and their seeded initial values.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tunas_shared::SearchSpace;
+use tunas_shared::space::{Layer, LayerOp, LayerPosition, Param, round_to_8};
+
+use super::Supernet;
+use super::store::{Init, ParamStore};
+
+/// Indices of a conv + BN unit's tensors.
+#[derive(Clone, Debug)]
+pub struct ConvBn {
+    /// Conv weight `[cout_max, cin_max/groups, k, k]`.
+    pub conv: usize,
+    /// BN scale.
+    pub gamma: usize,
+    /// BN shift.
+    pub beta: usize,
+    /// BN running mean.
+    pub mean: usize,
+    /// BN running variance.
+    pub var: usize,
+    /// Kernel size.
+    pub kernel: usize,
+    /// Depthwise (groups = channels) or dense.
+    pub depthwise: bool,
+}
+
+/// Squeeze-excite tensors of a layer.
+#[derive(Clone, Debug)]
+pub struct SeWeights {
+    /// Reduce conv `[s_max, mid_max, 1, 1]`.
+    pub w_reduce: usize,
+    /// Reduce bias `[s_max]`.
+    pub b_reduce: usize,
+    /// Expand conv `[mid_max, s_max, 1, 1]`.
+    pub w_expand: usize,
+    /// Expand bias `[mid_max]`.
+    pub b_expand: usize,
+}
+
+/// Decision indices that steer one layer.
+#[derive(Clone, Debug, Default)]
+pub struct LayerDecisions {
+    /// Kernel decision, if searched.
+    pub kernel: Option<usize>,
+    /// Squeeze-excite decision, if searched.
+    pub se: Option<usize>,
+    /// Skip decision, if searched.
+    pub skip: Option<usize>,
+}
+
+/// Tensors of one searchable layer.
+#[derive(Clone, Debug)]
+pub struct LayerWeights {
+    /// Bottleneck expand conv (shared by every kernel and expansion).
+    pub expand: Option<ConvBn>,
+    /// Depthwise conv per kernel value (bottleneck: at mid width; separable:
+    /// at input width), in the order of the kernel decision's values.
+    pub depthwise: Vec<ConvBn>,
+    /// Squeeze-excite (bottleneck only).
+    pub se: Option<SeWeights>,
+    /// Project conv (bottleneck) or pointwise conv (separable).
+    pub project: ConvBn,
+    /// Which decisions steer the layer.
+    pub decisions: LayerDecisions,
+}
+
+/// Tensors of the head.
+#[derive(Clone, Debug)]
+pub struct HeadWeights {
+    /// 1×1 conv + BN before pooling.
+    pub conv: ConvBn,
+    /// Post-pool fully connected layer `(weight [out, in], bias)`.
+    pub fc: Option<(usize, usize)>,
+    /// Classifier `(weight [classes, in], bias)`.
+    pub classifier: (usize, usize),
+}
+
+fn decision_of<T>(space: &SearchSpace, p: &Param<T>) -> Option<usize> {
+    p.decision()
+        .map(|n| space.decision_index(n).expect("validated"))
+}
+
+fn max_of(v: &[u32]) -> usize {
+    *v.iter().max().expect("non-empty values") as usize
+}
+
+impl Supernet {
+    /// Builds the supernet of `space` with seeded initial weights.
+    pub fn new(space: &SearchSpace, seed: u64) -> Self {
+        let mut b = Builder {
+            space,
+            store: ParamStore::default(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        };
+        // The order of these calls is the order tensors are created and
+        // drawn from the generator: it fixes every initial value.
+        let stem = b.stem();
+        let layers = space
+            .layers()
+            .map(|(pos, layer)| b.layer(pos, layer))
+            .collect();
+        let head = b.head();
+        let mut store = b.store;
+        reshape_se_weights(&mut store);
+        Supernet {
+            space: space.clone(),
+            store,
+            stem,
+            stem_kernel_decision: decision_of(space, &space.stem.kernel),
+            layers,
+            head,
+            bn_momentum: None,
+        }
+    }
+}
+
+/// SE reduce/expand are stored as 2-d dense weights; reshape them to the
+/// `[out, in, 1, 1]` conv layout the SE kernel expects.
+fn reshape_se_weights(store: &mut ParamStore) {
+    for t in &mut store.tensors {
+        if t.name.contains("/se/") && t.name.ends_with("/weight") {
+            let (o, i) = (t.value.shape()[0], t.value.shape()[1]);
+            t.value = t
+                .value
+                .clone()
+                .into_shape_with_order(vec![o, i, 1, 1])
+                .expect("reshape");
+        }
+    }
+}
+
+/// Adds the tensors of a space's supernet to a store, drawing initial
+/// values from one seeded generator.
+struct Builder<'a> {
+    space: &'a SearchSpace,
+    store: ParamStore,
+    rng: ChaCha8Rng,
+}
+
+/// The widths and name one searchable layer is built from.
+struct LayerShape {
+    name: String,
+    /// Input widths the layer can see.
+    cins: Vec<u32>,
+    cin_max: usize,
+    cout_max: usize,
+    /// Depthwise kernel values, in the order of the kernel decision.
+    kernels: Vec<u32>,
+}
+
+impl Builder<'_> {
+    fn conv_bn(
+        &mut self,
+        name: &str,
+        cout: usize,
+        cin: usize,
+        k: usize,
+        depthwise: bool,
+    ) -> ConvBn {
+        let per_group = if depthwise { 1 } else { cin };
+        let fan_in = per_group * k * k;
+        let conv = self.store.add(
+            &mut self.rng,
+            format!("{name}/weight"),
+            &[cout, per_group, k, k],
+            Init::He(fan_in),
+            true,
+            true,
+        );
+        let mut vec = |what: &str, init: f32, trainable: bool| {
+            self.store.add(
+                &mut self.rng,
+                format!("{name}/bn/{what}"),
+                &[cout],
+                Init::Const(init),
+                trainable,
+                false,
+            )
+        };
+        ConvBn {
+            conv,
+            gamma: vec("gamma", 1.0, true),
+            beta: vec("beta", 0.0, true),
+            mean: vec("running_mean", 0.0, false),
+            var: vec("running_var", 1.0, false),
+            kernel: k,
+            depthwise,
+        }
+    }
+
+    fn dense(&mut self, name: &str, out: usize, inp: usize) -> (usize, usize) {
+        let w = self.store.add(
+            &mut self.rng,
+            format!("{name}/weight"),
+            &[out, inp],
+            Init::Uniform(inp),
+            true,
+            true,
+        );
+        let b = self.store.add(
+            &mut self.rng,
+            format!("{name}/bias"),
+            &[out],
+            Init::Const(0.0),
+            true,
+            false,
+        );
+        (w, b)
+    }
+
+    /// Stem conv + BN per kernel value.
+    fn stem(&mut self) -> Vec<ConvBn> {
+        let space = self.space;
+        let cin0 = space.input.channels as usize;
+        let stem_widths = space.int_values(&space.stem.filters);
+        space
+            .int_values(&space.stem.kernel)
+            .iter()
+            .map(|&k| {
+                self.conv_bn(
+                    &format!("stem/k{k}"),
+                    max_of(&stem_widths),
+                    cin0,
+                    k as usize,
+                    false,
+                )
+            })
+            .collect()
+    }
+
+    /// The tensors of one layer of the skeleton.
+    fn layer(&mut self, pos: LayerPosition, layer: &Layer) -> LayerWeights {
+        let space = self.space;
+        let stage = &space.stages[pos.stage];
+        let input = if pos.layer == 0 {
+            space.stage_input_filters(pos.stage)
+        } else {
+            &stage.filters
+        };
+        let cins = space.int_values(input);
+        let couts = space.int_values(&stage.filters);
+        let shape = LayerShape {
+            name: format!("stage{}/layer{}", pos.stage + 1, pos.layer + 1),
+            cin_max: max_of(&cins),
+            cout_max: max_of(&couts),
+            cins,
+            kernels: space.int_values(&layer.kernel),
+        };
+        let op = match &layer.op {
+            Param::Fixed(op) => *op,
+            Param::Decision(name) => {
+                panic!("layer searches its op ({name}): refused by check_supported before training")
+            }
+        };
+        let decisions = LayerDecisions {
+            kernel: decision_of(space, &layer.kernel),
+            se: decision_of(space, &layer.squeeze_excite),
+            skip: decision_of(space, &layer.skip),
+        };
+        match op {
+            LayerOp::Bottleneck => self.bottleneck(&shape, layer, decisions),
+            LayerOp::Separable => self.separable(&shape, decisions),
+        }
+    }
+
+    /// Expand, one depthwise conv per kernel, squeeze-excite, project.
+    fn bottleneck(
+        &mut self,
+        l: &LayerShape,
+        layer: &Layer,
+        decisions: LayerDecisions,
+    ) -> LayerWeights {
+        let space = self.space;
+        let name = &l.name;
+        let mid_max = l
+            .cins
+            .iter()
+            .flat_map(|&c| {
+                space
+                    .int_values(&layer.expansion)
+                    .into_iter()
+                    .map(move |e| round_to_8(c as f64 * e as f64))
+            })
+            .max()
+            .expect("values") as usize;
+        let expand = self.conv_bn(&format!("{name}/expand"), mid_max, l.cin_max, 1, false);
+        let depthwise = self.depthwise(name, &l.kernels, mid_max);
+        let has_se = layer.squeeze_excite != Param::Fixed(false);
+        let se = has_se.then(|| self.squeeze_excite(name, mid_max));
+        let project = self.conv_bn(&format!("{name}/project"), l.cout_max, mid_max, 1, false);
+        LayerWeights {
+            expand: Some(expand),
+            depthwise,
+            se,
+            project,
+            decisions,
+        }
+    }
+
+    /// One depthwise conv per kernel, then the pointwise conv.
+    fn separable(&mut self, l: &LayerShape, decisions: LayerDecisions) -> LayerWeights {
+        let depthwise = self.depthwise(&l.name, &l.kernels, l.cin_max);
+        let project = self.conv_bn(
+            &format!("{}/pointwise", l.name),
+            l.cout_max,
+            l.cin_max,
+            1,
+            false,
+        );
+        LayerWeights {
+            expand: None,
+            depthwise,
+            se: None,
+            project,
+            decisions,
+        }
+    }
+
+    /// A depthwise conv + BN of `width` channels per kernel value.
+    fn depthwise(&mut self, name: &str, kernels: &[u32], width: usize) -> Vec<ConvBn> {
+        kernels
+            .iter()
+            .map(|&k| self.conv_bn(&format!("{name}/dw{k}"), width, width, k as usize, true))
+            .collect()
+    }
+
+    /// Reduce and expand of a layer's squeeze-excite at `mid_max` channels.
+    fn squeeze_excite(&mut self, name: &str, mid_max: usize) -> SeWeights {
+        let s_max = round_to_8(mid_max as f64 / 4.0) as usize;
+        let (w_reduce, b_reduce) = self.dense(&format!("{name}/se/reduce"), s_max, mid_max);
+        let (w_expand, b_expand) = self.dense(&format!("{name}/se/expand"), mid_max, s_max);
+        SeWeights {
+            w_reduce,
+            b_reduce,
+            w_expand,
+            b_expand,
+        }
+    }
+
+    /// Head conv, the optional post-pool fully connected layer, classifier.
+    fn head(&mut self) -> HeadWeights {
+        let space = self.space;
+        let head_in = max_of(&space.int_values(space.head_input_filters()));
+        let head_max = max_of(&space.int_values(&space.head.filters));
+        let conv = self.conv_bn("head/conv", head_max, head_in, 1, false);
+        let mut features = head_max;
+        let fc = space.head.post_pool_filters.as_ref().map(|p| {
+            let out = max_of(&space.int_values(p));
+            let fc = self.dense("head/fc", out, head_max);
+            features = out;
+            fc
+        });
+        let classifier = self.dense("classifier", space.input.classes as usize, features);
+        HeadWeights {
+            conv,
+            fc,
+            classifier,
+        }
+    }
+}

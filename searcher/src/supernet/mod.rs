@@ -1,0 +1,302 @@
+//! The weight-sharing supernet of a search space (docs/design.md,
+//! "Supernet").
+//!
+//! Every layer keeps its widest weights; an architecture uses the first k
+//! channels of each (computing only the active channels gives the same
+//! result as masking the others to zero). The 1×1 expand and project convs
+//! are shared across kernel and expansion choices; each depthwise kernel
+//! size has its own weights and BN; squeeze-excite weights belong to the
+//! layer; a skipped layer is the identity.
+//!
+//! A forward pass follows a [`PathPlan`]: one architecture, plus the
+//! kernel / squeeze-excite / skip decisions that run *all* their values and
+//! average them (op warm-up). With rematerialization such a decision keeps
+//! only its input for the backward pass and recomputes its branches there.
+//!
+//! ```
+//! use tunas_searcher::supernet::{BnMode, PathPlan, Supernet};
+//! use tunas_shared::{Architecture, builtin_space};
+//!
+//! let space = builtin_space("tiny28").unwrap();
+//! let mut net = Supernet::new(&space, 1);
+//! let plan = PathPlan::single(Architecture::largest(&space));
+//! let x = ndarray::Array4::<f32>::zeros((2, 1, 28, 28));
+//! let (logits, _) = net.forward(x, &plan, BnMode::Batch, false);
+//! assert_eq!(logits.dim(), (2, 10));
+//! ```
+
+// `store` holds the tensors; `build` decides which exist and seeds them;
+// `plan` resolves a path's widths; `tape` is what a forward pass keeps;
+// `unit`, `layer` and `net` run forward and backward, level by level.
+mod build;
+mod layer;
+mod net;
+mod plan;
+mod store;
+mod tape;
+mod unit;
+
+use tunas_shared::SearchSpace;
+use tunas_shared::space::Param;
+
+use crate::layers::activation::Activation as Act;
+
+pub use build::{ConvBn, HeadWeights, LayerDecisions, LayerWeights, SeWeights};
+pub use net::{evaluate, loss_and_gradients, train_step};
+pub use plan::PathPlan;
+pub use store::{ParamStore, ParamTensor};
+pub use tape::{NetTape, UnitTape};
+
+// The tests below reach these through `use super::*`.
+#[cfg(test)]
+use {
+    ndarray::{Array4, ArrayD},
+    rand::{Rng, SeedableRng},
+    rand_chacha::ChaCha8Rng,
+    tunas_shared::Architecture,
+};
+
+/// How BN normalises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BnMode {
+    /// Batch statistics (training and search, also on validation batches).
+    Batch,
+    /// Batch statistics, and the running statistics are updated.
+    BatchUpdateRunning,
+    /// Running statistics (stand-alone evaluation).
+    Running,
+}
+
+/// A space whose supernet this engine cannot build yet.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "space '{space}': decision '{decision}' searches which op a layer runs; the supernet does not train searched op choices yet (only kernel, expansion, width, squeeze-excite and skip), so a search would silently train bottleneck weights for every op: fix the layer's op in the space"
+)]
+pub struct UnsupportedSpace {
+    /// The space.
+    pub space: String,
+    /// The op decision.
+    pub decision: String,
+}
+
+/// Checks that every layer of `space` is one the supernet trains for real
+/// (no searched op choice yet).
+pub fn check_supported(space: &SearchSpace) -> Result<(), UnsupportedSpace> {
+    for stage in &space.stages {
+        for layer in &stage.layers {
+            if let Param::Decision(name) = &layer.op {
+                return Err(UnsupportedSpace {
+                    space: space.name.clone(),
+                    decision: name.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The weight-sharing network of a space.
+#[derive(Clone, Debug)]
+pub struct Supernet {
+    /// The space it was built for.
+    pub space: SearchSpace,
+    /// Every tensor.
+    pub store: ParamStore,
+    /// Stem conv + BN per kernel value.
+    pub stem: Vec<ConvBn>,
+    /// Stem kernel decision, if searched.
+    pub stem_kernel_decision: Option<usize>,
+    /// Every layer of the skeleton.
+    pub layers: Vec<LayerWeights>,
+    /// Head and classifier.
+    pub head: HeadWeights,
+    /// Overrides the BN momentum of running-statistics updates (weight of
+    /// the old value); BN recalibration sets `k/(k+1)` for a plain average.
+    pub bn_momentum: Option<f32>,
+}
+
+/// The layer activation of a space's activation.
+fn act_of(a: tunas_shared::Activation) -> Act {
+    match a {
+        tunas_shared::Activation::Relu => Act::Relu,
+        tunas_shared::Activation::Swish6 => Act::Swish6,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tunas_shared::builtin_space;
+
+    fn batch(n: usize, seed: u64) -> (Array4<f32>, Vec<usize>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let x = Array4::from_shape_fn((n, 1, 28, 28), |_| rng.random_range(-1.0f32..1.0));
+        let labels = (0..n).map(|i| i % 10).collect();
+        (x, labels)
+    }
+
+    fn loss_only(net: &mut Supernet, x: &Array4<f32>, labels: &[usize], plan: &PathPlan) -> f64 {
+        let (logits, _) = net.forward(x.clone(), plan, BnMode::Batch, false);
+        crate::layers::loss::softmax_cross_entropy(logits.view(), labels, 0.1).0 as f64
+    }
+
+    /// Directional finite differences per tensor: the derivative of the
+    /// loss along a random unit direction v restricted to one tensor,
+    /// by central differences with Richardson extrapolation (h and h/2, so
+    /// the O(h²) curvature term cancels), against ⟨∇L, v⟩.
+    fn check_gradients(plan: &PathPlan, seed: u64) {
+        let space = builtin_space("tiny28").unwrap();
+        let mut net = Supernet::new(&space, seed);
+        let (x, labels) = batch(8, seed);
+        loss_and_gradients(&mut net, x.clone(), &labels, plan, 0.1);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed + 100);
+        let mut checked = 0;
+        let mut failures = Vec::new();
+        let used: Vec<usize> = (0..net.store.tensors.len())
+            .filter(|&i| {
+                let t = &net.store.tensors[i];
+                t.trainable && t.grad.as_ref().is_some_and(|g| g.iter().any(|v| *v != 0.0))
+            })
+            .collect();
+        // About 30 tensors spread over the network, the stem and the
+        // classifier always among them, keep the test quick.
+        let stride = used.len().div_ceil(30).max(1);
+        let picked: Vec<usize> = used
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| k % stride == 0 || *k == used.len() - 1)
+            .map(|(_, &i)| i)
+            .collect();
+        for i in picked {
+            let grad = net.store.tensors[i]
+                .grad
+                .clone()
+                .expect("picked tensors have grads");
+            // Only the entries the path uses (non-zero gradient) move.
+            let mut v: ArrayD<f32> = grad.mapv(|g| {
+                if g != 0.0 {
+                    rng.random_range(-1.0f32..1.0)
+                } else {
+                    0.0
+                }
+            });
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.mapv_inplace(|x| x / norm);
+            let analytic: f64 = grad
+                .iter()
+                .zip(v.iter())
+                .map(|(g, v)| (*g as f64) * (*v as f64))
+                .sum();
+            let original = net.store.tensors[i].value.clone();
+            let mut central = |h: f32| {
+                net.store.tensors[i].value = &original + &(&v * h);
+                let plus = loss_only(&mut net, &x, &labels, plan);
+                net.store.tensors[i].value = &original - &(&v * h);
+                let minus = loss_only(&mut net, &x, &labels, plan);
+                (plus - minus) / (2.0 * h as f64)
+            };
+            let h = 4e-3;
+            let numeric = (4.0 * central(h / 2.0) - central(h)) / 3.0;
+            net.store.tensors[i].value = original;
+            let tolerance = 0.05 * analytic.abs().max(numeric.abs()) + 1e-3;
+            if (analytic - numeric).abs() > tolerance {
+                failures.push(format!(
+                    "{}: analytic {analytic:.6} vs numeric {numeric:.6}",
+                    net.store.tensors[i].name
+                ));
+            }
+            checked += 1;
+        }
+        assert!(
+            failures.is_empty(),
+            "{} of {checked} tensors disagree:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+        assert!(checked >= 25, "only {checked} tensors checked");
+    }
+
+    #[test]
+    fn running_statistics_from_one_batch_reproduce_batch_mode() {
+        // With momentum 0 the running statistics become the batch's own
+        // (variance Bessel-corrected), so Running mode on that batch gives
+        // Batch mode's logits up to that correction.
+        let space = builtin_space("tiny28").unwrap();
+        for spec in ["largest", "random:3"] {
+            let arch = Architecture::parse_spec(&space, spec).unwrap();
+            let mut net = Supernet::new(&space, 1);
+            let (x, _) = batch(16, 2);
+            let plan = PathPlan::single(arch);
+            net.bn_momentum = Some(0.0);
+            let _ = net.forward(x.clone(), &plan, BnMode::BatchUpdateRunning, false);
+            net.bn_momentum = None;
+            let (batch_logits, _) = net.forward(x.clone(), &plan, BnMode::Batch, false);
+            let (running_logits, _) = net.forward(x, &plan, BnMode::Running, false);
+            let scale = batch_logits.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let diff = (&batch_logits - &running_logits)
+                .iter()
+                .fold(0.0f32, |m, v| m.max(v.abs()));
+            assert!(
+                diff < 0.05 * scale,
+                "{spec}: max diff {diff} vs scale {scale}"
+            );
+        }
+    }
+
+    #[test]
+    fn largest_path_gradients_match_finite_differences() {
+        let space = builtin_space("tiny28").unwrap();
+        check_gradients(&PathPlan::single(Architecture::largest(&space)), 5);
+    }
+
+    #[test]
+    fn single_path_gradients_match_finite_differences() {
+        let space = builtin_space("tiny28").unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut arch = Architecture::sample_uniform(&space, &mut rng);
+        // No skipped layers, mixed widths, SE somewhere.
+        for (i, d) in space.decisions.iter().enumerate() {
+            if d.kind == tunas_shared::DecisionKind::Skip {
+                arch.indices[i] = 0;
+            }
+        }
+        check_gradients(&PathPlan::single(arch), 5);
+    }
+
+    #[test]
+    fn all_values_gradients_match_finite_differences_and_remat_changes_nothing() {
+        let space = builtin_space("tiny28").unwrap();
+        let arch = Architecture::largest(&space);
+        let all: Vec<bool> = space
+            .decisions
+            .iter()
+            .map(|d| {
+                matches!(
+                    d.kind,
+                    tunas_shared::DecisionKind::Kernel
+                        | tunas_shared::DecisionKind::SqueezeExcite
+                        | tunas_shared::DecisionKind::Skip
+                )
+            })
+            .collect();
+        let remat = PathPlan {
+            arch: arch.clone(),
+            all_values: all.clone(),
+            rematerialize: true,
+        };
+        check_gradients(&remat, 9);
+        let kept = PathPlan {
+            rematerialize: false,
+            ..remat.clone()
+        };
+        let grads = |plan: &PathPlan| {
+            let mut net = Supernet::new(&space, 3);
+            let (x, labels) = batch(4, 3);
+            let loss = loss_and_gradients(&mut net, x, &labels, plan, 0.1).0;
+            let g: Vec<Option<ArrayD<f32>>> =
+                net.store.tensors.iter().map(|t| t.grad.clone()).collect();
+            (loss, g)
+        };
+        assert_eq!(grads(&remat), grads(&kept));
+    }
+}

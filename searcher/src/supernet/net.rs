@@ -1,0 +1,249 @@
+//! The whole net: forward through stem, layers and head, backward in
+//! reverse, and the training and evaluation steps built on them.
+
+use ndarray::{Array2, Array4, s};
+
+use super::plan::PlanDims;
+use super::tape::{HeadTape, KernelTape, NetTape};
+use super::{BnMode, PathPlan, Supernet, act_of};
+use crate::layers::activation::Activation as Act;
+use crate::layers::linear::{
+    LinearParams, linear, linear_backward_bias, linear_backward_input, linear_backward_weight,
+};
+use crate::layers::pool::{global_avg_pool, global_avg_pool_backward};
+use crate::optim::Optimizer;
+
+impl Supernet {
+    /// Forward pass of `plan` on an NCHW batch. With `keep_tape` the result
+    /// carries what [`Supernet::backward`] needs.
+    ///
+    /// # Shapes
+    /// `x: [n, channels, height, width]` of the space's input → logits `[n, classes]`.
+    pub fn forward(
+        &mut self,
+        x: Array4<f32>,
+        plan: &PathPlan,
+        mode: BnMode,
+        keep_tape: bool,
+    ) -> (Array2<f32>, Option<NetTape>) {
+        let dims = self.plan_dims(plan);
+        let (mut h, stem) = self.stem_forward(x, plan, dims.stem_filters, mode);
+        let mut layer_tapes = Vec::with_capacity(dims.layers.len());
+        for (li, d) in dims.layers.iter().enumerate() {
+            let (y, t) = self.layer_forward(li, h, d, mode, plan.rematerialize);
+            h = y;
+            if keep_tape {
+                layer_tapes.push(t);
+            }
+        }
+        let (logits, head) = self.head_forward(h, &dims, mode);
+        let tape = keep_tape.then(|| NetTape {
+            stem,
+            layers: layer_tapes,
+            head,
+        });
+        (logits, tape)
+    }
+
+    /// Backward pass: accumulates every parameter gradient of the path from
+    /// the logits' gradient.
+    ///
+    /// # Shapes
+    /// `dlogits: [n, classes]`.
+    pub fn backward(&mut self, tape: NetTape, plan: &PathPlan, dlogits: Array2<f32>) {
+        let dims = self.plan_dims(plan);
+        let NetTape {
+            stem,
+            layers,
+            head: ht,
+        } = tape;
+        let mut dh = self.head_backward(ht, &dims, dlogits);
+        for (li, t) in layers.into_iter().enumerate().rev() {
+            dh = self.layer_backward(li, t, dh, &dims.layers[li]);
+        }
+        let stem_units = self.stem.clone();
+        let stem_act = act_of(self.space.stem.activation);
+        let _ = self.kernel_backward(
+            &stem_units,
+            stem,
+            dh,
+            dims.stem_filters,
+            self.space.stem.stride as usize,
+            stem_act,
+        );
+    }
+
+    /// The stem's kernel choice at `filters` output channels.
+    fn stem_forward(
+        &mut self,
+        x: Array4<f32>,
+        plan: &PathPlan,
+        filters: usize,
+        mode: BnMode,
+    ) -> (Array4<f32>, KernelTape) {
+        let stem_units = self.stem.clone();
+        let stem_index = self
+            .stem_kernel_decision
+            .map_or(0, |i| plan.arch.indices[i]);
+        let stem_all = self
+            .stem_kernel_decision
+            .is_some_and(|i| plan.all_values[i]);
+        let stem_act = act_of(self.space.stem.activation);
+        self.kernel_forward(
+            &stem_units,
+            x,
+            filters,
+            self.space.stem.stride as usize,
+            stem_act,
+            mode,
+            stem_index,
+            stem_all,
+            plan.rematerialize,
+        )
+    }
+
+    /// The activation after the post-pool fully connected layer.
+    fn post_pool_act(&self) -> Act {
+        act_of(
+            self.space
+                .head
+                .post_pool_activation
+                .unwrap_or(tunas_shared::Activation::Relu),
+        )
+    }
+
+    /// Head conv, global average pool, the optional fully connected layer
+    /// and the classifier.
+    fn head_forward(
+        &mut self,
+        h: Array4<f32>,
+        dims: &PlanDims,
+        mode: BnMode,
+    ) -> (Array2<f32>, HeadTape) {
+        let head_filters = dims.head_filters;
+        let head = self.head.clone();
+        let head_act = act_of(self.space.head.activation);
+        let (hc, conv_tape) = self.unit_forward(&head.conv, h, head_filters, 1, head_act, mode);
+        let hw = (hc.dim().2, hc.dim().3);
+        let pooled = global_avg_pool(hc.view());
+        drop(hc);
+        let (features, fc) = match (head.fc, dims.post_pool_filters) {
+            (Some((w, b)), Some(out)) => {
+                let lp = LinearParams::new(head_filters, out).expect("positive");
+                let wv = self.store.v2(w).slice(s![..out, ..head_filters]).to_owned();
+                let bv = self.store.v1(b).slice(s![..out]).to_owned();
+                let z = linear(&lp, pooled.view(), wv.view(), Some(bv.view()));
+                let f = self.post_pool_act().forward(z.view());
+                (f, Some((pooled, z)))
+            }
+            _ => (pooled, None),
+        };
+        let (cw, cb) = head.classifier;
+        let classes = self.space.input.classes as usize;
+        let nf = features.dim().1;
+        let lp = LinearParams::new(nf, classes).expect("positive");
+        let wv = self.store.v2(cw).slice(s![..classes, ..nf]).to_owned();
+        let logits = linear(&lp, features.view(), wv.view(), Some(self.store.v1(cb)));
+        let tape = HeadTape {
+            conv: conv_tape,
+            hw,
+            fc,
+            features,
+        };
+        (logits, tape)
+    }
+
+    /// Backward through the classifier, fully connected layer, pool and
+    /// head conv: the gradient at the head's input.
+    fn head_backward(
+        &mut self,
+        ht: HeadTape,
+        dims: &PlanDims,
+        dlogits: Array2<f32>,
+    ) -> Array4<f32> {
+        let head_filters = dims.head_filters;
+        let head = self.head.clone();
+        let (cw, cb) = head.classifier;
+        let classes = self.space.input.classes as usize;
+        let nf = ht.features.dim().1;
+        let lp = LinearParams::new(nf, classes).expect("positive");
+        let wv = self.store.v2(cw).slice(s![..classes, ..nf]).to_owned();
+        self.store.add_grad(
+            cw,
+            &linear_backward_weight(&lp, ht.features.view(), dlogits.view()),
+        );
+        self.store
+            .add_grad(cb, &linear_backward_bias(dlogits.view()));
+        let mut dfeat = linear_backward_input(&lp, dlogits.view(), wv.view());
+        if let (Some((w, b)), Some(out), Some((pooled, z))) =
+            (head.fc, dims.post_pool_filters, ht.fc)
+        {
+            let dz = self.post_pool_act().backward(z.view(), dfeat.view());
+            let lp = LinearParams::new(head_filters, out).expect("positive");
+            let wv = self.store.v2(w).slice(s![..out, ..head_filters]).to_owned();
+            self.store
+                .add_grad(w, &linear_backward_weight(&lp, pooled.view(), dz.view()));
+            self.store.add_grad(b, &linear_backward_bias(dz.view()));
+            dfeat = linear_backward_input(&lp, dz.view(), wv.view());
+        }
+        let dhc = global_avg_pool_backward(dfeat.view(), ht.hw.0, ht.hw.1);
+        self.unit_backward(&head.conv, ht.conv, dhc)
+    }
+}
+
+/// Loss and accuracy of one batch after a forward and backward pass; the
+/// gradients are left in the store (zeroed first).
+pub fn loss_and_gradients(
+    net: &mut Supernet,
+    x: Array4<f32>,
+    labels: &[usize],
+    plan: &PathPlan,
+    label_smoothing: f32,
+) -> (f32, f32) {
+    net.store.zero_grads();
+    let (logits, tape) = net.forward(x, plan, BnMode::Batch, true);
+    let (loss, dlogits) =
+        crate::layers::loss::softmax_cross_entropy(logits.view(), labels, label_smoothing);
+    let acc = crate::layers::loss::accuracy(logits.view(), labels);
+    net.backward(tape.expect("tape was kept"), plan, dlogits);
+    (loss, acc)
+}
+
+/// One training step: forward, backward, optimiser update.
+#[allow(clippy::too_many_arguments)]
+pub fn train_step(
+    net: &mut Supernet,
+    x: Array4<f32>,
+    labels: &[usize],
+    plan: &PathPlan,
+    optimizer: &Optimizer,
+    lr: f32,
+    label_smoothing: f32,
+    update_running: bool,
+) -> (f32, f32) {
+    net.store.zero_grads();
+    let mode = if update_running {
+        BnMode::BatchUpdateRunning
+    } else {
+        BnMode::Batch
+    };
+    let (logits, tape) = net.forward(x, plan, mode, true);
+    let (loss, dlogits) =
+        crate::layers::loss::softmax_cross_entropy(logits.view(), labels, label_smoothing);
+    let acc = crate::layers::loss::accuracy(logits.view(), labels);
+    net.backward(tape.expect("tape was kept"), plan, dlogits);
+    net.store.step(optimizer, lr);
+    (loss, acc)
+}
+
+/// Accuracy of a path on a batch (no gradients).
+pub fn evaluate(
+    net: &mut Supernet,
+    x: Array4<f32>,
+    labels: &[usize],
+    plan: &PathPlan,
+    mode: BnMode,
+) -> f32 {
+    let (logits, _) = net.forward(x, plan, mode, false);
+    crate::layers::loss::accuracy(logits.view(), labels)
+}

@@ -1,0 +1,254 @@
+//! A conv + BN + activation unit, and the choice among several of them
+//! (the depthwise kernels, the stem kernels): forward and backward.
+
+use ndarray::{Array1, Array4, Ix1, s};
+
+use super::build::ConvBn;
+use super::tape::{KernelTape, UnitTape};
+use super::{BnMode, Supernet};
+use crate::layers::activation::Activation as Act;
+use crate::layers::batch_norm::{
+    BatchNormCache, BatchNormParams, batch_norm_backward, batch_norm_inference, batch_norm_train,
+    batch_norm_update_running,
+};
+use crate::layers::conv::{Conv2dParams, conv2d, conv2d_backward_input, conv2d_backward_weight};
+use crate::layers::residual::residual_add_assign;
+use crate::layers::{copy4, scaled4};
+
+impl Supernet {
+    pub(super) fn unit_forward(
+        &mut self,
+        u: &ConvBn,
+        x: Array4<f32>,
+        cout: usize,
+        stride: usize,
+        act: Act,
+        mode: BnMode,
+    ) -> (Array4<f32>, UnitTape) {
+        let (_, cin, h, w) = x.dim();
+        let params = Conv2dParams {
+            cin,
+            cout,
+            kernel: u.kernel,
+            stride,
+            padding: u.kernel / 2,
+            groups: if u.depthwise { cin } else { 1 },
+            in_h: h,
+            in_w: w,
+        }
+        .checked()
+        .unwrap_or_else(|e| panic!("supernet built an impossible conv: {e}"));
+        let per_group = if u.depthwise { 1 } else { cin };
+        let conv_out = {
+            let wt = self.store.v4(u.conv);
+            let wt = wt.slice(s![..cout, ..per_group, .., ..]);
+            conv2d(&params, x.view(), wt, None)
+        };
+        let bnp = BatchNormParams::new(cout).expect("positive channels");
+        let gamma = self.store.v1(u.gamma).slice(s![..cout]).to_owned();
+        let beta = self.store.v1(u.beta).slice(s![..cout]).to_owned();
+        let (mut y, cache) = match mode {
+            BnMode::Running => {
+                let mean = self.store.v1(u.mean).slice(s![..cout]).to_owned();
+                let var = self.store.v1(u.var).slice(s![..cout]).to_owned();
+                let y = batch_norm_inference(
+                    &bnp,
+                    conv_out.view(),
+                    gamma.view(),
+                    beta.view(),
+                    mean.view(),
+                    var.view(),
+                );
+                // Eval passes keep no tape worth using; an empty cache marks it.
+                let empty = BatchNormCache {
+                    mean: Array1::zeros(0),
+                    var: Array1::zeros(0),
+                    inv_std: Array1::zeros(0),
+                    count: 0,
+                };
+                (y, empty)
+            }
+            BnMode::Batch | BnMode::BatchUpdateRunning => {
+                let (y, cache) = batch_norm_train(&bnp, conv_out.view(), gamma.view(), beta.view());
+                if mode == BnMode::BatchUpdateRunning {
+                    self.update_running(u, &bnp, cout, &cache);
+                }
+                (y, cache)
+            }
+        };
+        let bn_out = if act == Act::Identity {
+            None
+        } else {
+            let pre = copy4(y.view());
+            act.forward_in_place(y.view_mut());
+            Some(pre)
+        };
+        (
+            y,
+            UnitTape {
+                params,
+                act,
+                x,
+                conv_out,
+                bn: cache,
+                bn_out,
+            },
+        )
+    }
+
+    fn update_running(
+        &mut self,
+        u: &ConvBn,
+        bnp: &BatchNormParams,
+        c: usize,
+        cache: &BatchNormCache,
+    ) {
+        let mut bnp = *bnp;
+        if let Some(m) = self.bn_momentum {
+            bnp.momentum = m;
+        }
+        let bnp = &bnp;
+        let mut mean = self.store.tensors[u.mean]
+            .value
+            .view()
+            .into_dimensionality::<Ix1>()
+            .expect("1-d")
+            .slice(s![..c])
+            .to_owned();
+        let mut var = self.store.tensors[u.var]
+            .value
+            .view()
+            .into_dimensionality::<Ix1>()
+            .expect("1-d")
+            .slice(s![..c])
+            .to_owned();
+        batch_norm_update_running(bnp, mean.view_mut(), var.view_mut(), cache);
+        let mut m = self.store.tensors[u.mean]
+            .value
+            .view_mut()
+            .into_dimensionality::<Ix1>()
+            .expect("1-d");
+        m.slice_mut(s![..c]).assign(&mean);
+        let mut v = self.store.tensors[u.var]
+            .value
+            .view_mut()
+            .into_dimensionality::<Ix1>()
+            .expect("1-d");
+        v.slice_mut(s![..c]).assign(&var);
+    }
+
+    pub(super) fn unit_backward(
+        &mut self,
+        u: &ConvBn,
+        tape: UnitTape,
+        dy: Array4<f32>,
+    ) -> Array4<f32> {
+        let UnitTape {
+            params,
+            act,
+            x,
+            conv_out,
+            bn,
+            bn_out,
+        } = tape;
+        let d_bn = match &bn_out {
+            Some(pre) => act.backward(pre.view(), dy.view()),
+            None => dy,
+        };
+        let cout = params.cout;
+        let bnp = BatchNormParams::new(cout).expect("positive channels");
+        let gamma = self.store.v1(u.gamma).slice(s![..cout]).to_owned();
+        let g = batch_norm_backward(&bnp, conv_out.view(), d_bn.view(), gamma.view(), &bn);
+        drop(conv_out);
+        self.store.add_grad(u.gamma, &g.dgamma);
+        self.store.add_grad(u.beta, &g.dbeta);
+        let dw = conv2d_backward_weight(&params, x.view(), g.dx.view());
+        self.store.add_grad(u.conv, &dw);
+        let per_group = if u.depthwise { 1 } else { params.cin };
+        let wt = self.store.v4(u.conv);
+        let wt = wt.slice(s![..cout, ..per_group, .., ..]);
+        conv2d_backward_input(&params, g.dx.view(), wt)
+    }
+
+    /// Runs the depthwise choice: one kernel, or every kernel averaged.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn kernel_forward(
+        &mut self,
+        units: &[ConvBn],
+        x: Array4<f32>,
+        cout: usize,
+        stride: usize,
+        act: Act,
+        mode: BnMode,
+        chosen: usize,
+        all: bool,
+        remat: bool,
+    ) -> (Array4<f32>, KernelTape) {
+        if !all || units.len() == 1 {
+            let (y, t) = self.unit_forward(&units[chosen], x, cout, stride, act, mode);
+            return (y, KernelTape::One(chosen, Box::new(t)));
+        }
+        let n = units.len() as f32;
+        let mut sum: Option<Array4<f32>> = None;
+        let mut tapes = Vec::new();
+        for u in units {
+            let (y, t) = self.unit_forward(u, copy4(x.view()), cout, stride, act, mode);
+            match &mut sum {
+                None => sum = Some(y),
+                Some(s) => residual_add_assign(s.view_mut(), y.view()),
+            }
+            if !remat {
+                tapes.push(t);
+            }
+        }
+        let y = scaled4(sum.expect("at least one kernel").view(), 1.0 / n);
+        let tape = if remat {
+            KernelTape::AllRemat(x)
+        } else {
+            KernelTape::AllKept(tapes)
+        };
+        (y, tape)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn kernel_backward(
+        &mut self,
+        units: &[ConvBn],
+        tape: KernelTape,
+        dy: Array4<f32>,
+        cout: usize,
+        stride: usize,
+        act: Act,
+    ) -> Array4<f32> {
+        match tape {
+            KernelTape::One(i, t) => self.unit_backward(&units[i], *t, dy),
+            KernelTape::AllKept(tapes) => {
+                let scaled = scaled4(dy.view(), 1.0 / tapes.len() as f32);
+                let mut dx: Option<Array4<f32>> = None;
+                for (u, t) in units.iter().zip(tapes) {
+                    let d = self.unit_backward(u, t, copy4(scaled.view()));
+                    match &mut dx {
+                        None => dx = Some(d),
+                        Some(s) => residual_add_assign(s.view_mut(), d.view()),
+                    }
+                }
+                dx.expect("at least one kernel")
+            }
+            KernelTape::AllRemat(x) => {
+                let scaled = scaled4(dy.view(), 1.0 / units.len() as f32);
+                let mut dx: Option<Array4<f32>> = None;
+                for u in units {
+                    // Recompute this branch with its caches, then free them.
+                    let (_, t) =
+                        self.unit_forward(u, copy4(x.view()), cout, stride, act, BnMode::Batch);
+                    let d = self.unit_backward(u, t, copy4(scaled.view()));
+                    match &mut dx {
+                        None => dx = Some(d),
+                        Some(s) => residual_add_assign(s.view_mut(), d.view()),
+                    }
+                }
+                dx.expect("at least one kernel")
+            }
+        }
+    }
+}
