@@ -27,7 +27,7 @@ pub const DEFAULT_FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 #[derive(Debug, Error)]
 pub enum DataError {
     /// The file could not be read.
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read")]
     Io {
         /// File path.
         path: String,

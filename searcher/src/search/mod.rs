@@ -60,8 +60,10 @@ pub enum SearchError {
     /// A checkpoint could not be read or written.
     #[error(transparent)]
     Weights(#[from] WeightsError),
-    /// A file of the run folder could not be read or written.
-    #[error("{}: {source}", path.display())]
+    /// A file of the run folder could not be read or written. (The
+    /// cause is the error's source, not part of its text: a report that
+    /// walks the chain, as the binary's does, prints it once.)
+    #[error("{}", path.display())]
     Io {
         /// Path.
         path: std::path::PathBuf,
@@ -70,7 +72,7 @@ pub enum SearchError {
         source: std::io::Error,
     },
     /// A JSON file of the run folder does not hold what it should.
-    #[error("{}: not {what}: {source}", path.display())]
+    #[error("{}: not {what}", path.display())]
     BadJson {
         /// Path.
         path: std::path::PathBuf,

@@ -107,7 +107,7 @@ pub enum TrainError {
         why: &'static str,
     },
     /// The thread pool could not be built.
-    #[error("cannot start {threads} worker threads: {source}")]
+    #[error("cannot start {threads} worker threads")]
     Threads {
         /// Threads asked for.
         threads: usize,
@@ -122,7 +122,7 @@ pub enum TrainError {
     #[error(transparent)]
     Unsupported(#[from] crate::supernet::UnsupportedSpace),
     /// A result file could not be written.
-    #[error("{}: cannot write: {source}", path.display())]
+    #[error("{}: cannot write", path.display())]
     Io {
         /// File path.
         path: PathBuf,
