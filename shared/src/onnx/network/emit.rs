@@ -200,20 +200,17 @@ impl Emitter<'_, '_> {
     }
 
     fn head_conv(&mut self, input: &str) -> Result<String, OnnxError> {
-        let conv = self.conv(
-            "conv",
-            input,
-            self.cout(),
-            self.cin(),
-            full(1, 1),
-            RELU_GAIN,
-        )?;
-        let act = self.act("act", &conv);
+        let act = self.pointwise_act(input)?;
         let pool = self.name("pool");
         Ok(self.g.unary("GlobalAveragePool", &pool, &act))
     }
 
     fn head_fc(&mut self, input: &str) -> Result<String, OnnxError> {
+        self.pointwise_act(input)
+    }
+
+    /// The head's 1x1 conv `conv` and its activation `act`.
+    fn pointwise_act(&mut self, input: &str) -> Result<String, OnnxError> {
         let conv = self.conv(
             "conv",
             input,
