@@ -155,67 +155,18 @@ fn imagenet_input() -> InputSpec {
 /// `proxylessnas` (fixed widths) or `proxylessnas-enlarged` (every width
 /// searched over the 7 multipliers).
 fn proxylessnas(enlarged: bool) -> SearchSpace {
-    let base: [u32; 9] = if enlarged {
-        [16, 16, 16, 32, 64, 128, 256, 512, 1024]
-    } else {
-        [32, 16, 32, 40, 80, 96, 192, 320, 1280]
-    };
-    let widths = |b: u32| {
-        if enlarged {
-            multiplied_widths(b)
-        } else {
-            vec![b]
-        }
-    };
+    let widths = ProxylessWidths { enlarged };
     let mut d = Decisions(Vec::new());
     let stem = Stem {
         kernel: Param::Fixed(3),
         stride: 2,
-        filters: d.width("stem/filters".into(), &widths(base[0])),
+        filters: d.width("stem/filters".into(), &widths.of(0)),
         activation: Activation::Relu,
     };
-    let mut stages = Vec::new();
-    let block1_filters = d.width("stage1/filters".into(), &widths(base[1]));
-    let block1_kernel = d.ints(
-        "stage1/layer1/kernel".into(),
-        DecisionKind::Kernel,
-        &[3, 5, 7],
-    );
-    stages.push(Stage {
-        filters: block1_filters,
-        activation: Activation::Relu,
-        layers: vec![Layer {
-            op: Param::Fixed(LayerOp::Separable),
-            stride: 1,
-            kernel: block1_kernel,
-            expansion: Param::Fixed(1),
-            squeeze_excite: Param::Fixed(false),
-            skip: Param::Fixed(false),
-            residual: None,
-        }],
-    });
-    let choices = BottleneckChoices {
-        kernels: &[3, 5, 7],
-        expansions: &[3, 6],
-        squeeze_excite: false,
-    };
-    let strides = [2, 2, 2, 1, 2, 1];
-    let counts = [4, 4, 4, 4, 4, 1];
-    for (i, (&stride, &count)) in strides.iter().zip(&counts).enumerate() {
-        let name = format!("stage{}", i + 2);
-        let filters = d.width(format!("{name}/filters"), &widths(base[i + 2]));
-        stages.push(bottleneck_stage(
-            &mut d,
-            &name,
-            filters,
-            Activation::Relu,
-            stride,
-            count,
-            &choices,
-        ));
-    }
+    let mut stages = vec![proxylessnas_separable_stage(&mut d, &widths)];
+    stages.extend(proxylessnas_bottleneck_stages(&mut d, &widths));
     let head = Head {
-        filters: d.width("head/filters".into(), &widths(base[8])),
+        filters: d.width("head/filters".into(), &widths.of(8)),
         activation: Activation::Relu,
         post_pool_filters: None,
         post_pool_activation: None,
@@ -239,6 +190,74 @@ fn proxylessnas(enlarged: bool) -> SearchSpace {
         stages,
         head,
     }
+}
+
+/// The widths of the ProxylessNAS spaces: stem, 7 stages, head.
+struct ProxylessWidths {
+    enlarged: bool,
+}
+
+impl ProxylessWidths {
+    /// The choices of width `i` (0: stem, 1-7: stages, 8: head): the
+    /// published width, or the 7 multiples of the enlarged base.
+    fn of(&self, i: usize) -> Vec<u32> {
+        const PUBLISHED: [u32; 9] = [32, 16, 32, 40, 80, 96, 192, 320, 1280];
+        const ENLARGED_BASE: [u32; 9] = [16, 16, 16, 32, 64, 128, 256, 512, 1024];
+        if self.enlarged {
+            multiplied_widths(ENLARGED_BASE[i])
+        } else {
+            vec![PUBLISHED[i]]
+        }
+    }
+}
+
+/// Stage 1: one separable conv with a searched kernel.
+fn proxylessnas_separable_stage(d: &mut Decisions, widths: &ProxylessWidths) -> Stage {
+    let filters = d.width("stage1/filters".into(), &widths.of(1));
+    let kernel = d.ints(
+        "stage1/layer1/kernel".into(),
+        DecisionKind::Kernel,
+        &[3, 5, 7],
+    );
+    Stage {
+        filters,
+        activation: Activation::Relu,
+        layers: vec![Layer {
+            op: Param::Fixed(LayerOp::Separable),
+            stride: 1,
+            kernel,
+            expansion: Param::Fixed(1),
+            squeeze_excite: Param::Fixed(false),
+            skip: Param::Fixed(false),
+            residual: None,
+        }],
+    }
+}
+
+/// Stages 2-7: bottlenecks searching kernel 3/5/7 and expansion 3/6.
+fn proxylessnas_bottleneck_stages(d: &mut Decisions, widths: &ProxylessWidths) -> Vec<Stage> {
+    let choices = BottleneckChoices {
+        kernels: &[3, 5, 7],
+        expansions: &[3, 6],
+        squeeze_excite: false,
+    };
+    let strides = [2, 2, 2, 1, 2, 1];
+    let counts = [4, 4, 4, 4, 4, 1];
+    let mut stages = Vec::new();
+    for (i, (&stride, &count)) in strides.iter().zip(&counts).enumerate() {
+        let name = format!("stage{}", i + 2);
+        let filters = d.width(format!("{name}/filters"), &widths.of(i + 2));
+        stages.push(bottleneck_stage(
+            d,
+            &name,
+            filters,
+            Activation::Relu,
+            stride,
+            count,
+            &choices,
+        ));
+    }
+    stages
 }
 
 /// The MobileNetV3-like space of TuNAS.

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 use thiserror::Error;
@@ -271,13 +272,13 @@ pub fn cloud_chart(path: &Path, chart: &CloudChart) -> Result<(), PlotError> {
     )
 }
 
-fn draw_cloud<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    c: &CloudChart,
-) -> Result<(), String>
-where
-    DB::ErrorType: 'static,
-{
+/// The chart every cloud part is drawn on.
+type CloudContext<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The axis ranges of a [`CloudChart`]: every point, range, level and the
+/// vertical line inside, with room above the data for the legend so that
+/// it never hides a point.
+fn cloud_ranges(c: &CloudChart) -> ((f64, f64), (f64, f64)) {
     let xs = c
         .cloud
         .iter()
@@ -292,9 +293,19 @@ where
         .chain(c.levels.iter().map(|l| l.1));
     let (x0, x1) = span(xs);
     let (y0, y1) = span(ys);
-    // Room above the data for the legend, so it never hides a point.
     let legend_rows = 1 + c.levels.len() + c.highlighted.len() + usize::from(c.vertical.is_some());
     let y1 = y1 + (y1 - y0) * (0.06 * legend_rows as f64).max(0.25);
+    ((x0, x1), (y0, y1))
+}
+
+fn draw_cloud<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    c: &CloudChart,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let ((x0, x1), (y0, y1)) = cloud_ranges(c);
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let mut chart = ChartBuilder::on(root)
         .caption(&c.title, ("sans-serif", 18))
@@ -309,13 +320,50 @@ where
         .y_desc(c.y_label.as_str())
         .draw()
         .map_err(|e| e.to_string())?;
+    draw_cloud_points(&mut chart, c)?;
+    draw_levels(&mut chart, &c.levels, (x0, x1))?;
+    if let Some((name, x)) = &c.vertical {
+        draw_vertical(&mut chart, name, *x, (y0, y1))?;
+    }
+    draw_highlighted(&mut chart, &c.highlighted)?;
+    chart
+        .configure_series_labels()
+        .label_font(("sans-serif", 11))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK.mix(0.3))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// The cloud, in grey.
+fn draw_cloud_points<DB: DrawingBackend>(
+    chart: &mut CloudContext<'_, DB>,
+    c: &CloudChart,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
     let grey = RGBColor(150, 150, 150);
     chart
         .draw_series(c.cloud.iter().map(|&p| Circle::new(p, 4, grey.filled())))
         .map_err(|e| e.to_string())?
         .label(c.cloud_name.clone())
         .legend(move |(x, y)| Circle::new((x + 6, y), 4, grey.filled()));
-    for (i, (name, y)) in c.levels.iter().enumerate() {
+    Ok(())
+}
+
+/// Horizontal lines across `x0..x1`, one colour each.
+fn draw_levels<DB: DrawingBackend>(
+    chart: &mut CloudContext<'_, DB>,
+    levels: &[(String, f64)],
+    (x0, x1): (f64, f64),
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    for (i, (name, y)) in levels.iter().enumerate() {
         let color = PALETTE[(i + 1) % PALETTE.len()];
         chart
             .draw_series(LineSeries::new(
@@ -326,19 +374,42 @@ where
             .label(name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 12, y)], color));
     }
-    if let Some((name, x)) = &c.vertical {
-        chart
-            .draw_series(LineSeries::new(
-                [(*x, y0), (*x, y1)],
-                BLACK.mix(0.6).stroke_width(2),
-            ))
-            .map_err(|e| e.to_string())?
-            .label(name.clone())
-            .legend(|(x, y)| {
-                PathElement::new(vec![(x, y), (x + 12, y)], BLACK.mix(0.6).stroke_width(2))
-            });
-    }
-    for (i, p) in c.highlighted.iter().enumerate() {
+    Ok(())
+}
+
+/// A vertical reference line at `x` across `y0..y1`.
+fn draw_vertical<DB: DrawingBackend>(
+    chart: &mut CloudContext<'_, DB>,
+    name: &str,
+    x: f64,
+    (y0, y1): (f64, f64),
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .draw_series(LineSeries::new(
+            [(x, y0), (x, y1)],
+            BLACK.mix(0.6).stroke_width(2),
+        ))
+        .map_err(|e| e.to_string())?
+        .label(name.to_string())
+        .legend(|(x, y)| {
+            PathElement::new(vec![(x, y), (x + 12, y)], BLACK.mix(0.6).stroke_width(2))
+        });
+    Ok(())
+}
+
+/// Each highlighted point: its range as a vertical bar, its value as a
+/// triangle.
+fn draw_highlighted<DB: DrawingBackend>(
+    chart: &mut CloudContext<'_, DB>,
+    points: &[RangePoint],
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    for (i, p) in points.iter().enumerate() {
         let color = PALETTE[(i + 3) % PALETTE.len()];
         chart
             .draw_series(std::iter::once(PathElement::new(
@@ -356,14 +427,6 @@ where
             .label(p.name.clone())
             .legend(move |(x, y)| TriangleMarker::new((x + 6, y), 5, color.filled()));
     }
-    chart
-        .configure_series_labels()
-        .label_font(("sans-serif", 11))
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK.mix(0.3))
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(|e| e.to_string())?;
     Ok(())
 }
 
