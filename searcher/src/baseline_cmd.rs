@@ -53,17 +53,15 @@ pub fn run_random(a: RandomArgs) -> Result<()> {
     let table = LatencyTable::read(&a.table)?;
     let space = space_for(a.space.as_deref(), Some(&table))?;
     table.check_space(&space)?;
-    let draws = 1_000_000;
-    let kept = random_within_band(
-        &space,
-        Some(&table),
-        Resource::Latency,
-        a.target_ms,
-        a.band,
-        a.n,
-        a.seed,
-        draws,
-    )?;
+    let draws = tunas_searcher::search::BandDraw::DEFAULT_MAX_DRAWS;
+    let draw = tunas_searcher::search::BandDraw {
+        target: a.target_ms,
+        band: a.band,
+        n: a.n,
+        seed: a.seed,
+        max_draws: draws,
+    };
+    let kept = random_within_band(&space, Some(&table), Resource::Latency, &draw)?;
     if kept.len() < a.n {
         bail!(
             "only {} of {} architectures lie within ±{:.1}% of {} ms in {draws} uniform draws; widen --band or pick a target nearer the middle (`tunas-searcher targets`)",

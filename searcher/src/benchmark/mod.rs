@@ -233,7 +233,7 @@ pub struct BenchmarkSettings {
 }
 
 fn default_band_draws() -> usize {
-    1_000_000
+    crate::search::BandDraw::DEFAULT_MAX_DRAWS
 }
 
 impl BenchmarkSettings {
@@ -483,23 +483,22 @@ impl Plan {
         let targets_ms = settings.targets.resolve(space, table)?;
         let mut random = Vec::with_capacity(targets_ms.len());
         for &t in &targets_ms {
-            let kept = random_within_band(
-                space,
-                Some(table),
-                crate::search::Resource::Latency,
-                t,
-                settings.band,
-                settings.random,
-                settings.random_seed,
-                settings.band_draws,
-            )
-            .map_err(|e| match e {
-                SearchError::Table(t) => BenchmarkError::Table(t),
-                other => BenchmarkError::BadSetting {
-                    what: "band",
-                    why: other.to_string(),
-                },
-            })?;
+            let draw = crate::search::BandDraw {
+                target: t,
+                band: settings.band,
+                n: settings.random,
+                seed: settings.random_seed,
+                max_draws: settings.band_draws,
+            };
+            let kept =
+                random_within_band(space, Some(table), crate::search::Resource::Latency, &draw)
+                    .map_err(|e| match e {
+                        SearchError::Table(t) => BenchmarkError::Table(t),
+                        other => BenchmarkError::BadSetting {
+                            what: "band",
+                            why: other.to_string(),
+                        },
+                    })?;
             if kept.len() < settings.random {
                 return Err(BenchmarkError::BandUnreachable {
                     target_ms: t,

@@ -26,28 +26,44 @@ pub fn latency_samples(
     Ok(ms)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Which random architectures [`random_within_band`] keeps.
+#[derive(Clone, Copy, Debug)]
+pub struct BandDraw {
+    /// The target cost, in the resource's unit.
+    pub target: f64,
+    /// Relative half-width of the band (0.03: ±3%).
+    pub band: f64,
+    /// How many to keep.
+    pub n: usize,
+    /// Seed of the uniform draws.
+    pub seed: u64,
+    /// Draws before giving up (fewer than `n` may be kept).
+    pub max_draws: usize,
+}
+
+impl BandDraw {
+    /// Uniform draws allowed by default before giving up (`random` and
+    /// the benchmark).
+    pub const DEFAULT_MAX_DRAWS: usize = 1_000_000;
+}
+
 /// TuNAS's random-search baseline: uniform samples whose cost is within
-/// `band` (relative) of the target.
+/// `draw.band` (relative) of `draw.target`.
 pub fn random_within_band(
     space: &SearchSpace,
     table: Option<&LatencyTable>,
     resource: Resource,
-    target: f64,
-    band: f64,
-    n: usize,
-    seed: u64,
-    max_draws: usize,
+    draw: &BandDraw,
 ) -> Result<Vec<(Architecture, f64)>, SearchError> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(draw.seed);
     let mut kept = Vec::new();
-    for _ in 0..max_draws {
-        if kept.len() == n {
+    for _ in 0..draw.max_draws {
+        if kept.len() == draw.n {
             break;
         }
         let arch = Architecture::sample_uniform(space, &mut rng);
         let cost = cost_of(space, table, resource, &arch)?;
-        if (cost / target - 1.0).abs() <= band {
+        if (cost / draw.target - 1.0).abs() <= draw.band {
             kept.push((arch, cost));
         }
     }

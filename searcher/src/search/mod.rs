@@ -34,7 +34,7 @@ use tunas_shared::{
 use crate::controller::{Controller, rl_learning_rate};
 use crate::data::{Augmentation, BatchMaker, Dataset};
 use crate::optim::{Optimizer, Sgd, WarmupCosine};
-use crate::supernet::{BnMode, PathPlan, Supernet, evaluate, train_step};
+use crate::supernet::{BnMode, PathPlan, StepSettings, Supernet, evaluate, train_step};
 use crate::train::Normalization;
 use crate::weights::{WeightsError, WeightsMeta, load_store, save_store};
 
@@ -44,7 +44,7 @@ mod files;
 mod plots;
 mod run;
 
-pub use baseline::{latency_samples, random_within_band};
+pub use baseline::{BandDraw, latency_samples, random_within_band};
 pub use config::{
     DEFAULT_BETA, MultiDevice, Resource, SearchConfig, default_rl_learning_rate, device_reward,
 };

@@ -257,16 +257,13 @@ impl<'a> SearchRun<'a> {
         );
         self.batch_counter += 1;
         let (x, y) = self.train_maker.batch(&data.train, &idx, rng);
-        let (loss, _) = train_step(
-            &mut self.net,
-            x,
-            &y,
-            plan,
-            &self.optimizer,
+        let step = StepSettings {
+            optimizer: &self.optimizer,
             lr,
-            config.label_smoothing,
-            false,
-        );
+            label_smoothing: config.label_smoothing,
+            bn: BnMode::Batch,
+        };
+        let (loss, _) = train_step(&mut self.net, x, &y, plan, &step);
         let (vx, vy) = data.maker.batch(&data.validation, &vidx, rng);
         let quality = evaluate(
             &mut self.net,

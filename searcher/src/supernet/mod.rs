@@ -42,7 +42,7 @@ use tunas_shared::space::Param;
 use crate::layers::activation::Activation as Act;
 
 pub use build::{ConvBn, HeadWeights, LayerDecisions, LayerWeights, SeWeights};
-pub use net::{evaluate, loss_and_gradients, train_step};
+pub use net::{StepSettings, evaluate, loss_and_gradients, train_step};
 pub use plan::PathPlan;
 pub use store::{ParamStore, ParamTensor};
 pub use tape::{NetTape, UnitTape};

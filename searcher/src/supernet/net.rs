@@ -209,30 +209,37 @@ pub fn loss_and_gradients(
     (loss, acc)
 }
 
-/// One training step: forward, backward, optimiser update.
-#[allow(clippy::too_many_arguments)]
+/// How one training step updates the weights.
+#[derive(Clone, Copy, Debug)]
+pub struct StepSettings<'a> {
+    /// The optimiser of the weights.
+    pub optimizer: &'a Optimizer,
+    /// Its learning rate at this step.
+    pub lr: f32,
+    /// Label smoothing of the cross-entropy.
+    pub label_smoothing: f32,
+    /// Batch statistics only (the search: running statistics mean nothing
+    /// for a supernet whose paths change every step), or batch statistics
+    /// that also update the running ones (stand-alone training).
+    pub bn: BnMode,
+}
+
+/// One training step: forward, backward, optimiser update; returns the
+/// batch's loss and accuracy.
 pub fn train_step(
     net: &mut Supernet,
     x: Array4<f32>,
     labels: &[usize],
     plan: &PathPlan,
-    optimizer: &Optimizer,
-    lr: f32,
-    label_smoothing: f32,
-    update_running: bool,
+    step: &StepSettings,
 ) -> (f32, f32) {
     net.store.zero_grads();
-    let mode = if update_running {
-        BnMode::BatchUpdateRunning
-    } else {
-        BnMode::Batch
-    };
-    let (logits, tape) = net.forward(x, plan, mode, true);
+    let (logits, tape) = net.forward(x, plan, step.bn, true);
     let (loss, dlogits) =
-        crate::layers::loss::softmax_cross_entropy(logits.view(), labels, label_smoothing);
+        crate::layers::loss::softmax_cross_entropy(logits.view(), labels, step.label_smoothing);
     let acc = crate::layers::loss::accuracy(logits.view(), labels);
     net.backward(tape.expect("tape was kept"), plan, dlogits);
-    net.store.step(optimizer, lr);
+    net.store.step(step.optimizer, step.lr);
     (loss, acc)
 }
 

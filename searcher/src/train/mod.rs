@@ -55,7 +55,7 @@ use tunas_shared::{Architecture, SearchSpace};
 
 use crate::data::{Augmentation, BatchMaker, BatchStream, Dataset, TrainTest};
 use crate::optim::{Optimizer, RmsProp, Sgd, WarmupCosine};
-use crate::supernet::{BnMode, PathPlan, Supernet, train_step};
+use crate::supernet::{BnMode, PathPlan, StepSettings, Supernet, train_step};
 use crate::weights::{WeightsError, save_supernet};
 
 mod run;

@@ -152,16 +152,13 @@ impl<'a> Training<'a> {
             let indices = self.stream.next_indices(&mut self.rng);
             let (x, labels) = self.maker.batch(&self.train, &indices, &mut self.rng);
             lr = self.schedule.lr(self.step);
-            let (loss, acc) = train_step(
-                self.net,
-                x,
-                &labels,
-                &self.plan,
-                &self.optimizer,
+            let step = StepSettings {
+                optimizer: &self.optimizer,
                 lr,
-                cfg.label_smoothing,
-                true,
-            );
+                label_smoothing: cfg.label_smoothing,
+                bn: BnMode::BatchUpdateRunning,
+            };
+            let (loss, acc) = train_step(self.net, x, &labels, &self.plan, &step);
             loss_sum += f64::from(loss);
             acc_sum += f64::from(acc);
             self.step += 1;
