@@ -7,7 +7,7 @@
 //! `[0, 1]` pixels in, a dynamic batch, the training normalisation inside
 //! the graph and a description in `metadata_props` (see [`metadata_keys`]).
 
-use ndarray::{ArrayViewD, SliceInfoElem};
+use ndarray::ArrayViewD;
 use thiserror::Error;
 use tunas_shared::onnx::{
     BatchDim, InputNormalization, NetworkOptions, OnnxError, WeightRequest, WeightSource,
@@ -86,14 +86,7 @@ impl<'a> TrainedWeights<'a> {
                 ));
             }
         }
-        let info: Vec<SliceInfoElem> = shape
-            .iter()
-            .map(|&n| SliceInfoElem::Slice {
-                start: 0,
-                end: Some(n as isize),
-                step: 1,
-            })
-            .collect();
+        let info = crate::supernet::leading_region(shape);
         // Row-major iteration of the sliced view is the order the writer wants.
         Ok(t.slice(info.as_slice()).iter().copied().collect())
     }

@@ -44,6 +44,7 @@ use crate::layers::activation::Activation as Act;
 pub use build::{ConvBn, HeadWeights, LayerDecisions, LayerWeights, SeWeights};
 pub use net::{StepSettings, evaluate, loss_and_gradients, train_step};
 pub use plan::PathPlan;
+pub(crate) use store::leading_region;
 pub use store::{ParamStore, ParamTensor};
 pub use tape::{NetTape, UnitTape};
 

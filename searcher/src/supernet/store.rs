@@ -99,18 +99,20 @@ impl ParamStore {
         self.view(i)
     }
 
+    /// Tensor `i` (1-d) for writing.
+    pub(super) fn v1_mut(&mut self, i: usize) -> ndarray::ArrayViewMut1<'_, f32> {
+        let t = &mut self.tensors[i];
+        let shape = t.value.shape().to_vec();
+        t.value
+            .view_mut()
+            .into_dimensionality()
+            .unwrap_or_else(|_| panic!("tensor '{}' has shape {shape:?}, not 1-d", t.name))
+    }
+
     /// Adds `g` to the gradient of tensor `i`, over its leading region of
     /// `g`'s shape (a narrower path uses the first channels).
     pub(super) fn add_grad<D: Dimension>(&mut self, i: usize, g: &Array<f32, D>) {
-        let region: Vec<SliceInfoElem> = g
-            .shape()
-            .iter()
-            .map(|&n| SliceInfoElem::Slice {
-                start: 0,
-                end: Some(n as isize),
-                step: 1,
-            })
-            .collect();
+        let region = leading_region(g.shape());
         let t = &mut self.tensors[i];
         let grad = t
             .grad
@@ -189,4 +191,18 @@ fn normal(rng: &mut ChaCha8Rng) -> f64 {
     let u1: f64 = rng.random_range(f64::EPSILON..1.0);
     let u2: f64 = rng.random();
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+/// The slice of a tensor's leading `shape` region (first channels of every
+/// axis): how a narrower path, or the exporter, takes its part of a
+/// widest-shape tensor.
+pub(crate) fn leading_region(shape: &[usize]) -> Vec<SliceInfoElem> {
+    shape
+        .iter()
+        .map(|&n| SliceInfoElem::Slice {
+            start: 0,
+            end: Some(n as isize),
+            step: 1,
+        })
+        .collect()
 }

@@ -1,7 +1,7 @@
 //! A conv + BN + activation unit, and the choice among several of them
 //! (the depthwise kernels, the stem kernels): forward and backward.
 
-use ndarray::{Array1, Array4, Ix1, s};
+use ndarray::{Array1, Array4, s};
 
 use super::build::ConvBn;
 use super::tape::{KernelTape, UnitTape};
@@ -108,33 +108,11 @@ impl Supernet {
             bnp.momentum = m;
         }
         let bnp = &bnp;
-        let mut mean = self.store.tensors[u.mean]
-            .value
-            .view()
-            .into_dimensionality::<Ix1>()
-            .expect("1-d")
-            .slice(s![..c])
-            .to_owned();
-        let mut var = self.store.tensors[u.var]
-            .value
-            .view()
-            .into_dimensionality::<Ix1>()
-            .expect("1-d")
-            .slice(s![..c])
-            .to_owned();
+        let mut mean = self.store.v1(u.mean).slice(s![..c]).to_owned();
+        let mut var = self.store.v1(u.var).slice(s![..c]).to_owned();
         batch_norm_update_running(bnp, mean.view_mut(), var.view_mut(), cache);
-        let mut m = self.store.tensors[u.mean]
-            .value
-            .view_mut()
-            .into_dimensionality::<Ix1>()
-            .expect("1-d");
-        m.slice_mut(s![..c]).assign(&mean);
-        let mut v = self.store.tensors[u.var]
-            .value
-            .view_mut()
-            .into_dimensionality::<Ix1>()
-            .expect("1-d");
-        v.slice_mut(s![..c]).assign(&var);
+        self.store.v1_mut(u.mean).slice_mut(s![..c]).assign(&mean);
+        self.store.v1_mut(u.var).slice_mut(s![..c]).assign(&var);
     }
 
     pub(super) fn unit_backward(
