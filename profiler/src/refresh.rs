@@ -5,13 +5,15 @@
 //! version (then every row is), or when it is older than a given age. A
 //! changed space (its hash differs) drops the keys the new space no longer
 //! has and measures the keys it gained. Kept rows are turned back into raw
-//! timings with the old calibration (`x-op-scale`, `x-per-node-us`) so that
-//! the whole table is calibrated afresh, on this run's end-to-end networks.
+//! timings with the old calibration ([`Calibration`], stored losslessly in
+//! the provenance) so that the whole table is calibrated afresh, on this
+//! run's end-to-end networks.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
+use tunas_shared::table::{Calibration, FieldError};
 use tunas_shared::{LatencyTable, OpStats, SearchSpace, space_op_keys};
 
 use crate::device;
@@ -56,6 +58,15 @@ pub enum RefreshError {
         table_cpu: String,
         /// This device's CPU.
         this_cpu: String,
+    },
+    /// The table's calibration notes cannot be read back.
+    #[error("{}: its calibration cannot be undone for the rows it keeps", table.display())]
+    BadCalibration {
+        /// The table.
+        table: PathBuf,
+        /// The unreadable note.
+        #[source]
+        source: FieldError,
     },
 }
 
@@ -178,16 +189,24 @@ impl RefreshCounts {
 
 /// What to measure to refresh `old` for `space` with a runtime of version
 /// `runtime_version`; rows measured before `cutoff_unix` (seconds since the
-/// epoch) are stale. Kept rows are un-calibrated (see the module docs).
+/// epoch) are stale. Kept rows are un-calibrated (see the module docs); a
+/// table whose calibration notes cannot be read is refused.
 pub fn plan_refresh(
     old: &LatencyTable,
     space: &SearchSpace,
     runtime_version: &str,
     cutoff_unix: Option<u64>,
-) -> (Plan, RefreshCounts) {
+) -> Result<(Plan, RefreshCounts), RefreshError> {
     let keys = space_op_keys(space, old.provenance.batch);
     let runtime_changed = old.provenance.runtime_version != runtime_version;
-    let (alpha, per_node) = old_calibration(old);
+    let calibration = old
+        .provenance
+        .calibration()
+        .map_err(|source| RefreshError::BadCalibration {
+            table: old.path.clone().unwrap_or_default(),
+            source,
+        })?
+        .unwrap_or(Calibration::IDENTITY);
     let mut counts = RefreshCounts {
         dropped: old.rows.keys().filter(|k| !keys.contains(k)).count(),
         ..Default::default()
@@ -212,40 +231,24 @@ pub fn plan_refresh(
             plan.to_measure.insert(*key);
             continue;
         }
-        let per_op = per_node * op_node_count(key) as f64;
         counts.kept += 1;
-        plan.kept_raw.insert(*key, uncalibrated(row, alpha, per_op));
+        let raw = uncalibrated(row, &calibration, op_node_count(key));
+        plan.kept_raw.insert(*key, raw);
     }
     plan.extra = refresh_history(old, space, runtime_version, &counts);
-    (plan, counts)
+    Ok((plan, counts))
 }
 
-/// The calibration `old` was written with: its op scale `α` (1 when
-/// missing or not positive) and per-node cost (0 when missing).
-fn old_calibration(old: &LatencyTable) -> (f64, f64) {
-    let number = |name: &str, default: f64| {
-        old.provenance
-            .extra
-            .get(name)
-            .and_then(|v| v.parse::<f64>().ok())
-            .filter(|v| v.is_finite())
-            .unwrap_or(default)
-    };
-    let (alpha, per_node) = (number("x-op-scale", 1.0), number("x-per-node-us", 0.0));
-    let alpha = if alpha > 0.0 { alpha } else { 1.0 };
-    (alpha, per_node)
-}
-
-/// A calibrated row turned back into a raw timing: `(v − per_op) / α`,
-/// at least 0.
-fn uncalibrated(row: &OpStats, alpha: f64, per_op: f64) -> OpStats {
-    let raw = |v: f64| ((v - per_op) / alpha).max(0.0);
+/// A calibrated row of an op with `nodes` ONNX nodes turned back into a
+/// raw timing (each statistic at least 0).
+fn uncalibrated(row: &OpStats, calibration: &Calibration, nodes: usize) -> OpStats {
+    let raw = |v: f64| calibration.raw_us(v, nodes);
     OpStats {
         median_us: raw(row.median_us),
         p10_us: raw(row.p10_us),
         p90_us: raw(row.p90_us),
         mean_us: raw(row.mean_us),
-        std_us: row.std_us / alpha,
+        std_us: row.std_us / calibration.op_scale,
         runs: row.runs,
         measured_at: row.measured_at.clone(),
     }

@@ -717,7 +717,8 @@ fn refresh_measures_only_missing_and_old_rows() {
     assert!(note.contains("re-measured 7 rows"), "{note}");
     assert!(new.provenance.extra.contains_key("x-calibration-mape-pct"));
     // A different runtime version re-measures everything: planned, not run.
-    let (plan, counts) = tunas_profiler::refresh::plan_refresh(&new, &space, "9.99.0", None);
+    let (plan, counts) =
+        tunas_profiler::refresh::plan_refresh(&new, &space, "9.99.0", None).unwrap();
     assert_eq!(counts.runtime_changed, keys.len());
     assert_eq!(plan.to_measure.len(), keys.len());
     // A changed space drops what it no longer has and measures what it gained.
@@ -727,7 +728,8 @@ fn refresh_measures_only_missing_and_old_rows() {
         &other,
         &new.provenance.runtime_version.clone(),
         None,
-    );
+    )
+    .unwrap();
     assert_eq!(counts.dropped + counts.kept, keys.len());
     assert_eq!(
         plan.to_measure.len(),

@@ -51,7 +51,9 @@ fn refresh_error(e: RefreshError) -> anyhow::Error {
     match e {
         RefreshError::SpaceNotBuiltIn { .. } => anyhow::anyhow!("{e}; pass --space FILE.toml"),
         RefreshError::SettingChanged { setting, .. } => anyhow::anyhow!("--{setting} {e}"),
-        RefreshError::OtherCpu { .. } => anyhow::Error::new(e),
+        RefreshError::OtherCpu { .. } | RefreshError::BadCalibration { .. } => {
+            anyhow::Error::new(e)
+        }
     }
 }
 
@@ -290,7 +292,8 @@ fn refresh(request: &RefreshRequest, device: &DeviceArgs) -> Result<()> {
     let rt = runtime(timing.ort_lib.as_deref())?;
     refresh::check_same_cpu(table, &old).map_err(refresh_error)?;
     let cutoff = refresh::cutoff_unix(older_than);
-    let (plan, counts) = refresh::plan_refresh(&old, &space_def, rt.version(), cutoff);
+    let (plan, counts) =
+        refresh::plan_refresh(&old, &space_def, rt.version(), cutoff).map_err(refresh_error)?;
     eprintln!("refresh {}: {}", table.display(), counts.text());
     let started = std::time::Instant::now();
     let fresh = profile::run_plan(rt, &space_def, &settings, plan)?;

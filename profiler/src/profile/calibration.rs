@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use tunas_shared::table::{CALIBRATION_SEED_FIELD, Calibration};
 use tunas_shared::{LatencyTable, OpKey, OpStats};
 
 use super::measure::op_node_count;
@@ -162,7 +163,7 @@ impl CalibrationSet {
         table.provenance.overhead_us = c0.max(0.0);
         let e = &mut table.provenance.extra;
         e.insert("x-calibration-networks".into(), rows.len().to_string());
-        e.insert("x-calibration-seed".into(), self.seed.to_string());
+        e.insert(CALIBRATION_SEED_FIELD.into(), self.seed.to_string());
         e.insert(
             "x-calibration-order".into(),
             format!(
@@ -175,13 +176,16 @@ impl CalibrationSet {
             CALIBRATION_E2E_FIELD.into(),
             calibration_times_text(&self.times),
         );
-        e.insert("x-op-scale".into(), format!("{alpha:.5}"));
-        e.insert("x-per-node-us".into(), format!("{c1:.3}"));
-        e.insert("x-fit-constant-us".into(), format!("{c0:.3}"));
+        let calibration = Calibration {
+            op_scale: alpha,
+            per_node_us: c1,
+            constant_us: c0,
+        };
+        calibration.record(e);
         e.insert("x-calibration-mape-pct".into(), format!("{:.2}", fit.mape));
         let mut clamped = 0;
         for (key, raw) in raw {
-            let stats = calibrated_row(raw, alpha, c1 * op_node_count(key) as f64, &mut clamped);
+            let stats = calibrated_row(raw, &calibration, op_node_count(key), &mut clamped);
             table.rows.insert(*key, stats);
         }
         table
@@ -192,11 +196,17 @@ impl CalibrationSet {
     }
 }
 
-/// `α·v + per_op` for each statistic of a raw row (the spread scaled by
-/// `α`); a value the fit would make negative is 0 and counted in `clamped`.
-fn calibrated_row(raw: &OpStats, alpha: f64, per_op: f64, clamped: &mut usize) -> OpStats {
+/// Each statistic of a raw row of an op with `nodes` ONNX nodes,
+/// calibrated (the spread scaled by the op scale); a value the fit would
+/// make negative is 0 and counted in `clamped`.
+fn calibrated_row(
+    raw: &OpStats,
+    calibration: &Calibration,
+    nodes: usize,
+    clamped: &mut usize,
+) -> OpStats {
     let mut adjust = |v: f64| {
-        let v = alpha * v + per_op;
+        let v = calibration.calibrated_us(v, nodes);
         if v < 0.0 {
             *clamped += 1;
         }
@@ -207,7 +217,7 @@ fn calibrated_row(raw: &OpStats, alpha: f64, per_op: f64, clamped: &mut usize) -
         p10_us: adjust(raw.p10_us),
         p90_us: adjust(raw.p90_us),
         mean_us: adjust(raw.mean_us),
-        std_us: alpha * raw.std_us,
+        std_us: calibration.op_scale * raw.std_us,
         runs: raw.runs,
         measured_at: raw.measured_at.clone(),
     }
@@ -229,10 +239,9 @@ pub(super) fn leave_uncalibrated(
         ),
     );
     table.rows = raw;
-    table
-        .provenance
-        .extra
-        .remove(tunas_shared::table::KIND_SCALE_FIELD);
+    let e = &mut table.provenance.extra;
+    e.remove(tunas_shared::table::KIND_SCALE_FIELD);
+    Calibration::forget(e);
 }
 
 #[cfg(test)]

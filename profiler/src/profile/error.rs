@@ -2,6 +2,8 @@
 
 use thiserror::Error;
 use tunas_shared::TableError;
+use tunas_shared::onnx::OnnxError;
+use tunas_shared::table::FieldError;
 
 use crate::runtime::RuntimeError;
 
@@ -15,12 +17,13 @@ pub enum ProfileError {
     #[error(transparent)]
     Table(#[from] TableError),
     /// A model could not be built.
-    #[error("cannot build the ONNX model for {what}: {message}")]
+    #[error("cannot build the ONNX model for {what}")]
     Model {
         /// The op key or architecture.
         what: String,
-        /// The builder's message.
-        message: String,
+        /// What the builder refused.
+        #[source]
+        source: OnnxError,
     },
     /// The output exists and overwriting was not asked for (resuming does
     /// not overwrite a finished table).
@@ -63,11 +66,21 @@ pub enum ProfileError {
         what: String,
     },
     /// The output folder cannot be written.
-    #[error("cannot write to {path}: {message}")]
+    #[error("cannot write to {path}")]
     Unwritable {
         /// Path.
         path: String,
-        /// The system's message.
-        message: String,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A journal's provenance note cannot be read back.
+    #[error("{journal}: a provenance note of the interrupted run cannot be read")]
+    BadNote {
+        /// The journal path.
+        journal: String,
+        /// The note and what is wrong with it.
+        #[source]
+        source: FieldError,
     },
 }

@@ -46,7 +46,7 @@ pub(super) fn time_op(
 ) -> Result<OpStats, ProfileError> {
     let model = op_model(key, &mut RandomWeights::new(1)).map_err(|e| ProfileError::Model {
         what: key.to_string(),
-        message: e.to_string(),
+        source: e,
     })?;
     let (m, profile) = profiled_benchmark(runtime, &model, t, &scratch.join("op"))?;
     let (own, _) = profile.attribute(&["op"]);
@@ -70,7 +70,7 @@ pub(super) fn time_in_context(
     let model = network_model(space, arch, &mut RandomWeights::new(7), t.batch).map_err(|e| {
         ProfileError::Model {
             what: arch.to_compact(),
-            message: e.to_string(),
+            source: e,
         }
     })?;
     let sites = network_sites(space, arch, t.batch);
@@ -105,7 +105,7 @@ pub fn measure_architecture(
     let model = network_model(space, arch, &mut RandomWeights::new(7), t.batch).map_err(|e| {
         ProfileError::Model {
             what: arch.to_compact(),
-            message: e.to_string(),
+            source: e,
         }
     })?;
     Ok(time_model(runtime, &model, t)?.stats())

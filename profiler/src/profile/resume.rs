@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use tunas_shared::table::{CALIBRATION_SEED_FIELD, STATISTIC_FIELD};
 use tunas_shared::{LatencyTable, Provenance, TableError};
 
 use super::error::ProfileError;
@@ -21,16 +22,16 @@ pub(super) fn journal_calibration_times(
     let Some(text) = found.extra.get(CALIBRATION_E2E_FIELD) else {
         return Ok(BTreeMap::new());
     };
-    let seed = found
-        .extra
-        .get("x-calibration-seed")
-        .cloned()
-        .unwrap_or_default();
-    if seed != s.calibration_seed.to_string() {
+    let bad_note = |source| ProfileError::BadNote {
+        journal: journal.display().to_string(),
+        source,
+    };
+    let seed = found.calibration_seed().map_err(bad_note)?;
+    if seed != Some(s.calibration_seed) {
         return Err(ProfileError::ResumeMismatch {
             journal: journal.display().to_string(),
-            field: "x-calibration-seed",
-            found: seed,
+            field: CALIBRATION_SEED_FIELD,
+            found: seed.map(|v| v.to_string()).unwrap_or_default(),
             wanted: s.calibration_seed.to_string(),
         });
     }
@@ -72,19 +73,13 @@ fn check_resumable(
             });
         }
     }
-    let statistic = |p: &Provenance| {
-        p.extra
-            .get("x-statistic")
-            .cloned()
-            .unwrap_or_else(|| "median".into())
-    };
-    let (a, b) = (statistic(found), statistic(wanted));
+    let (a, b) = (found.statistic_name(), wanted.statistic_name());
     if a != b {
         return Err(ProfileError::ResumeMismatch {
             journal: journal.display().to_string(),
-            field: "x-statistic",
-            found: a,
-            wanted: b,
+            field: STATISTIC_FIELD,
+            found: a.to_string(),
+            wanted: b.to_string(),
         });
     }
     for (field, a, b) in [

@@ -87,16 +87,16 @@ pub fn run_plan(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let unwritable = |e: std::io::Error| ProfileError::Unwritable {
+    let unwritable = |source: std::io::Error| ProfileError::Unwritable {
         path: dir.display().to_string(),
-        message: e.to_string(),
+        source,
     };
     // The folder is not created: a mistyped one is an error, not a new folder.
     if !dir.is_dir() {
-        return Err(ProfileError::Unwritable {
-            path: dir.display().to_string(),
-            message: "no such folder".into(),
-        });
+        return Err(unwritable(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no such folder",
+        )));
     }
     let scratch = dir.join(format!(".tunas-profile-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).map_err(unwritable)?;
@@ -191,9 +191,10 @@ impl<'a> ProfileRun<'a> {
     ) -> Result<Self, ProfileError> {
         let t = &s.timing;
         let mut provenance = new_provenance(runtime, space, t);
-        provenance
-            .extra
-            .insert("x-calibration-seed".into(), s.calibration_seed.to_string());
+        provenance.extra.insert(
+            tunas_shared::table::CALIBRATION_SEED_FIELD.into(),
+            s.calibration_seed.to_string(),
+        );
         let all_keys = space_op_keys(space, t.batch);
         let jpath = journal_path(&s.out);
         let resumed = resume_journal(&jpath, s, &provenance)?;
@@ -588,15 +589,17 @@ impl<'a> ProfileRun<'a> {
             e.insert("x-sentinel".into(), sentinel.summary());
             e.insert("x-sentinel-drifts".into(), sentinel.events_text());
         } else {
-            e.remove("x-sentinel-baseline-us");
+            e.remove(tunas_shared::table::SENTINEL_BASELINE_FIELD);
             e.insert("x-sentinel".into(), "off".into());
         }
         table.write_atomic(&self.s.out)?;
         let journal = self.journal.take().expect(JOURNAL_OPEN);
-        journal.finish().map_err(|e| ProfileError::Unwritable {
-            path: self.jpath.display().to_string(),
-            message: e.to_string(),
-        })?;
+        journal
+            .finish()
+            .map_err(|source| ProfileError::Unwritable {
+                path: self.jpath.display().to_string(),
+                source,
+            })?;
         table.path = Some(self.s.out.clone());
         Ok(table)
     }

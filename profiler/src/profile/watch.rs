@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use tunas_shared::onnx::{RandomWeights, op_model};
+use tunas_shared::table::SENTINEL_BASELINE_FIELD;
 use tunas_shared::{LatencyTable, OpKey, Provenance};
 
 use super::error::ProfileError;
@@ -54,24 +55,29 @@ pub(super) fn start_sentinel(
     };
     let model = op_model(&key, &mut RandomWeights::new(3)).map_err(|e| ProfileError::Model {
         what: key.to_string(),
-        message: e.to_string(),
+        source: e,
     })?;
     let mut session = ModelSession::new(runtime, &model, &session_config(&s.timing, None))?;
     let cfg = sentinel_loop();
     let measure: SentinelProbe = Box::new(move || -> Result<f64, ProfileError> {
         Ok(benchmark_session(&mut session, &cfg)?.plain_median_us())
     });
-    let journal_baseline = resumed.and_then(|table| {
-        table
-            .provenance
-            .extra
-            .get("x-sentinel-baseline-us")
-            .and_then(|v| v.parse().ok())
-    });
+    let journal_baseline = match resumed {
+        Some(table) => {
+            table
+                .provenance
+                .sentinel_baseline_us()
+                .map_err(|source| ProfileError::BadNote {
+                    journal: table.path_text(),
+                    source,
+                })?
+        }
+        None => None,
+    };
     let sentinel = Sentinel::new(s.sentinel.clone(), measure, journal_baseline)?;
     provenance.extra.insert(
-        "x-sentinel-baseline-us".into(),
-        format!("{:.3}", sentinel.baseline_us()),
+        SENTINEL_BASELINE_FIELD.into(),
+        sentinel.baseline_us().to_string(),
     );
     provenance
         .extra

@@ -14,6 +14,7 @@
 //! Reading is strict: every problem is an error naming the file, the line
 //! and, where known, the op key.
 
+mod calibration;
 mod estimate;
 mod parse;
 mod provenance;
@@ -26,6 +27,10 @@ use std::path::PathBuf;
 
 use crate::opkey::OpKey;
 
+pub use calibration::{
+    CALIBRATION_SEED_FIELD, Calibration, FIT_CONSTANT_FIELD, FieldError, OP_SCALE_FIELD,
+    PER_NODE_FIELD, SENTINEL_BASELINE_FIELD, STATISTIC_FIELD,
+};
 pub use provenance::{KIND_SCALE_FIELD, Provenance, kind_scales_text, parse_kind_scales};
 pub use schema::{MAX_OP_US, STAT_COLUMNS, TABLE_SIGNATURE};
 pub use stats::{ModeSplit, OpStats, Statistic, grouped_quantile, lower_mode, quantile};
@@ -52,7 +57,8 @@ impl LatencyTable {
         }
     }
 
-    fn path_text(&self) -> String {
+    /// The file the table was read from, or `<latency table>`.
+    pub fn path_text(&self) -> String {
         self.path
             .as_ref()
             .map(|p| p.display().to_string())
