@@ -129,6 +129,26 @@ pub struct TimingRequest {
     pub quiet: bool,
 }
 
+impl Default for TimingRequest {
+    /// The defaults of every command that times (the flags' defaults).
+    fn default() -> Self {
+        TimingRequest {
+            threads: None,
+            ep: None,
+            pin: None,
+            batch: None,
+            ort_lib: None,
+            warmup_runs: 10,
+            warmup_ms: 20,
+            runs: 60,
+            min_ms: 30,
+            network_runs: 50,
+            network_min_ms: 150,
+            quiet: false,
+        }
+    }
+}
+
 impl TimingRequest {
     /// The execution provider (cpu when none was given).
     pub fn provider(&self) -> Result<ExecutionProvider, RuntimeError> {
@@ -167,31 +187,6 @@ impl TimingRequest {
                 .unwrap_or_else(device::local_device_name),
         })
     }
-
-    /// The same settings as profiler arguments, for the device's profiler
-    /// (the pinning defaults to `big` there; the runtime is the pushed one).
-    pub fn forward(&self) -> Vec<String> {
-        let pin = self.pin.as_ref().map_or("big".into(), Pin::to_string);
-        let mut a = vec![
-            format!("--warmup-runs={}", self.warmup_runs),
-            format!("--warmup-ms={}", self.warmup_ms),
-            format!("--runs={}", self.runs),
-            format!("--min-ms={}", self.min_ms),
-            format!("--network-runs={}", self.network_runs),
-            format!("--network-min-ms={}", self.network_min_ms),
-            format!("--pin={pin}"),
-        ];
-        if let Some(t) = self.threads {
-            a.push(format!("--threads={t}"));
-        }
-        if let Some(ep) = &self.ep {
-            a.push(format!("--ep={ep}"));
-        }
-        if let Some(b) = self.batch {
-            a.push(format!("--batch={b}"));
-        }
-        a
-    }
 }
 
 /// How `profile` and `refresh` measure, beyond the timing loops.
@@ -215,6 +210,31 @@ pub struct RunRequest {
     pub progress_every_s: f64,
     /// The device name recorded in the table (set by the adb/ssh runners).
     pub device_label: Option<String>,
+}
+
+/// The seed of the calibration networks: fixed, so that a resumed run
+/// times the same networks and tables of one space are comparable.
+pub const CALIBRATION_SEED: u64 = 1_000_003;
+
+/// Random networks drawn in a row without covering a new op key before
+/// profiling gives up on in-context coverage and times the rest alone.
+pub const MAX_NETWORKS_WITHOUT_PROGRESS: usize = 50;
+
+impl Default for RunRequest {
+    /// The defaults of `profile` and `refresh` (the flags' defaults).
+    fn default() -> Self {
+        RunRequest {
+            calibration_networks: 40,
+            contexts: 2,
+            sentinel_every: 10,
+            drift_threshold_pct: 10.0,
+            cooldown_s: 60.0,
+            cooldown_budget_s: 600.0,
+            progress_lines: false,
+            progress_every_s: 5.0,
+            device_label: None,
+        }
+    }
 }
 
 impl RunRequest {
@@ -245,8 +265,8 @@ impl RunRequest {
             resume,
             force,
             calibration_networks: self.calibration_networks,
-            calibration_seed: 1_000_003,
-            max_networks_without_progress: 50,
+            calibration_seed: CALIBRATION_SEED,
+            max_networks_without_progress: MAX_NETWORKS_WITHOUT_PROGRESS,
             contexts_per_key: self.contexts,
             progress: !quiet,
             progress_lines: self.progress_lines,
@@ -254,19 +274,6 @@ impl RunRequest {
             max_keys,
             sentinel: self.sentinel(),
         }
-    }
-
-    /// The same settings as profiler arguments, for the device's profiler.
-    pub fn forward(&self) -> Vec<String> {
-        vec![
-            format!("--calibration-networks={}", self.calibration_networks),
-            format!("--contexts={}", self.contexts),
-            format!("--sentinel-every={}", self.sentinel_every),
-            format!("--drift-threshold={}", self.drift_threshold_pct),
-            format!("--cooldown-s={}", self.cooldown_s),
-            format!("--cooldown-budget-s={}", self.cooldown_budget_s),
-            format!("--progress-every={}", self.progress_every_s),
-        ]
     }
 }
 
@@ -336,6 +343,13 @@ pub struct ValidateRequest {
     pub plot: Option<PathBuf>,
     /// Timing loops, threads, provider, pinning.
     pub timing: TimingRequest,
+}
+
+impl ValidateRequest {
+    /// Random architectures timed by default.
+    pub const DEFAULT_SAMPLES: usize = 200;
+    /// Their default seed.
+    pub const DEFAULT_SEED: u64 = 1;
 }
 
 #[cfg(test)]

@@ -34,14 +34,9 @@ pub struct SentinelSettings {
 }
 
 impl Default for SentinelSettings {
+    /// What `profile` runs with by default.
     fn default() -> Self {
-        SentinelSettings {
-            every: 10,
-            threshold: 0.10,
-            cooldown: Duration::from_secs(60),
-            max_cooldowns: 3,
-            cooldown_budget: Duration::from_secs(600),
-        }
+        crate::request::RunRequest::default().sentinel()
     }
 }
 

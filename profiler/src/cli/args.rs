@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tunas_profiler::export::ExportFormat;
-use tunas_profiler::remote::{DeviceSpec, RemoteCommand, RemoteRun, Transport};
+use tunas_profiler::remote::{DeviceRequest, DeviceSpec, RemoteRun, Transport};
 use tunas_profiler::request::{
     MeasureRequest, Pin, ProfileRequest, RefreshRequest, RunRequest, TimingRequest, ValidateRequest,
 };
@@ -147,6 +147,13 @@ pub enum Command {
         #[arg(long, value_enum)]
         format: ExportFormatArg,
     },
+    /// Run a request a host shipped to this device (the device side of
+    /// `--device adb|ssh`), and write its result beside it.
+    #[command(hide = true)]
+    RunRequest {
+        /// The request (JSON), as `--device` runs write it.
+        file: PathBuf,
+    },
 }
 
 // The flags of `profile` (no doc comment: the variant's is the help).
@@ -234,10 +241,10 @@ pub struct ValidateArgs {
     #[arg(long, value_name = "FILE")]
     pub table: PathBuf,
     /// Number of random architectures.
-    #[arg(long, default_value_t = 200, value_parser = whole::<usize>(2, 100_000))]
+    #[arg(long, default_value_t = ValidateRequest::DEFAULT_SAMPLES, value_parser = whole::<usize>(2, 100_000))]
     pub samples: usize,
     /// Seed of the random architectures.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = ValidateRequest::DEFAULT_SEED)]
     pub seed: u64,
     /// Print the full report as JSON.
     #[arg(long)]
@@ -281,22 +288,22 @@ pub struct TimingArgs {
     #[arg(long, value_name = "PATH")]
     ort_lib: Option<PathBuf>,
     /// Op timing: minimum warm-up runs.
-    #[arg(long, default_value_t = 10, value_parser = whole::<usize>(0, MAX_RUNS))]
+    #[arg(long, default_value_t = TimingRequest::default().warmup_runs, value_parser = whole::<usize>(0, MAX_RUNS))]
     warmup_runs: usize,
     /// Op timing: minimum warm-up time (ms).
-    #[arg(long, default_value_t = 20, value_parser = whole::<u64>(0, MAX_LOOP_MS))]
+    #[arg(long, default_value_t = TimingRequest::default().warmup_ms, value_parser = whole::<u64>(0, MAX_LOOP_MS))]
     warmup_ms: u64,
     /// Op timing: minimum timed runs (per network an op is timed in).
-    #[arg(long, default_value_t = 60, value_parser = whole::<usize>(1, MAX_RUNS))]
+    #[arg(long, default_value_t = TimingRequest::default().runs, value_parser = whole::<usize>(1, MAX_RUNS))]
     runs: usize,
     /// Op timing: minimum timed time (ms).
-    #[arg(long, default_value_t = 30, value_parser = whole::<u64>(0, MAX_LOOP_MS))]
+    #[arg(long, default_value_t = TimingRequest::default().min_ms, value_parser = whole::<u64>(0, MAX_LOOP_MS))]
     min_ms: u64,
     /// End-to-end timing: minimum timed runs.
-    #[arg(long, default_value_t = 50, value_parser = whole::<usize>(1, MAX_RUNS))]
+    #[arg(long, default_value_t = TimingRequest::default().network_runs, value_parser = whole::<usize>(1, MAX_RUNS))]
     network_runs: usize,
     /// End-to-end timing: minimum timed time (ms).
-    #[arg(long, default_value_t = 150, value_parser = whole::<u64>(0, MAX_LOOP_MS))]
+    #[arg(long, default_value_t = TimingRequest::default().network_min_ms, value_parser = whole::<u64>(0, MAX_LOOP_MS))]
     network_min_ms: u64,
     /// Hide the progress bar.
     #[arg(long)]
@@ -308,28 +315,28 @@ pub struct TimingArgs {
 pub struct RunArgs {
     /// Random networks timed end to end to fit the per-inference constant
     /// (at least 3: the fit has three unknowns).
-    #[arg(long, default_value_t = 40, value_parser = whole::<usize>(3, 100_000))]
+    #[arg(long, default_value_t = RunRequest::default().calibration_networks, value_parser = whole::<usize>(3, 100_000))]
     calibration_networks: usize,
     /// Different networks each op is timed in (runs pooled).
-    #[arg(long, default_value_t = 2, value_parser = whole::<usize>(1, 100))]
+    #[arg(long, default_value_t = RunRequest::default().contexts, value_parser = whole::<usize>(1, 100))]
     contexts: usize,
     /// Re-time the sentinel op after every N context networks or one-op
     /// keys; 0 turns the thermal-drift watch off.
-    #[arg(long, value_name = "N", default_value_t = 10, value_parser = whole::<usize>(0, MAX_RUNS))]
+    #[arg(long, value_name = "N", default_value_t = RunRequest::default().sentinel_every, value_parser = whole::<usize>(0, MAX_RUNS))]
     sentinel_every: usize,
     /// Drift of the sentinel from its first timing (percent) that counts as
     /// throttling: pause, then re-measure the rows taken since the last
     /// steady check.
-    #[arg(long, value_name = "PCT", default_value_t = 10.0, value_parser = number(0.0, false, 1000.0))]
+    #[arg(long, value_name = "PCT", default_value_t = RunRequest::default().drift_threshold_pct, value_parser = number(0.0, false, 1000.0))]
     drift_threshold: f64,
     /// Cool-down pause (seconds) after drift, up to 3 times before the new
     /// level is taken as the baseline (recorded in the provenance).
-    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = number(0.0, true, DAY_S))]
+    #[arg(long, value_name = "SECONDS", default_value_t = RunRequest::default().cooldown_s, value_parser = number(0.0, true, DAY_S))]
     cooldown_s: f64,
     /// Total cool-down pausing allowed over the run (seconds); once spent,
     /// drift resets the baseline and re-measures rows without pausing (a
     /// machine whose speed keeps changing for reasons other than heat).
-    #[arg(long, value_name = "SECONDS", default_value_t = 600.0, value_parser = number(0.0, true, 7.0 * DAY_S))]
+    #[arg(long, value_name = "SECONDS", default_value_t = RunRequest::default().cooldown_budget_s, value_parser = number(0.0, true, 7.0 * DAY_S))]
     cooldown_budget_s: f64,
     /// Print plain `progress: ...` lines to stderr (what remote runs stream
     /// back; a terminal gets a progress bar instead).
@@ -337,7 +344,7 @@ pub struct RunArgs {
     progress_lines: bool,
     /// With --progress-lines: at most one line per this many seconds (the
     /// first and the last come at once; a count is never printed twice).
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = number(0.0, true, 3600.0))]
+    #[arg(long, value_name = "SECONDS", default_value_t = RunRequest::default().progress_every_s, value_parser = number(0.0, true, 3600.0))]
     progress_every: f64,
     /// The device name recorded in the table (set by the adb/ssh runners).
     #[arg(long, value_name = "TEXT", hide = true)]
@@ -391,17 +398,13 @@ impl DeviceArgs {
     pub fn remote_run(
         &self,
         transport: Transport,
-        command: RemoteCommand,
-        space: &str,
-        args: Vec<String>,
+        request: DeviceRequest,
         out: PathBuf,
         ort_lib: Option<PathBuf>,
     ) -> RemoteRun {
         RemoteRun {
             transport,
-            command,
-            space: space.to_string(),
-            args,
+            request,
             out,
             remote_dir: self.remote_dir.clone(),
             device_binary: self.device_binary.clone(),

@@ -9,7 +9,7 @@ use tunas_profiler::export::export;
 use tunas_profiler::output::{check_output_file, check_output_folder};
 use tunas_profiler::profile;
 use tunas_profiler::refresh::{self, RefreshError};
-use tunas_profiler::remote::{DeviceSpec, RemoteCommand};
+use tunas_profiler::remote::{DeviceRequest, DeviceResult, DeviceSpec};
 use tunas_profiler::report::MeasureReport;
 use tunas_profiler::request::{
     MeasureRequest, PinError, ProfileRequest, RefreshRequest, TimingRequest, ValidateRequest,
@@ -168,7 +168,33 @@ pub fn run(command: Command) -> Result<()> {
             print!("{}", export(&table, format.format()));
             Ok(())
         }
+        Command::RunRequest { file } => run_request(&file),
     }
+}
+
+/// The device side of a remote run: runs the shipped request here and
+/// writes its result beside it (also when it fails, with the error and its
+/// causes), so the host reads back a typed outcome.
+fn run_request(file: &Path) -> Result<()> {
+    let request = DeviceRequest::read(file)?;
+    let done = match &request {
+        DeviceRequest::Profile(p) => check_output_file(&p.out, "tables", &[])
+            .context("--out")
+            .and_then(|()| profile_here(p)),
+        DeviceRequest::Refresh(r) => refresh_here(r),
+    };
+    let result = match &done {
+        Ok(rows) => DeviceResult {
+            rows: *rows,
+            error: None,
+        },
+        Err(e) => DeviceResult {
+            rows: 0,
+            error: Some(format!("{e:#}")),
+        },
+    };
+    result.write_beside(file)?;
+    done.map(|_| ())
 }
 
 fn spaces(json: bool, show: Option<String>) -> Result<()> {
@@ -207,6 +233,20 @@ fn check_profile_out(out: &Path, spec: &DeviceSpec, resume: bool, force: bool) -
 }
 
 fn profile(request: &ProfileRequest, device: &DeviceArgs) -> Result<()> {
+    let out = request.out.as_path();
+    let spec = device.spec()?;
+    check_profile_out(out, &spec, request.resume, request.force)?;
+    load_space(&request.space).context("--space")?;
+    if spec != DeviceSpec::Local {
+        let (force, ort_lib) = (request.force, request.timing.ort_lib.clone());
+        let remote = DeviceRequest::Profile(request.clone());
+        return run_remote(device, force, remote, out, ort_lib);
+    }
+    profile_here(request).map(|_| ())
+}
+
+/// `profile` on this machine; returns the rows written.
+fn profile_here(request: &ProfileRequest) -> Result<usize> {
     let ProfileRequest {
         space,
         out,
@@ -217,26 +257,7 @@ fn profile(request: &ProfileRequest, device: &DeviceArgs) -> Result<()> {
         timing,
     } = request;
     let (out, resume, force, max_keys) = (out.as_path(), *resume, *force, *max_keys);
-    let spec = device.spec()?;
-    check_profile_out(out, &spec, resume, force)?;
     let space_def = load_space(space).context("--space")?;
-    if spec != DeviceSpec::Local {
-        let mut args = run.forward();
-        args.extend(timing.forward());
-        if let Some(n) = max_keys {
-            args.push(format!("--max-keys={n}"));
-        }
-        let ort_lib = timing.ort_lib.clone();
-        return run_remote(
-            device,
-            force,
-            RemoteCommand::Profile,
-            space,
-            args,
-            out,
-            ort_lib,
-        );
-    }
     let pinning = pin(timing)?;
     let timing_settings = timing
         .settings(pinning, run.device_label.as_deref())
@@ -259,31 +280,37 @@ fn profile(request: &ProfileRequest, device: &DeviceArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     eprintln!("{}", summary(&table));
-    Ok(())
+    Ok(table.rows.len())
 }
 
 fn refresh(request: &RefreshRequest, device: &DeviceArgs) -> Result<()> {
+    let mut request = request.clone();
+    check_output_file(&request.out, "tables", &[]).context("--out")?;
+    let table = request.table.as_path();
+    let old = load_table(table)?;
+    let space_name =
+        refresh::space_name(table, &old, request.space.clone()).map_err(refresh_error)?;
+    load_space(&space_name).context("--space")?;
+    refresh::keep_table_settings(table, &old, &mut request.timing).map_err(refresh_error)?;
+    if device.spec()? != DeviceSpec::Local {
+        request.space = Some(space_name);
+        let (out, ort_lib) = (request.out.clone(), request.timing.ort_lib.clone());
+        return run_remote(device, true, DeviceRequest::Refresh(request), &out, ort_lib);
+    }
+    refresh_here(&request).map(|_| ())
+}
+
+/// `refresh` on this machine; returns the rows written.
+fn refresh_here(request: &RefreshRequest) -> Result<usize> {
     let (run, mut timing) = (&request.run, request.timing.clone());
     let (table, out) = (request.table.as_path(), &request.out);
     let older_than = request.older_than_days;
-    let space = request.space.clone();
     check_output_file(out, "tables", &[]).context("--out")?;
     let old = load_table(table)?;
-    let space_name = refresh::space_name(table, &old, space).map_err(refresh_error)?;
+    let space_name =
+        refresh::space_name(table, &old, request.space.clone()).map_err(refresh_error)?;
     let space_def = load_space(&space_name).context("--space")?;
     refresh::keep_table_settings(table, &old, &mut timing).map_err(refresh_error)?;
-    if device.spec()? != DeviceSpec::Local {
-        let mut args = run.forward();
-        args.extend(timing.forward());
-        if let Some(d) = older_than {
-            args.push(format!("--older-than={d}"));
-        }
-        let command = RemoteCommand::Refresh {
-            table: table.to_path_buf(),
-        };
-        let ort_lib = timing.ort_lib.clone();
-        return run_remote(device, true, command, &space_name, args, out, ort_lib);
-    }
     let pinning = pin(&timing)?;
     let timing_settings = timing
         .settings(pinning, run.device_label.as_deref())
@@ -305,7 +332,7 @@ fn refresh(request: &RefreshRequest, device: &DeviceArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     eprintln!("{}", summary(&fresh));
-    Ok(())
+    Ok(fresh.rows.len())
 }
 
 /// The timing settings of `measure` and `validate`, after pinning.

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use tunas_profiler::remote::{self, DeviceSpec, RemoteCommand, Transport};
+use tunas_profiler::remote::{self, DeviceRequest, DeviceSpec, Transport};
 
 use super::args::DeviceArgs;
 
@@ -16,9 +16,7 @@ fn log_line(line: &str) {
 pub fn run_remote(
     device: &DeviceArgs,
     force: bool,
-    command: RemoteCommand,
-    space: &str,
-    args: Vec<String>,
+    request: DeviceRequest,
     out: &Path,
     ort_lib: Option<PathBuf>,
 ) -> Result<()> {
@@ -27,14 +25,7 @@ pub fn run_remote(
         DeviceSpec::Local => unreachable!("local runs do not come here"),
         DeviceSpec::AllAdb => {
             let make = |transport: Transport, table: PathBuf| {
-                device.remote_run(
-                    transport,
-                    command.clone(),
-                    space,
-                    args.clone(),
-                    table,
-                    ort_lib.clone(),
-                )
+                device.remote_run(transport, request.clone(), table, ort_lib.clone())
             };
             let results = remote::profile_all_adb(out, force, &make, &log_line)?;
             let finished: Vec<&remote::FleetResult> =
@@ -77,8 +68,7 @@ pub fn run_remote(
         }
         spec => {
             let transport = Transport::for_device(&spec, &device.ssh_options())?;
-            let run =
-                device.remote_run(transport, command, space, args, out.to_path_buf(), ort_lib);
+            let run = device.remote_run(transport, request, out.to_path_buf(), ort_lib);
             let report = run.execute(&log_line)?;
             eprintln!(
                 "wrote {} ({} rows, measured on {} in {}{}) in {:.0} s",

@@ -102,15 +102,15 @@ pub enum RemoteError {
         /// Where the journal was copied, if it could be.
         pulled: String,
     },
-    /// The profiler on the device exited with an error.
+    /// The profiler on the device ended with an error.
     #[error(
-        "{device}: the profiler on the device failed (exit {code}):\n{tail}\nthe rows measured so far are kept on the device in {remote_journal}{pulled}"
+        "{device}: the profiler on the device failed: {error}\n{tail}\nthe rows measured so far are kept on the device in {remote_journal}{pulled}"
     )]
     Failed {
         /// Device label.
         device: String,
-        /// Its exit code.
-        code: i32,
+        /// The device's error, with its causes.
+        error: String,
         /// Its last output lines.
         tail: String,
         /// The journal on the device.
@@ -130,6 +130,9 @@ pub enum RemoteError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The request or result file of a run cannot be used.
+    #[error(transparent)]
+    Protocol(#[from] super::protocol::ProtocolError),
     /// A local file could not be read or written.
     #[error("{path}: {message}")]
     Io {

@@ -1,7 +1,8 @@
 //! The run protocol: one run of the profiler on a device. The work folder
 //! is prepared, the profiler and runtime pushed, a run cut off earlier is
-//! stopped and resumed, the device's output streamed line by line, and the
-//! table pulled back.
+//! stopped and resumed, the typed request shipped as a file
+//! ([`DeviceRequest`]), the device's output streamed line by line, and its
+//! typed result and the table pulled back.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -10,35 +11,21 @@ use std::process::Stdio;
 use tunas_shared::LatencyTable;
 
 use super::error::{RemoteError, io_error, start_error, tail};
+use super::protocol::{DeviceRequest, DeviceResult, ProtocolError, result_path};
 use super::quote::{shell_quote, shell_words};
 use super::transport::Transport;
 use super::workdir::prepare_work_dir;
 use crate::partial::journal_path;
-
-/// What the profiler on the device runs.
-#[derive(Clone, Debug)]
-pub enum RemoteCommand {
-    /// `profile`.
-    Profile,
-    /// `refresh` of this local table.
-    Refresh {
-        /// The table to refresh (pushed to the device).
-        table: PathBuf,
-    },
-}
 
 /// One run of the profiler on a remote device.
 #[derive(Clone, Debug)]
 pub struct RemoteRun {
     /// How to reach the device.
     pub transport: Transport,
-    /// What to run.
-    pub command: RemoteCommand,
-    /// `--space` as the user gave it: a built-in name, or a local `.toml`
-    /// file (pushed to the device).
-    pub space: String,
-    /// Further profiler arguments, passed through unchanged.
-    pub args: Vec<String>,
+    /// What to run, as the user asked for it here: its space (a built-in
+    /// name, or a local `.toml` file, pushed to the device) and files are
+    /// this machine's; [`DeviceRequest::on_device`] moves them.
+    pub request: DeviceRequest,
     /// Where the table lands on this machine.
     pub out: PathBuf,
     /// The work folder on the device (default: `/data/local/tmp/tunas` on
@@ -85,6 +72,10 @@ struct DeviceFiles {
     journal: String,
     /// The process id of the profiler while it runs.
     pidfile: String,
+    /// The request the profiler runs.
+    request: String,
+    /// Its result, written by the profiler when it ends.
+    result: String,
 }
 
 impl DeviceFiles {
@@ -107,6 +98,10 @@ impl DeviceFiles {
             lib: in_dir(&dir, lib_name),
             journal: format!("{table}.partial"),
             pidfile: format!("{table}.pid"),
+            request: format!("{table}.request.json"),
+            result: result_path(Path::new(&format!("{table}.request.json")))
+                .display()
+                .to_string(),
             table,
             dir,
         }
@@ -116,6 +111,14 @@ impl DeviceFiles {
     fn path(&self, name: &str) -> String {
         in_dir(&self.dir, name)
     }
+
+    /// `path` relative to the work folder when it is in it (a built-in
+    /// space name passes unchanged).
+    fn relative<'a>(&self, path: &'a str) -> &'a str {
+        path.strip_prefix(&self.dir)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .unwrap_or(path)
+    }
 }
 
 /// `name` in the folder `dir`.
@@ -123,10 +126,9 @@ fn in_dir(dir: &str, name: &str) -> String {
     format!("{}/{name}", dir.trim_end_matches('/'))
 }
 
-/// What the device's run left: its exit code (none when the connection
-/// dropped), its last output lines and the transport's own messages.
+/// What the device's run left: its last output lines and the transport's
+/// own messages.
 struct Streamed {
-    exit: Option<i32>,
     recent: Vec<String>,
     transport_stderr: String,
     status: String,
@@ -154,7 +156,7 @@ impl RemoteRun {
         self.push_once(&lib, &files.lib, log)?;
         let space = self.push_space(&files)?;
         let resumed = self.stop_interrupted_run(&files)?;
-        let words = self.profiler_words(&files, space, &device_label, resumed)?;
+        let words = self.ship_request(&files, &space, &device_label, resumed)?;
         if resumed {
             log(&format!(
                 "{device_label}: resuming the interrupted run in {}",
@@ -162,19 +164,20 @@ impl RemoteRun {
             ));
         }
         let streamed = self.stream(&files, &words, &label, log)?;
-        self.check_exit(streamed, &files, &device_label)?;
+        self.check_result(streamed, &files, &device_label)?;
         self.fetch_table(&files, device_label, resumed)
     }
 
     /// `--space` for the device: a local `.toml` file is pushed to the work
     /// folder, a built-in name passes as it is.
     fn push_space(&self, files: &DeviceFiles) -> Result<String, RemoteError> {
-        if Path::new(&self.space).is_file() {
+        let space = self.request.space().unwrap_or_default();
+        if Path::new(space).is_file() {
             let r = files.path("space.toml");
-            self.transport.push(Path::new(&self.space), &r)?;
+            self.transport.push(Path::new(space), &r)?;
             Ok(r)
         } else {
-            Ok(self.space.clone())
+            Ok(space.to_string())
         }
     }
 
@@ -194,50 +197,47 @@ impl RemoteRun {
         Ok(state.lines().any(|l| l.trim() == "tunas-journal"))
     }
 
-    /// The command line of the profiler on the device. A refresh that does
-    /// not resume pushes the table to refresh first.
-    fn profiler_words(
+    /// Ships the request to the device (and, for a refresh that does not
+    /// resume, the table to refresh) and returns the profiler's command
+    /// line there: the program, `run-request` and the request file.
+    fn ship_request(
         &self,
         files: &DeviceFiles,
-        space: String,
+        space: &str,
         device_label: &str,
         resumed: bool,
     ) -> Result<Vec<String>, RemoteError> {
-        let mut words: Vec<String> = vec![
-            "env".into(),
-            format!("ORT_DYLIB_PATH={}", files.lib),
-            files.bin.clone(),
-        ];
-        match &self.command {
-            RemoteCommand::Profile => {
-                words.extend(["profile".into(), "--space".into(), space, "--out".into()]);
-                words.push(files.table.clone());
-                words.push("--force".into());
-                if resumed {
-                    words.push("--resume".into());
-                }
-            }
-            RemoteCommand::Refresh { table } => {
-                if !resumed {
-                    self.transport.push(table, &files.table)?;
-                }
-                words.extend([
-                    "refresh".into(),
-                    "--space".into(),
-                    space,
-                    "--table".into(),
-                    files.table.clone(),
-                ]);
-            }
+        if let DeviceRequest::Refresh(r) = &self.request
+            && !resumed
+        {
+            self.transport.push(&r.table, &files.table)?;
         }
-        words.extend(["--device-label".into(), device_label.to_string()]);
-        words.extend(["--progress-lines".into(), "--quiet".into()]);
-        words.extend(self.args.iter().cloned());
-        Ok(words)
+        // Paths inside the request are relative to the work folder the
+        // profiler runs in, so they hold wherever the device mounts it.
+        let on_device = self.request.on_device(
+            files.relative(space),
+            files.relative(&files.table),
+            files.relative(&files.lib),
+            device_label,
+            resumed,
+        );
+        let mut local = self.out.as_os_str().to_owned();
+        local.push(".request.json");
+        let local = PathBuf::from(local);
+        on_device.write(&local).map_err(protocol_error)?;
+        let pushed = self.transport.push(&local, &files.request);
+        let _ = std::fs::remove_file(&local);
+        pushed?;
+        Ok(vec![
+            files.bin.clone(),
+            "run-request".into(),
+            files.request.clone(),
+        ])
     }
 
     /// Runs `words` in the work folder, passing every output line to `log`
-    /// (prefixed with `[label]`) until the device's shell ends.
+    /// (prefixed with `[label]`) until the device's shell ends. A result
+    /// left by an earlier attempt is removed first.
     fn stream(
         &self,
         files: &DeviceFiles,
@@ -246,8 +246,9 @@ impl RemoteRun {
         log: &(dyn Fn(&str) + Sync),
     ) -> Result<Streamed, RemoteError> {
         let script = format!(
-            "cd {} || exit 97; sh -c {} sh {} {} 2>&1; echo \"tunas-remote-exit=$?\"; rm -f {}",
+            "cd {} || exit 97; rm -f {}; sh -c {} sh {} {} 2>&1; rm -f {}",
             shell_quote(&files.dir),
+            shell_quote(&files.result),
             shell_quote("echo $$ > \"$1\"; shift; exec \"$@\""),
             shell_quote(&files.pidfile),
             shell_words(words),
@@ -273,39 +274,34 @@ impl RemoteRun {
                 }
                 text
             });
-            let mut exit: Option<i32> = None;
             let mut recent: Vec<String> = Vec::new();
             let stdout = child.stdout.take().expect("piped");
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let line = line.trim_end_matches('\r').to_string();
-                if let Some(code) = line.strip_prefix("tunas-remote-exit=") {
-                    exit = code.trim().parse().ok();
-                    continue;
-                }
                 log(&format!("{prefix}{line}"));
                 recent.push(line);
                 if recent.len() > 20 {
                     recent.remove(0);
                 }
             }
-            (exit, recent, errors.join().unwrap_or_default())
+            (recent, errors.join().unwrap_or_default())
         });
         let status = child
             .wait()
             .map(|s| s.to_string())
             .unwrap_or_else(|e| e.to_string());
-        let (exit, recent, transport_stderr) = transport_errors;
+        let (recent, transport_stderr) = transport_errors;
         Ok(Streamed {
-            exit,
             recent,
             transport_stderr,
             status,
         })
     }
 
-    /// A run that failed or whose connection dropped is an error; the
-    /// journal is then copied here when it can be.
-    fn check_exit(
+    /// The device's result: a run that failed, or that ended without a
+    /// result (the connection dropped, or the device killed it), is an
+    /// error; the journal is then copied here when it can be.
+    fn check_result(
         &self,
         streamed: Streamed,
         files: &DeviceFiles,
@@ -318,11 +314,13 @@ impl RemoteRun {
                 Err(_) => String::new(),
             }
         };
-        match streamed.exit {
-            Some(0) => Ok(()),
-            Some(code) => Err(RemoteError::Failed {
+        match self.pull_result(files)? {
+            Some(DeviceResult { error: None, .. }) => Ok(()),
+            Some(DeviceResult {
+                error: Some(error), ..
+            }) => Err(RemoteError::Failed {
                 device: device_label.to_string(),
-                code,
+                error,
                 tail: streamed.recent.join("\n"),
                 remote_journal: files.journal.clone(),
                 pulled: pull_journal(),
@@ -345,6 +343,19 @@ impl RemoteRun {
                 })
             }
         }
+    }
+
+    /// The result the device's profiler wrote, if it wrote one.
+    fn pull_result(&self, files: &DeviceFiles) -> Result<Option<DeviceResult>, RemoteError> {
+        let mut local = self.out.as_os_str().to_owned();
+        local.push(".result.json");
+        let local = PathBuf::from(local);
+        if self.transport.pull(&files.result, &local).is_err() {
+            return Ok(None);
+        }
+        let result = DeviceResult::read(&local).map_err(protocol_error);
+        let _ = std::fs::remove_file(&local);
+        result.map(Some)
     }
 
     /// Pulls the finished table (through `OUT.remote`, checked by reading
@@ -375,4 +386,9 @@ impl RemoteRun {
             skipped: false,
         })
     }
+}
+
+/// A request or result file that cannot be used.
+fn protocol_error(e: ProtocolError) -> RemoteError {
+    RemoteError::Protocol(e)
 }
