@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tunas_profiler::export::ExportFormat;
 use tunas_profiler::remote::{DeviceRequest, DeviceSpec, RemoteRun, Transport};
@@ -385,7 +385,7 @@ pub struct DeviceArgs {
 
 impl DeviceArgs {
     pub fn spec(&self) -> Result<DeviceSpec> {
-        Ok(self.device.parse()?)
+        self.device.parse().context("--device")
     }
 
     pub fn ssh_options(&self) -> Vec<String> {

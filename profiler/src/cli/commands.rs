@@ -46,6 +46,20 @@ fn pin(timing: &TimingRequest) -> Result<String> {
     })
 }
 
+/// A profiling error with the flag that resolves it, where one does.
+fn profile_error(e: profile::ProfileError) -> anyhow::Error {
+    let hint = match &e {
+        profile::ProfileError::OutputExists { .. } => {
+            "; pass --force to overwrite it, or write to another file"
+        }
+        profile::ProfileError::JournalExists { .. } => {
+            "; pass --resume to continue it, or delete the file to start over"
+        }
+        _ => return anyhow::Error::new(e),
+    };
+    anyhow::anyhow!("{e}{hint}")
+}
+
 /// The flag a refresh error is about, named.
 fn refresh_error(e: RefreshError) -> anyhow::Error {
     match e {
@@ -265,7 +279,7 @@ fn profile_here(request: &ProfileRequest) -> Result<usize> {
     let settings = run.settings(timing_settings, timing.quiet, out, resume, force, max_keys);
     let rt = runtime(timing.ort_lib.as_deref())?;
     let started = std::time::Instant::now();
-    let table = profile::profile(rt, &space_def, &settings)?;
+    let table = profile::profile(rt, &space_def, &settings).map_err(profile_error)?;
     eprintln!(
         "wrote {} ({} op keys, per-inference constant {:.1} µs, calibration MAPE {}%) in {:.0} s",
         out.display(),
@@ -323,7 +337,7 @@ fn refresh_here(request: &RefreshRequest) -> Result<usize> {
         refresh::plan_refresh(&old, &space_def, rt.version(), cutoff).map_err(refresh_error)?;
     eprintln!("refresh {}: {}", table.display(), counts.text());
     let started = std::time::Instant::now();
-    let fresh = profile::run_plan(rt, &space_def, &settings, plan)?;
+    let fresh = profile::run_plan(rt, &space_def, &settings, plan).map_err(profile_error)?;
     eprintln!(
         "wrote {} ({} op keys, {} re-measured) in {:.0} s",
         out.display(),

@@ -4,12 +4,45 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use tunas_profiler::remote::{self, DeviceRequest, DeviceSpec, Transport};
+use tunas_profiler::remote::{self, DeviceRequest, DeviceSpec, RemoteError, Transport};
 
 use super::args::DeviceArgs;
 
 fn log_line(line: &str) {
     eprintln!("{line}");
+}
+
+/// The flag that changes what a remote error is about, as a suffix.
+fn flag_hint(e: &RemoteError) -> &'static str {
+    match e {
+        RemoteError::NoDeviceBinary { .. } => " (pass it with --device-binary PATH)",
+        RemoteError::NoDeviceRuntime { .. } => " (pass it with --device-ort-lib PATH)",
+        RemoteError::AmbiguousAdb { .. } | RemoteError::AdbDeviceNotFound { .. } => {
+            " (choose with --device)"
+        }
+        _ => "",
+    }
+}
+
+/// An error and its causes, `: `-separated (as `{:#}` prints an anyhow
+/// error).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
+}
+
+/// A remote error with its flag hint; errors without one keep their
+/// source chain.
+fn with_flag(e: RemoteError) -> anyhow::Error {
+    match flag_hint(&e) {
+        "" => anyhow::Error::new(e),
+        hint => anyhow::anyhow!("{e}{hint}"),
+    }
 }
 
 /// Runs `profile` or `refresh` on the device(s) `device` names.
@@ -27,7 +60,8 @@ pub fn run_remote(
             let make = |transport: Transport, table: PathBuf| {
                 device.remote_run(transport, request.clone(), table, ort_lib.clone())
             };
-            let results = remote::profile_all_adb(out, force, &make, &log_line)?;
+            let results =
+                remote::profile_all_adb(out, force, &make, &log_line).map_err(with_flag)?;
             let finished: Vec<&remote::FleetResult> =
                 results.iter().filter(|r| r.result.is_ok()).collect();
             for r in &results {
@@ -45,7 +79,7 @@ pub fn run_remote(
                             ""
                         }
                     ),
-                    Err(e) => eprintln!("FAILED {}: {e}", r.device),
+                    Err(e) => eprintln!("FAILED {}: {}{}", r.device, with_causes(e), flag_hint(e)),
                 }
             }
             eprintln!(
@@ -69,7 +103,7 @@ pub fn run_remote(
         spec => {
             let transport = Transport::for_device(&spec, &device.ssh_options())?;
             let run = device.remote_run(transport, request, out.to_path_buf(), ort_lib);
-            let report = run.execute(&log_line)?;
+            let report = run.execute(&log_line).map_err(with_flag)?;
             eprintln!(
                 "wrote {} ({} rows, measured on {} in {}{}) in {:.0} s",
                 report.out.display(),

@@ -28,7 +28,7 @@ pub enum ProfileError {
     /// The output exists and overwriting was not asked for (resuming does
     /// not overwrite a finished table).
     #[error(
-        "{path} exists; pass --force to overwrite it, or write to another file (tables are data: new measurements go to new files)"
+        "{path} exists and replacing it was not asked for (tables are data: new measurements go to new files)"
     )]
     OutputExists {
         /// The table path.
@@ -36,7 +36,7 @@ pub enum ProfileError {
     },
     /// A journal from an earlier run exists.
     #[error(
-        "{journal} holds {rows} rows of an interrupted run; pass --resume to continue it, or delete the file to start over"
+        "{journal} holds {rows} rows of an interrupted run, and continuing it was not asked for"
     )]
     JournalExists {
         /// The journal path.

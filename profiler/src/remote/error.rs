@@ -9,7 +9,7 @@ use thiserror::Error;
 pub enum RemoteError {
     /// `--device` could not be parsed.
     #[error(
-        "--device {spec}: {message} (expected local, adb, adb:SERIAL, all-adb or ssh:[USER@]HOST[:PORT])"
+        "device '{spec}': {message} (expected local, adb, adb:SERIAL, all-adb or ssh:[USER@]HOST[:PORT])"
     )]
     BadDevice {
         /// What was given.
@@ -18,12 +18,12 @@ pub enum RemoteError {
         message: String,
     },
     /// adb or ssh could not be started.
-    #[error("cannot run {tool}: {message}; {advice}")]
+    #[error("cannot run {tool} ({reason}); {advice}")]
     ToolMissing {
         /// The program.
         tool: String,
-        /// The system's message.
-        message: String,
+        /// What the system said (shown inline: the advice follows it).
+        reason: std::io::Error,
         /// How to get it.
         advice: String,
     },
@@ -37,7 +37,7 @@ pub enum RemoteError {
     },
     /// More than one phone and no serial.
     #[error(
-        "adb lists {} devices ({}); pick one with --device adb:SERIAL, or profile all with --device all-adb",
+        "adb lists {} devices ({}); name one as adb:SERIAL, or take them all with all-adb",
         serials.len(), serials.join(", ")
     )]
     AmbiguousAdb {
@@ -66,7 +66,7 @@ pub enum RemoteError {
     },
     /// No profiler build for the device's architecture.
     #[error(
-        "{device} is {arch} and no profiler build for it was given; {advice}, then pass --device-binary PATH"
+        "{device} is {arch} and no profiler build for it was given; {advice}, and give that build as the device binary"
     )]
     NoDeviceBinary {
         /// Device label.
@@ -78,7 +78,7 @@ pub enum RemoteError {
     },
     /// No ONNX Runtime library for the device's architecture.
     #[error(
-        "{device} is {arch} and no libonnxruntime.so for it was given; {advice}, then pass --device-ort-lib PATH"
+        "{device} is {arch} and no libonnxruntime.so for it was given; {advice}, and give that library as the device's runtime"
     )]
     NoDeviceRuntime {
         /// Device label.
@@ -134,15 +134,22 @@ pub enum RemoteError {
     #[error(transparent)]
     Protocol(#[from] super::protocol::ProtocolError),
     /// A local file could not be read or written.
-    #[error("{path}: {message}")]
+    #[error("{path}: cannot read or write it")]
     Io {
         /// The path.
         path: String,
-        /// What went wrong.
-        message: String,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The thread running one device of a fleet panicked (a bug).
+    #[error("{device}: the runner thread panicked (a bug: please report it)")]
+    RunnerPanicked {
+        /// Device label.
+        device: String,
     },
     /// The pulled table does not read back.
-    #[error("{device}: the table pulled from the device does not read back: {source}")]
+    #[error("{device}: the table pulled from the device does not read back")]
     BadTable {
         /// Device label.
         device: String,
@@ -151,10 +158,10 @@ pub enum RemoteError {
     },
 }
 
-pub(super) fn io_error(path: &Path, e: impl std::fmt::Display) -> RemoteError {
+pub(super) fn io_error(path: &Path, source: std::io::Error) -> RemoteError {
     RemoteError::Io {
         path: path.display().to_string(),
-        message: e.to_string(),
+        source,
     }
 }
 
@@ -166,7 +173,7 @@ pub(super) fn start_error(tool: &str, e: std::io::Error) -> RemoteError {
     };
     RemoteError::ToolMissing {
         tool: tool.to_string(),
-        message: e.to_string(),
+        reason: e,
         advice: advice.into(),
     }
 }

@@ -76,9 +76,8 @@ pub fn profile_all_adb(
             .map(|(h, serial)| {
                 h.join().unwrap_or_else(|_| FleetResult {
                     device: format!("adb:{serial}"),
-                    result: Err(RemoteError::Io {
-                        path: serial.clone(),
-                        message: "the runner thread panicked".into(),
+                    result: Err(RemoteError::RunnerPanicked {
+                        device: format!("adb:{serial}"),
                     }),
                 })
             })

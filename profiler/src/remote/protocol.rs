@@ -192,7 +192,11 @@ mod tests {
             (p.space.as_str(), p.out.to_str(), p.force, p.resume),
             ("space.toml", Some("pixel.csv"), true, true)
         );
-        assert_eq!(p.timing.pin, Some(Pin::Big), "devices pin to big by default");
+        assert_eq!(
+            p.timing.pin,
+            Some(Pin::Big),
+            "devices pin to big by default"
+        );
         assert_eq!(p.timing.threads, Some(2), "the user's settings are kept");
         assert_eq!(p.max_keys, Some(60));
         assert_eq!(p.run.device_label.as_deref(), Some("adb:X"));
@@ -212,6 +216,9 @@ mod tests {
         std::fs::write(&file, r#"{"command":"profile","space":"tiny28"}"#).unwrap();
         let e = DeviceRequest::read(&file).unwrap_err();
         assert!(matches!(e, ProtocolError::Format { .. }), "{e:?}");
-        assert!(e.to_string().starts_with(&file.display().to_string()), "{e}");
+        assert!(
+            e.to_string().starts_with(&file.display().to_string()),
+            "{e}"
+        );
     }
 }

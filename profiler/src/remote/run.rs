@@ -11,7 +11,7 @@ use std::process::Stdio;
 use tunas_shared::LatencyTable;
 
 use super::error::{RemoteError, io_error, start_error, tail};
-use super::protocol::{DeviceRequest, DeviceResult, ProtocolError, result_path};
+use super::protocol::{DeviceRequest, DeviceResult, result_path};
 use super::quote::{shell_quote, shell_words};
 use super::transport::Transport;
 use super::workdir::prepare_work_dir;
@@ -224,7 +224,7 @@ impl RemoteRun {
         let mut local = self.out.as_os_str().to_owned();
         local.push(".request.json");
         let local = PathBuf::from(local);
-        on_device.write(&local).map_err(protocol_error)?;
+        on_device.write(&local)?;
         let pushed = self.transport.push(&local, &files.request);
         let _ = std::fs::remove_file(&local);
         pushed?;
@@ -353,7 +353,7 @@ impl RemoteRun {
         if self.transport.pull(&files.result, &local).is_err() {
             return Ok(None);
         }
-        let result = DeviceResult::read(&local).map_err(protocol_error);
+        let result = DeviceResult::read(&local).map_err(RemoteError::from);
         let _ = std::fs::remove_file(&local);
         result.map(Some)
     }
@@ -386,9 +386,4 @@ impl RemoteRun {
             skipped: false,
         })
     }
-}
-
-/// A request or result file that cannot be used.
-fn protocol_error(e: ProtocolError) -> RemoteError {
-    RemoteError::Protocol(e)
 }

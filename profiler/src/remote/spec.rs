@@ -149,7 +149,7 @@ mod tests {
             "phone",
         ] {
             let e = p(bad).unwrap_err().to_string();
-            assert!(e.contains("--device"), "{bad}: {e}");
+            assert!(e.starts_with(&format!("device '{bad}': ")), "{bad}: {e}");
         }
     }
 }

@@ -43,13 +43,14 @@ pub enum RuntimeError {
     },
     /// The library exists but could not be loaded.
     #[error(
-        "cannot load ONNX Runtime from {path}: {message} (the ort crate needs ONNX Runtime 1.31 or newer built for this platform)"
+        "cannot load ONNX Runtime from {path} (the ort crate needs ONNX Runtime 1.31 or newer built for this platform)"
     )]
     Load {
         /// Library path.
         path: PathBuf,
-        /// The loader's message.
-        message: String,
+        /// What the loader said.
+        #[source]
+        source: Cause,
     },
     /// A different library was already loaded in this process.
     #[error(
@@ -69,29 +70,32 @@ pub enum RuntimeError {
     },
     /// The requested execution provider could not be registered.
     #[error(
-        "execution provider {provider} could not be registered: {message} (providers in this ONNX Runtime build: {available}); use a build with {provider} or choose another provider"
+        "execution provider {provider} could not be registered (providers in this ONNX Runtime build: {available}); use a build with {provider} or choose another provider"
     )]
     Provider {
         /// The provider asked for.
         provider: ExecutionProvider,
-        /// ONNX Runtime's message.
-        message: String,
+        /// What ONNX Runtime said.
+        #[source]
+        source: Cause,
         /// Providers the loaded library was built with.
         available: String,
     },
     /// Creating a session failed.
-    #[error("cannot create an ONNX Runtime session ({what}): {message}")]
+    #[error("cannot create an ONNX Runtime session ({what})")]
     Session {
         /// The step that failed.
         what: &'static str,
-        /// ONNX Runtime's message.
-        message: String,
+        /// What ONNX Runtime said.
+        #[source]
+        source: Cause,
     },
     /// `run()` failed.
-    #[error("ONNX Runtime run failed: {message}")]
+    #[error("ONNX Runtime run failed")]
     Run {
-        /// ONNX Runtime's message.
-        message: String,
+        /// What ONNX Runtime said.
+        #[source]
+        source: Cause,
     },
     /// A profile file could not be read or parsed.
     #[error("profile {path}: {message}")]
@@ -101,4 +105,13 @@ pub enum RuntimeError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// The cause of a runtime error: what ONNX Runtime or its loader said.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An ort error as a cause, without the value it hands back for recovery
+/// (session builders).
+pub(crate) fn without_recovery<R>(e: ort::Error<R>) -> Cause {
+    Box::new(ort::Error::new_with_code(e.code(), e.message()))
 }

@@ -96,7 +96,7 @@ pub fn init_runtime(library: &RuntimeLibrary) -> Result<&'static Runtime, Runtim
     }
     let builder = ort::init_from(&library.path).map_err(|e| RuntimeError::Load {
         path: library.path.clone(),
-        message: e.to_string(),
+        source: Box::new(e),
     })?;
     let environment = builder
         .with_name("tunas-profiler")
@@ -104,7 +104,7 @@ pub fn init_runtime(library: &RuntimeLibrary) -> Result<&'static Runtime, Runtim
         .build()
         .map_err(|e| RuntimeError::Load {
             path: library.path.clone(),
-            message: format!("creating the environment: {e}"),
+            source: format!("creating the environment: {e}").into(),
         })?;
     let build_info = ort::info().to_string();
     let version = version_from_build_info(&build_info)

@@ -9,7 +9,7 @@ use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::value::Tensor;
 use rand::{Rng, SeedableRng};
 
-use super::error::RuntimeError;
+use super::error::{RuntimeError, without_recovery};
 use super::load::Runtime;
 use super::provider::ExecutionProvider;
 
@@ -57,7 +57,7 @@ fn session_error(
 ) -> impl Fn(ort::Error<ort::session::builder::SessionBuilder>) -> RuntimeError {
     move |e| RuntimeError::Session {
         what,
-        message: e.to_string(),
+        source: without_recovery(e),
     }
 }
 
@@ -73,7 +73,7 @@ impl ModelSession {
             .commit_from_memory(model)
             .map_err(|e| RuntimeError::Session {
                 what: "loading the model",
-                message: e.to_string(),
+                source: without_recovery(e),
             })?;
         let input_shape = run_shape(&session)?;
         let input = random_input(&input_shape, config.input_seed)?;
@@ -101,14 +101,14 @@ impl ModelSession {
             .run(ort::inputs![&self.input])
             .map(drop)
             .map_err(|e| RuntimeError::Run {
-                message: e.to_string(),
+                source: without_recovery(e),
             })
     }
 
     /// One inference; returns the first output's shape and values.
     pub fn run_output(&mut self) -> Result<(Vec<i64>, Vec<f32>), RuntimeError> {
         let run_error = |e: ort::Error| RuntimeError::Run {
-            message: e.to_string(),
+            source: without_recovery(e),
         };
         let outputs = self
             .session
@@ -123,17 +123,18 @@ impl ModelSession {
     /// an exported network's accuracy on real data.
     pub fn run_with(&mut self, values: &[f32]) -> Result<(Vec<i64>, Vec<f32>), RuntimeError> {
         let run_error = |e: ort::Error| RuntimeError::Run {
-            message: e.to_string(),
+            source: without_recovery(e),
         };
         let shape: Vec<i64> = self.input_shape.clone();
         let expected: i64 = shape.iter().product();
         if values.len() as i64 != expected {
             return Err(RuntimeError::Run {
-                message: format!(
+                source: format!(
                     "input has {} values, the model's input {:?} needs {expected}",
                     values.len(),
                     shape
-                ),
+                )
+                .into(),
             });
         }
         let tensor = Tensor::from_array((shape, values.to_vec())).map_err(run_error)?;
@@ -152,15 +153,16 @@ impl ModelSession {
         values: &[f32],
     ) -> Result<(Vec<i64>, Vec<f32>), RuntimeError> {
         let run_error = |e: ort::Error| RuntimeError::Run {
-            message: e.to_string(),
+            source: without_recovery(e),
         };
         let expected: i64 = shape.iter().product();
         if values.len() as i64 != expected {
             return Err(RuntimeError::Run {
-                message: format!(
+                source: format!(
                     "input has {} values, the shape {shape:?} needs {expected}",
                     values.len()
-                ),
+                )
+                .into(),
             });
         }
         let tensor = Tensor::from_array((shape.to_vec(), values.to_vec())).map_err(run_error)?;
@@ -177,7 +179,7 @@ impl ModelSession {
             .map(PathBuf::from)
             .map_err(|e| RuntimeError::Session {
                 what: "ending profiling",
-                message: e.to_string(),
+                source: without_recovery(e),
             })
     }
 }
@@ -193,7 +195,7 @@ fn timing_builder(
     let mut builder = Session::builder(&runtime.environment)
         .map_err(|e| RuntimeError::Session {
             what: "session options",
-            message: e.to_string(),
+            source: without_recovery(e),
         })?
         .with_intra_threads(threads)
         .map_err(session_error("intra-op threads"))?
@@ -208,7 +210,7 @@ fn timing_builder(
             .with_execution_providers([dispatch.error_on_failure()])
             .map_err(|e| RuntimeError::Provider {
                 provider: config.provider,
-                message: e.to_string(),
+                source: without_recovery(e),
                 available: runtime
                     .available_providers()
                     .iter()
@@ -257,15 +259,15 @@ fn run_shape(session: &Session) -> Result<Vec<i64>, RuntimeError> {
         .map(|s| s.to_vec())
         .ok_or_else(|| RuntimeError::Session {
             what: "reading the input shape",
-            message: "the model has no tensor input".to_string(),
+            source: "the model has no tensor input".into(),
         })?;
     if session.inputs().len() != 1 || declared.contains(&0) {
         return Err(RuntimeError::Session {
             what: "reading the input shape",
-            message: format!(
+            source: format!(
                 "expected one input without empty axes, found {} inputs, the first of shape {declared:?}",
                 session.inputs().len()
-            ),
+            ).into(),
         });
     }
     Ok(declared.iter().map(|&d| d.max(1)).collect())
@@ -278,6 +280,6 @@ fn random_input(shape: &[i64], seed: u64) -> Result<Tensor<f32>, RuntimeError> {
     let values: Vec<f32> = (0..len).map(|_| rng.random_range(-1.0..1.0)).collect();
     Tensor::from_array((shape.to_vec(), values)).map_err(|e| RuntimeError::Session {
         what: "allocating the input",
-        message: e.to_string(),
+        source: without_recovery(e),
     })
 }
