@@ -26,13 +26,13 @@ pub struct Agreement {
 }
 
 /// Relative error of an estimate, in percent.
-pub fn relative_error_pct(estimate: f64, measured: f64) -> f64 {
+pub(crate) fn relative_error_pct(estimate: f64, measured: f64) -> f64 {
     (estimate / measured - 1.0) * 100.0
 }
 
 impl Agreement {
     /// Computes every figure from `(estimate, measured)` pairs.
-    pub fn of(pairs: &[(f64, f64)]) -> Self {
+    pub(crate) fn of(pairs: &[(f64, f64)]) -> Self {
         assert!(!pairs.is_empty(), "agreement needs at least one pair");
         let errs: Vec<f64> = pairs
             .iter()

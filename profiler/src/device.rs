@@ -23,7 +23,7 @@ pub fn cpu_description() -> String {
 }
 
 /// OS name and kernel release, e.g. `Debian GNU/Linux 12 (bookworm), Linux 6.1.0`.
-pub fn os_description() -> String {
+pub(crate) fn os_description() -> String {
     let pretty = fs::read_to_string("/etc/os-release")
         .ok()
         .and_then(|t| {
@@ -43,7 +43,7 @@ pub fn os_description() -> String {
 }
 
 /// A short device label for file names: architecture and host name.
-pub fn local_device_name() -> String {
+pub(crate) fn local_device_name() -> String {
     let host = fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".into());
@@ -53,7 +53,7 @@ pub fn local_device_name() -> String {
 /// Pins the calling process to one CPU core (Linux `sched_setaffinity`
 /// through `taskset`, which every Linux and Android has). Returns what was
 /// done, for the provenance.
-pub fn pin_to_core(core: usize) -> Result<String, String> {
+pub(crate) fn pin_to_core(core: usize) -> Result<String, String> {
     let pid = std::process::id().to_string();
     let status = std::process::Command::new("taskset")
         .args(["-a", "-p", "-c", &core.to_string(), &pid])
@@ -73,7 +73,7 @@ pub fn pin_to_core(core: usize) -> Result<String, String> {
 
 /// Pins the calling process (all its threads) to a set of CPU cores with
 /// `taskset -a -p -c LIST PID`. Returns what was done, for the provenance.
-pub fn pin_to_cores(cores: &[usize]) -> Result<String, String> {
+pub(crate) fn pin_to_cores(cores: &[usize]) -> Result<String, String> {
     if cores.is_empty() {
         return Err("no cores to pin to".into());
     }
@@ -94,7 +94,7 @@ pub fn pin_to_cores(cores: &[usize]) -> Result<String, String> {
 }
 
 /// `0,1,4` for taskset and provenance.
-pub fn core_list(cores: &[usize]) -> String {
+pub(crate) fn core_list(cores: &[usize]) -> String {
     cores
         .iter()
         .map(|c| c.to_string())
@@ -105,13 +105,13 @@ pub fn core_list(cores: &[usize]) -> String {
 /// The Linux `/sys` tree the hygiene facts come from. A field so that tests
 /// can point it at a made-up tree; [`Sysfs::system`] is the real one.
 #[derive(Clone, Debug)]
-pub struct Sysfs {
+pub(crate) struct Sysfs {
     root: std::path::PathBuf,
 }
 
 /// One CPU core's frequency facts (kHz, as the kernel reports them).
 #[derive(Clone, Debug, PartialEq)]
-pub struct CoreFrequency {
+pub(crate) struct CoreFrequency {
     /// Core number (`cpuN`).
     pub core: usize,
     /// `cpuinfo_max_freq`, if readable.
@@ -125,7 +125,7 @@ pub struct CoreFrequency {
 /// Governor, frequencies and temperatures at one moment: what can make a
 /// phone's timings drift, recorded before and after profiling.
 #[derive(Clone, Debug, PartialEq, Default)]
-pub struct ThermalSnapshot {
+pub(crate) struct ThermalSnapshot {
     /// Per-core frequency facts (empty when `/sys/.../cpufreq` is absent).
     pub cores: Vec<CoreFrequency>,
     /// Thermal zones: (zone name, type, °C).
@@ -134,14 +134,15 @@ pub struct ThermalSnapshot {
 
 impl Sysfs {
     /// The running system's `/sys`.
-    pub fn system() -> Self {
+    pub(crate) fn system() -> Self {
         Sysfs {
             root: "/sys".into(),
         }
     }
 
     /// A `/sys` look-alike rooted elsewhere (tests).
-    pub fn at(root: impl Into<std::path::PathBuf>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn at(root: impl Into<std::path::PathBuf>) -> Self {
         Sysfs { root: root.into() }
     }
 
@@ -169,7 +170,7 @@ impl Sysfs {
     }
 
     /// Frequency facts of every core that has a `cpufreq` folder.
-    pub fn core_frequencies(&self) -> Vec<CoreFrequency> {
+    pub(crate) fn core_frequencies(&self) -> Vec<CoreFrequency> {
         self.numbered("devices/system/cpu", "cpu")
             .into_iter()
             .filter_map(|(core, name)| {
@@ -190,7 +191,7 @@ impl Sysfs {
 
     /// The big cores: those with the highest `cpuinfo_max_freq`. Empty when
     /// no core reports one (no cpufreq, as in many containers and VMs).
-    pub fn big_cores(&self) -> Vec<usize> {
+    pub(crate) fn big_cores(&self) -> Vec<usize> {
         let cores = self.core_frequencies();
         let Some(top) = cores.iter().filter_map(|c| c.max_khz).max() else {
             return Vec::new();
@@ -203,7 +204,7 @@ impl Sysfs {
     }
 
     /// Thermal zones with a readable temperature (millidegrees → °C).
-    pub fn thermal_zones(&self) -> Vec<(String, String, f64)> {
+    pub(crate) fn thermal_zones(&self) -> Vec<(String, String, f64)> {
         self.numbered("class/thermal", "thermal_zone")
             .into_iter()
             .filter_map(|(_, name)| {
@@ -220,7 +221,7 @@ impl Sysfs {
     }
 
     /// Governor, frequencies and temperatures now.
-    pub fn snapshot(&self) -> ThermalSnapshot {
+    pub(crate) fn snapshot(&self) -> ThermalSnapshot {
         ThermalSnapshot {
             cores: self.core_frequencies(),
             zones: self.thermal_zones(),
@@ -231,7 +232,7 @@ impl Sysfs {
 impl ThermalSnapshot {
     /// Distinct governors, e.g. `schedutil` or `performance (cpu0-3), schedutil (cpu4-7)`;
     /// `unknown (no cpufreq)` when absent.
-    pub fn governor_text(&self) -> String {
+    pub(crate) fn governor_text(&self) -> String {
         let mut by: Vec<(String, Vec<usize>)> = Vec::new();
         for c in &self.cores {
             let g = c.governor.clone().unwrap_or_else(|| "?".into());
@@ -252,7 +253,7 @@ impl ThermalSnapshot {
     }
 
     /// `cpu0 1804/2016 MHz; cpu1 ...` (current/max); `unknown (no cpufreq)` when absent.
-    pub fn frequencies_text(&self) -> String {
+    pub(crate) fn frequencies_text(&self) -> String {
         if self.cores.is_empty() {
             return "unknown (no cpufreq)".into();
         }
@@ -265,7 +266,7 @@ impl ThermalSnapshot {
     }
 
     /// `thermal_zone0 (cpu-thermal) 41.2 C; ...`; `unknown (no thermal zones)` when absent.
-    pub fn temperatures_text(&self) -> String {
+    pub(crate) fn temperatures_text(&self) -> String {
         if self.zones.is_empty() {
             return "unknown (no thermal zones)".into();
         }
@@ -277,13 +278,18 @@ impl ThermalSnapshot {
     }
 
     /// The hottest zone (°C), if any.
-    pub fn max_temperature(&self) -> Option<f64> {
+    #[cfg(test)]
+    pub(crate) fn max_temperature(&self) -> Option<f64> {
         self.zones.iter().map(|z| z.2).max_by(f64::total_cmp)
     }
 
     /// Adds `x-<when>-governor`, `x-<when>-freq-mhz` and `x-<when>-temp-c`
     /// to provenance extras.
-    pub fn record(&self, when: &str, extra: &mut std::collections::BTreeMap<String, String>) {
+    pub(crate) fn record(
+        &self,
+        when: &str,
+        extra: &mut std::collections::BTreeMap<String, String>,
+    ) {
         extra.insert(format!("x-{when}-governor"), self.governor_text());
         extra.insert(format!("x-{when}-freq-mhz"), self.frequencies_text());
         extra.insert(format!("x-{when}-temp-c"), self.temperatures_text());

@@ -22,7 +22,7 @@ fn shape(h: u32, w: u32, c: u32) -> String {
 }
 
 /// The LUT key of an op in ProxylessNAS (`ofa = false`) or OFA style.
-pub fn lut_key(key: &OpKey, ofa: bool) -> String {
+pub(crate) fn lut_key(key: &OpKey, ofa: bool) -> String {
     let (oh, ow) = key.out_hw();
     let input = shape(key.in_h, key.in_w, key.cin);
     let output = shape(oh, ow, key.cout);

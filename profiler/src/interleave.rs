@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 use rand::{Rng, SeedableRng};
 
 /// The journal field of finished calibration networks.
-pub const CALIBRATION_E2E_FIELD: &str = "x-calibration-e2e-us";
+pub(crate) const CALIBRATION_E2E_FIELD: &str = "x-calibration-e2e-us";
 
 /// Parses `INDEX=US` pairs; a malformed pair is an error naming it.
-pub fn parse_calibration_times(text: &str) -> Result<BTreeMap<usize, f64>, String> {
+pub(crate) fn parse_calibration_times(text: &str) -> Result<BTreeMap<usize, f64>, String> {
     let mut times = BTreeMap::new();
     for pair in text.split_whitespace() {
         let parsed = pair.split_once('=').and_then(|(i, v)| {
@@ -34,7 +34,7 @@ pub fn parse_calibration_times(text: &str) -> Result<BTreeMap<usize, f64>, Strin
 }
 
 /// The `x-calibration-e2e-us` value (lossless).
-pub fn calibration_times_text(times: &BTreeMap<usize, f64>) -> String {
+pub(crate) fn calibration_times_text(times: &BTreeMap<usize, f64>) -> String {
     times
         .iter()
         .map(|(i, v)| format!("{i}={v}"))
@@ -48,7 +48,7 @@ pub fn calibration_times_text(times: &BTreeMap<usize, f64>) -> String {
 /// left and the keys each unit has finished so far. So the calibration
 /// networks spread evenly over the run in a seeded order.
 #[derive(Debug)]
-pub struct Interleave {
+pub(crate) struct Interleave {
     rng: rand::rngs::StdRng,
     units: usize,
     keys_done: usize,
@@ -66,14 +66,14 @@ impl Interleave {
     }
 
     /// Records one op unit that finished `keys` rows.
-    pub fn unit(&mut self, keys: usize) {
+    pub(crate) fn unit(&mut self, keys: usize) {
         self.units += 1;
         self.keys_done += keys;
     }
 
     /// Whether a calibration network is due now, with `calibration_left`
     /// networks and `keys_left` op keys still to measure.
-    pub fn due(&mut self, calibration_left: usize, keys_left: usize) -> bool {
+    pub(crate) fn due(&mut self, calibration_left: usize, keys_left: usize) -> bool {
         if calibration_left == 0 {
             return false;
         }

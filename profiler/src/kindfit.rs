@@ -18,7 +18,7 @@ use tunas_shared::opkey::OpKind;
 
 /// One calibration network, as the fit sees it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct KindFitRow {
+pub(crate) struct KindFitRow {
     /// Summed (calibrated) rows of each kind the network executes, µs.
     pub per_kind_us: BTreeMap<OpKind, f64>,
     /// The table's per-inference constant, µs.
@@ -28,15 +28,15 @@ pub struct KindFitRow {
 }
 
 /// Factors outside this range are not a correction but a broken fit.
-pub const SCALE_RANGE: (f64, f64) = (0.5, 2.0);
+pub(crate) const SCALE_RANGE: (f64, f64) = (0.5, 2.0);
 
 /// The ridge weight the profiler uses.
-pub const DEFAULT_RIDGE: f64 = 1e-3;
+pub(crate) const DEFAULT_RIDGE: f64 = 1e-3;
 
 /// Fits one factor per kind present in `rows`. `None` when there is nothing
 /// to fit, the system is singular, or a factor falls outside
 /// [`SCALE_RANGE`].
-pub fn fit_kind_scales(rows: &[KindFitRow], ridge: f64) -> Option<BTreeMap<OpKind, f64>> {
+pub(crate) fn fit_kind_scales(rows: &[KindFitRow], ridge: f64) -> Option<BTreeMap<OpKind, f64>> {
     let kinds: Vec<OpKind> = rows
         .iter()
         .flat_map(|r| r.per_kind_us.keys().copied())

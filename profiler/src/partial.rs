@@ -13,13 +13,13 @@ use tunas_shared::{LatencyTable, OpKey, OpStats, TableError};
 
 /// An open journal.
 #[derive(Debug)]
-pub struct Journal {
+pub(crate) struct Journal {
     path: PathBuf,
     file: File,
 }
 
 /// The journal path of a table path: `FILE.partial`.
-pub fn journal_path(table: &Path) -> PathBuf {
+pub(crate) fn journal_path(table: &Path) -> PathBuf {
     let mut name = table.as_os_str().to_owned();
     name.push(".partial");
     PathBuf::from(name)
@@ -27,7 +27,7 @@ pub fn journal_path(table: &Path) -> PathBuf {
 
 impl Journal {
     /// Starts a new journal with the table's provenance and header.
-    pub fn create(path: &Path, table: &LatencyTable) -> Result<Self, TableError> {
+    pub(crate) fn create(path: &Path, table: &LatencyTable) -> Result<Self, TableError> {
         let io = |e: std::io::Error| TableError::Io {
             path: path.display().to_string(),
             message: format!("cannot write the measurement journal: {e}"),
@@ -47,7 +47,7 @@ impl Journal {
     /// Reopens an existing journal: returns its rows (a torn last line, left
     /// by a kill mid-write, is dropped and cut from the file) and a handle
     /// that appends after them.
-    pub fn resume(path: &Path) -> Result<(Self, LatencyTable), TableError> {
+    pub(crate) fn resume(path: &Path) -> Result<(Self, LatencyTable), TableError> {
         let io = |e: std::io::Error| TableError::Io {
             path: path.display().to_string(),
             message: format!("cannot reopen the measurement journal: {e}"),
@@ -78,7 +78,7 @@ impl Journal {
     }
 
     /// Appends one row and flushes it to disk.
-    pub fn append(&mut self, key: &OpKey, stats: &OpStats) -> Result<(), TableError> {
+    pub(crate) fn append(&mut self, key: &OpKey, stats: &OpStats) -> Result<(), TableError> {
         let mut line = LatencyTable::row_line(key, stats);
         line.push('\n');
         self.file
@@ -93,7 +93,7 @@ impl Journal {
     /// Replaces the journal's content with `table` (provenance and rows),
     /// atomically, and keeps appending after it. Used when rows measured
     /// while the device drifted are thrown away to be measured again.
-    pub fn rewrite(self, table: &LatencyTable) -> Result<Self, TableError> {
+    pub(crate) fn rewrite(self, table: &LatencyTable) -> Result<Self, TableError> {
         let path = self.path.clone();
         drop(self.file);
         table.write_atomic(&path)?;
@@ -108,7 +108,7 @@ impl Journal {
     }
 
     /// Deletes the journal once the final table is written.
-    pub fn finish(self) -> std::io::Result<()> {
+    pub(crate) fn finish(self) -> std::io::Result<()> {
         drop(self.file);
         std::fs::remove_file(&self.path)
     }

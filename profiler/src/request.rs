@@ -151,7 +151,7 @@ impl Default for TimingRequest {
 
 impl TimingRequest {
     /// The execution provider (cpu when none was given).
-    pub fn provider(&self) -> Result<ExecutionProvider, RuntimeError> {
+    pub(crate) fn provider(&self) -> Result<ExecutionProvider, RuntimeError> {
         self.ep.as_deref().unwrap_or("cpu").parse()
     }
 
@@ -214,11 +214,11 @@ pub struct RunRequest {
 
 /// The seed of the calibration networks: fixed, so that a resumed run
 /// times the same networks and tables of one space are comparable.
-pub const CALIBRATION_SEED: u64 = 1_000_003;
+pub(crate) const CALIBRATION_SEED: u64 = 1_000_003;
 
 /// Random networks drawn in a row without covering a new op key before
 /// profiling gives up on in-context coverage and times the rest alone.
-pub const MAX_NETWORKS_WITHOUT_PROGRESS: usize = 50;
+pub(crate) const MAX_NETWORKS_WITHOUT_PROGRESS: usize = 50;
 
 impl Default for RunRequest {
     /// The defaults of `profile` and `refresh` (the flags' defaults).
@@ -239,7 +239,7 @@ impl Default for RunRequest {
 
 impl RunRequest {
     /// The drift watch.
-    pub fn sentinel(&self) -> SentinelSettings {
+    pub(crate) fn sentinel(&self) -> SentinelSettings {
         SentinelSettings {
             every: self.sentinel_every,
             threshold: self.drift_threshold_pct / 100.0,

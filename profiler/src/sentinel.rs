@@ -42,7 +42,7 @@ impl Default for SentinelSettings {
 
 /// One drift the sentinel saw and what was done about it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct DriftEvent {
+pub(crate) struct DriftEvent {
     /// Measurement units done when it was seen.
     pub after_units: usize,
     /// Baseline at the time (µs).
@@ -64,23 +64,23 @@ pub struct DriftEvent {
 
 impl DriftEvent {
     /// Drift of the first reading, in percent.
-    pub fn drift_pct(&self) -> f64 {
+    pub(crate) fn drift_pct(&self) -> f64 {
         (self.reading_us / self.baseline_us - 1.0) * 100.0
     }
 
     /// Whether the drifted reading was faster than the baseline.
-    pub fn faster(&self) -> bool {
+    pub(crate) fn faster(&self) -> bool {
         self.reading_us < self.baseline_us
     }
 
     /// Whether the device settled faster than the baseline (a baseline
     /// timed before the device warmed up), which no cool-down can fix.
-    pub fn settled_faster(&self) -> bool {
+    pub(crate) fn settled_faster(&self) -> bool {
         self.settled_us < self.baseline_us
     }
 
     /// What was done, in words.
-    pub fn outcome(&self) -> String {
+    pub(crate) fn outcome(&self) -> String {
         match (self.recovered, self.cooldowns) {
             (true, 0) => format!(
                 "{} once, back within the threshold on re-timing",
@@ -113,7 +113,7 @@ impl DriftEvent {
 
 /// What a call to [`Sentinel::tick`] found.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Check {
+pub(crate) enum Check {
     /// Not a checking unit.
     Skipped,
     /// Checked and within the threshold: rows measured so far are good.
@@ -124,7 +124,7 @@ pub enum Check {
 }
 
 /// The sentinel's state; `measure` returns the sentinel op's median (µs).
-pub struct Sentinel<F> {
+pub(crate) struct Sentinel<F> {
     settings: SentinelSettings,
     measure: F,
     sleep: fn(Duration),
@@ -162,18 +162,20 @@ where
     }
 
     /// Replaces `std::thread::sleep` (tests).
-    pub fn with_sleep(mut self, sleep: fn(Duration)) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_sleep(mut self, sleep: fn(Duration)) -> Self {
         self.sleep = sleep;
         self
     }
 
     /// The current baseline (µs).
-    pub fn baseline_us(&self) -> f64 {
+    pub(crate) fn baseline_us(&self) -> f64 {
         self.baseline_us
     }
 
     /// Checks done so far.
-    pub fn checks(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn checks(&self) -> usize {
         self.checks
     }
 
@@ -187,7 +189,7 @@ where
     /// sentinel and, on drift, re-times it once more, then cools down until
     /// it is back (or gives up after `max_cooldowns` pauses or when the
     /// budget is spent, and takes the new level as baseline).
-    pub fn tick(&mut self) -> Result<Check, E> {
+    pub(crate) fn tick(&mut self) -> Result<Check, E> {
         self.units += 1;
         if self.settings.every == 0 || !self.units.is_multiple_of(self.settings.every) {
             return Ok(Check::Skipped);
@@ -242,7 +244,7 @@ where
     }
 
     /// One line for the provenance and the summary.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let drifts = self.events.len();
         format!(
             "{} checks every {} units, baseline {:.1} us, threshold {:.0}%: {}",
@@ -283,7 +285,7 @@ where
     }
 
     /// Every drift, for the provenance.
-    pub fn events_text(&self) -> String {
+    pub(crate) fn events_text(&self) -> String {
         if self.events.is_empty() {
             return "none".into();
         }

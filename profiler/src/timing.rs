@@ -48,7 +48,8 @@ impl Default for BenchmarkConfig {
 impl BenchmarkConfig {
     /// A short loop for tests and smoke runs: 1 warm-up run, 5 timed runs,
     /// no minimum times, 10 s cap.
-    pub fn quick() -> Self {
+    #[cfg(test)]
+    pub(crate) fn quick() -> Self {
         BenchmarkConfig {
             min_warmup_runs: 1,
             min_warmup_time: Duration::ZERO,
@@ -81,14 +82,14 @@ impl Measurement {
 
     /// The plain median of the samples (the sentinel watches drift, so it
     /// must see a slow mode).
-    pub fn plain_median_us(&self) -> f64 {
+    pub(crate) fn plain_median_us(&self) -> f64 {
         OpStats::from_samples(&self.samples_us).median_us
     }
 }
 
 /// Runs `run` as the config says, timing each timed call with
 /// [`Instant`]. The first error stops the loop and is returned.
-pub fn benchmark<E>(
+pub(crate) fn benchmark<E>(
     config: &BenchmarkConfig,
     mut run: impl FnMut() -> Result<(), E>,
 ) -> Result<Measurement, E> {
@@ -135,7 +136,7 @@ pub fn benchmark<E>(
 }
 
 /// Benchmarks `session.run()` on its fixed input.
-pub fn benchmark_session(
+pub(crate) fn benchmark_session(
     session: &mut ModelSession,
     config: &BenchmarkConfig,
 ) -> Result<Measurement, RuntimeError> {

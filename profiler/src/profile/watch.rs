@@ -15,7 +15,7 @@ use crate::timing::{BenchmarkConfig, benchmark_session};
 
 /// The sentinel op: the key with the median FLOP count, so its timing is
 /// long enough to be stable and short enough to re-time often.
-pub fn sentinel_key(keys: &BTreeSet<OpKey>) -> Option<OpKey> {
+pub(crate) fn sentinel_key(keys: &BTreeSet<OpKey>) -> Option<OpKey> {
     let mut by_flops: Vec<OpKey> = keys.iter().copied().collect();
     by_flops.sort_by_key(|k| (k.flops(), *k));
     by_flops.get(by_flops.len() / 2).copied()

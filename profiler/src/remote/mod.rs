@@ -35,4 +35,3 @@ pub use spec::{DeviceSpec, SshTarget};
 pub use transport::{
     ADB_ENV, SSH_OPTS_ENV, Transport, adb_devices, adb_program, parse_adb_devices,
 };
-pub use workdir::ANDROID_WORK_DIR;

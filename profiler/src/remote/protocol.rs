@@ -83,7 +83,7 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ProtocolErr
 
 impl DeviceRequest {
     /// Writes the request to `path` (atomically).
-    pub fn write(&self, path: &Path) -> Result<(), ProtocolError> {
+    pub(crate) fn write(&self, path: &Path) -> Result<(), ProtocolError> {
         write_json(path, self)
     }
 
@@ -98,7 +98,7 @@ impl DeviceRequest {
     /// pinned to the big cores unless the user chose a pinning. A profile
     /// overwrites the device's copy of the table (this machine's `--out`
     /// was checked before) and resumes the journal when `resume` is set.
-    pub fn on_device(
+    pub(crate) fn on_device(
         &self,
         space: &str,
         table: &str,
@@ -131,7 +131,7 @@ impl DeviceRequest {
     }
 
     /// The space as the user gave it: a built-in name or a local file.
-    pub fn space(&self) -> Option<&str> {
+    pub(crate) fn space(&self) -> Option<&str> {
         match self {
             DeviceRequest::Profile(p) => Some(&p.space),
             DeviceRequest::Refresh(r) => r.space.as_deref(),

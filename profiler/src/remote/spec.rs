@@ -17,7 +17,7 @@ pub struct SshTarget {
 
 impl SshTarget {
     /// `USER@HOST` or `HOST`.
-    pub fn destination(&self) -> String {
+    pub(crate) fn destination(&self) -> String {
         match &self.user {
             Some(u) => format!("{u}@{}", self.host),
             None => self.host.clone(),

@@ -122,7 +122,7 @@ impl Transport {
     }
 
     /// `adb:SERIAL` or `ssh:[USER@]HOST[:PORT]`.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self {
             Transport::Adb { serial, .. } => format!("adb:{serial}"),
             Transport::Ssh { target, .. } => match target.port {
@@ -137,7 +137,7 @@ impl Transport {
     }
 
     /// A command that runs `script` in the device's shell.
-    pub fn shell(&self, script: &str) -> Command {
+    pub(crate) fn shell(&self, script: &str) -> Command {
         match self {
             Transport::Adb { adb, serial } => {
                 let mut c = Command::new(adb);
@@ -165,7 +165,7 @@ impl Transport {
 
     /// Runs `script` on the device and returns its stdout; a non-zero exit
     /// is an error with the output.
-    pub fn run(&self, script: &str, what: &str) -> Result<String, RemoteError> {
+    pub(crate) fn run(&self, script: &str, what: &str) -> Result<String, RemoteError> {
         let out = self
             .shell(script)
             .stdin(Stdio::null())
@@ -187,7 +187,7 @@ impl Transport {
     }
 
     /// Copies a local file to `remote` (an absolute device path).
-    pub fn push(&self, local: &Path, remote: &str) -> Result<(), RemoteError> {
+    pub(crate) fn push(&self, local: &Path, remote: &str) -> Result<(), RemoteError> {
         let what = format!("copying {} to {remote}", local.display());
         let out = match self {
             Transport::Adb { adb, serial } => Command::new(adb)
@@ -217,7 +217,7 @@ impl Transport {
 
     /// Copies `remote` from the device to a local file (through a
     /// temporary file, renamed once complete).
-    pub fn pull(&self, remote: &str, local: &Path) -> Result<(), RemoteError> {
+    pub(crate) fn pull(&self, remote: &str, local: &Path) -> Result<(), RemoteError> {
         let what = format!("copying {remote} from the device to {}", local.display());
         let mut tmp = local.as_os_str().to_owned();
         tmp.push(".pulling");

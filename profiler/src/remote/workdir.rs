@@ -9,7 +9,7 @@ use super::transport::Transport;
 
 /// The Android work folder (in /data/local/tmp, which the adb shell user
 /// owns and can execute from).
-pub const ANDROID_WORK_DIR: &str = "/data/local/tmp/tunas";
+pub(crate) const ANDROID_WORK_DIR: &str = "/data/local/tmp/tunas";
 /// Defines `tunas_refuse REASON`, which prints `tunas-unsafe=DIR<TAB>REASON`
 /// for the work folder `$d` and ends the script.
 const REFUSE_FN: &str =

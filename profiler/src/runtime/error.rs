@@ -108,7 +108,7 @@ pub enum RuntimeError {
 }
 
 /// The cause of a runtime error: what ONNX Runtime or its loader said.
-pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub(crate) type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// An ort error as a cause, without the value it hands back for recovery
 /// (session builders).

@@ -16,7 +16,6 @@ use super::provider::ExecutionProvider;
 pub struct Runtime {
     library: RuntimeLibrary,
     version: String,
-    build_info: String,
     pub(super) environment: Environment,
 }
 
@@ -31,15 +30,10 @@ impl Runtime {
         &self.version
     }
 
-    /// ONNX Runtime's build-info string (branch, commit, build type, flags).
-    pub fn build_info(&self) -> &str {
-        &self.build_info
-    }
-
     /// The execution providers this build of ONNX Runtime contains (CPU
     /// always). A listed provider can still fail to register, e.g. NNAPI on
     /// a device without it.
-    pub fn available_providers(&self) -> Vec<ExecutionProvider> {
+    pub(crate) fn available_providers(&self) -> Vec<ExecutionProvider> {
         ExecutionProvider::ALL
             .into_iter()
             .filter(|p| match p {
@@ -113,7 +107,6 @@ pub fn init_runtime(library: &RuntimeLibrary) -> Result<&'static Runtime, Runtim
     let runtime = Runtime {
         library: library.clone(),
         version,
-        build_info,
         environment,
     };
     Ok(RUNTIME.get_or_init(|| runtime))

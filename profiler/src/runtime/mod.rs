@@ -37,10 +37,10 @@ pub use session::{ModelSession, SessionConfig};
 
 /// ONNX Runtime release that `cargo xtask setup` provisions and that the
 /// `ort` crate's API level (1.31) needs at least.
-pub const ORT_RELEASE: &str = "1.31.1";
+pub(crate) const ORT_RELEASE: &str = "1.31.1";
 
 /// Environment variable naming the library (also read by `ort` itself).
-pub const ORT_DYLIB_ENV: &str = "ORT_DYLIB_PATH";
+pub(crate) const ORT_DYLIB_ENV: &str = "ORT_DYLIB_PATH";
 
 #[cfg(test)]
 pub(crate) mod tests {

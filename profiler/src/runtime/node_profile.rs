@@ -40,7 +40,8 @@ pub struct NodeProfile {
 impl NodeProfile {
     /// Sum of the mean node times whose name starts with `prefix` (e.g. an
     /// op scope such as `stage1/layer2/`).
-    pub fn scope_us(&self, prefix: &str) -> f64 {
+    #[cfg(test)]
+    pub(crate) fn scope_us(&self, prefix: &str) -> f64 {
         self.nodes
             .iter()
             .filter(|n| n.name.starts_with(prefix))
@@ -50,7 +51,7 @@ impl NodeProfile {
 
     /// Per run, the summed time of the nodes each scope claims: `result[i][r]`
     /// is scope `i` in run `r` (see [`NodeProfile::attribute`] for the rule).
-    pub fn attribute_per_run(&self, scopes: &[&str]) -> Vec<Vec<f64>> {
+    pub(crate) fn attribute_per_run(&self, scopes: &[&str]) -> Vec<Vec<f64>> {
         let mut out = vec![vec![0.0; self.runs]; scopes.len()];
         for (node, runs) in self.nodes.iter().zip(&self.node_runs) {
             let owner = scopes.iter().position(|s| {
@@ -72,7 +73,7 @@ impl NodeProfile {
     /// `_nchwc`). Returns the time per scope, in the order given, and the
     /// time of nodes no scope claims: layout reorders (`ReorderInput`,
     /// `ReorderOutput`) and other nodes the runtime inserts.
-    pub fn attribute(&self, scopes: &[&str]) -> (Vec<f64>, f64) {
+    pub(crate) fn attribute(&self, scopes: &[&str]) -> (Vec<f64>, f64) {
         let mut per_scope = vec![0.0; scopes.len()];
         let mut unattributed = 0.0;
         for node in &self.nodes {

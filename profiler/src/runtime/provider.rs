@@ -21,7 +21,7 @@ pub enum ExecutionProvider {
 
 impl ExecutionProvider {
     /// Every provider.
-    pub const ALL: [ExecutionProvider; 4] = [
+    pub(crate) const ALL: [ExecutionProvider; 4] = [
         ExecutionProvider::Cpu,
         ExecutionProvider::Xnnpack,
         ExecutionProvider::Nnapi,

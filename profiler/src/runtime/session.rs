@@ -49,7 +49,6 @@ pub struct ModelSession {
     session: Session,
     input: Tensor<f32>,
     input_shape: Vec<i64>,
-    provider: ExecutionProvider,
 }
 
 fn session_error(
@@ -81,7 +80,6 @@ impl ModelSession {
             session,
             input,
             input_shape,
-            provider: config.provider,
         })
     }
 
@@ -90,13 +88,8 @@ impl ModelSession {
         &self.input_shape
     }
 
-    /// The provider the session was created with.
-    pub fn provider(&self) -> ExecutionProvider {
-        self.provider
-    }
-
     /// One inference on the fixed input; the outputs are dropped.
-    pub fn run(&mut self) -> Result<(), RuntimeError> {
+    pub(crate) fn run(&mut self) -> Result<(), RuntimeError> {
         self.session
             .run(ort::inputs![&self.input])
             .map(drop)
@@ -173,7 +166,7 @@ impl ModelSession {
 
     /// Ends profiling and returns the path of the JSON profile ONNX Runtime
     /// wrote. Only meaningful with [`SessionConfig::profile_prefix`] set.
-    pub fn end_profiling(&mut self) -> Result<PathBuf, RuntimeError> {
+    pub(crate) fn end_profiling(&mut self) -> Result<PathBuf, RuntimeError> {
         self.session
             .end_profiling()
             .map(PathBuf::from)
