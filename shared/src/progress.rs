@@ -17,6 +17,20 @@ enum Display {
     Plain(ProgressLines),
 }
 
+/// The one progress-bar style of both tools: `what [====>   ] pos/len
+/// unit, elapsed, ETA` and a free message at the end.
+pub fn terminal_bar(what: &str, total: u64, unit: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{what} [{{bar:36}}] {{pos}}/{{len}} {unit}, {{elapsed_precise}} elapsed, ETA {{eta_precise}} {{msg}}"
+        ))
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
 /// Progress of `total` units of one piece of work.
 pub struct Progress {
     display: Display,
@@ -31,15 +45,7 @@ impl Progress {
         let display = if !show {
             Display::Hidden
         } else if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::new(total);
-            bar.set_style(
-                ProgressStyle::with_template(&format!(
-                    "{what} [{{bar:36}}] {{pos}}/{{len}} {unit}, {{elapsed_precise}} elapsed, ETA {{eta_precise}} {{msg}}"
-                ))
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
-            Display::Bar(bar)
+            Display::Bar(terminal_bar(what, total, unit))
         } else {
             let every = std::env::var("TUNAS_PROGRESS_EVERY")
                 .ok()

@@ -12,8 +12,9 @@ use crate::command::{quiet_ok, run};
 use crate::machine::is_root;
 use crate::paths::target_dir;
 
-/// ONNX Runtime release matching the `ort` crate's API level (1.31).
-pub(crate) const ORT_VERSION: &str = "1.31.1";
+/// ONNX Runtime release matching the `ort` crate's API level (1.31):
+/// `onnxruntime.version` at the workspace root, which the profiler reads too.
+pub(crate) const ORT_VERSION: &str = include_str!("../../onnxruntime.version").trim_ascii();
 const DATASET_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
 /// The provisioned ONNX Runtime library, if present.

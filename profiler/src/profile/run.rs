@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tunas_shared::progress::ProgressLines;
@@ -105,21 +105,12 @@ pub fn run_plan(
     result
 }
 
-/// A progress bar of `len` steps labelled `what`; hidden unless `show`.
-fn bar(len: u64, show: bool, what: &str) -> ProgressBar {
+/// A progress bar of `len` `unit`s labelled `what`; hidden unless `show`.
+fn bar(len: u64, show: bool, what: &str, unit: &str) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }
-    let b = ProgressBar::new(len);
-    b.set_style(
-        ProgressStyle::with_template(
-            "{msg:>12} [{bar:40}] {pos}/{len} ({percent}%) elapsed {elapsed_precise} eta {eta_precise}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    b.set_message(what.to_string());
-    b
+    tunas_shared::progress::terminal_bar(what, len, unit)
 }
 
 /// Runs `plan` with its scratch files in `scratch`; the device's thermal
@@ -222,7 +213,7 @@ impl<'a> ProfileRun<'a> {
             s.calibration_seed ^ 0x1a7e ^ (measured.rows.len() + cal_times.len()) as u64,
         );
         let total = plan.to_measure.len();
-        let progress = bar(total as u64, s.progress, "ops");
+        let progress = bar(total as u64, s.progress, "profile", "units");
         progress.set_position(measured.rows.len() as u64);
         let lines = ProgressLines::new(
             s.progress_lines,
@@ -509,7 +500,7 @@ impl<'a> ProfileRun<'a> {
         raw: &BTreeMap<OpKey, OpStats>,
     ) -> Result<CalibrationSet, ProfileError> {
         let n = self.s.calibration_networks;
-        let cal = bar(n as u64, self.s.progress, "calibration");
+        let cal = bar(n as u64, self.s.progress, "calibration", "networks");
         let mut rows = Vec::with_capacity(n);
         let mut cal_ops: Vec<(Vec<OpKey>, f64)> = Vec::with_capacity(n);
         let mut lines = ProgressLines::new(

@@ -36,8 +36,9 @@ pub use provider::ExecutionProvider;
 pub use session::{ModelSession, SessionConfig};
 
 /// ONNX Runtime release that `cargo xtask setup` provisions and that the
-/// `ort` crate's API level (1.31) needs at least.
-pub(crate) const ORT_RELEASE: &str = "1.31.1";
+/// `ort` crate's API level (1.31) needs at least: `onnxruntime.version` at
+/// the workspace root, the one place it is written.
+pub(crate) const ORT_RELEASE: &str = include_str!("../../../onnxruntime.version").trim_ascii();
 
 /// Environment variable naming the library (also read by `ort` itself).
 pub(crate) const ORT_DYLIB_ENV: &str = "ORT_DYLIB_PATH";
