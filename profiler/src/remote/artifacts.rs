@@ -123,7 +123,9 @@ impl RemoteRun {
                 "unzip jni/arm64-v8a/libonnxruntime.so from the onnxruntime-android AAR (Maven Central, com.microsoft.onnxruntime:onnxruntime-android; see the README)".into()
             } else {
                 format!(
-                    "take onnxruntime/capi/libonnxruntime.so.* from the PyPI wheel (`pip download --no-deps --only-binary=:all: --platform manylinux_2_28_{arch} --python-version 3.11 onnxruntime==1.31.1`)"
+                    "take onnxruntime/capi/libonnxruntime.so.* from the PyPI wheel (`pip download --no-deps --only-binary=:all: --platform manylinux_2_28_{} --python-version 3.11 onnxruntime=={}`)",
+                    arch,
+                    crate::runtime::ORT_RELEASE
                 )
             },
         })
