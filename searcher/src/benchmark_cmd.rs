@@ -247,7 +247,9 @@ pub fn run_benchmark(a: BenchmarkArgs) -> Result<()> {
         print!("{}", benchmark::report_text(&report));
         eprintln!(
             "report: {} and one chart per target (target-N.svg) in {}",
-            a.out.join("report.json").display(),
+            benchmark::BenchmarkDir { dir: a.out.clone() }
+                .report()
+                .display(),
             a.out.display()
         );
     }

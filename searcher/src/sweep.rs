@@ -71,9 +71,26 @@ pub struct SweepReport {
     pub points: Vec<FrontPoint>,
 }
 
-/// The run folder of target `index`.
-pub fn run_dir(dir: &Path, index: usize) -> PathBuf {
-    dir.join(format!("target-{index}"))
+/// The files of a sweep folder.
+pub struct SweepDir<'a>(pub &'a Path);
+
+impl SweepDir<'_> {
+    /// The manifest: the settings every run was made with.
+    pub fn manifest(&self) -> PathBuf {
+        self.0.join("sweep.json")
+    }
+    /// The run folder of target `index`.
+    pub fn run(&self, index: usize) -> PathBuf {
+        self.0.join(format!("target-{index}"))
+    }
+    /// The front, as JSON.
+    pub fn front(&self) -> PathBuf {
+        self.0.join("front.json")
+    }
+    /// The front's chart.
+    pub fn chart(&self) -> PathBuf {
+        self.0.join("front.svg")
+    }
 }
 
 struct Job(usize);
@@ -103,7 +120,7 @@ pub fn run(
         targets_ms: targets_ms.clone(),
         settings: settings.clone(),
     };
-    keep_or_check(dir, &dir.join("sweep.json"), &manifest)?;
+    keep_or_check(dir, &SweepDir(dir).manifest(), &manifest)?;
     let sweep = Sweep {
         dir,
         inputs,
@@ -164,7 +181,7 @@ impl Sweep<'_> {
     /// The result of target `i`: read back if its run finished, else
     /// searched (or resumed from its checkpoint).
     fn target(&self, i: usize) -> Result<SearchResult, BenchmarkError> {
-        let run = run_dir(self.dir, i);
+        let run = SweepDir(self.dir).run(i);
         let files = RunFiles { dir: run.clone() };
         let result = match std::fs::read_to_string(files.result())
             .ok()
@@ -246,7 +263,7 @@ impl Sweep<'_> {
                 let est = r.est_latency_ms.unwrap_or(f64::NAN);
                 FrontPoint {
                     target_ms: self.targets_ms[i],
-                    run: run_dir(self.dir, i).display().to_string(),
+                    run: SweepDir(self.dir).run(i).display().to_string(),
                     arch: r.arch,
                     est_latency_ms: est,
                     latency_error_pct: (est / self.targets_ms[i] - 1.0) * 100.0,
@@ -261,11 +278,11 @@ impl Sweep<'_> {
 
 /// Writes `front.json` and, if it can be drawn, `front.svg`.
 fn write_front(dir: &Path, report: &SweepReport) -> Result<(), BenchmarkError> {
-    let path = dir.join("front.json");
+    let path = SweepDir(dir).front();
     let json = serde_json::to_string_pretty(report).expect("serialises") + "\n";
     tunas_shared::write_atomic(&path, json.as_bytes())
         .map_err(|e| BenchmarkError::Io { path, source: e })?;
-    if let Err(e) = cloud_chart(&dir.join("front.svg"), &front_chart(report)) {
+    if let Err(e) = cloud_chart(&SweepDir(dir).chart(), &front_chart(report)) {
         eprintln!("warning: {e}");
     }
     Ok(())

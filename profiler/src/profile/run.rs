@@ -105,6 +105,15 @@ pub fn run_plan(
     result
 }
 
+/// Mixed into the calibration seed for the context networks, so that they
+/// are not the calibration networks themselves.
+const CONTEXT_SEED_SALT: u64 = 0x5eed;
+
+/// Random networks drawn for each context network; the one covering the
+/// most unmeasured keys is timed (more candidates: fewer networks to time,
+/// more time spent drawing).
+const CONTEXT_CANDIDATES: usize = 32;
+
 /// A progress bar of `len` `unit`s labelled `what`; hidden unless `show`.
 fn bar(len: u64, show: bool, what: &str, unit: &str) -> ProgressBar {
     if !show {
@@ -225,7 +234,9 @@ impl<'a> ProfileRun<'a> {
         // Context networks: the best of several random candidates at
         // covering keys not yet measured. Seeded by how many rows exist, so
         // a resumed run picks new networks.
-        let rng = StdRng::seed_from_u64(s.calibration_seed ^ 0x5eed ^ measured.rows.len() as u64);
+        let rng = StdRng::seed_from_u64(
+            s.calibration_seed ^ CONTEXT_SEED_SALT ^ measured.rows.len() as u64,
+        );
         Ok(ProfileRun {
             runtime,
             space,
@@ -306,13 +317,14 @@ impl<'a> ProfileRun<'a> {
         Ok(())
     }
 
-    /// The best of 32 random networks at covering keys not yet measured,
+    /// The best of [`CONTEXT_CANDIDATES`] random networks at covering keys
+    /// not yet measured,
     /// with its score.
     fn best_candidate(&mut self) -> (usize, Architecture) {
         let (space, batch) = (self.space, self.s.timing.batch);
         let (plan, measured, pooled) = (&self.plan, &self.measured, &self.pooled);
         let rng = &mut self.rng;
-        (0..32)
+        (0..CONTEXT_CANDIDATES)
             .map(|_| {
                 let arch = Architecture::sample_uniform(space, &mut *rng);
                 let new = architecture_ops(space, &arch, batch)
@@ -327,7 +339,7 @@ impl<'a> ProfileRun<'a> {
                 (score, arch)
             })
             .max_by_key(|(score, _)| *score)
-            .expect("32 candidates")
+            .expect("at least one candidate")
     }
 
     /// Pools one context network's runs into the keys it reached that

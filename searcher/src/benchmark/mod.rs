@@ -334,7 +334,10 @@ const INFORMATIONAL_KEYS: [&str; 1] = ["table"];
 
 impl Manifest {
     fn file(dir: &Path) -> PathBuf {
-        dir.join("benchmark.json")
+        BenchmarkDir {
+            dir: dir.to_path_buf(),
+        }
+        .manifest()
     }
 
     /// The manifest stored in `dir`, if any.
@@ -443,6 +446,14 @@ pub struct BenchmarkDir {
 }
 
 impl BenchmarkDir {
+    /// The manifest: the settings every piece of work was made with.
+    pub fn manifest(&self) -> PathBuf {
+        self.dir.join("benchmark.json")
+    }
+    /// The random architectures of every target, with their estimates.
+    pub fn random(&self) -> PathBuf {
+        self.dir.join("random.json")
+    }
     /// The journal.
     pub fn journal(&self) -> PathBuf {
         self.dir.join("journal.jsonl")
@@ -561,7 +572,7 @@ fn plan_from_report_inputs(
     manifest: &Manifest,
     files: &BenchmarkDir,
 ) -> Result<Plan, BenchmarkError> {
-    let path = files.dir.join("random.json");
+    let path = files.random();
     let text = std::fs::read_to_string(&path).map_err(|e| BenchmarkError::Io {
         path: path.clone(),
         source: e,

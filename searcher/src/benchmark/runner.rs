@@ -193,7 +193,7 @@ pub fn run(
 impl Runner<'_> {
     fn initial_tasks(&self) -> Result<Vec<Task>, BenchmarkError> {
         let random_json = serde_json::to_string(&self.plan.random).expect("serialises");
-        let path = self.files.dir.join("random.json");
+        let path = self.files.random();
         tunas_shared::write_atomic(&path, random_json.as_bytes())
             .map_err(|e| BenchmarkError::Io { path, source: e })?;
         let mut tasks = Vec::new();
@@ -384,11 +384,15 @@ impl Runner<'_> {
             path: run_dir.clone(),
             source: e,
         })?;
-        tunas_shared::write_atomic(&run_dir.join("space.toml"), space.to_toml().as_bytes())
-            .map_err(|e| BenchmarkError::Io {
+        let run_files = crate::search::RunFiles {
+            dir: run_dir.clone(),
+        };
+        tunas_shared::write_atomic(&run_files.space(), space.to_toml().as_bytes()).map_err(
+            |e| BenchmarkError::Io {
                 path: run_dir.clone(),
                 source: e,
-            })?;
+            },
+        )?;
         let result = crate::search::search(
             space,
             &[&self.inputs.table],

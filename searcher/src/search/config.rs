@@ -46,6 +46,14 @@ pub struct SearchConfig {
     pub weight_learning_rate: f32,
     /// Weight decay of the shared weights.
     pub weight_decay: f32,
+    /// Nesterov momentum of the shared weights' SGD (runs stored before it
+    /// was recorded used 0.9).
+    #[serde(default = "default_weight_momentum")]
+    pub weight_momentum: f32,
+    /// Fraction of the steps over which the shared weights' learning rate
+    /// warms up linearly before its cosine decay (stored runs: 0.025).
+    #[serde(default = "default_lr_warmup_fraction")]
+    pub lr_warmup_fraction: f64,
     /// Label smoothing.
     pub label_smoothing: f32,
     /// Keep only decision inputs for all-values decisions.
@@ -130,6 +138,14 @@ pub fn default_rl_learning_rate(search_steps: usize) -> f64 {
     40.0 / search_steps.max(1) as f64
 }
 
+fn default_weight_momentum() -> f32 {
+    0.9
+}
+
+fn default_lr_warmup_fraction() -> f64 {
+    0.025
+}
+
 impl SearchConfig {
     /// The defaults for `steps` steps at target `target`.
     pub fn defaults(steps: usize, target: f64) -> Self {
@@ -147,6 +163,8 @@ impl SearchConfig {
             rl_learning_rate: default_rl_learning_rate(steps - warmup),
             weight_learning_rate: 0.05,
             weight_decay: 4e-5,
+            weight_momentum: default_weight_momentum(),
+            lr_warmup_fraction: default_lr_warmup_fraction(),
             label_smoothing: 0.1,
             rematerialize: true,
             seed: 1,
@@ -248,6 +266,21 @@ impl SearchConfig {
                 format!(
                     "{}: the warm-up fraction must lie in [0, 1)",
                     self.warmup_fraction
+                ),
+            );
+        }
+        if !(0.0..1.0).contains(&self.weight_momentum) {
+            return bad(
+                "weight-momentum",
+                format!("{}: momentum must lie in [0, 1)", self.weight_momentum),
+            );
+        }
+        if !(0.0..1.0).contains(&self.lr_warmup_fraction) {
+            return bad(
+                "lr-warmup",
+                format!(
+                    "{}: the learning-rate warm-up fraction must lie in [0, 1)",
+                    self.lr_warmup_fraction
                 ),
             );
         }

@@ -115,6 +115,10 @@ pub struct SearchData {
     pub classes: Vec<String>,
 }
 
+/// Mixed into the search seed for the holdout split, so that the split does
+/// not follow the batches' or the controller's random stream.
+const HOLDOUT_SEED_SALT: u64 = 0xda7a;
+
 impl SearchData {
     /// Held-out images for the reward when none are asked for: 10,000 of a
     /// full 60,000-image training set, else a sixth.
@@ -149,7 +153,7 @@ impl SearchData {
 
     /// Splits a training set: `holdout` images (seeded) for the reward.
     pub fn split(all: &Dataset, holdout: usize, seed: u64) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xda7a);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ HOLDOUT_SEED_SALT);
         let (train, validation) = all.split(holdout, &mut rng);
         let maker = BatchMaker::plain(&train);
         SearchData {

@@ -148,11 +148,11 @@ impl<'a> SearchRun<'a> {
                 .collect(),
             schedule: WarmupCosine {
                 base_lr: config.weight_learning_rate,
-                warmup_steps: (config.steps as f64 * 0.025).round() as usize,
+                warmup_steps: (config.steps as f64 * config.lr_warmup_fraction).round() as usize,
                 total_steps: config.steps,
             },
             optimizer: Optimizer::Sgd(Sgd {
-                momentum: 0.9,
+                momentum: config.weight_momentum,
                 weight_decay: config.weight_decay,
                 nesterov: true,
             }),
