@@ -128,12 +128,25 @@ pub enum Command {
     /// Check a table: time N random architectures end to end and compare
     /// them with the table's estimates.
     Validate(ValidateArgs),
-    /// Compare two tables of the same space key by key (repeatability).
+    /// Compare tables of the same space (repeatability): key by key for
+    /// each pair, and on the estimates of random whole networks.
+    ///
+    /// A network's spread is the largest distance of one table's estimate
+    /// from the median of all the tables' estimates; the summary gives the
+    /// fraction of networks within ±3%.
     Compare {
-        /// First table.
-        a: PathBuf,
-        /// Second table.
-        b: PathBuf,
+        /// Two or more tables of one space.
+        #[arg(required = true, num_args = 2.., value_name = "TABLE")]
+        tables: Vec<PathBuf>,
+        /// The space, when the tables' is not built in (a .toml file).
+        #[arg(long, value_name = "NAME|FILE.toml")]
+        space: Option<String>,
+        /// Random networks whose estimates are compared.
+        #[arg(long, default_value_t = 100, value_parser = whole::<usize>(1, 100_000))]
+        networks: usize,
+        /// Their seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
         /// Print JSON.
         #[arg(long)]
         json: bool,

@@ -176,7 +176,13 @@ pub fn run(command: Command) -> Result<()> {
         Command::Refresh(args) => refresh(&args.request()?, &args.device),
         Command::Measure(args) => measure(&args.request()?, args.json),
         Command::Validate(args) => validate(&args.request()?, args.json),
-        Command::Compare { a, b, json } => compare(&a, &b, json),
+        Command::Compare {
+            tables,
+            space,
+            networks,
+            seed,
+            json,
+        } => compare(&tables, space.as_deref(), networks, seed, json),
         Command::Export { table, format } => {
             let table = load_table(&table)?;
             print!("{}", export(&table, format.format()));
@@ -506,25 +512,91 @@ fn validate(request: &ValidateRequest, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn compare(a: &Path, b: &Path, json: bool) -> Result<()> {
-    let (ta, tb) = (load_table(a)?, load_table(b)?);
-    if ta.provenance.space_hash != tb.provenance.space_hash {
+/// What `compare` prints as JSON.
+#[derive(serde::Serialize)]
+struct ComparisonReport {
+    tables: Vec<String>,
+    pairs: Vec<PairComparison>,
+    estimates: profile::EstimateAgreement,
+}
+
+#[derive(serde::Serialize)]
+struct PairComparison {
+    a: String,
+    b: String,
+    #[serde(flatten)]
+    keys: profile::TableComparison,
+}
+
+fn compare(
+    paths: &[std::path::PathBuf],
+    space: Option<&str>,
+    networks: usize,
+    seed: u64,
+    json: bool,
+) -> Result<()> {
+    let tables = paths
+        .iter()
+        .map(|p| load_table(p))
+        .collect::<Result<Vec<_>>>()?;
+    let first = &tables[0];
+    for (path, t) in paths.iter().zip(&tables).skip(1) {
+        if t.provenance.space_hash != first.provenance.space_hash {
+            bail!(
+                "{} is for space {} ({}), {} for {} ({}): compare tables of one space",
+                paths[0].display(),
+                first.provenance.space,
+                first.provenance.space_hash,
+                path.display(),
+                t.provenance.space,
+                t.provenance.space_hash
+            );
+        }
+    }
+    let space = match space {
+        Some(s) => load_space(s).context("--space")?,
+        None => tunas_shared::builtin_space_of(first).with_context(|| {
+            format!(
+                "{}: made for space '{}', which is not built in: pass --space FILE.toml",
+                paths[0].display(),
+                first.provenance.space
+            )
+        })?,
+    };
+    if space.content_hash() != first.provenance.space_hash {
         bail!(
-            "{} is for space {} ({}), {} for {} ({}): compare tables of one space",
-            a.display(),
-            ta.provenance.space,
-            ta.provenance.space_hash,
-            b.display(),
-            tb.provenance.space,
-            tb.provenance.space_hash
+            "--space {} has hash {}, the tables were made for {}: pass the tables' space",
+            space.name,
+            space.content_hash(),
+            first.provenance.space_hash
         );
     }
-    let c = profile::compare_tables(&ta, &tb);
+    let mut pairs = Vec::new();
+    for i in 0..tables.len() {
+        for j in i + 1..tables.len() {
+            pairs.push(PairComparison {
+                a: paths[i].display().to_string(),
+                b: paths[j].display().to_string(),
+                keys: profile::compare_tables(&tables[i], &tables[j]),
+            });
+        }
+    }
+    let estimates = profile::compare_estimates(&space, &tables, networks, seed)?;
+    let report = ComparisonReport {
+        tables: paths.iter().map(|p| p.display().to_string()).collect(),
+        pairs,
+        estimates,
+    };
     if json {
-        println!("{}", serde_json::to_string_pretty(&c)?);
-    } else {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    for p in &report.pairs {
+        let c = &p.keys;
         println!(
-            "{} common keys ({} unmatched): median |difference| {:.2}%, p90 {:.2}%, max {:.2}%; constants {:.1} / {:.1} µs",
+            "{} vs {}: {} common keys ({} unmatched): median |difference| {:.2}%, p90 {:.2}%, max {:.2}%; constants {:.1} / {:.1} µs",
+            p.a,
+            p.b,
             c.common_keys,
             c.unmatched_keys,
             c.median_rel_diff_pct,
@@ -534,5 +606,16 @@ fn compare(a: &Path, b: &Path, json: bool) -> Result<()> {
             c.overhead_us.1
         );
     }
+    let e = &report.estimates;
+    println!(
+        "estimates of {} random networks (seed {}) by {} tables: {:.1}% within ±3% of their median; spread median {:.2}%, p95 {:.2}%, max {:.2}%",
+        e.networks,
+        e.seed,
+        e.tables,
+        100.0 * e.within_3pct,
+        e.median_spread_pct,
+        e.p95_spread_pct,
+        e.max_spread_pct
+    );
     Ok(())
 }

@@ -54,3 +54,111 @@ pub fn compare_tables(a: &LatencyTable, b: &LatencyTable) -> TableComparison {
         overhead_us: (a.provenance.overhead_us, b.provenance.overhead_us),
     }
 }
+
+/// How closely several tables of one space agree on whole networks: each
+/// of `networks` uniform random architectures is estimated with every
+/// table, and its spread is the largest distance of a table's estimate from
+/// the median of the tables' estimates.
+#[derive(Clone, Debug, Serialize)]
+pub struct EstimateAgreement {
+    /// Tables compared.
+    pub tables: usize,
+    /// Random architectures estimated.
+    pub networks: usize,
+    /// Their seed.
+    pub seed: u64,
+    /// Fraction of networks whose every estimate lies within ±3% of their
+    /// median estimate.
+    pub within_3pct: f64,
+    /// Median spread (percent).
+    pub median_spread_pct: f64,
+    /// 95th-percentile spread (percent).
+    pub p95_spread_pct: f64,
+    /// Largest spread (percent).
+    pub max_spread_pct: f64,
+}
+
+/// Estimates `networks` uniform random architectures of `space` (seed
+/// `seed`) with every table and measures how far apart the estimates lie.
+pub fn compare_estimates(
+    space: &tunas_shared::SearchSpace,
+    tables: &[LatencyTable],
+    networks: usize,
+    seed: u64,
+) -> Result<EstimateAgreement, tunas_shared::TableError> {
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut spreads = Vec::with_capacity(networks);
+    for _ in 0..networks {
+        let arch = tunas_shared::Architecture::sample_uniform(space, &mut rng);
+        let mut estimates = tables
+            .iter()
+            .map(|t| t.estimate_us(space, &arch))
+            .collect::<Result<Vec<f64>, _>>()?;
+        estimates.sort_by(f64::total_cmp);
+        let median = tunas_shared::table::quantile(&estimates, 0.5);
+        let spread = estimates
+            .iter()
+            .map(|e| (e / median - 1.0).abs() * 100.0)
+            .fold(0.0, f64::max);
+        spreads.push(spread);
+    }
+    spreads.sort_by(f64::total_cmp);
+    let q = |p: f64| tunas_shared::table::quantile(&spreads, p);
+    Ok(EstimateAgreement {
+        tables: tables.len(),
+        networks,
+        seed,
+        within_3pct: spreads.iter().filter(|s| **s <= 3.0).count() as f64 / networks as f64,
+        median_spread_pct: q(0.5),
+        p95_spread_pct: q(0.95),
+        max_spread_pct: spreads.last().copied().unwrap_or(f64::NAN),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tunas_shared::{Architecture, OpStats, Provenance, builtin_space, space_op_keys};
+
+    fn table_scaled(space: &tunas_shared::SearchSpace, scale: f64) -> LatencyTable {
+        let mut t = LatencyTable::new(Provenance {
+            space: space.name.clone(),
+            space_hash: space.content_hash(),
+            batch: 1,
+            ..Provenance::default()
+        });
+        for (i, key) in space_op_keys(space, 1).into_iter().enumerate() {
+            let v = scale * (1.0 + (i % 7) as f64);
+            t.rows.insert(
+                key,
+                OpStats::with_statistic(&[v], 0.0, crate::timing::ROW_STATISTIC),
+            );
+        }
+        t
+    }
+
+    #[test]
+    fn tables_that_differ_by_a_constant_factor_spread_by_it() {
+        let space = builtin_space("tiny28").unwrap();
+        let same = [table_scaled(&space, 1.0), table_scaled(&space, 1.0)];
+        let a = compare_estimates(&space, &same, 20, 3).unwrap();
+        assert_eq!((a.within_3pct, a.max_spread_pct), (1.0, 0.0));
+        // Scales 1.0, 1.02, 1.05: the median table is the 1.02 one, and the
+        // farthest lies 2.94% from it.
+        let three = [
+            table_scaled(&space, 1.0),
+            table_scaled(&space, 1.02),
+            table_scaled(&space, 1.05),
+        ];
+        let b = compare_estimates(&space, &three, 20, 3).unwrap();
+        let farthest = (1.05 / 1.02 - 1.0) * 100.0;
+        assert!((b.max_spread_pct - farthest).abs() < 1e-9, "{b:?}");
+        assert_eq!(b.within_3pct, 1.0);
+        let arch = Architecture::largest(&space);
+        assert!(
+            three[2].estimate_us(&space, &arch).unwrap()
+                > three[0].estimate_us(&space, &arch).unwrap()
+        );
+    }
+}
