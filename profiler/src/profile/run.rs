@@ -177,6 +177,37 @@ struct ProfileRun<'a> {
     since_check: Vec<OpKey>,
     /// Contexts per key.
     wanted: usize,
+    /// What this run timed, for the profiling cost on record.
+    timed: TimedCounts,
+}
+
+/// How many models a run timed (a resumed run counts its own; sentinel
+/// re-timings, one op each, are not counted).
+#[derive(Clone, Copy, Debug, Default)]
+struct TimedCounts {
+    /// Random networks timed with per-node profiling.
+    context_networks: usize,
+    /// One-op models, for keys no network reached.
+    one_op_models: usize,
+    /// Calibration networks timed end to end.
+    calibration_networks: usize,
+    /// When the run started.
+    started: Option<std::time::Instant>,
+}
+
+impl TimedCounts {
+    /// The `x-profiling-cost` note.
+    fn text(&self) -> String {
+        format!(
+            "{} networks timed ({} context networks, {} calibration networks) and {} one-op models in {:.0} s{}",
+            self.context_networks + self.calibration_networks,
+            self.context_networks,
+            self.calibration_networks,
+            self.one_op_models,
+            self.started.map_or(0.0, |t| t.elapsed().as_secs_f64()),
+            " (this run; a resumed run counts only its own work)"
+        )
+    }
 }
 
 impl<'a> ProfileRun<'a> {
@@ -258,6 +289,10 @@ impl<'a> ProfileRun<'a> {
             pooled: BTreeMap::new(),
             since_check: Vec::new(),
             wanted: s.contexts_per_key.max(1),
+            timed: TimedCounts {
+                started: Some(std::time::Instant::now()),
+                ..TimedCounts::default()
+            },
         })
     }
 
@@ -300,6 +335,7 @@ impl<'a> ProfileRun<'a> {
                 &self.s.timing,
                 self.scratch,
             )?;
+            self.timed.context_networks += 1;
             let rows_before = self.measured.rows.len();
             let progressed = self.pool_runs(found)?;
             self.lines.update(self.measured.rows.len());
@@ -385,6 +421,7 @@ impl<'a> ProfileRun<'a> {
         for key in left {
             self.progress.set_message("one-op");
             let stats = time_op(self.runtime, &key, &self.s.timing, self.scratch)?;
+            self.timed.one_op_models += 1;
             self.record_row(key, stats)?;
             self.lines.update(self.measured.rows.len());
             self.schedule.unit(1);
@@ -480,6 +517,7 @@ impl<'a> ProfileRun<'a> {
         let e2e =
             measure_architecture(self.runtime, self.space, &self.cal_archs[i], &self.s.timing)?
                 .median_us;
+        self.timed.calibration_networks += 1;
         self.cal_times.insert(i, e2e);
         self.cal_since_check.push(i);
         self.record_calibration_times();
@@ -595,6 +633,7 @@ impl<'a> ProfileRun<'a> {
             e.remove(tunas_shared::table::SENTINEL_BASELINE_FIELD);
             e.insert("x-sentinel".into(), "off".into());
         }
+        e.insert("x-profiling-cost".into(), self.timed.text());
         table.write_atomic(&self.s.out)?;
         let journal = self.journal.take().expect(JOURNAL_OPEN);
         journal
