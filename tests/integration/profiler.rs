@@ -545,6 +545,9 @@ fn measure_and_export_work_on_a_real_table() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["median_ms"].as_f64().unwrap() > 0.0);
     assert!(v["runtime"].as_str().unwrap().starts_with("onnxruntime 1."));
+    // measure says which statistic it reports: the one validate and the
+    // table's rows use.
+    assert_eq!(v["statistic"], "lower-mode");
 
     let dir = tempfile::tempdir().unwrap();
     let table = dir.path().join("t.csv");

@@ -398,16 +398,26 @@ fn every_key_of_the_tiny28_set_is_used_by_some_architecture() {
 
 #[test]
 fn the_example_user_space_loads_and_every_op_builds_as_onnx() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/spaces/edge48.toml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/spaces/edge48.toml"
+    );
     let space = tunas_shared::load_space(path).unwrap();
     assert_eq!((space.name.as_str(), space.decisions.len()), ("edge48", 17));
     assert_eq!(
-        (space.input.height, space.input.channels, space.input.classes),
+        (
+            space.input.height,
+            space.input.channels,
+            space.input.classes
+        ),
         (48, 3, 6)
     );
     let keys = space_op_keys(&space, 1);
     assert_eq!(keys.len(), 115);
-    assert!(keys.iter().any(|k| k.op == OpKind::Separable && k.kernel == 9));
+    assert!(
+        keys.iter()
+            .any(|k| k.op == OpKind::Separable && k.kernel == 9)
+    );
     for key in &keys {
         tunas_shared::onnx::op_model(key, &mut tunas_shared::onnx::RandomWeights::new(1))
             .unwrap_or_else(|e| panic!("{key}: {e}"));
