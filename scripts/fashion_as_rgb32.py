@@ -2,13 +2,13 @@
 """Writes Fashion-MNIST as CIFAR-10 binary batches at 32x32x3.
 
 CIFAR-10 itself cannot be downloaded on a machine that reaches only the
-package registries, so the 32 px RGB figures in the README (search time,
-accuracy of the `rgb32` space) are taken on this stand-in: every 28x28 grey
-image is padded by 2 pixels to 32x32 and given a random tint (drawn per image
-from a seeded generator), so colour varies but says nothing about the class,
-as in photos. The layout is CIFAR-10's: per image one label byte, then 1024
-red, 1024 green and 1024 blue bytes; five training batches of 12,000 images
-(all 60,000) and test_batch.bin with the 10,000 test images.
+package registries, so the 32 px RGB figures in docs/measurements.md (search
+time, accuracy of the `rgb32` space) are taken on this stand-in: every 28x28
+grey image is padded by 2 pixels to 32x32 and given a random tint (drawn per
+image from a seeded generator), so colour varies but says nothing about the
+class, as in photos. The layout is CIFAR-10's: per image one label byte, then
+1024 red, 1024 green and 1024 blue bytes; five training batches of 12,000
+images (all 60,000) and test_batch.bin with the 10,000 test images.
 
     python3 scripts/fashion_as_rgb32.py OUT_DIR [--source DIR] [--seed N]
 

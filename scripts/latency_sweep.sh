@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Latency-targeting sweep (README, "Latency targeting"): default searches at
-# the 25th, 50th and 75th percentiles of the estimated latency of 1,000
-# uniform tiny28 samples (rounded to 0.1 µs), for each reward given, and the
-# final architecture's estimate against its target.
+# Latency-targeting sweep (docs/measurements.md, "Latency targeting"): default
+# searches at the 25th, 50th and 75th percentiles of the estimated latency of
+# 1,000 uniform tiny28 samples (rounded to 0.1 µs), for each reward given, and
+# the final architecture's estimate against its target.
 #
 #   scripts/latency_sweep.sh [TABLE] [OUT_DIR] [REWARD...]
 #   defaults: tables/x86_64-amd-epyc-1t/tiny28.csv, runs/sweep, abs mnas

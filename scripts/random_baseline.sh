@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Searched vs random at the same latency (README, "Better than random"):
-# trains the searched architecture of RUN_DIR and K random architectures from
-# the ±3% band around its target (tunas-searcher random, TuNAS's baseline)
-# stand-alone, the same way, and compares test accuracies.
+# Searched vs random at the same latency (docs/measurements.md, "Better than
+# random"): trains the searched architecture of RUN_DIR and K random
+# architectures from the ±3% band around its target (tunas-searcher random,
+# TuNAS's baseline) stand-alone, the same way, and compares test accuracies.
 #
 #   scripts/random_baseline.sh RUN_DIR [TABLE] [EPOCHS] [K] [OUT_DIR]
 #   defaults: tables/x86_64-amd-epyc-1t/tiny28.csv, 3 epochs, 5, RUN_DIR/baseline

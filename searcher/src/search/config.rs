@@ -121,19 +121,19 @@ pub fn device_reward(
 /// about 3 points), so a 5% latency miss at β = −0.1 (0.005 of reward) is lost
 /// in Q's noise: default searches at the 25/50/75th latency percentiles ended
 /// +5.6%, −2.7% and −8.9% off target. At β = −0.5 the same searches ended
-/// −1.4%, −1.4% and +0.1% off, with validation accuracy as high (README,
-/// "Latency targeting").
+/// −1.4%, −1.4% and +0.1% off, with validation accuracy as high
+/// (docs/measurements.md, "Latency targeting").
 pub const DEFAULT_BETA: f64 = -0.5;
 
 /// Default RL learning rate at the end of the warm-up for a search phase of
 /// `search_steps` steps: `40 / search_steps`.
 ///
 /// Adam with β1 = 0 moves a logit by about the learning rate per step, so the
-/// total movement the schedule allows (×10 growth: about 3.9 × lr × steps)
-/// is the same for any search length. Measured on tiny28 (README "Latency
-/// targeting"): with 1.5 / steps the controller ended near uniform (entropy
-/// 12–15 nats) and the argmax architecture missed a 25th-percentile target by
-/// +27%; with 40 / steps it ends at 1–3 nats.
+/// total movement the schedule allows (×10 growth: about 3.9 × lr × steps) is
+/// the same for any search length. Measured on tiny28 (docs/measurements.md,
+/// "Latency targeting"): with 1.5 / steps the controller ended near uniform
+/// (entropy 12–15 nats) and the argmax architecture missed a 25th-percentile
+/// target by +27%; with 40 / steps it ends at 1–3 nats.
 pub fn default_rl_learning_rate(search_steps: usize) -> f64 {
     40.0 / search_steps.max(1) as f64
 }
