@@ -6,7 +6,7 @@
 //! `mmap`, so each step faults all those pages in again (zero-filled by the
 //! kernel), and with two threads the faults serialise on the address-space
 //! lock. Measured with `tunas-searcher bench` (tiny28 largest, batch 64): 1
-//! thread 265 → 300 images/s, 2 threads 371–421 → 495 images/s once freed
+//! thread 265 → 298 images/s, 2 threads 371–421 → 498–523 images/s once freed
 //! memory is kept (docs/measurements.md, "The supernet engine").
 
 /// Raises glibc's mmap threshold to its maximum (32 MiB) and stops trimming
