@@ -26,15 +26,15 @@ const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResolvedLayer {
     /// Where the layer sits in the skeleton.
-    pub position: LayerPosition,
+    pub(crate) position: LayerPosition,
     /// Whether the architecture skips the layer (it is then the identity).
     pub skipped: bool,
     /// The op it runs.
-    pub op: LayerOp,
+    pub(crate) op: LayerOp,
     /// Input height and width.
     pub in_h: u32,
     /// Input width (spatial).
-    pub in_w: u32,
+    pub(crate) in_w: u32,
     /// Input channels.
     pub cin: u32,
     /// Output channels.
@@ -59,15 +59,15 @@ pub struct ResolvedLayer {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResolvedNetwork {
     /// Stem kernel size.
-    pub stem_kernel: u32,
+    pub(crate) stem_kernel: u32,
     /// Stem output width.
     pub stem_filters: u32,
     /// Every layer of the skeleton, skipped ones included.
     pub layers: Vec<ResolvedLayer>,
     /// Spatial size entering the head.
-    pub head_in: (u32, u32),
+    pub(crate) head_in: (u32, u32),
     /// Channels entering the head.
-    pub head_cin: u32,
+    pub(crate) head_cin: u32,
     /// Head conv width.
     pub head_filters: u32,
     /// Post-pool conv width, if the space has one.
@@ -168,12 +168,6 @@ impl Architecture {
             })
             .collect();
         Architecture { indices }
-    }
-
-    /// Checks that the architecture belongs to `space` (right length, indices
-    /// in range).
-    pub fn check(&self, space: &SearchSpace) -> Result<(), ArchError> {
-        Self::parse(space, &self.to_compact()).map(|_| ())
     }
 
     fn value(&self, space: &SearchSpace, name: &str) -> Choice {

@@ -17,7 +17,7 @@ pub const BUILTIN_SPACES: [&str; 6] = [
 ];
 
 /// The width multipliers of the enlarged spaces.
-pub const WIDTH_MULTIPLIERS: [f64; 7] = [0.5, 0.625, 0.75, 1.0, 1.25, 1.5, 2.0];
+pub(crate) const WIDTH_MULTIPLIERS: [f64; 7] = [0.5, 0.625, 0.75, 1.0, 1.25, 1.5, 2.0];
 
 /// A built-in space by name.
 pub fn builtin_space(name: &str) -> Result<SearchSpace, SpaceError> {
@@ -48,7 +48,7 @@ pub fn builtin_spaces() -> Vec<SearchSpace> {
 }
 
 /// Widths `round8(base · m)` for the 7 multipliers, without duplicates.
-pub fn multiplied_widths(base: u32) -> Vec<u32> {
+pub(crate) fn multiplied_widths(base: u32) -> Vec<u32> {
     let mut widths: Vec<u32> = WIDTH_MULTIPLIERS
         .iter()
         .map(|m| round_to_8(base as f64 * m))

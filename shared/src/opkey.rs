@@ -32,7 +32,7 @@ pub enum OpKind {
 
 impl OpKind {
     /// Every kind, in network order.
-    pub const ALL: [OpKind; 6] = [
+    pub(crate) const ALL: [OpKind; 6] = [
         OpKind::Stem,
         OpKind::Separable,
         OpKind::Bottleneck,
@@ -42,7 +42,7 @@ impl OpKind {
     ];
 
     /// Canonical name.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             OpKind::Stem => "stem",
             OpKind::Separable => "separable",
@@ -54,7 +54,7 @@ impl OpKind {
     }
 
     /// Parses a canonical name.
-    pub fn from_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         OpKind::ALL.into_iter().find(|k| k.name() == name)
     }
 }
@@ -109,7 +109,7 @@ pub const KEY_COLUMNS: [&str; 12] = [
 impl OpKey {
     /// The classifier op. It has no activation; `act` is fixed to `relu` so
     /// that keys stay canonical.
-    pub fn classifier(cin: u32, classes: u32, batch: u32) -> Self {
+    pub(crate) fn classifier(cin: u32, classes: u32, batch: u32) -> Self {
         OpKey {
             op: OpKind::Classifier,
             in_h: 1,
@@ -138,7 +138,7 @@ impl OpKey {
     }
 
     /// Width of the squeeze-excite bottleneck.
-    pub fn se_width(&self) -> u32 {
+    pub(crate) fn se_width(&self) -> u32 {
         round_to_8(self.mid as f64 / 4.0)
     }
 
@@ -162,7 +162,7 @@ impl OpKey {
 
     /// Builds a key from table cells in [`KEY_COLUMNS`] order; the error names
     /// the column.
-    pub fn from_cells(cells: &[&str; 12]) -> Result<Self, OpKeyError> {
+    pub(crate) fn from_cells(cells: &[&str; 12]) -> Result<Self, OpKeyError> {
         let int = |i: usize| -> Result<u32, OpKeyError> {
             cells[i].trim().parse().map_err(|_| OpKeyError::BadField {
                 field: KEY_COLUMNS[i],

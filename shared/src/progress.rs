@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// Seconds between plain lines off a terminal (`TUNAS_PROGRESS_EVERY`
 /// overrides it).
-pub const PLAIN_EVERY_S: u64 = 10;
+pub(crate) const PLAIN_EVERY_S: u64 = 10;
 
 enum Display {
     Hidden,
@@ -158,7 +158,7 @@ impl ProgressLines {
     }
 
     /// The work ended at `done`: its line is printed unless it already was.
-    pub fn finish(&mut self, done: usize) {
+    pub(crate) fn finish(&mut self, done: usize) {
         self.last_print = None;
         self.update(done);
     }

@@ -12,7 +12,7 @@ pub fn utc_now_rfc3339() -> String {
 }
 
 /// Formats seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn rfc3339_from_unix(secs: u64) -> String {
+pub(crate) fn rfc3339_from_unix(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);

@@ -15,7 +15,7 @@ use super::proto::{
 use super::{IR_VERSION, OPSET_VERSION};
 
 /// An integer attribute.
-pub fn attr_int(name: &str, value: i64) -> AttributeProto {
+pub(crate) fn attr_int(name: &str, value: i64) -> AttributeProto {
     AttributeProto {
         name: name.to_string(),
         r#type: AttributeType::Int as i32,
@@ -25,7 +25,7 @@ pub fn attr_int(name: &str, value: i64) -> AttributeProto {
 }
 
 /// An integer-list attribute.
-pub fn attr_ints(name: &str, values: &[i64]) -> AttributeProto {
+pub(crate) fn attr_ints(name: &str, values: &[i64]) -> AttributeProto {
     AttributeProto {
         name: name.to_string(),
         r#type: AttributeType::Ints as i32,
@@ -35,7 +35,7 @@ pub fn attr_ints(name: &str, values: &[i64]) -> AttributeProto {
 }
 
 /// A float attribute.
-pub fn attr_float(name: &str, value: f32) -> AttributeProto {
+pub(crate) fn attr_float(name: &str, value: f32) -> AttributeProto {
     AttributeProto {
         name: name.to_string(),
         r#type: AttributeType::Float as i32,
@@ -46,7 +46,7 @@ pub fn attr_float(name: &str, value: f32) -> AttributeProto {
 
 /// One axis of a declared graph input or output.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Dim {
+pub(crate) enum Dim {
     /// A fixed size.
     Fixed(i64),
     /// A symbolic size (`dim_param`), chosen by whoever runs the model, for
@@ -70,13 +70,13 @@ impl Dim {
 }
 
 /// A float32 tensor type with a fixed shape.
-pub fn float_tensor_type(dims: &[i64]) -> TypeProto {
+pub(crate) fn float_tensor_type(dims: &[i64]) -> TypeProto {
     let dims: Vec<Dim> = dims.iter().map(|&d| Dim::Fixed(d)).collect();
     float_tensor_type_dims(&dims)
 }
 
 /// A float32 tensor type whose axes may be symbolic.
-pub fn float_tensor_type_dims(dims: &[Dim]) -> TypeProto {
+pub(crate) fn float_tensor_type_dims(dims: &[Dim]) -> TypeProto {
     TypeProto {
         tensor_type: Some(TensorTypeProto {
             elem_type: DataType::Float as i32,
@@ -90,24 +90,19 @@ pub fn float_tensor_type_dims(dims: &[Dim]) -> TypeProto {
 
 /// Geometry of a 2-D convolution with "same" padding (odd kernel).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConvParams {
+pub(crate) struct ConvParams {
     /// Square kernel size (odd).
-    pub kernel: u32,
+    pub(crate) kernel: u32,
     /// Stride in both directions.
-    pub stride: u32,
+    pub(crate) stride: u32,
     /// Groups: 1 for a full conv, the channel count for a depthwise one.
-    pub group: u32,
+    pub(crate) group: u32,
 }
 
 impl ConvParams {
     /// Symmetric padding that gives `ceil(n / stride)` outputs.
-    pub fn pad(&self) -> u32 {
+    pub(crate) fn pad(&self) -> u32 {
         (self.kernel - 1) / 2
-    }
-
-    /// Output size along an axis of input size `n`.
-    pub fn out(&self, n: u32) -> u32 {
-        (n + 2 * self.pad() - self.kernel) / self.stride + 1
     }
 }
 
@@ -135,7 +130,7 @@ impl GraphBuilder {
 
     /// Declares a float32 graph input whose axes may be symbolic; returns
     /// its name.
-    pub fn input_dims(&mut self, name: &str, dims: &[Dim]) -> String {
+    pub(crate) fn input_dims(&mut self, name: &str, dims: &[Dim]) -> String {
         self.input_type(name, float_tensor_type_dims(dims))
     }
 
@@ -149,13 +144,13 @@ impl GraphBuilder {
     }
 
     /// Declares the value `name` as a float32 graph output of shape `dims`.
-    pub fn output(&mut self, name: &str, dims: &[i64]) {
+    pub(crate) fn output(&mut self, name: &str, dims: &[i64]) {
         self.output_type(name, float_tensor_type(dims));
     }
 
     /// Declares the value `name` as a float32 graph output whose axes may be
     /// symbolic.
-    pub fn output_dims(&mut self, name: &str, dims: &[Dim]) {
+    pub(crate) fn output_dims(&mut self, name: &str, dims: &[Dim]) {
         self.output_type(name, float_tensor_type_dims(dims));
     }
 
@@ -170,7 +165,7 @@ impl GraphBuilder {
     /// Adds a float32 initializer stored as raw little-endian bytes; returns
     /// its name. Panics when `data` does not hold `product(dims)` values (the
     /// callers check weight sources before getting here).
-    pub fn initializer(&mut self, name: &str, dims: &[i64], data: &[f32]) -> String {
+    pub(crate) fn initializer(&mut self, name: &str, dims: &[i64], data: &[f32]) -> String {
         let expected: i64 = dims.iter().product();
         assert_eq!(
             data.len() as i64,
@@ -194,7 +189,7 @@ impl GraphBuilder {
 
     /// Adds a node of the default domain producing the single value
     /// `output`; the node takes the same name. Returns `output`.
-    pub fn node(
+    pub(crate) fn node(
         &mut self,
         op_type: &str,
         inputs: &[&str],
@@ -214,7 +209,7 @@ impl GraphBuilder {
 
     /// `Conv` with "same" padding, NCHW, weight `[cout, cin/group, k, k]`
     /// and an optional bias `[cout]`.
-    pub fn conv(
+    pub(crate) fn conv(
         &mut self,
         output: &str,
         x: &str,
@@ -243,37 +238,37 @@ impl GraphBuilder {
 
     /// A one-input operator without attributes (`Relu`, `HardSwish`,
     /// `Sigmoid`, `GlobalAveragePool`, ...).
-    pub fn unary(&mut self, op_type: &str, output: &str, x: &str) -> String {
+    pub(crate) fn unary(&mut self, op_type: &str, output: &str, x: &str) -> String {
         self.node(op_type, &[x], output, Vec::new())
     }
 
     /// Element-wise `Add`.
-    pub fn add(&mut self, output: &str, a: &str, b: &str) -> String {
+    pub(crate) fn add(&mut self, output: &str, a: &str, b: &str) -> String {
         self.node("Add", &[a, b], output, Vec::new())
     }
 
     /// Element-wise `Sub` (broadcasting): `a − b`.
-    pub fn sub(&mut self, output: &str, a: &str, b: &str) -> String {
+    pub(crate) fn sub(&mut self, output: &str, a: &str, b: &str) -> String {
         self.node("Sub", &[a, b], output, Vec::new())
     }
 
     /// Element-wise `Div` (broadcasting): `a / b`.
-    pub fn div(&mut self, output: &str, a: &str, b: &str) -> String {
+    pub(crate) fn div(&mut self, output: &str, a: &str, b: &str) -> String {
         self.node("Div", &[a, b], output, Vec::new())
     }
 
     /// Element-wise `Mul` (broadcasting).
-    pub fn mul(&mut self, output: &str, a: &str, b: &str) -> String {
+    pub(crate) fn mul(&mut self, output: &str, a: &str, b: &str) -> String {
         self.node("Mul", &[a, b], output, Vec::new())
     }
 
     /// `Flatten` to 2-D at `axis`.
-    pub fn flatten(&mut self, output: &str, x: &str, axis: i64) -> String {
+    pub(crate) fn flatten(&mut self, output: &str, x: &str, axis: i64) -> String {
         self.node("Flatten", &[x], output, vec![attr_int("axis", axis)])
     }
 
     /// `Gemm` computing `x · weightᵀ + bias` with weight `[out, in]`.
-    pub fn gemm(&mut self, output: &str, x: &str, weight: &str, bias: &str) -> String {
+    pub(crate) fn gemm(&mut self, output: &str, x: &str, weight: &str, bias: &str) -> String {
         self.node(
             "Gemm",
             &[x, weight, bias],
@@ -293,14 +288,14 @@ impl GraphBuilder {
     }
 
     /// The finished graph.
-    pub fn finish(self) -> GraphProto {
+    pub(crate) fn finish(self) -> GraphProto {
         self.graph
     }
 }
 
 /// Wraps a graph into a model: IR version [`IR_VERSION`], default-domain
 /// opset [`OPSET_VERSION`], producer `tunas-rs`.
-pub fn model(graph: GraphProto, doc: &str) -> ModelProto {
+pub(crate) fn model(graph: GraphProto, doc: &str) -> ModelProto {
     ModelProto {
         ir_version: IR_VERSION,
         opset_import: vec![OperatorSetIdProto {
@@ -318,7 +313,7 @@ pub fn model(graph: GraphProto, doc: &str) -> ModelProto {
 }
 
 /// Serialises a model to the ONNX file format.
-pub fn encode(model: &ModelProto) -> Vec<u8> {
+pub(crate) fn encode(model: &ModelProto) -> Vec<u8> {
     model.encode_to_vec()
 }
 
@@ -345,7 +340,8 @@ mod tests {
                         stride,
                         group: 1,
                     };
-                    assert_eq!(p.out(n), n.div_ceil(stride), "k{kernel} s{stride} n{n}");
+                    let out = (n + 2 * p.pad() - kernel) / stride + 1;
+                    assert_eq!(out, n.div_ceil(stride), "k{kernel} s{stride} n{n}");
                 }
             }
         }

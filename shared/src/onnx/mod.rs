@@ -48,7 +48,7 @@
 //! is a folded batch-norm shift: `β − μ·γ/σ`, with the weight scaled by
 //! `γ/σ` per output channel.
 
-pub mod builder;
+pub(crate) mod builder;
 pub mod network;
 pub mod proto;
 
@@ -58,19 +58,18 @@ use thiserror::Error;
 
 use crate::opkey::OpKey;
 
-pub use builder::{ConvParams, Dim, GraphBuilder};
+pub use builder::GraphBuilder;
 pub use network::{
-    BATCH_DIM_NAME, BatchDim, InputNormalization, NetworkOptions, OpSite, chain_model,
-    context_model, emit_op, network_model, network_model_proto_with, network_model_with,
-    network_sites, op_model,
+    BATCH_DIM_NAME, BatchDim, InputNormalization, NetworkOptions, OpSite, context_model, emit_op,
+    network_model, network_model_with, network_sites, op_model,
 };
-pub use proto::{ModelProto, StringStringEntryProto};
+pub use proto::ModelProto;
 
 /// ONNX IR version written into every model (IR 8, ONNX 1.10+).
-pub const IR_VERSION: i64 = 8;
+pub(crate) const IR_VERSION: i64 = 8;
 
 /// Default-domain operator-set version (17: `HardSwish` exists since 14).
-pub const OPSET_VERSION: i64 = 17;
+pub(crate) const OPSET_VERSION: i64 = 17;
 
 /// A model could not be built.
 #[derive(Debug, Error, PartialEq)]
@@ -159,24 +158,19 @@ pub struct WeightRequest<'a> {
     /// Tensor shape (OIHW for conv weights, `[out, in]` for the classifier).
     pub shape: &'a [usize],
     /// Inputs feeding one output value (`cin/group · k · k`); 0 for biases.
-    pub fan_in: usize,
+    pub(crate) fan_in: usize,
     /// Suggested scale for a random init: std = `gain / sqrt(fan_in)`.
-    pub gain: f32,
+    pub(crate) gain: f32,
 }
 
 impl WeightRequest<'_> {
     /// Number of values the source must return.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.shape.iter().product()
     }
 
-    /// Whether the tensor has no values (never for a valid key).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Whether this is a bias (folded BN shift or plain bias).
-    pub fn is_bias(&self) -> bool {
+    pub(crate) fn is_bias(&self) -> bool {
         self.tensor.ends_with(".bias")
     }
 }

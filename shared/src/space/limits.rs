@@ -4,19 +4,19 @@
 //! later.
 
 /// Input height and width (pixels).
-pub const INPUT_PX: u32 = 1024;
+pub(crate) const INPUT_PX: u32 = 1024;
 /// Input channels.
-pub const INPUT_CHANNELS: u32 = 64;
+pub(crate) const INPUT_CHANNELS: u32 = 64;
 /// Classes of the classifier.
-pub const CLASSES: u32 = 100_000;
+pub(crate) const CLASSES: u32 = 100_000;
 /// Width (channels) of any layer, fixed or chosen.
-pub const WIDTH: u32 = 8192;
+pub(crate) const WIDTH: u32 = 8192;
 /// Expansion ratio of a bottleneck.
-pub const EXPANSION: u32 = 32;
+pub(crate) const EXPANSION: u32 = 32;
 /// Kernel size.
-pub const KERNEL: u32 = 31;
+pub(crate) const KERNEL: u32 = 31;
 /// Trainable parameters of the space's largest network (2 GB as f32).
-pub const PARAMS: u64 = 500_000_000;
+pub(crate) const PARAMS: u64 = 500_000_000;
 
 pub(crate) fn check(field: &str, value: u32, max: u32) -> Result<(), String> {
     if value > max {

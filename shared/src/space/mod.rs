@@ -9,7 +9,7 @@
 mod raw;
 mod validate;
 
-pub mod limits;
+pub(crate) mod limits;
 
 use std::fmt;
 use std::path::Path;
@@ -19,7 +19,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::SpaceError;
 
 use raw::RawDecision;
-pub use raw::{ParamValue, RawScalar};
 
 /// Activation function used after a conv + BN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -33,7 +32,7 @@ pub enum Activation {
 
 impl Activation {
     /// Canonical lower-case name (`relu`, `swish6`).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Activation::Relu => "relu",
             Activation::Swish6 => "swish6",
@@ -41,7 +40,7 @@ impl Activation {
     }
 
     /// Parses a canonical name.
-    pub fn from_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         match name {
             "relu" => Some(Activation::Relu),
             "swish6" => Some(Activation::Swish6),
@@ -69,7 +68,7 @@ pub enum LayerOp {
 
 impl LayerOp {
     /// Canonical name (`separable`, `bottleneck`).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             LayerOp::Separable => "separable",
             LayerOp::Bottleneck => "bottleneck",
@@ -98,7 +97,7 @@ pub enum DecisionKind {
 
 impl DecisionKind {
     /// Canonical name as written in TOML.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             DecisionKind::Kernel => "kernel",
             DecisionKind::Expansion => "expansion",
@@ -234,7 +233,7 @@ pub struct Layer {
     /// Whether the input is added to the output. Defaults to "not the first
     /// layer of its stage".
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub residual: Option<bool>,
+    pub(crate) residual: Option<bool>,
 }
 
 /// A stage: layers that share an output width and an activation.
@@ -244,7 +243,7 @@ pub struct Stage {
     /// Output width of every layer of the stage.
     pub filters: Param<u32>,
     /// Activation of every layer of the stage.
-    pub activation: Activation,
+    pub(crate) activation: Activation,
     /// The layers, in order.
     pub layers: Vec<Layer>,
 }
@@ -303,13 +302,13 @@ pub fn round_to_8(v: f64) -> u32 {
 }
 
 /// Output size of a "same"-padded conv: `ceil(n / stride)`.
-pub fn conv_out(n: u32, stride: u32) -> u32 {
+pub(crate) fn conv_out(n: u32, stride: u32) -> u32 {
     n.div_ceil(stride)
 }
 
 impl Layer {
     /// Whether the layer adds its input, given its index within the stage.
-    pub fn is_residual(&self, index_in_stage: usize) -> bool {
+    pub(crate) fn is_residual(&self, index_in_stage: usize) -> bool {
         self.residual.unwrap_or(index_in_stage > 0)
     }
 }
@@ -377,7 +376,7 @@ impl SearchSpace {
     }
 
     /// The values a flag param (squeeze-excite, skip) can take.
-    pub fn flag_values(&self, p: &Param<bool>) -> Vec<bool> {
+    pub(crate) fn flag_values(&self, p: &Param<bool>) -> Vec<bool> {
         self.param_values(p, |c| match c {
             Choice::Flag(v) => Some(*v),
             _ => None,
@@ -385,7 +384,7 @@ impl SearchSpace {
     }
 
     /// The values an op param can take.
-    pub fn op_values(&self, p: &Param<LayerOp>) -> Vec<LayerOp> {
+    pub(crate) fn op_values(&self, p: &Param<LayerOp>) -> Vec<LayerOp> {
         self.param_values(p, |c| match c {
             Choice::Op(v) => Some(*v),
             _ => None,
@@ -427,7 +426,7 @@ impl SearchSpace {
 
     /// Spatial size (h, w) of the tensor entering each stage, and after the
     /// last stage.
-    pub fn stage_input_sizes(&self) -> Vec<(u32, u32)> {
+    pub(crate) fn stage_input_sizes(&self) -> Vec<(u32, u32)> {
         let mut h = conv_out(self.input.height, self.stem.stride);
         let mut w = conv_out(self.input.width, self.stem.stride);
         let mut sizes = vec![(h, w)];

@@ -14,7 +14,7 @@ use super::{Choice, Decision, DecisionKind, LayerOp, Param};
 /// "data did not match any variant of untagged enum".
 #[doc(hidden)]
 #[derive(Clone, Debug, PartialEq)]
-pub enum RawScalar {
+pub(crate) enum RawScalar {
     /// An integer.
     Int(i64),
     /// A number with a fraction (or an integer too large for `i64`).
@@ -65,7 +65,7 @@ impl<'de> Deserialize<'de> for RawScalar {
 }
 
 /// A value a space field can hold, read from a [`RawScalar`].
-pub trait ParamValue: Sized {
+pub(crate) trait ParamValue: Sized {
     /// What the field needs, for error messages.
     const EXPECTED: &'static str;
     /// The value, if `raw` is one.

@@ -24,7 +24,7 @@ impl LatencyTable {
     }
 
     /// The median latency of one op.
-    pub fn op_latency_us(&self, key: &OpKey) -> Result<f64, TableError> {
+    pub(crate) fn op_latency_us(&self, key: &OpKey) -> Result<f64, TableError> {
         self.rows
             .get(key)
             .map(|s| s.median_us)

@@ -31,9 +31,9 @@ pub use calibration::{
     CALIBRATION_SEED_FIELD, Calibration, FIT_CONSTANT_FIELD, FieldError, OP_SCALE_FIELD,
     PER_NODE_FIELD, SENTINEL_BASELINE_FIELD, STATISTIC_FIELD,
 };
-pub use provenance::{KIND_SCALE_FIELD, Provenance, kind_scales_text, parse_kind_scales};
-pub use schema::{MAX_OP_US, STAT_COLUMNS, TABLE_SIGNATURE};
-pub use stats::{ModeSplit, OpStats, Statistic, grouped_quantile, lower_mode, quantile};
+pub use provenance::{KIND_SCALE_FIELD, Provenance, kind_scales_text};
+pub use schema::TABLE_SIGNATURE;
+pub use stats::{OpStats, Statistic, quantile};
 pub use write::write_atomic;
 
 /// A latency table: provenance and one [`OpStats`] per [`OpKey`].

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use super::LatencyTable;
 use super::schema::MAX_OP_US;
-use super::{LatencyTable, Statistic};
 use crate::error::TableError;
 use crate::opkey::OpKind;
 
@@ -137,7 +137,7 @@ pub const KIND_SCALE_FIELD: &str = "x-kind-scale";
 /// Parses `x-kind-scale`: `KIND=FACTOR` pairs separated by spaces (e.g.
 /// `bottleneck=1.0213 separable=0.97`), each kind at most once, each factor
 /// a positive finite number. Kinds not named scale by 1.
-pub fn parse_kind_scales(text: &str) -> Result<BTreeMap<OpKind, f64>, String> {
+pub(crate) fn parse_kind_scales(text: &str) -> Result<BTreeMap<OpKind, f64>, String> {
     let mut scales = BTreeMap::new();
     for pair in text.split_whitespace() {
         let (kind, factor) = pair
@@ -178,16 +178,6 @@ pub fn kind_scales_text(scales: &BTreeMap<OpKind, f64>) -> String {
 }
 
 impl LatencyTable {
-    /// The statistic the table's `median_us` column holds, from its
-    /// `x-statistic` line (none: [`Statistic::Median`]; an unknown name is
-    /// `None`).
-    pub fn statistic(&self) -> Option<Statistic> {
-        match self.provenance.extra.get("x-statistic") {
-            None => Some(Statistic::Median),
-            Some(v) => Statistic::parse(v.split(" (").next().unwrap_or_default()),
-        }
-    }
-
     /// The per-kind scale factors of the estimate (`x-kind-scale`; none:
     /// every kind scales by 1, as in tables written before the line).
     pub fn kind_scales(&self) -> Result<BTreeMap<OpKind, f64>, TableError> {
@@ -205,19 +195,6 @@ impl LatencyTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn statistic_names_round_trip_and_old_tables_are_medians() {
-        for st in [Statistic::Median, Statistic::LowerMode] {
-            assert_eq!(Statistic::parse(st.name()), Some(st));
-        }
-        let mut t = LatencyTable::new(Provenance::default());
-        assert_eq!(t.statistic(), Some(Statistic::Median));
-        t.provenance
-            .extra
-            .insert("x-statistic".into(), Statistic::LowerMode.provenance_text());
-        assert_eq!(t.statistic(), Some(Statistic::LowerMode));
-    }
 
     #[test]
     fn kind_scales_round_trip_losslessly_and_refuse_bad_text() {

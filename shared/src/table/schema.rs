@@ -7,7 +7,7 @@ use crate::opkey::KEY_COLUMNS;
 pub const TABLE_SIGNATURE: &str = "# tunas latency table v1";
 
 /// Statistic columns, after the key columns.
-pub const STAT_COLUMNS: [&str; 7] = [
+pub(crate) const STAT_COLUMNS: [&str; 7] = [
     "median_us",
     "p10_us",
     "p90_us",
@@ -20,7 +20,7 @@ pub const STAT_COLUMNS: [&str; 7] = [
 /// The largest latency a table may hold for one op or the constant, µs
 /// (1,000 s): above it a value is a unit mistake, and sums of such values
 /// lose all precision.
-pub const MAX_OP_US: f64 = 1e9;
+pub(crate) const MAX_OP_US: f64 = 1e9;
 
 /// Every column, key columns first, in file order.
 pub(super) fn all_columns() -> Vec<&'static str> {

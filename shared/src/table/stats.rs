@@ -24,7 +24,7 @@ impl OpStats {
     /// Statistics of samples recorded at a resolution of `step` µs: the
     /// quantiles are grouped-data quantiles ([`grouped_quantile`]), so the
     /// resolution does not round small ops to whole steps.
-    pub fn from_quantized_samples(samples: &[f64], step: f64) -> Self {
+    pub(crate) fn from_quantized_samples(samples: &[f64], step: f64) -> Self {
         let mut stats = Self::from_samples(samples);
         let mut sorted = samples.to_vec();
         sorted.sort_by(f64::total_cmp);
@@ -92,15 +92,6 @@ impl Statistic {
         }
     }
 
-    /// Parses a provenance name.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text.trim() {
-            "median" => Some(Statistic::Median),
-            "lower-mode" => Some(Statistic::LowerMode),
-            _ => None,
-        }
-    }
-
     /// The provenance line's value: the name and, for the lower mode, its
     /// thresholds, so a reader knows exactly what was computed.
     pub fn provenance_text(self) -> String {
@@ -121,7 +112,7 @@ impl Statistic {
 
     /// The statistic of sorted samples recorded at a resolution of `step`
     /// µs (0 for wall-clock samples: the linear-interpolated quantile).
-    pub fn of_sorted(self, sorted: &[f64], step: f64) -> f64 {
+    pub(crate) fn of_sorted(self, sorted: &[f64], step: f64) -> f64 {
         let used = match self {
             Statistic::Median => sorted,
             Statistic::LowerMode => lower_mode(sorted, step, &ModeSplit::default()),
@@ -136,17 +127,17 @@ impl Statistic {
 
 /// When [`lower_mode`] splits a sample in two.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ModeSplit {
+pub(crate) struct ModeSplit {
     /// Fewer samples are never split.
-    pub min_samples: usize,
+    pub(crate) min_samples: usize,
     /// Each cluster holds at least this share of the samples.
-    pub min_share: f64,
+    pub(crate) min_share: f64,
     /// The gap between the clusters is at least this many times the larger
     /// cluster's interquartile range (or the recording step, if larger).
-    pub min_gap_spreads: f64,
+    pub(crate) min_gap_spreads: f64,
     /// And at least this fraction of the faster cluster's median (two modes
     /// closer than that are one speed).
-    pub min_gap_rel: f64,
+    pub(crate) min_gap_rel: f64,
 }
 
 impl Default for ModeSplit {
@@ -165,7 +156,7 @@ impl Default for ModeSplit {
 /// that leaves each side at least `min_share` of them; it is taken when the
 /// gap is wide both against the clusters' spreads and against the faster
 /// cluster's median.
-pub fn lower_mode<'a>(sorted: &'a [f64], step: f64, m: &ModeSplit) -> &'a [f64] {
+pub(crate) fn lower_mode<'a>(sorted: &'a [f64], step: f64, m: &ModeSplit) -> &'a [f64] {
     let n = sorted.len();
     if n < m.min_samples.max(4) {
         return sorted;
@@ -195,7 +186,7 @@ pub fn lower_mode<'a>(sorted: &'a [f64], step: f64, m: &ModeSplit) -> &'a [f64] 
 /// inside the interval where the cumulative count crosses `q·n` (the
 /// grouped-data median). A 4.4 µs op whose runs read 4 or 5 then reads about
 /// 4.4, not 4 or 5 depending on which way a few runs fell.
-pub fn grouped_quantile(sorted: &[f64], q: f64, step: f64) -> f64 {
+pub(crate) fn grouped_quantile(sorted: &[f64], q: f64, step: f64) -> f64 {
     assert!(!sorted.is_empty(), "a quantile needs at least one sample");
     let target = q.clamp(0.0, 1.0) * sorted.len() as f64;
     let mut before = 0usize;

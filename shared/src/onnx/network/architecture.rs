@@ -101,7 +101,7 @@ pub struct InputNormalization {
 
 impl InputNormalization {
     /// Checks the statistics against a network input of `channels` channels.
-    pub fn check(&self, channels: usize) -> Result<(), OnnxError> {
+    pub(crate) fn check(&self, channels: usize) -> Result<(), OnnxError> {
         let invalid = |what: String| Err(OnnxError::InvalidNormalization { what });
         if self.mean.len() != channels || self.std.len() != channels {
             return invalid(format!(
@@ -171,7 +171,7 @@ const NORMALIZE_SCOPE: &str = "normalize";
 /// (negligible next to the stem), leave the stem's weights identical to the
 /// one-op model the latency table timed, and show a reader of the graph
 /// what the input is.
-pub fn network_model_proto_with(
+pub(crate) fn network_model_proto_with(
     space: &SearchSpace,
     arch: &Architecture,
     weights: &mut dyn WeightSource,

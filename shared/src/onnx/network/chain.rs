@@ -8,7 +8,7 @@ use crate::onnx::{OnnxError, WeightSource};
 use crate::opkey::OpKey;
 
 /// Name of the graph input of every model.
-pub const INPUT_NAME: &str = "input";
+pub(crate) const INPUT_NAME: &str = "input";
 
 /// An op and where it sits in a model.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,7 +29,7 @@ fn dims_text(dims: &[i64]) -> String {
 
 /// Checks that `sites` form a chain: each op's output shape is the next
 /// op's input shape, and only the last op may be the classifier.
-pub fn check_chain(sites: &[OpSite]) -> Result<(), OnnxError> {
+pub(crate) fn check_chain(sites: &[OpSite]) -> Result<(), OnnxError> {
     if sites.is_empty() {
         return Err(OnnxError::EmptyChain);
     }
@@ -55,7 +55,7 @@ pub fn check_chain(sites: &[OpSite]) -> Result<(), OnnxError> {
 }
 
 /// The model of a chain of ops, as a message.
-pub fn chain_model_proto(
+pub(crate) fn chain_model_proto(
     name: &str,
     sites: &[OpSite],
     weights: &mut dyn WeightSource,
@@ -80,7 +80,7 @@ pub fn chain_model_proto(
 /// The serialised model of a chain of ops. One graph input called
 /// [`INPUT_NAME`] of the first op's [`input_dims`], one output of the last
 /// op's [`output_dims`].
-pub fn chain_model(
+pub(crate) fn chain_model(
     name: &str,
     sites: &[OpSite],
     weights: &mut dyn WeightSource,

@@ -27,7 +27,7 @@ pub fn output_dims(key: &OpKey) -> Vec<i64> {
 }
 
 /// Checks that a key describes an op the emitters can build.
-pub fn check_key(key: &OpKey) -> Result<(), OnnxError> {
+pub(crate) fn check_key(key: &OpKey) -> Result<(), OnnxError> {
     let invalid = |what: &str| {
         Err(OnnxError::InvalidKey {
             key: key.to_string(),

@@ -14,12 +14,13 @@ mod emit;
 
 pub use architecture::{
     BATCH_DIM_NAME, BatchDim, InputNormalization, NetworkOptions, network_model,
-    network_model_proto_with, network_model_with, network_sites,
+    network_model_with, network_sites,
 };
-pub use chain::{
-    INPUT_NAME, OpSite, chain_model, chain_model_proto, check_chain, context_model, op_model,
-};
-pub use emit::{check_key, emit_op, input_dims, output_dims};
+pub use chain::{OpSite, context_model, op_model};
+pub use emit::{emit_op, input_dims, output_dims};
+
+#[cfg(test)]
+use chain::{INPUT_NAME, chain_model};
 
 #[cfg(test)]
 mod tests;
