@@ -208,7 +208,7 @@ impl Architecture {
     }
 
     /// Resolves every skeleton field. Panics if the architecture does not
-    /// belong to the space (call [`Architecture::check`] on outside input).
+    /// belong to the space (read outside input with [`Architecture::parse`]).
     pub fn resolve(&self, space: &SearchSpace) -> ResolvedNetwork {
         assert_eq!(
             self.indices.len(),

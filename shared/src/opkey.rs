@@ -92,7 +92,7 @@ pub struct OpKey {
     /// Squeeze-excite.
     pub se: bool,
     /// Activation (the classifier has none and records `relu`... see
-    /// [`OpKey::classifier`]).
+    /// `OpKey::classifier`).
     pub act: Activation,
     /// Residual add.
     pub residual: bool,

@@ -313,7 +313,7 @@ mod tests {
     }
 }
 
-/// The keys [`export_app_onnx`] writes into `metadata_props`, in order.
+/// The keys the searcher's `export_app_onnx` writes into `metadata_props`, in order.
 ///
 /// | key | value |
 /// |---|---|

@@ -11,7 +11,7 @@
 /// ONNX `ModelProto`: the top-level container.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ModelProto {
-    /// IR version the model targets (see [`IR_VERSION`](super::IR_VERSION)).
+    /// IR version the model targets (see `onnx::IR_VERSION`).
     #[prost(int64, tag = "1")]
     pub ir_version: i64,
     /// Operator sets the graph's nodes bind against.

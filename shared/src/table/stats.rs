@@ -79,7 +79,7 @@ pub enum Statistic {
     Median,
     /// The median of the faster cluster when the samples are clearly
     /// bimodal (a device flipping between speed modes), else the median
-    /// (see [`lower_mode`]).
+    /// (see `lower_mode`).
     LowerMode,
 }
 

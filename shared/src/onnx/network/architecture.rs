@@ -153,24 +153,7 @@ impl NetworkOptions {
 /// Scope of the nodes and initializers that normalise the input.
 const NORMALIZE_SCOPE: &str = "normalize";
 
-/// The whole network of an architecture as [`network_model`] builds it, with
-/// the batch axis, input normalisation and metadata of `options`.
-///
-/// # Input normalisation
-///
-/// With [`NetworkOptions::normalization`] the graph starts with two
-/// element-wise nodes, `normalize/sub` (`x − mean`) and `normalize/div`
-/// (`/ std`), whose constants are `[1, C, 1, 1]` initializers, and the stem
-/// reads their output. The normalisation is deliberately *not* folded into
-/// the stem's weights (`W' = W / std`, `b' = b − Σ W·mean/std`): the stem
-/// pads its input with zeros, and a zero of the normalised input is the raw
-/// value `mean`, so a folded stem would be exact only away from the border
-/// unless a `Pad` node with value `mean` were added in front of it. The two
-/// explicit nodes are exact everywhere (the same arithmetic, in the same
-/// order, as the training pipeline), cost one pass over the input image
-/// (negligible next to the stem), leave the stem's weights identical to the
-/// one-op model the latency table timed, and show a reader of the graph
-/// what the input is.
+/// The model [`network_model_with`] serialises.
 pub(crate) fn network_model_proto_with(
     space: &SearchSpace,
     arch: &Architecture,
@@ -231,7 +214,24 @@ pub(crate) fn network_model_proto_with(
     Ok(m)
 }
 
-/// [`network_model_proto_with`], serialised.
+/// The whole network of an architecture as [`network_model`] builds it, with
+/// the batch axis, input normalisation and metadata of `options`, serialised.
+///
+/// # Input normalisation
+///
+/// With [`NetworkOptions::normalization`] the graph starts with two
+/// element-wise nodes, `normalize/sub` (`x − mean`) and `normalize/div`
+/// (`/ std`), whose constants are `[1, C, 1, 1]` initializers, and the stem
+/// reads their output. The normalisation is deliberately *not* folded into
+/// the stem's weights (`W' = W / std`, `b' = b − Σ W·mean/std`): the stem
+/// pads its input with zeros, and a zero of the normalised input is the raw
+/// value `mean`, so a folded stem would be exact only away from the border
+/// unless a `Pad` node with value `mean` were added in front of it. The two
+/// explicit nodes are exact everywhere (the same arithmetic, in the same
+/// order, as the training pipeline), cost one pass over the input image
+/// (negligible next to the stem), leave the stem's weights identical to the
+/// one-op model the latency table timed, and show a reader of the graph
+/// what the input is.
 pub fn network_model_with(
     space: &SearchSpace,
     arch: &Architecture,
