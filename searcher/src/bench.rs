@@ -1,7 +1,7 @@
 //! Steady-state training-step throughput and peak memory of one path of a
 //! supernet, on random input batches (no data set needed).
 //!
-//! A step is exactly [`crate::supernet::train_step`]: zero the gradients,
+//! A step is exactly the supernet's `train_step`: zero the gradients,
 //! forward (keeping the tape, BN updating its running statistics), softmax
 //! cross-entropy, backward, optimiser update; each phase is timed on its
 //! own. The first `warmup_steps` steps (allocations, optimiser state, caches)
@@ -58,7 +58,7 @@ pub enum BenchVariant {
 
 impl BenchVariant {
     /// The path plan of this variant for `arch`.
-    pub fn plan(self, space: &SearchSpace, arch: &Architecture) -> PathPlan {
+    pub(crate) fn plan(self, space: &SearchSpace, arch: &Architecture) -> PathPlan {
         match self {
             BenchVariant::SinglePath => PathPlan::single(arch.clone()),
             BenchVariant::AllValuesRemat => all_values_plan(space, arch, true),
@@ -70,7 +70,11 @@ impl BenchVariant {
 /// The op-warm-up plan: every kernel, squeeze-excite and skip decision of
 /// `space` runs all its values (docs/design.md, "One step"); filters and
 /// expansion keep `arch`'s values.
-pub fn all_values_plan(space: &SearchSpace, arch: &Architecture, rematerialize: bool) -> PathPlan {
+pub(crate) fn all_values_plan(
+    space: &SearchSpace,
+    arch: &Architecture,
+    rematerialize: bool,
+) -> PathPlan {
     PathPlan {
         arch: arch.clone(),
         all_values: space
@@ -102,15 +106,15 @@ pub struct BenchConfig {
 
 /// Median, mean, min and max of a set of timings, in milliseconds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Timing {
+pub(crate) struct Timing {
     /// Median.
-    pub median_ms: f64,
+    pub(crate) median_ms: f64,
     /// Mean.
-    pub mean_ms: f64,
+    pub(crate) mean_ms: f64,
     /// Fastest.
-    pub min_ms: f64,
+    pub(crate) min_ms: f64,
     /// Slowest.
-    pub max_ms: f64,
+    pub(crate) max_ms: f64,
 }
 
 impl Timing {
@@ -138,53 +142,53 @@ impl Timing {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BenchResult {
     /// Which path was trained.
-    pub variant: BenchVariant,
+    pub(crate) variant: BenchVariant,
     /// Space name.
-    pub space: String,
+    pub(crate) space: String,
     /// Compact architecture text.
-    pub arch: String,
+    pub(crate) arch: String,
     /// Images per step.
-    pub batch: usize,
+    pub(crate) batch: usize,
     /// Rayon threads.
-    pub threads: usize,
+    pub(crate) threads: usize,
     /// Whether layers ran serially.
-    pub serial: bool,
+    pub(crate) serial: bool,
     /// Measured steps.
-    pub steps: usize,
+    pub(crate) steps: usize,
     /// Unmeasured steps before them.
-    pub warmup_steps: usize,
+    pub(crate) warmup_steps: usize,
     /// Steady-state throughput: `batch · steps / measured seconds`.
     pub images_per_s: f64,
     /// Whole training step.
-    pub step: Timing,
+    pub(crate) step: Timing,
     /// Zeroing the gradients.
-    pub zero_grad: Timing,
+    pub(crate) zero_grad: Timing,
     /// Forward pass with tape (and the loss).
-    pub forward: Timing,
+    pub(crate) forward: Timing,
     /// Backward pass.
-    pub backward: Timing,
+    pub(crate) backward: Timing,
     /// Optimiser update.
-    pub update: Timing,
+    pub(crate) update: Timing,
     /// Duration of the first (cold) step, in milliseconds.
-    pub first_step_ms: f64,
+    pub(crate) first_step_ms: f64,
     /// Resident set (MB) before the first step: network, optimiser-free
     /// weights and the batch.
-    pub baseline_rss_mb: Option<f64>,
+    pub(crate) baseline_rss_mb: Option<f64>,
     /// Peak resident set (MB) over all steps.
-    pub peak_rss_mb: Option<f64>,
+    pub(crate) peak_rss_mb: Option<f64>,
     /// Whether the peak was reset before the steps (else it counts from
     /// process start).
-    pub peak_rss_reset: bool,
+    pub(crate) peak_rss_reset: bool,
     /// Minor page faults per measured step (fresh pages the kernel zeroed
     /// for new allocations), if `/proc/self/stat` is readable.
-    pub minor_faults_per_step: Option<f64>,
+    pub(crate) minor_faults_per_step: Option<f64>,
     /// CPU time of all the process's threads per measured step, in
     /// milliseconds (from `/proc/self/task/*/schedstat`), if readable.
     /// Unlike wall time it hardly changes when other processes compete for
     /// the cores.
-    pub cpu_ms_per_step: Option<f64>,
+    pub(crate) cpu_ms_per_step: Option<f64>,
     /// `batch / cpu seconds per step`: throughput per core-second.
-    pub images_per_cpu_s: Option<f64>,
+    pub(crate) images_per_cpu_s: Option<f64>,
 }
 
 /// A benchmark in a child process failed.
@@ -221,7 +225,7 @@ pub enum BenchError {
 }
 
 /// A field of `/proc/self/status` in kB (`VmRSS`, `VmHWM`), if readable.
-pub fn proc_status_kb(field: &str) -> Option<u64> {
+pub(crate) fn proc_status_kb(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status.lines().find_map(|l| {
         let rest = l.strip_prefix(field)?.strip_prefix(':')?;
@@ -231,13 +235,13 @@ pub fn proc_status_kb(field: &str) -> Option<u64> {
 
 /// Resets the process's peak resident set (`VmHWM`) to the current one.
 /// Returns whether the kernel allowed it.
-pub fn reset_peak_rss() -> bool {
+pub(crate) fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 /// Minor page faults of this process so far (field 10 of
 /// `/proc/self/stat`), if readable.
-pub fn minor_faults() -> Option<u64> {
+pub(crate) fn minor_faults() -> Option<u64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // The command name (field 2) may hold spaces; fields after it are plain.
     let rest = &stat[stat.rfind(')')? + 1..];
@@ -272,7 +276,7 @@ pub fn bench_in_child(exe: &std::path::Path, args: &[String]) -> Result<BenchRes
 
 /// CPU time (ns) that the live threads of this process have run, summed
 /// from `/proc/self/task/*/schedstat`, if readable.
-pub fn process_cpu_ns() -> Option<u64> {
+pub(crate) fn process_cpu_ns() -> Option<u64> {
     let mut total = 0u64;
     for task in std::fs::read_dir("/proc/self/task").ok()? {
         let path = task.ok()?.path().join("schedstat");

@@ -32,7 +32,7 @@ impl RewardKind {
 }
 
 /// Numerically stable softmax.
-pub fn softmax(logits: &[f32]) -> Vec<f32> {
+pub(crate) fn softmax(logits: &[f32]) -> Vec<f32> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let exps: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
     let sum: f32 = exps.iter().sum();
@@ -41,24 +41,24 @@ pub fn softmax(logits: &[f32]) -> Vec<f32> {
 
 /// Adam with β1 = 0 as TuNAS uses it (RMS-normalised steps).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AdamState {
+pub(crate) struct AdamState {
     /// First moment per logit.
-    pub m: Vec<Vec<f32>>,
+    pub(crate) m: Vec<Vec<f32>>,
     /// Second moment per logit.
-    pub v: Vec<Vec<f32>>,
+    pub(crate) v: Vec<Vec<f32>>,
     /// Steps taken.
-    pub t: u64,
+    pub(crate) t: u64,
 }
 
 /// Adam hyperparameters.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AdamConfig {
+pub(crate) struct AdamConfig {
     /// First-moment decay (TuNAS: 0).
-    pub beta1: f32,
+    pub(crate) beta1: f32,
     /// Second-moment decay (0.999).
-    pub beta2: f32,
+    pub(crate) beta2: f32,
     /// Denominator epsilon (1e-8).
-    pub epsilon: f32,
+    pub(crate) epsilon: f32,
 }
 
 impl Default for AdamConfig {
@@ -74,33 +74,33 @@ impl Default for AdamConfig {
 /// One logits vector per decision, with its optimiser state and the reward
 /// baseline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Controller {
+pub(crate) struct Controller {
     /// `logits[d][v]` for decision `d`, value `v`.
-    pub logits: Vec<Vec<f32>>,
+    pub(crate) logits: Vec<Vec<f32>>,
     /// Adam state.
-    pub adam: AdamState,
+    pub(crate) adam: AdamState,
     /// Adam hyperparameters.
-    pub adam_config: AdamConfig,
+    pub(crate) adam_config: AdamConfig,
     /// Exponential moving average of rewards; `None` before the first.
-    pub baseline: Option<f64>,
+    pub(crate) baseline: Option<f64>,
     /// Baseline momentum (0.95).
-    pub baseline_momentum: f64,
+    pub(crate) baseline_momentum: f64,
 }
 
 /// What one REINFORCE update saw and did.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ControllerUpdate {
+pub(crate) struct ControllerUpdate {
     /// Baseline after it was updated with this reward.
-    pub baseline: f64,
+    pub(crate) baseline: f64,
     /// `reward − baseline`.
-    pub advantage: f64,
+    pub(crate) advantage: f64,
     /// Log-probability of the architecture before the update.
-    pub log_prob: f64,
+    pub(crate) log_prob: f64,
 }
 
 impl Controller {
     /// Uniform controller (zero logits) for a space.
-    pub fn new(space: &SearchSpace) -> Self {
+    pub(crate) fn new(space: &SearchSpace) -> Self {
         let logits: Vec<Vec<f32>> = space
             .decisions
             .iter()
@@ -120,12 +120,12 @@ impl Controller {
     }
 
     /// Probabilities per decision.
-    pub fn probabilities(&self) -> Vec<Vec<f32>> {
+    pub(crate) fn probabilities(&self) -> Vec<Vec<f32>> {
         self.logits.iter().map(|l| softmax(l)).collect()
     }
 
     /// Samples every decision independently from its softmax.
-    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Architecture {
+    pub(crate) fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Architecture {
         let indices = self
             .probabilities()
             .iter()
@@ -145,7 +145,7 @@ impl Controller {
     }
 
     /// The most likely value of every decision.
-    pub fn argmax(&self) -> Architecture {
+    pub(crate) fn argmax(&self) -> Architecture {
         let indices = self
             .logits
             .iter()
@@ -162,7 +162,7 @@ impl Controller {
     }
 
     /// Log-probability of `arch` over the decisions marked active.
-    pub fn log_prob(&self, arch: &Architecture, active: &[bool]) -> f64 {
+    pub(crate) fn log_prob(&self, arch: &Architecture, active: &[bool]) -> f64 {
         self.probabilities()
             .iter()
             .zip(&arch.indices)
@@ -173,7 +173,7 @@ impl Controller {
     }
 
     /// Entropy (nats) of the active decisions' distributions.
-    pub fn entropy(&self, active: &[bool]) -> f64 {
+    pub(crate) fn entropy(&self, active: &[bool]) -> f64 {
         self.probabilities()
             .iter()
             .zip(active)
@@ -189,7 +189,7 @@ impl Controller {
 
     /// Gradient of `log π(arch)` w.r.t. the logits: `onehot − softmax` for
     /// active decisions, zero for the others.
-    pub fn log_prob_gradient(&self, arch: &Architecture, active: &[bool]) -> Vec<Vec<f32>> {
+    pub(crate) fn log_prob_gradient(&self, arch: &Architecture, active: &[bool]) -> Vec<Vec<f32>> {
         self.probabilities()
             .into_iter()
             .zip(&arch.indices)
@@ -211,7 +211,7 @@ impl Controller {
 
     /// Updates the baseline with `reward` (before it is used) and returns
     /// `(baseline, advantage)`. The first reward initialises the baseline.
-    pub fn update_baseline(&mut self, reward: f64) -> (f64, f64) {
+    pub(crate) fn update_baseline(&mut self, reward: f64) -> (f64, f64) {
         let b = match self.baseline {
             None => reward,
             Some(b) => self.baseline_momentum * b + (1.0 - self.baseline_momentum) * reward,
@@ -223,7 +223,7 @@ impl Controller {
     /// One REINFORCE step on the loss `−(r − b)·log π(α)`, averaged over
     /// several samples, with Adam at learning rate `lr`. The baseline is
     /// updated with each reward before it is used.
-    pub fn reinforce(
+    pub(crate) fn reinforce(
         &mut self,
         samples: &[(Architecture, Vec<bool>, f64)],
         lr: f32,
@@ -251,7 +251,7 @@ impl Controller {
     }
 
     /// One Adam step (descending `grad`).
-    pub fn adam_step(&mut self, grad: &[Vec<f32>], lr: f32) {
+    pub(crate) fn adam_step(&mut self, grad: &[Vec<f32>], lr: f32) {
         let c = self.adam_config;
         self.adam.t += 1;
         let t = self.adam.t as i32;
@@ -272,7 +272,12 @@ impl Controller {
 
 /// The RL learning rate: 0 during the warm-up (first `warmup_steps`), then
 /// growing ×10 exponentially to the end: `lr0 · 10^((t − D)/(T − D))`.
-pub fn rl_learning_rate(lr0: f64, step: usize, warmup_steps: usize, total_steps: usize) -> f64 {
+pub(crate) fn rl_learning_rate(
+    lr0: f64,
+    step: usize,
+    warmup_steps: usize,
+    total_steps: usize,
+) -> f64 {
     if step < warmup_steps || total_steps <= warmup_steps {
         return 0.0;
     }

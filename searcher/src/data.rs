@@ -2,7 +2,7 @@
 //! and CIFAR-10 binary batches, a seeded train/validation split, shuffled
 //! batches with normalisation and cheap augmentation (docs/design.md,
 //! "Data"). Folders of the user's own PNG and JPEG images are in
-//! [`folder`]; [`source`] picks among all three kinds.
+//! [`folder`]; `source` picks among all three kinds.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -13,12 +13,12 @@ use rand::seq::SliceRandom;
 use thiserror::Error;
 
 pub mod folder;
-pub mod source;
+pub(crate) mod source;
 
 pub use folder::{
     FolderData, FolderError, FolderOptions, ImageShape, load_image_folder, looks_like_image_folder,
 };
-pub use source::{DataFormat, LoadError, LoadedData, load_any};
+pub use source::{DataFormat, LoadError, LoadedData, UnknownDataFormat, load_any};
 
 /// Where the Debian package `dataset-fashion-mnist` installs the data.
 pub const DEFAULT_FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
@@ -133,7 +133,7 @@ impl Dataset {
 
     /// Seeded split into (first `len − holdout` of a shuffled order,
     /// the remaining `holdout`).
-    pub fn split<R: Rng + ?Sized>(&self, holdout: usize, rng: &mut R) -> (Dataset, Dataset) {
+    pub(crate) fn split<R: Rng + ?Sized>(&self, holdout: usize, rng: &mut R) -> (Dataset, Dataset) {
         let mut order: Vec<usize> = (0..self.len()).collect();
         order.shuffle(rng);
         let keep = self.len().saturating_sub(holdout);
@@ -141,7 +141,7 @@ impl Dataset {
     }
 
     /// Per-channel mean and standard deviation of the pixels scaled to [0, 1].
-    pub fn channel_stats(&self) -> (Vec<f32>, Vec<f32>) {
+    pub(crate) fn channel_stats(&self) -> (Vec<f32>, Vec<f32>) {
         let c = self.channels;
         let mut sum = vec![0f64; c];
         let mut sq = vec![0f64; c];
@@ -197,7 +197,7 @@ fn be_u32(bytes: &[u8], at: usize) -> Option<u32> {
 }
 
 /// Parses IDX image bytes (`magic 0x00000803`, n, rows, cols, pixels).
-pub fn parse_idx_images(
+pub(crate) fn parse_idx_images(
     bytes: &[u8],
     origin: &str,
 ) -> Result<(usize, usize, usize, Vec<u8>), DataError> {
@@ -241,7 +241,7 @@ pub fn parse_idx_images(
 }
 
 /// Parses IDX label bytes (`magic 0x00000801`, n, labels).
-pub fn parse_idx_labels(bytes: &[u8], origin: &str) -> Result<Vec<u8>, DataError> {
+pub(crate) fn parse_idx_labels(bytes: &[u8], origin: &str) -> Result<Vec<u8>, DataError> {
     let header = |at| {
         be_u32(bytes, at).ok_or_else(|| DataError::Truncated {
             path: origin.into(),
@@ -278,7 +278,7 @@ fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
 }
 
 /// Reads one IDX images + labels pair.
-pub fn read_idx_pair(images: &Path, labels: &Path) -> Result<Dataset, DataError> {
+pub(crate) fn read_idx_pair(images: &Path, labels: &Path) -> Result<Dataset, DataError> {
     let (n, h, w, pixels) =
         parse_idx_images(&read_maybe_gz(images)?, &images.display().to_string())?;
     let labels_v = parse_idx_labels(&read_maybe_gz(labels)?, &labels.display().to_string())?;
@@ -325,7 +325,7 @@ pub fn load_idx_dir(dir: &Path) -> Result<TrainTest, DataError> {
 }
 
 /// Parses CIFAR-10 binary records (1 label byte + 3072 CHW pixel bytes).
-pub fn parse_cifar10(bytes: &[u8], origin: &str) -> Result<Dataset, DataError> {
+pub(crate) fn parse_cifar10(bytes: &[u8], origin: &str) -> Result<Dataset, DataError> {
     const RECORD: usize = 1 + 3072;
     if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         return Err(DataError::Invalid {
@@ -374,7 +374,7 @@ fn concat(parts: Vec<Dataset>) -> Dataset {
 }
 
 /// Reads CIFAR-10 binary batches (`data_batch_1..5.bin`, `test_batch.bin`).
-pub fn load_cifar10_dir(dir: &Path) -> Result<TrainTest, DataError> {
+pub(crate) fn load_cifar10_dir(dir: &Path) -> Result<TrainTest, DataError> {
     let read = |name: String| -> Result<Dataset, DataError> {
         let path = dir.join(&name);
         if !path.exists() {
@@ -395,15 +395,6 @@ pub fn load_cifar10_dir(dir: &Path) -> Result<TrainTest, DataError> {
     })
 }
 
-/// Loads IDX or CIFAR-10 data from a folder, whichever it holds.
-pub fn load_dir(dir: &Path) -> Result<TrainTest, DataError> {
-    if dir.join("data_batch_1.bin").exists() {
-        load_cifar10_dir(dir)
-    } else {
-        load_idx_dir(dir)
-    }
-}
-
 /// Augmentation of training batches: random pad-and-crop and horizontal
 /// flips. Validation and test batches are never augmented.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -416,7 +407,7 @@ pub struct Augmentation {
 
 impl Augmentation {
     /// No augmentation.
-    pub const NONE: Augmentation = Augmentation {
+    pub(crate) const NONE: Augmentation = Augmentation {
         pad_crop: 0,
         flip: false,
     };
@@ -449,21 +440,11 @@ impl Augmentation {
     }
 
     /// `maker` with this augmentation.
-    pub fn on(self, maker: &BatchMaker) -> BatchMaker {
+    pub(crate) fn on(self, maker: &BatchMaker) -> BatchMaker {
         BatchMaker {
             pad_crop: self.pad_crop,
             flip: self.flip,
             ..maker.clone()
-        }
-    }
-
-    /// Compact text for summaries: `pad 4 + flip`, `none`.
-    pub fn describe(self) -> String {
-        match (self.pad_crop, self.flip) {
-            (0, false) => "none".into(),
-            (0, true) => "flip".into(),
-            (p, false) => format!("pad {p}"),
-            (p, true) => format!("pad {p} + flip"),
         }
     }
 }
@@ -543,17 +524,17 @@ impl BatchMaker {
 
 /// Endless shuffled batches over a dataset: reshuffles at each epoch.
 #[derive(Clone, Debug)]
-pub struct BatchStream {
+pub(crate) struct BatchStream {
     order: Vec<usize>,
     position: usize,
     batch: usize,
     /// Completed passes over the data.
-    pub epoch: usize,
+    pub(crate) epoch: usize,
 }
 
 impl BatchStream {
     /// A stream of `batch`-sized index lists over `len` items.
-    pub fn new<R: Rng + ?Sized>(len: usize, batch: usize, rng: &mut R) -> Self {
+    pub(crate) fn new<R: Rng + ?Sized>(len: usize, batch: usize, rng: &mut R) -> Self {
         assert!(
             len >= batch && batch > 0,
             "batch {batch} larger than the data ({len})"
@@ -569,7 +550,7 @@ impl BatchStream {
     }
 
     /// The next batch of indices (drops the ragged end of each epoch).
-    pub fn next_indices<R: Rng + ?Sized>(&mut self, rng: &mut R) -> Vec<usize> {
+    pub(crate) fn next_indices<R: Rng + ?Sized>(&mut self, rng: &mut R) -> Vec<usize> {
         if self.position + self.batch > self.order.len() {
             self.order.shuffle(rng);
             self.position = 0;
@@ -581,7 +562,7 @@ impl BatchStream {
     }
 
     /// Batches per epoch.
-    pub fn batches_per_epoch(&self) -> usize {
+    pub(crate) fn batches_per_epoch(&self) -> usize {
         self.order.len() / self.batch
     }
 }

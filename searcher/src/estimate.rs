@@ -10,15 +10,15 @@ use tunas_shared::{
 #[derive(Clone, Debug, Serialize)]
 pub struct CostEstimate {
     /// Space name.
-    pub space: String,
+    pub(crate) space: String,
     /// Compact architecture text.
-    pub arch: String,
+    pub(crate) arch: String,
     /// Estimated latency from the table, in milliseconds (absent without a table).
-    pub latency_ms: Option<f64>,
+    pub(crate) latency_ms: Option<f64>,
     /// Multiply-adds per image.
-    pub flops: u64,
+    pub(crate) flops: u64,
     /// Trainable parameters.
-    pub params: u64,
+    pub(crate) params: u64,
 }
 
 /// Estimates FLOPs, parameters and, given a table, latency; the table must

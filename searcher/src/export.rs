@@ -11,7 +11,7 @@ use ndarray::ArrayViewD;
 use thiserror::Error;
 use tunas_shared::onnx::{
     BatchDim, InputNormalization, NetworkOptions, OnnxError, WeightRequest, WeightSource,
-    network_model, network_model_with,
+    network_model_with,
 };
 use tunas_shared::{Architecture, OpKind};
 
@@ -47,13 +47,13 @@ pub fn recalibrate_bn(
 
 /// The supernet's weights for one architecture, BN folded, served to the
 /// ONNX writer by scope and tensor name.
-pub struct TrainedWeights<'a> {
+pub(crate) struct TrainedWeights<'a> {
     net: &'a Supernet,
 }
 
 impl<'a> TrainedWeights<'a> {
     /// Weights of `net` (call [`recalibrate_bn`] first).
-    pub fn new(net: &'a Supernet) -> Self {
+    pub(crate) fn new(net: &'a Supernet) -> Self {
         TrainedWeights { net }
     }
 
@@ -173,20 +173,10 @@ impl WeightSource for TrainedWeights<'_> {
     }
 }
 
-/// The ONNX model of `arch` with the supernet's (recalibrated) weights, as
-/// the profiler's network models are: a fixed `batch`, an input that must
-/// already be normalised with the training set's per-channel mean and
-/// standard deviation, no metadata. An application wants
-/// [`export_app_onnx`] instead.
-pub fn export_onnx(net: &Supernet, arch: &Architecture, batch: u32) -> Result<Vec<u8>, String> {
-    let mut weights = TrainedWeights::new(net);
-    network_model(&net.space, arch, &mut weights, batch).map_err(|e| e.to_string())
-}
-
 pub use tunas_shared::onnx::metadata_keys;
 
 /// Value of `input_range`: what the model's input is.
-pub const INPUT_RANGE: &str = "[0,1] pixels, value/255";
+pub(crate) const INPUT_RANGE: &str = "[0,1] pixels, value/255";
 
 /// What an exported model says about itself beyond its graph, and the
 /// normalisation it applies to its input.
@@ -299,7 +289,7 @@ pub enum ExportError {
 ///   graph by explicit `Sub` and `Div` nodes before the stem, not folded
 ///   into the stem's weights: the stem zero-pads, a zero of the normalised
 ///   input is the raw value `mean`, so folding would be wrong on the
-///   border (see [`tunas_shared::onnx::network_model_proto_with`]);
+///   border (see [`tunas_shared::onnx::network_model_with`]);
 /// - `metadata_props` as listed in [`metadata_keys`].
 ///
 /// The nodes after the normalisation are those the latency table timed.

@@ -47,26 +47,26 @@ pub struct FrontPoint {
     /// Target, ms.
     pub target_ms: f64,
     /// The run folder.
-    pub run: String,
+    pub(crate) run: String,
     /// The searched architecture.
     pub arch: String,
     /// Its estimated latency, ms.
-    pub est_latency_ms: f64,
+    pub(crate) est_latency_ms: f64,
     /// Miss of the target, percent.
-    pub latency_error_pct: f64,
+    pub(crate) latency_error_pct: f64,
     /// Validation accuracy with shared weights.
-    pub validation_accuracy: f64,
+    pub(crate) validation_accuracy: f64,
     /// Multiply-adds.
-    pub flops: u64,
+    pub(crate) flops: u64,
     /// Parameters.
-    pub params: u64,
+    pub(crate) params: u64,
 }
 
 /// The front (`front.json`).
 #[derive(Clone, Debug, Serialize)]
 pub struct SweepReport {
     /// Space.
-    pub space: String,
+    pub(crate) space: String,
     /// One point per target, in target order.
     pub points: Vec<FrontPoint>,
 }

@@ -53,7 +53,7 @@ use crate::optim::ParamState;
 use crate::supernet::{ParamStore, Supernet};
 
 /// First 8 bytes of every weights file (format version 1).
-pub const MAGIC: &[u8; 8] = b"TUNASWT1";
+pub(crate) const MAGIC: &[u8; 8] = b"TUNASWT1";
 
 /// A weights file could not be written or used.
 #[derive(Debug, Error)]
@@ -178,7 +178,7 @@ pub struct WeightsMeta {
     /// Name of the search space.
     pub space: String,
     /// [`tunas_shared::SearchSpace::content_hash`] of the space.
-    pub space_hash: String,
+    pub(crate) space_hash: String,
     /// Compact text of the architecture the weights were trained for, if
     /// one (a stand-alone training run); `None` for a whole supernet.
     pub arch: Option<String>,
@@ -190,7 +190,7 @@ pub struct WeightsMeta {
 
 impl WeightsMeta {
     /// Metadata for `net`'s space, with an optional architecture.
-    pub fn for_supernet(
+    pub(crate) fn for_supernet(
         net: &Supernet,
         arch: Option<&Architecture>,
         extra: serde_json::Value,
@@ -321,7 +321,11 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), WeightsError> {
 
 /// Writes every tensor of `store` **and its optimiser state** (where a
 /// tensor has any) to `path`, atomically. Use it for search checkpoints.
-pub fn save_store(path: &Path, store: &ParamStore, meta: &WeightsMeta) -> Result<(), WeightsError> {
+pub(crate) fn save_store(
+    path: &Path,
+    store: &ParamStore,
+    meta: &WeightsMeta,
+) -> Result<(), WeightsError> {
     write(path, &encode(path, store, meta, true)?)
 }
 

@@ -14,7 +14,7 @@ use super::BenchmarkError;
 /// Which weights a shared-weight accuracy was measured with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum SharedPhase {
+pub(crate) enum SharedPhase {
     /// The supernet at the end of the warm-up (uniformly sampled paths).
     Warmup,
     /// The supernet at the end of the search.
@@ -24,7 +24,7 @@ pub enum SharedPhase {
 /// One finished piece of work.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Entry {
+pub(crate) enum Entry {
     /// A search finished.
     Search {
         /// Index of the target.
@@ -79,7 +79,7 @@ pub enum Entry {
 
 impl Entry {
     /// The key that makes an entry unique: finished work is never redone.
-    pub fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         match self {
             Entry::Search { target, seed, .. } => search_key(*target, *seed),
             Entry::Train { arch, seed, .. } => train_key(arch, *seed),
@@ -94,7 +94,7 @@ impl Entry {
     }
 
     /// Wall seconds the work took (on one thread).
-    pub fn seconds(&self) -> f64 {
+    pub(crate) fn seconds(&self) -> f64 {
         match self {
             Entry::Search { seconds, .. }
             | Entry::Train { seconds, .. }
@@ -103,7 +103,7 @@ impl Entry {
     }
 
     /// Records the CPU seconds the work took.
-    pub fn set_cpu_seconds(&mut self, value: f64) {
+    pub(crate) fn set_cpu_seconds(&mut self, value: f64) {
         match self {
             Entry::Search { cpu_seconds, .. }
             | Entry::Train { cpu_seconds, .. }
@@ -112,7 +112,7 @@ impl Entry {
     }
 
     /// CPU seconds the work took.
-    pub fn cpu_seconds(&self) -> f64 {
+    pub(crate) fn cpu_seconds(&self) -> f64 {
         match self {
             Entry::Search { cpu_seconds, .. }
             | Entry::Train { cpu_seconds, .. }
@@ -122,24 +122,24 @@ impl Entry {
 }
 
 /// Key of a search.
-pub fn search_key(target: usize, seed: u64) -> String {
+pub(crate) fn search_key(target: usize, seed: u64) -> String {
     format!("search:{target}:{seed}")
 }
 
 /// Key of a training.
-pub fn train_key(arch: &str, seed: u64) -> String {
+pub(crate) fn train_key(arch: &str, seed: u64) -> String {
     format!("train:{arch}:{seed}")
 }
 
 /// Key of a shared-weight evaluation.
-pub fn shared_key(target: usize, seed: u64, phase: SharedPhase, arch: &str) -> String {
+pub(crate) fn shared_key(target: usize, seed: u64, phase: SharedPhase, arch: &str) -> String {
     format!("shared:{target}:{seed}:{phase:?}:{arch}")
 }
 
 /// The entries of the journal at `path` as it stands (a missing journal has
 /// none), for a report while the benchmark runs: a torn last line is
 /// skipped, and the file is left as it is.
-pub fn read_entries(path: &Path) -> Result<Vec<Entry>, BenchmarkError> {
+pub(crate) fn read_entries(path: &Path) -> Result<Vec<Entry>, BenchmarkError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -167,7 +167,7 @@ pub fn read_entries(path: &Path) -> Result<Vec<Entry>, BenchmarkError> {
 }
 
 /// The journal file and the entries read from it.
-pub struct Journal {
+pub(crate) struct Journal {
     path: PathBuf,
     file: File,
     entries: HashMap<String, Entry>,
@@ -177,7 +177,7 @@ impl Journal {
     /// Opens (or creates) the journal at `path`. A last line cut by a kill
     /// is dropped (and the file truncated to the last whole line); any other
     /// unreadable line is an error naming the line.
-    pub fn open(path: &Path) -> Result<Self, BenchmarkError> {
+    pub(crate) fn open(path: &Path) -> Result<Self, BenchmarkError> {
         let io = |e: std::io::Error| BenchmarkError::Io {
             path: path.to_path_buf(),
             source: e,
@@ -226,17 +226,17 @@ impl Journal {
     }
 
     /// The entry with `key`, if that work finished.
-    pub fn get(&self, key: &str) -> Option<&Entry> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Entry> {
         self.entries.get(key)
     }
 
     /// Every finished entry.
-    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+    pub(crate) fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.entries.values()
     }
 
     /// Appends `entry` and flushes it to the file.
-    pub fn append(&mut self, entry: Entry) -> Result<(), BenchmarkError> {
+    pub(crate) fn append(&mut self, entry: Entry) -> Result<(), BenchmarkError> {
         let mut line = serde_json::to_string(&entry).expect("an entry serialises");
         line.push('\n');
         self.file

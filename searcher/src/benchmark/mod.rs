@@ -29,9 +29,11 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tunas_shared::{LatencyTable, SearchSpace};
 
-pub use journal::{Entry, SharedPhase};
-pub use report::{BenchmarkReport, TargetReport, text as report_text};
-pub use runner::{RunSettings, run, shared_weight_accuracy};
+pub(crate) use journal::{Entry, SharedPhase};
+pub use report::{
+    BenchmarkReport, RandomCloud, RankCorrelation, SearchedArch, TargetReport, text as report_text,
+};
+pub use runner::{RunSettings, run};
 
 use crate::data::TrainTest;
 use crate::search::{SearchConfig, SearchError, random_within_band};
@@ -148,7 +150,7 @@ pub enum TargetChoice {
     /// These latencies, ms.
     Ms(Vec<f64>),
     /// These percentiles (0–100) of the estimated latency of uniform
-    /// samples (see [`crate::search::latency_percentiles`]).
+    /// samples (see [`crate::search::latency_samples`]).
     Percentiles(Vec<f64>),
 }
 
@@ -174,7 +176,7 @@ impl TargetChoice {
     }
 
     /// The target latencies, ms.
-    pub fn resolve(
+    pub(crate) fn resolve(
         &self,
         space: &SearchSpace,
         table: &LatencyTable,
@@ -193,9 +195,9 @@ impl TargetChoice {
 }
 
 /// Uniform samples and seed of the percentile targets (as `targets` uses).
-pub const TARGET_SAMPLES: usize = 1000;
+pub(crate) const TARGET_SAMPLES: usize = 1000;
 /// See [`TARGET_SAMPLES`].
-pub const TARGET_SEED: u64 = 1;
+pub(crate) const TARGET_SEED: u64 = 1;
 
 /// Everything that defines a benchmark (what `benchmark.json` records).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -220,7 +222,7 @@ pub struct BenchmarkSettings {
     pub recipe: TrainConfig,
     /// The search (its target and seed are replaced per search).
     pub search: SearchConfig,
-    /// Held-out images of the search (default: [`crate::search::SearchData::default_holdout`]).
+    /// Held-out images of the search (default: `SearchData::default_holdout`).
     pub holdout: Option<usize>,
     /// Use only this many training images (searches and trainings): quick
     /// runs and tests.
@@ -314,19 +316,19 @@ pub struct BenchmarkInputs {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Manifest {
     /// Space name.
-    pub space: String,
+    pub(crate) space: String,
     /// Space content hash.
-    pub space_hash: String,
+    pub(crate) space_hash: String,
     /// The table file (informational: the digest decides).
-    pub table: String,
+    pub(crate) table: String,
     /// Digest of the table file's content.
-    pub table_digest: String,
+    pub(crate) table_digest: String,
     /// The images.
-    pub data: String,
+    pub(crate) data: String,
     /// Target latencies, ms.
-    pub targets_ms: Vec<f64>,
+    pub(crate) targets_ms: Vec<f64>,
     /// The settings.
-    pub settings: BenchmarkSettings,
+    pub(crate) settings: BenchmarkSettings,
 }
 
 /// Keys of a manifest that may differ between runs of one folder.
@@ -341,7 +343,7 @@ impl Manifest {
     }
 
     /// The manifest stored in `dir`, if any.
-    pub fn read(dir: &Path) -> Result<Option<Manifest>, BenchmarkError> {
+    pub(crate) fn read(dir: &Path) -> Result<Option<Manifest>, BenchmarkError> {
         read_manifest(&Self::file(dir))
     }
 }
@@ -447,19 +449,19 @@ pub struct BenchmarkDir {
 
 impl BenchmarkDir {
     /// The manifest: the settings every piece of work was made with.
-    pub fn manifest(&self) -> PathBuf {
+    pub(crate) fn manifest(&self) -> PathBuf {
         self.dir.join("benchmark.json")
     }
     /// The random architectures of every target, with their estimates.
-    pub fn random(&self) -> PathBuf {
+    pub(crate) fn random(&self) -> PathBuf {
         self.dir.join("random.json")
     }
     /// The journal.
-    pub fn journal(&self) -> PathBuf {
+    pub(crate) fn journal(&self) -> PathBuf {
         self.dir.join("journal.jsonl")
     }
     /// The run folder of search `seed` at target `target`.
-    pub fn search_run(&self, target: usize, seed: u64) -> PathBuf {
+    pub(crate) fn search_run(&self, target: usize, seed: u64) -> PathBuf {
         self.dir.join(format!("search-t{target}-s{seed}"))
     }
     /// The report.
@@ -467,7 +469,7 @@ impl BenchmarkDir {
         self.dir.join("report.json")
     }
     /// The chart of target `target`.
-    pub fn chart(&self, target: usize) -> PathBuf {
+    pub(crate) fn chart(&self, target: usize) -> PathBuf {
         self.dir.join(format!("target-{target}.svg"))
     }
     fn lock(&self) -> PathBuf {
@@ -479,14 +481,14 @@ impl BenchmarkDir {
 #[derive(Clone, Debug)]
 pub struct Plan {
     /// Target latencies, ms.
-    pub targets_ms: Vec<f64>,
+    pub(crate) targets_ms: Vec<f64>,
     /// Random architectures per target with their estimates (ms).
-    pub random: Vec<Vec<(String, f64)>>,
+    pub(crate) random: Vec<Vec<(String, f64)>>,
 }
 
 impl Plan {
     /// Resolves the targets and draws the random architectures.
-    pub fn new(
+    pub(crate) fn new(
         space: &SearchSpace,
         table: &LatencyTable,
         settings: &BenchmarkSettings,

@@ -6,7 +6,7 @@ use std::collections::BinaryHeap;
 use std::sync::{Condvar, Mutex};
 
 /// Work the pool can order.
-pub trait Prioritised {
+pub(crate) trait Prioritised {
     /// Lower runs first.
     fn priority(&self) -> u8;
 }
@@ -57,7 +57,7 @@ impl<T: Prioritised, E> State<T, E> {
 /// Runs `initial` and everything it leads to on `jobs` threads. `work`
 /// returns the tasks a finished task makes ready. The first error stops the
 /// hand-out of new work; running work finishes, then the error is returned.
-pub fn run<T, E>(
+pub(crate) fn run<T, E>(
     jobs: usize,
     initial: Vec<T>,
     work: impl Fn(T) -> Result<Vec<T>, E> + Sync,

@@ -14,61 +14,61 @@ use super::{BenchmarkDir, BenchmarkError, BenchmarkSettings, Entry, Manifest, Pl
 
 /// One trained architecture.
 #[derive(Clone, Debug, Serialize)]
-pub struct TrainedArch {
+pub(crate) struct TrainedArch {
     /// Architecture.
-    pub arch: String,
+    pub(crate) arch: String,
     /// Estimated latency, ms.
-    pub est_latency_ms: f64,
+    pub(crate) est_latency_ms: f64,
     /// Stand-alone test accuracy (seed 0).
-    pub test_accuracy: Option<f64>,
+    pub(crate) test_accuracy: Option<f64>,
 }
 
 /// The random architectures of a target.
 #[derive(Clone, Debug, Serialize)]
 pub struct RandomCloud {
     /// Drawn.
-    pub drawn: usize,
+    pub(crate) drawn: usize,
     /// Trained so far.
     pub trained: usize,
     /// Every architecture.
-    pub archs: Vec<TrainedArch>,
+    pub(crate) archs: Vec<TrainedArch>,
     /// Mean test accuracy of the trained ones.
-    pub mean: Option<f64>,
+    pub(crate) mean: Option<f64>,
     /// Their standard deviation.
-    pub std: Option<f64>,
+    pub(crate) std: Option<f64>,
     /// Median.
-    pub median: Option<f64>,
+    pub(crate) median: Option<f64>,
     /// 90th percentile (linear interpolation).
-    pub p90: Option<f64>,
+    pub(crate) p90: Option<f64>,
     /// Best.
-    pub best: Option<f64>,
+    pub(crate) best: Option<f64>,
 }
 
 /// One search's network.
 #[derive(Clone, Debug, Serialize)]
 pub struct SearchedArch {
     /// Search seed.
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Architecture.
-    pub arch: String,
+    pub(crate) arch: String,
     /// Estimated latency, ms.
-    pub est_latency_ms: f64,
+    pub(crate) est_latency_ms: f64,
     /// Its miss of the target, percent.
-    pub latency_error_pct: f64,
+    pub(crate) latency_error_pct: f64,
     /// The search's own validation accuracy (shared weights).
-    pub validation_accuracy: f64,
+    pub(crate) validation_accuracy: f64,
     /// Stand-alone test accuracy per training seed (in seed order).
     pub test_accuracies: Vec<f64>,
     /// Their mean.
-    pub mean: Option<f64>,
+    pub(crate) mean: Option<f64>,
     /// Their minimum.
-    pub min: Option<f64>,
+    pub(crate) min: Option<f64>,
     /// Their maximum.
-    pub max: Option<f64>,
+    pub(crate) max: Option<f64>,
     /// Whether the mean is at or above the random cloud's 90th percentile.
-    pub at_or_above_p90: Option<bool>,
+    pub(crate) at_or_above_p90: Option<bool>,
     /// Whether the mean is above the best random network.
-    pub above_best: Option<bool>,
+    pub(crate) above_best: Option<bool>,
 }
 
 /// Kendall τ and Spearman ρ between shared-weight and stand-alone accuracy
@@ -76,28 +76,28 @@ pub struct SearchedArch {
 #[derive(Clone, Debug, Serialize)]
 pub struct RankCorrelation {
     /// Search seed.
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Which weights.
-    pub phase: SharedPhase,
+    pub(crate) phase: SharedPhase,
     /// Architectures with both accuracies.
     pub n: usize,
     /// Kendall τ-b.
-    pub kendall_tau: Option<f64>,
+    pub(crate) kendall_tau: Option<f64>,
     /// Spearman ρ.
-    pub spearman: Option<f64>,
+    pub(crate) spearman: Option<f64>,
 }
 
 /// Everything about one target.
 #[derive(Clone, Debug, Serialize)]
 pub struct TargetReport {
     /// Target, ms.
-    pub target_ms: f64,
+    pub(crate) target_ms: f64,
     /// The random cloud.
     pub random: RandomCloud,
     /// The searched networks.
     pub searched: Vec<SearchedArch>,
     /// Mean over searches of the searched networks' mean accuracy.
-    pub searched_mean: Option<f64>,
+    pub(crate) searched_mean: Option<f64>,
     /// The worst searched mean minus the random 90th percentile, points.
     pub gap_to_p90_points: Option<f64>,
     /// Training noise: pooled standard deviation over training seeds of the
@@ -111,24 +111,24 @@ pub struct TargetReport {
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchmarkReport {
     /// Space.
-    pub space: String,
+    pub(crate) space: String,
     /// Table digest.
-    pub table_digest: String,
+    pub(crate) table_digest: String,
     /// Whether every planned piece of work is done.
     pub complete: bool,
     /// Per target.
     pub targets: Vec<TargetReport>,
     /// CPU hours of searches (each piece of work runs on one thread; its
     /// thread's CPU time, so the figure does not depend on the load).
-    pub search_cpu_hours: f64,
+    pub(crate) search_cpu_hours: f64,
     /// CPU hours of stand-alone trainings.
-    pub train_cpu_hours: f64,
+    pub(crate) train_cpu_hours: f64,
     /// CPU hours of shared-weight evaluations.
-    pub shared_cpu_hours: f64,
+    pub(crate) shared_cpu_hours: f64,
     /// All of it.
-    pub total_cpu_hours: f64,
+    pub(crate) total_cpu_hours: f64,
     /// The recipe's epochs (the rest is in benchmark.json).
-    pub epochs: usize,
+    pub(crate) epochs: usize,
 }
 
 fn mean(v: &[f64]) -> Option<f64> {
@@ -338,7 +338,7 @@ fn rank_correlations(
 }
 
 /// Computes the report, writes `report.json` and one chart per target.
-pub fn write(
+pub(crate) fn write(
     files: &BenchmarkDir,
     manifest: &Manifest,
     plan: &Plan,

@@ -595,7 +595,7 @@ fn summary_line(e: &Entry) -> String {
 /// Accuracy of `arch` with the shared weights in `weights`: BN statistics
 /// recalibrated on `calibration_batches` training batches of 256, then
 /// measured on the first `images` held-out images.
-pub fn shared_weight_accuracy(
+pub(crate) fn shared_weight_accuracy(
     space: &SearchSpace,
     weights: &Path,
     arch: &Architecture,

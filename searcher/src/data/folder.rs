@@ -69,13 +69,13 @@ use scan::has_image_extension;
 
 /// The share of each class put in the test part when a folder is split
 /// here.
-pub const DEFAULT_TEST_FRACTION: f64 = 1.0 / 6.0;
+pub(crate) const DEFAULT_TEST_FRACTION: f64 = 1.0 / 6.0;
 
 /// File extensions (lower case, no dot) read as images.
-pub const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+pub(crate) const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
 /// The largest number of classes: labels are bytes.
-pub const MAX_CLASSES: usize = 256;
+pub(crate) const MAX_CLASSES: usize = 256;
 
 /// The size every image is brought to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,7 +13,7 @@ use super::folder::{
 use super::{DataError, TrainTest, load_cifar10_dir, load_idx_dir};
 
 /// The CIFAR-10 class names, in label order.
-pub const CIFAR10_CLASSES: [&str; 10] = [
+pub(crate) const CIFAR10_CLASSES: [&str; 10] = [
     "airplane",
     "automobile",
     "bird",
@@ -41,9 +41,6 @@ pub enum DataFormat {
 }
 
 impl DataFormat {
-    /// The names [`FromStr`] accepts.
-    pub const NAMES: [&'static str; 4] = ["auto", "folder", "idx", "cifar10"];
-
     /// Its name, as `FromStr` reads it.
     pub fn name(self) -> &'static str {
         match self {
@@ -60,7 +57,7 @@ impl DataFormat {
 #[error("unknown data format {given:?}; expected one of auto, folder, idx, cifar10")]
 pub struct UnknownDataFormat {
     /// The name given.
-    pub given: String,
+    pub(crate) given: String,
 }
 
 impl FromStr for DataFormat {
@@ -165,8 +162,13 @@ mod tests {
 
     #[test]
     fn formats_parse_by_name() {
-        for name in DataFormat::NAMES {
-            assert!(name.parse::<DataFormat>().is_ok(), "{name}");
+        for format in [
+            DataFormat::Auto,
+            DataFormat::Folder,
+            DataFormat::Idx,
+            DataFormat::Cifar10,
+        ] {
+            assert_eq!(format.name().parse::<DataFormat>().unwrap(), format);
         }
         assert_eq!(
             "CIFAR-10".parse::<DataFormat>().unwrap(),

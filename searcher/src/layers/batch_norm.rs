@@ -19,11 +19,11 @@ use super::{LayerError, for_each_outer, sum_f32};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BatchNormParams {
     /// Channels (axis 1 of the input).
-    pub channels: usize,
+    pub(crate) channels: usize,
     /// Added to the variance before the square root.
-    pub eps: f32,
+    pub(crate) eps: f32,
     /// Weight of the old running value (Keras convention; TuNAS uses 0.99).
-    pub momentum: f32,
+    pub(crate) momentum: f32,
 }
 
 impl BatchNormParams {
@@ -38,7 +38,7 @@ impl BatchNormParams {
     }
 
     /// Checks `channels > 0`, `eps > 0`, `0 <= momentum <= 1`.
-    pub fn checked(self) -> Result<Self, LayerError> {
+    pub(crate) fn checked(self) -> Result<Self, LayerError> {
         if self.channels == 0 {
             return Err(LayerError::Zero {
                 layer: "batch_norm",
@@ -79,24 +79,24 @@ impl BatchNormParams {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchNormCache {
     /// Per-channel batch mean.
-    pub mean: Array1<f32>,
+    pub(crate) mean: Array1<f32>,
     /// Per-channel biased batch variance.
-    pub var: Array1<f32>,
+    pub(crate) var: Array1<f32>,
     /// Per-channel `1 / sqrt(var + eps)`.
-    pub inv_std: Array1<f32>,
+    pub(crate) inv_std: Array1<f32>,
     /// Values per channel, `n · h · w`.
-    pub count: usize,
+    pub(crate) count: usize,
 }
 
 /// Gradients of a batch-norm layer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchNormGrads {
     /// Input grad, `[n, c, h, w]`.
-    pub dx: Array4<f32>,
+    pub(crate) dx: Array4<f32>,
     /// Scale grad, `[c]`.
-    pub dgamma: Array1<f32>,
+    pub(crate) dgamma: Array1<f32>,
     /// Shift grad, `[c]`.
-    pub dbeta: Array1<f32>,
+    pub(crate) dbeta: Array1<f32>,
 }
 
 /// `Σ (x[i] − mean)²`, with 8 partial sums.
@@ -313,7 +313,7 @@ pub fn batch_norm_backward(
 ///
 /// # Shapes
 /// `running_mean, running_var: [c]`.
-pub fn batch_norm_update_running(
+pub(crate) fn batch_norm_update_running(
     p: &BatchNormParams,
     mut running_mean: ArrayViewMut1<'_, f32>,
     mut running_var: ArrayViewMut1<'_, f32>,
@@ -344,7 +344,7 @@ pub fn batch_norm_update_running(
 ///
 /// # Shapes
 /// `x: [n, c, h, w]`, all others `[c]` → `[n, c, h, w]`.
-pub fn batch_norm_inference(
+pub(crate) fn batch_norm_inference(
     p: &BatchNormParams,
     x: ArrayView4<'_, f32>,
     gamma: ArrayView1<'_, f32>,

@@ -1,7 +1,7 @@
-//! 2-D convolution: forward, input grad, weight grad, bias grad.
+//! 2-D convolution: forward, input grad, weight grad.
 //!
 //! Weight layout is `[cout, cin / groups, k, k]`; activations are NCHW.
-//! Three kernels, chosen from the params ([`ConvKind`]):
+//! Three kernels, chosen from the params (`ConvKind`):
 //!
 //! - **pointwise** (1×1, stride 1, no padding, one group): a faer GEMM per
 //!   image, `Y_n[cout, HW] = W[cout, cin] · X_n[cin, HW]`; parallel over
@@ -26,11 +26,12 @@ mod params;
 mod phase;
 mod pointwise;
 
-use ndarray::{Array1, Array2, Array4, ArrayView1, ArrayView4, Axis};
+use ndarray::{Array2, Array4, ArrayView1, ArrayView4, Axis};
 
 use depthwise::{depthwise_backward_input, depthwise_backward_weight, depthwise_forward};
 use general::{general_backward_input, general_backward_weight, general_forward};
-pub use params::{Conv2dParams, ConvKind};
+pub use params::Conv2dParams;
+pub(crate) use params::ConvKind;
 use pointwise::{pointwise_backward_input, pointwise_backward_weight, pointwise_forward};
 
 // The tests below reach it through `use super::*`.
@@ -117,68 +118,6 @@ pub fn conv2d_backward_weight(
     }
 }
 
-/// Gradient of the loss w.r.t. the bias: `dy` summed over batch and space.
-///
-/// # Shapes
-/// `dy: [n, cout, out_h, out_w]` → `[cout]`.
-pub fn conv2d_backward_bias(dy: ArrayView4<'_, f32>) -> Array1<f32> {
-    let c = dy.len_of(Axis(1));
-    let mut db = Array1::<f32>::zeros(c);
-    for img in dy.outer_iter() {
-        for (d, plane) in db.iter_mut().zip(img.outer_iter()) {
-            *d += plane.sum();
-        }
-    }
-    db
-}
-
-/// Naive 7-loop convolution, the reference the fast kernels are tested
-/// against. Slow; for tests only.
-///
-/// # Shapes
-/// As [`conv2d`].
-pub fn conv2d_reference(
-    p: &Conv2dParams,
-    x: ArrayView4<'_, f32>,
-    w: ArrayView4<'_, f32>,
-    bias: Option<ArrayView1<'_, f32>>,
-) -> Array4<f32> {
-    p.assert_input("reference", &x);
-    p.assert_weight("reference", &w);
-    let n = x.len_of(Axis(0));
-    let (oh, ow, k) = (p.out_h(), p.out_w(), p.kernel);
-    let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
-    let mut y = Array4::<f32>::zeros((n, p.cout, oh, ow));
-    for b in 0..n {
-        for co in 0..p.cout {
-            let g = co / cout_g;
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let mut acc = bias.as_ref().map_or(0.0, |b| b[co]);
-                    for ci in 0..cin_g {
-                        for i in 0..k {
-                            for j in 0..k {
-                                let iy = (oy * p.stride + i) as isize - p.padding as isize;
-                                let ix = (ox * p.stride + j) as isize - p.padding as isize;
-                                if iy >= 0
-                                    && ix >= 0
-                                    && (iy as usize) < p.in_h
-                                    && (ix as usize) < p.in_w
-                                {
-                                    acc += w[[co, ci, i, j]]
-                                        * x[[b, g * cin_g + ci, iy as usize, ix as usize]];
-                                }
-                            }
-                        }
-                    }
-                    y[[b, co, oy, ox]] = acc;
-                }
-            }
-        }
-    }
-    y
-}
-
 fn add_bias(y: &mut Array4<f32>, b: ArrayView1<'_, f32>) {
     for mut img in y.outer_iter_mut() {
         for (mut plane, &bv) in img.outer_iter_mut().zip(b.iter()) {
@@ -200,6 +139,53 @@ mod tests {
     use crate::layers::testing::{check_grad, dot64, rng, uniform};
     use ndarray::{Array, array, s};
     use proptest::prelude::*;
+
+    /// Naive 7-loop convolution, the reference the fast kernels are tested
+    /// against. Slow.
+    ///
+    /// # Shapes
+    /// As [`conv2d`].
+    fn conv2d_reference(
+        p: &Conv2dParams,
+        x: ArrayView4<'_, f32>,
+        w: ArrayView4<'_, f32>,
+        bias: Option<ArrayView1<'_, f32>>,
+    ) -> Array4<f32> {
+        p.assert_input("reference", &x);
+        p.assert_weight("reference", &w);
+        let n = x.len_of(Axis(0));
+        let (oh, ow, k) = (p.out_h(), p.out_w(), p.kernel);
+        let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
+        let mut y = Array4::<f32>::zeros((n, p.cout, oh, ow));
+        for b in 0..n {
+            for co in 0..p.cout {
+                let g = co / cout_g;
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut acc = bias.as_ref().map_or(0.0, |b| b[co]);
+                        for ci in 0..cin_g {
+                            for i in 0..k {
+                                for j in 0..k {
+                                    let iy = (oy * p.stride + i) as isize - p.padding as isize;
+                                    let ix = (ox * p.stride + j) as isize - p.padding as isize;
+                                    if iy >= 0
+                                        && ix >= 0
+                                        && (iy as usize) < p.in_h
+                                        && (ix as usize) < p.in_w
+                                    {
+                                        acc += w[[co, ci, i, j]]
+                                            * x[[b, g * cin_g + ci, iy as usize, ix as usize]];
+                                    }
+                                }
+                            }
+                        }
+                        y[[b, co, oy, ox]] = acc;
+                    }
+                }
+            }
+        }
+        y
+    }
 
     /// Naive input and weight grads, the loops of [`conv2d_reference`] with
     /// the accumulation reversed.
@@ -393,7 +379,6 @@ mod tests {
             .into_shape_with_order((3, 2, 1, 1))
             .unwrap();
         assert_eq!(dw, expect_dw);
-        assert_eq!(conv2d_backward_bias(dy.view()), array![4.0f32, 4.0, 4.0]);
     }
 
     #[test]
@@ -412,7 +397,7 @@ mod tests {
     }
 
     /// Finite differences on the loss `sum(conv(x, w, b) * r)`, for the
-    /// input, weight and bias grads of one geometry.
+    /// input and weight grads of one geometry.
     fn finite_difference_check(name: &str, p: &Conv2dParams) {
         let mut r = rng(61);
         let n = 2;
@@ -425,7 +410,6 @@ mod tests {
         };
         let dx = conv2d_backward_input(p, dy.view(), w.view());
         let dw = conv2d_backward_weight(p, x.view(), dy.view());
-        let db = conv2d_backward_bias(dy.view());
         let (eps, rtol, atol) = (1e-2, 1e-2, 1e-3);
         let (xs, ws) = (x.raw_dim(), w.raw_dim());
         let mut xm = x.clone();
@@ -447,16 +431,6 @@ mod tests {
             rtol,
             atol,
             |v| loss(x.view(), ArrayView4::from_shape(ws, v).unwrap(), b.view()),
-        );
-        let mut bm = b.clone();
-        check_grad(
-            &format!("{name} db"),
-            bm.as_slice_mut().unwrap(),
-            db.as_slice().unwrap(),
-            eps,
-            rtol,
-            atol,
-            |v| loss(x.view(), w.view(), ArrayView1::from(v)),
         );
     }
 

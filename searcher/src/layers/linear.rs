@@ -11,16 +11,16 @@ use super::LayerError;
 
 /// Geometry of a fully connected layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinearParams {
+pub(crate) struct LinearParams {
     /// Input features.
-    pub inputs: usize,
+    pub(crate) inputs: usize,
     /// Output features.
-    pub outputs: usize,
+    pub(crate) outputs: usize,
 }
 
 impl LinearParams {
     /// Checks that both sizes are positive.
-    pub fn new(inputs: usize, outputs: usize) -> Result<Self, LayerError> {
+    pub(crate) fn new(inputs: usize, outputs: usize) -> Result<Self, LayerError> {
         for (what, v) in [("inputs", inputs), ("outputs", outputs)] {
             if v == 0 {
                 return Err(LayerError::Zero {
@@ -45,7 +45,7 @@ impl LinearParams {
 ///
 /// # Shapes
 /// `x: [n, inputs]`, `w: [outputs, inputs]`, `b: [outputs]` → `[n, outputs]`.
-pub fn linear(
+pub(crate) fn linear(
     p: &LinearParams,
     x: ArrayView2<'_, f32>,
     w: ArrayView2<'_, f32>,
@@ -76,7 +76,7 @@ pub fn linear(
 ///
 /// # Shapes
 /// `dy: [n, outputs]`, `w: [outputs, inputs]` → `[n, inputs]`.
-pub fn linear_backward_input(
+pub(crate) fn linear_backward_input(
     p: &LinearParams,
     dy: ArrayView2<'_, f32>,
     w: ArrayView2<'_, f32>,
@@ -90,7 +90,7 @@ pub fn linear_backward_input(
 ///
 /// # Shapes
 /// `x: [n, inputs]`, `dy: [n, outputs]` → `[outputs, inputs]`.
-pub fn linear_backward_weight(
+pub(crate) fn linear_backward_weight(
     p: &LinearParams,
     x: ArrayView2<'_, f32>,
     dy: ArrayView2<'_, f32>,
@@ -108,7 +108,7 @@ pub fn linear_backward_weight(
 ///
 /// # Shapes
 /// `dy: [n, outputs]` → `[outputs]`.
-pub fn linear_backward_bias(dy: ArrayView2<'_, f32>) -> Array1<f32> {
+pub(crate) fn linear_backward_bias(dy: ArrayView2<'_, f32>) -> Array1<f32> {
     dy.sum_axis(Axis(0))
 }
 

@@ -38,7 +38,7 @@ fn log_softmax_row(row: ArrayView1<'_, f32>, out: &mut [f32]) {
 /// # Shapes
 /// `logits: [n, classes]`, `labels: [n]` (each `< classes`) →
 /// (`loss`, `[n, classes]`).
-pub fn softmax_cross_entropy(
+pub(crate) fn softmax_cross_entropy(
     logits: ArrayView2<'_, f32>,
     labels: &[usize],
     label_smoothing: f32,
@@ -75,7 +75,7 @@ pub fn softmax_cross_entropy(
 ///
 /// # Shapes
 /// `logits: [n, classes]`, `labels: [n]`.
-pub fn correct_count(logits: ArrayView2<'_, f32>, labels: &[usize]) -> usize {
+pub(crate) fn correct_count(logits: ArrayView2<'_, f32>, labels: &[usize]) -> usize {
     check(&logits, labels);
     logits
         .axis_iter(Axis(0))
@@ -97,7 +97,7 @@ pub fn correct_count(logits: ArrayView2<'_, f32>, labels: &[usize]) -> usize {
 ///
 /// # Shapes
 /// `logits: [n, classes]`, `labels: [n]`.
-pub fn accuracy(logits: ArrayView2<'_, f32>, labels: &[usize]) -> f32 {
+pub(crate) fn accuracy(logits: ArrayView2<'_, f32>, labels: &[usize]) -> f32 {
     if labels.is_empty() {
         return 0.0;
     }

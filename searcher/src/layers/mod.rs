@@ -45,10 +45,10 @@ pub mod activation;
 pub mod batch_norm;
 pub mod conv;
 mod gemm;
-pub mod linear;
-pub mod loss;
-pub mod pool;
-pub mod residual;
+pub(crate) mod linear;
+pub(crate) mod loss;
+pub(crate) mod pool;
+pub(crate) mod residual;
 mod simd;
 pub mod squeeze_excite;
 
@@ -117,7 +117,7 @@ pub fn set_serial(serial: bool) {
 }
 
 /// Whether layers currently run serially (see [`set_serial`]).
-pub fn is_serial() -> bool {
+pub(crate) fn is_serial() -> bool {
     SERIAL.load(Ordering::Relaxed)
 }
 
@@ -163,7 +163,7 @@ pub(crate) fn zeros4(dim: impl ndarray::IntoDimension<Dim = Ix4>) -> Array4<f32>
 }
 
 /// An owned copy of `a`, copied on the rayon pool when large (see [`zeros4`]).
-pub fn copy4(a: ArrayView4<'_, f32>) -> Array4<f32> {
+pub(crate) fn copy4(a: ArrayView4<'_, f32>) -> Array4<f32> {
     if is_serial() || a.len() < PAR_MIN_ELEMENTS {
         return a.to_owned();
     }
@@ -171,7 +171,7 @@ pub fn copy4(a: ArrayView4<'_, f32>) -> Array4<f32> {
 }
 
 /// `a · k` as a new array, computed on the rayon pool when large.
-pub fn scaled4(a: ArrayView4<'_, f32>, k: f32) -> Array4<f32> {
+pub(crate) fn scaled4(a: ArrayView4<'_, f32>, k: f32) -> Array4<f32> {
     if is_serial() || a.len() < PAR_MIN_ELEMENTS {
         return a.mapv(|v| v * k);
     }
@@ -261,12 +261,12 @@ pub(crate) mod testing {
     use rand_chacha::ChaCha8Rng;
 
     /// Seeded RNG so every test is reproducible.
-    pub fn rng(seed: u64) -> ChaCha8Rng {
+    pub(crate) fn rng(seed: u64) -> ChaCha8Rng {
         ChaCha8Rng::seed_from_u64(seed)
     }
 
     /// Array of uniform values in `[lo, hi)`.
-    pub fn uniform<Sh, D>(rng: &mut ChaCha8Rng, shape: Sh, lo: f32, hi: f32) -> Array<f32, D>
+    pub(crate) fn uniform<Sh, D>(rng: &mut ChaCha8Rng, shape: Sh, lo: f32, hi: f32) -> Array<f32, D>
     where
         Sh: ShapeBuilder<Dim = D>,
         D: Dimension,
@@ -275,7 +275,7 @@ pub(crate) mod testing {
     }
 
     /// `sum(y * r)` in f64: a scalar loss whose gradient w.r.t. `y` is `r`.
-    pub fn dot64<D: Dimension>(y: &Array<f32, D>, r: &Array<f32, D>) -> f64 {
+    pub(crate) fn dot64<D: Dimension>(y: &Array<f32, D>, r: &Array<f32, D>) -> f64 {
         assert_eq!(y.shape(), r.shape());
         y.iter()
             .zip(r.iter())
@@ -289,7 +289,7 @@ pub(crate) mod testing {
     /// Passes when `|num - ana| <= rtol * max(|num|, |ana|) + atol` for every
     /// element. Also requires the gradient to be non-trivial, so a check on
     /// an all-zero gradient cannot pass vacuously.
-    pub fn check_grad(
+    pub(crate) fn check_grad(
         name: &str,
         param: &mut [f32],
         analytic: &[f32],

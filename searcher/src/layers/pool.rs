@@ -11,7 +11,7 @@ use super::{for_each_outer, sum_f32};
 ///
 /// # Shapes
 /// `x: [n, c, h, w]` → `[n, c]`.
-pub fn global_avg_pool(x: ArrayView4<'_, f32>) -> Array2<f32> {
+pub(crate) fn global_avg_pool(x: ArrayView4<'_, f32>) -> Array2<f32> {
     let (n, c, h, w) = x.dim();
     assert!(h * w > 0, "global_avg_pool: empty input {:?}", x.shape());
     let hw = h * w;
@@ -36,7 +36,7 @@ pub fn global_avg_pool(x: ArrayView4<'_, f32>) -> Array2<f32> {
 ///
 /// # Shapes
 /// `dy: [n, c]` → `[n, c, h, w]`.
-pub fn global_avg_pool_backward(dy: ArrayView2<'_, f32>, h: usize, w: usize) -> Array4<f32> {
+pub(crate) fn global_avg_pool_backward(dy: ArrayView2<'_, f32>, h: usize, w: usize) -> Array4<f32> {
     assert!(
         h * w > 0,
         "global_avg_pool_backward: empty spatial size {h}x{w}"

@@ -23,9 +23,9 @@ use super::{LayerError, dot_f32, for_each_outer, pool::global_avg_pool};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SqueezeExciteParams {
     /// Channels of the input and output.
-    pub channels: usize,
+    pub(crate) channels: usize,
     /// Channels of the hidden layer (`round8(mid / 4)` in the search spaces).
-    pub squeeze: usize,
+    pub(crate) squeeze: usize,
 }
 
 impl SqueezeExciteParams {
@@ -58,26 +58,26 @@ impl SqueezeExciteParams {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SqueezeExciteCache {
     /// Pooled input `[n, c]`.
-    pub pooled: Array2<f32>,
+    pub(crate) pooled: Array2<f32>,
     /// Hidden pre-activation `[n, s]`.
-    pub hidden: Array2<f32>,
+    pub(crate) hidden: Array2<f32>,
     /// Gate (sigmoid output) `[n, c]`.
-    pub gate: Array2<f32>,
+    pub(crate) gate: Array2<f32>,
 }
 
 /// Gradients of a squeeze-excite block.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SqueezeExciteGrads {
     /// Input grad `[n, c, h, w]`.
-    pub dx: Array4<f32>,
+    pub(crate) dx: Array4<f32>,
     /// Reduce weight grad `[s, c, 1, 1]`.
-    pub dw_reduce: Array4<f32>,
+    pub(crate) dw_reduce: Array4<f32>,
     /// Reduce bias grad `[s]`.
-    pub db_reduce: Array1<f32>,
+    pub(crate) db_reduce: Array1<f32>,
     /// Expand weight grad `[c, s, 1, 1]`.
-    pub dw_expand: Array4<f32>,
+    pub(crate) dw_expand: Array4<f32>,
     /// Expand bias grad `[c]`.
-    pub db_expand: Array1<f32>,
+    pub(crate) db_expand: Array1<f32>,
 }
 
 fn matrix<'a>(w: &'a ArrayView4<'_, f32>) -> ArrayView2<'a, f32> {

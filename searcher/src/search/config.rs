@@ -45,7 +45,7 @@ pub struct SearchConfig {
     /// Peak learning rate of the shared weights.
     pub weight_learning_rate: f32,
     /// Weight decay of the shared weights.
-    pub weight_decay: f32,
+    pub(crate) weight_decay: f32,
     /// Nesterov momentum of the shared weights' SGD (runs stored before it
     /// was recorded used 0.9).
     #[serde(default = "default_weight_momentum")]
@@ -55,9 +55,9 @@ pub struct SearchConfig {
     #[serde(default = "default_lr_warmup_fraction")]
     pub lr_warmup_fraction: f64,
     /// Label smoothing.
-    pub label_smoothing: f32,
+    pub(crate) label_smoothing: f32,
     /// Keep only decision inputs for all-values decisions.
-    pub rematerialize: bool,
+    pub(crate) rematerialize: bool,
     /// Seed of everything random.
     pub seed: u64,
     /// Checkpoint every this many steps.

@@ -82,11 +82,11 @@ impl RunFiles {
         self.dir.join("space.toml")
     }
     /// What the run was started with besides its config.
-    pub fn inputs(&self) -> PathBuf {
+    pub(crate) fn inputs(&self) -> PathBuf {
         self.dir.join("inputs.json")
     }
     /// Per-step CSV log.
-    pub fn log(&self) -> PathBuf {
+    pub(crate) fn log(&self) -> PathBuf {
         self.dir.join("steps.csv")
     }
     /// Checkpoint state (JSON).
@@ -94,11 +94,11 @@ impl RunFiles {
         self.dir.join("checkpoint.json")
     }
     /// Checkpoint weights.
-    pub fn checkpoint_weights(&self) -> PathBuf {
+    pub(crate) fn checkpoint_weights(&self) -> PathBuf {
         self.dir.join("checkpoint.weights")
     }
     /// The shared weights as they were at the end of the warm-up.
-    pub fn warmup_weights(&self) -> PathBuf {
+    pub(crate) fn warmup_weights(&self) -> PathBuf {
         self.dir.join("warmup.weights")
     }
     /// Final weights.
@@ -115,9 +115,9 @@ impl RunFiles {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SearchResult {
     /// Space name.
-    pub space: String,
+    pub(crate) space: String,
     /// Space hash.
-    pub space_hash: String,
+    pub(crate) space_hash: String,
     /// Final architecture (argmax of every decision).
     pub arch: String,
     /// Its readable form.
@@ -125,11 +125,11 @@ pub struct SearchResult {
     /// Estimated latency from the table (ms), if a table was given.
     pub est_latency_ms: Option<f64>,
     /// Target in the resource's unit.
-    pub target: f64,
+    pub(crate) target: f64,
     /// Target latency (ms), when the resource is latency.
     pub target_ms: Option<f64>,
     /// The resource.
-    pub resource: Resource,
+    pub(crate) resource: Resource,
     /// Multiply-adds.
     pub flops: u64,
     /// Parameters.
@@ -138,15 +138,15 @@ pub struct SearchResult {
     /// images, shared weights, batch statistics).
     pub validation_accuracy: f64,
     /// Its reward.
-    pub final_reward: f64,
+    pub(crate) final_reward: f64,
     /// Seed.
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Steps run.
-    pub steps: usize,
+    pub(crate) steps: usize,
     /// Wall time of the search (this process), s.
     pub seconds: f64,
     /// The table's provenance, one `field = value` per entry.
-    pub table_provenance: Vec<String>,
+    pub(crate) table_provenance: Vec<String>,
     /// Every device's estimate, target and miss, in table order (one entry
     /// per table; empty without a table).
     #[serde(default)]
@@ -154,12 +154,12 @@ pub struct SearchResult {
     /// Per-channel mean and standard deviation of the training split (the
     /// exported model applies them inside; absent in older results).
     #[serde(default)]
-    pub normalization: Option<Normalization>,
+    pub(crate) normalization: Option<Normalization>,
     /// Class names in label order, from the data (empty: not known).
     #[serde(default)]
-    pub classes: Vec<String>,
+    pub(crate) classes: Vec<String>,
     /// The config.
-    pub config: SearchConfig,
+    pub(crate) config: SearchConfig,
 }
 
 /// One device's estimate of the searched architecture.

@@ -110,7 +110,7 @@ pub struct SearchData {
     /// Held-out images that give the reward's Q.
     pub validation: Dataset,
     /// Normalisation (from `train`).
-    pub maker: BatchMaker,
+    pub(crate) maker: BatchMaker,
     /// Class names in label order, for the result (empty: not known).
     pub classes: Vec<String>,
 }
@@ -122,7 +122,7 @@ const HOLDOUT_SEED_SALT: u64 = 0xda7a;
 impl SearchData {
     /// Held-out images for the reward when none are asked for: 10,000 of a
     /// full 60,000-image training set, else a sixth.
-    pub fn default_holdout(train_images: usize) -> usize {
+    pub(crate) fn default_holdout(train_images: usize) -> usize {
         if train_images >= 60_000 {
             10_000
         } else {
@@ -132,7 +132,7 @@ impl SearchData {
 
     /// The search's data from a training set: its first `limit` images (all
     /// without a limit), split into shared-weight training images and
-    /// `holdout` (default [`Self::default_holdout`]) held-out images.
+    /// `holdout` (default `SearchData::default_holdout`) held-out images.
     pub fn prepare(
         train: &Dataset,
         limit: Option<usize>,
@@ -167,33 +167,33 @@ impl SearchData {
 
 /// One row of the per-step log.
 #[derive(Clone, Debug, Serialize)]
-pub struct StepRecord {
+pub(crate) struct StepRecord {
     /// Step (0-based).
-    pub step: usize,
+    pub(crate) step: usize,
     /// `warmup` or `search`.
-    pub phase: &'static str,
+    pub(crate) phase: &'static str,
     /// Learning rate of the shared weights.
-    pub weight_lr: f32,
+    pub(crate) weight_lr: f32,
     /// RL learning rate.
-    pub rl_lr: f64,
+    pub(crate) rl_lr: f64,
     /// Op warm-up probability.
-    pub op_warmup_p: f64,
+    pub(crate) op_warmup_p: f64,
     /// Filter warm-up probability.
-    pub filter_warmup_q: f64,
+    pub(crate) filter_warmup_q: f64,
     /// Sampled architecture.
-    pub arch: String,
+    pub(crate) arch: String,
     /// Training loss.
-    pub train_loss: f32,
+    pub(crate) train_loss: f32,
     /// Validation accuracy of the sampled architecture (Q).
-    pub quality: f64,
+    pub(crate) quality: f64,
     /// Cost T.
-    pub cost: f64,
+    pub(crate) cost: f64,
     /// Reward.
-    pub reward: f64,
+    pub(crate) reward: f64,
     /// Baseline after the update.
-    pub baseline: f64,
+    pub(crate) baseline: f64,
     /// Controller entropy over the sample's active decisions.
-    pub entropy: f64,
+    pub(crate) entropy: f64,
 }
 
 const LOG_HEADER: &str = "step,phase,weight_lr,rl_lr,op_warmup_p,filter_warmup_q,arch,train_loss,quality,cost,reward,baseline,entropy";
@@ -223,17 +223,17 @@ impl StepRecord {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Checkpoint {
     /// Next step to run.
-    pub next_step: usize,
+    pub(crate) next_step: usize,
     /// The config the run started with.
     pub config: SearchConfig,
     /// Controller with its optimiser state and baseline.
-    pub controller: Controller,
+    pub(crate) controller: Controller,
     /// Recorded controller probabilities: (step, per decision, per value).
-    pub history: Vec<(usize, Vec<Vec<f32>>)>,
+    pub(crate) history: Vec<(usize, Vec<Vec<f32>>)>,
 }
 
 /// The cost of an architecture in the resource's unit.
-pub fn cost_of(
+pub(crate) fn cost_of(
     space: &SearchSpace,
     table: Option<&LatencyTable>,
     resource: Resource,

@@ -11,72 +11,72 @@ use super::store::{Init, ParamStore};
 
 /// Indices of a conv + BN unit's tensors.
 #[derive(Clone, Debug)]
-pub struct ConvBn {
+pub(crate) struct ConvBn {
     /// Conv weight `[cout_max, cin_max/groups, k, k]`.
-    pub conv: usize,
+    pub(crate) conv: usize,
     /// BN scale.
-    pub gamma: usize,
+    pub(crate) gamma: usize,
     /// BN shift.
-    pub beta: usize,
+    pub(crate) beta: usize,
     /// BN running mean.
-    pub mean: usize,
+    pub(crate) mean: usize,
     /// BN running variance.
-    pub var: usize,
+    pub(crate) var: usize,
     /// Kernel size.
-    pub kernel: usize,
+    pub(crate) kernel: usize,
     /// Depthwise (groups = channels) or dense.
-    pub depthwise: bool,
+    pub(crate) depthwise: bool,
 }
 
 /// Squeeze-excite tensors of a layer.
 #[derive(Clone, Debug)]
-pub struct SeWeights {
+pub(crate) struct SeWeights {
     /// Reduce conv `[s_max, mid_max, 1, 1]`.
-    pub w_reduce: usize,
+    pub(crate) w_reduce: usize,
     /// Reduce bias `[s_max]`.
-    pub b_reduce: usize,
+    pub(crate) b_reduce: usize,
     /// Expand conv `[mid_max, s_max, 1, 1]`.
-    pub w_expand: usize,
+    pub(crate) w_expand: usize,
     /// Expand bias `[mid_max]`.
-    pub b_expand: usize,
+    pub(crate) b_expand: usize,
 }
 
 /// Decision indices that steer one layer.
 #[derive(Clone, Debug, Default)]
-pub struct LayerDecisions {
+pub(crate) struct LayerDecisions {
     /// Kernel decision, if searched.
-    pub kernel: Option<usize>,
+    pub(crate) kernel: Option<usize>,
     /// Squeeze-excite decision, if searched.
-    pub se: Option<usize>,
+    pub(crate) se: Option<usize>,
     /// Skip decision, if searched.
-    pub skip: Option<usize>,
+    pub(crate) skip: Option<usize>,
 }
 
 /// Tensors of one searchable layer.
 #[derive(Clone, Debug)]
-pub struct LayerWeights {
+pub(crate) struct LayerWeights {
     /// Bottleneck expand conv (shared by every kernel and expansion).
-    pub expand: Option<ConvBn>,
+    pub(crate) expand: Option<ConvBn>,
     /// Depthwise conv per kernel value (bottleneck: at mid width; separable:
     /// at input width), in the order of the kernel decision's values.
-    pub depthwise: Vec<ConvBn>,
+    pub(crate) depthwise: Vec<ConvBn>,
     /// Squeeze-excite (bottleneck only).
-    pub se: Option<SeWeights>,
+    pub(crate) se: Option<SeWeights>,
     /// Project conv (bottleneck) or pointwise conv (separable).
-    pub project: ConvBn,
+    pub(crate) project: ConvBn,
     /// Which decisions steer the layer.
-    pub decisions: LayerDecisions,
+    pub(crate) decisions: LayerDecisions,
 }
 
 /// Tensors of the head.
 #[derive(Clone, Debug)]
-pub struct HeadWeights {
+pub(crate) struct HeadWeights {
     /// 1×1 conv + BN before pooling.
-    pub conv: ConvBn,
+    pub(crate) conv: ConvBn,
     /// Post-pool fully connected layer `(weight [out, in], bias)`.
-    pub fc: Option<(usize, usize)>,
+    pub(crate) fc: Option<(usize, usize)>,
     /// Classifier `(weight [classes, in], bias)`.
-    pub classifier: (usize, usize),
+    pub(crate) classifier: (usize, usize),
 }
 
 fn decision_of<T>(space: &SearchSpace, p: &Param<T>) -> Option<usize> {

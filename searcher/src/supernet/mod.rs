@@ -41,17 +41,19 @@ use tunas_shared::space::Param;
 
 use crate::layers::activation::Activation as Act;
 
-pub use build::{ConvBn, HeadWeights, LayerDecisions, LayerWeights, SeWeights};
-pub use net::{StepSettings, evaluate, loss_and_gradients, train_step};
+pub(crate) use build::{ConvBn, HeadWeights, LayerWeights};
+pub use net::evaluate;
+pub(crate) use net::{StepSettings, train_step};
 pub use plan::PathPlan;
 pub(crate) use store::leading_region;
 pub use store::{ParamStore, ParamTensor};
-pub use tape::{NetTape, UnitTape};
+pub use tape::NetTape;
 
 // The tests below reach these through `use super::*`.
 #[cfg(test)]
 use {
     ndarray::{Array4, ArrayD},
+    net::loss_and_gradients,
     rand::{Rng, SeedableRng},
     rand_chacha::ChaCha8Rng,
     tunas_shared::Architecture,
@@ -75,14 +77,14 @@ pub enum BnMode {
 )]
 pub struct UnsupportedSpace {
     /// The space.
-    pub space: String,
+    pub(crate) space: String,
     /// The op decision.
-    pub decision: String,
+    pub(crate) decision: String,
 }
 
 /// Checks that every layer of `space` is one the supernet trains for real
 /// (no searched op choice yet).
-pub fn check_supported(space: &SearchSpace) -> Result<(), UnsupportedSpace> {
+pub(crate) fn check_supported(space: &SearchSpace) -> Result<(), UnsupportedSpace> {
     for stage in &space.stages {
         for layer in &stage.layers {
             if let Param::Decision(name) = &layer.op {
@@ -104,16 +106,16 @@ pub struct Supernet {
     /// Every tensor.
     pub store: ParamStore,
     /// Stem conv + BN per kernel value.
-    pub stem: Vec<ConvBn>,
+    pub(crate) stem: Vec<ConvBn>,
     /// Stem kernel decision, if searched.
-    pub stem_kernel_decision: Option<usize>,
+    pub(crate) stem_kernel_decision: Option<usize>,
     /// Every layer of the skeleton.
-    pub layers: Vec<LayerWeights>,
+    pub(crate) layers: Vec<LayerWeights>,
     /// Head and classifier.
-    pub head: HeadWeights,
+    pub(crate) head: HeadWeights,
     /// Overrides the BN momentum of running-statistics updates (weight of
     /// the old value); BN recalibration sets `k/(k+1)` for a plain average.
-    pub bn_momentum: Option<f32>,
+    pub(crate) bn_momentum: Option<f32>,
 }
 
 /// The layer activation of a space's activation.
@@ -149,7 +151,7 @@ mod tests {
         let space = builtin_space("tiny28").unwrap();
         let mut net = Supernet::new(&space, seed);
         let (x, labels) = batch(8, seed);
-        loss_and_gradients(&mut net, x.clone(), &labels, plan, 0.1);
+        loss_and_gradients(&mut net, x.clone(), &labels, plan, BnMode::Batch, 0.1);
         let mut rng = ChaCha8Rng::seed_from_u64(seed + 100);
         let mut checked = 0;
         let mut failures = Vec::new();
@@ -293,7 +295,7 @@ mod tests {
         let grads = |plan: &PathPlan| {
             let mut net = Supernet::new(&space, 3);
             let (x, labels) = batch(4, 3);
-            let loss = loss_and_gradients(&mut net, x, &labels, plan, 0.1).0;
+            let loss = loss_and_gradients(&mut net, x, &labels, plan, BnMode::Batch, 0.1).0;
             let g: Vec<Option<ArrayD<f32>>> =
                 net.store.tensors.iter().map(|t| t.grad.clone()).collect();
             (loss, g)

@@ -15,7 +15,7 @@ use crate::optim::Optimizer;
 
 impl Supernet {
     /// Forward pass of `plan` on an NCHW batch. With `keep_tape` the result
-    /// carries what [`Supernet::backward`] needs.
+    /// carries what `Supernet::backward` needs.
     ///
     /// # Shapes
     /// `x: [n, channels, height, width]` of the space's input → logits `[n, classes]`.
@@ -50,7 +50,7 @@ impl Supernet {
     ///
     /// # Shapes
     /// `dlogits: [n, classes]`.
-    pub fn backward(&mut self, tape: NetTape, plan: &PathPlan, dlogits: Array2<f32>) {
+    pub(crate) fn backward(&mut self, tape: NetTape, plan: &PathPlan, dlogits: Array2<f32>) {
         let dims = self.plan_dims(plan);
         let NetTape {
             stem,
@@ -193,15 +193,16 @@ impl Supernet {
 
 /// Loss and accuracy of one batch after a forward and backward pass; the
 /// gradients are left in the store (zeroed first).
-pub fn loss_and_gradients(
+pub(super) fn loss_and_gradients(
     net: &mut Supernet,
     x: Array4<f32>,
     labels: &[usize],
     plan: &PathPlan,
+    bn: BnMode,
     label_smoothing: f32,
 ) -> (f32, f32) {
     net.store.zero_grads();
-    let (logits, tape) = net.forward(x, plan, BnMode::Batch, true);
+    let (logits, tape) = net.forward(x, plan, bn, true);
     let (loss, dlogits) =
         crate::layers::loss::softmax_cross_entropy(logits.view(), labels, label_smoothing);
     let acc = crate::layers::loss::accuracy(logits.view(), labels);
@@ -211,36 +212,31 @@ pub fn loss_and_gradients(
 
 /// How one training step updates the weights.
 #[derive(Clone, Copy, Debug)]
-pub struct StepSettings<'a> {
+pub(crate) struct StepSettings<'a> {
     /// The optimiser of the weights.
-    pub optimizer: &'a Optimizer,
+    pub(crate) optimizer: &'a Optimizer,
     /// Its learning rate at this step.
-    pub lr: f32,
+    pub(crate) lr: f32,
     /// Label smoothing of the cross-entropy.
-    pub label_smoothing: f32,
+    pub(crate) label_smoothing: f32,
     /// Batch statistics only (the search: running statistics mean nothing
     /// for a supernet whose paths change every step), or batch statistics
     /// that also update the running ones (stand-alone training).
-    pub bn: BnMode,
+    pub(crate) bn: BnMode,
 }
 
 /// One training step: forward, backward, optimiser update; returns the
 /// batch's loss and accuracy.
-pub fn train_step(
+pub(crate) fn train_step(
     net: &mut Supernet,
     x: Array4<f32>,
     labels: &[usize],
     plan: &PathPlan,
     step: &StepSettings,
 ) -> (f32, f32) {
-    net.store.zero_grads();
-    let (logits, tape) = net.forward(x, plan, step.bn, true);
-    let (loss, dlogits) =
-        crate::layers::loss::softmax_cross_entropy(logits.view(), labels, step.label_smoothing);
-    let acc = crate::layers::loss::accuracy(logits.view(), labels);
-    net.backward(tape.expect("tape was kept"), plan, dlogits);
+    let loss_acc = loss_and_gradients(net, x, labels, plan, step.bn, step.label_smoothing);
     net.store.step(step.optimizer, step.lr);
-    (loss, acc)
+    loss_acc
 }
 
 /// Accuracy of a path on a batch (no gradients).

@@ -9,12 +9,12 @@ use crate::layers::activation::Activation as Act;
 #[derive(Clone, Debug, PartialEq)]
 pub struct PathPlan {
     /// The architecture (filters/expansion already set for filter warm-up).
-    pub arch: Architecture,
+    pub(crate) arch: Architecture,
     /// Per decision: run every value and average (kernel, SE, skip only).
-    pub all_values: Vec<bool>,
+    pub(crate) all_values: Vec<bool>,
     /// Keep only each all-values decision's input and recompute its
     /// branches in backward.
-    pub rematerialize: bool,
+    pub(crate) rematerialize: bool,
 }
 
 impl PathPlan {

@@ -18,13 +18,13 @@ pub struct ParamTensor {
     pub value: ArrayD<f32>,
     /// Accumulated gradient, same shape.
     #[serde(skip)]
-    pub grad: Option<ArrayD<f32>>,
+    pub(crate) grad: Option<ArrayD<f32>>,
     /// Whether an optimiser updates it (BN running statistics are not).
-    pub trainable: bool,
+    pub(crate) trainable: bool,
     /// Whether weight decay applies (conv and linear weights).
-    pub decay: bool,
+    pub(crate) decay: bool,
     /// Optimiser state.
-    pub state: ParamState,
+    pub(crate) state: ParamState,
 }
 
 /// All tensors of a supernet, addressed by index.
@@ -122,7 +122,7 @@ impl ParamStore {
     }
 
     /// Drops every gradient.
-    pub fn zero_grads(&mut self) {
+    pub(crate) fn zero_grads(&mut self) {
         for t in &mut self.tensors {
             if let Some(g) = &mut t.grad {
                 g.fill(0.0);
@@ -133,7 +133,7 @@ impl ParamStore {
     /// Applies one optimiser step to every trainable tensor that has a
     /// gradient or optimiser state. Weight decay applies only to tensors
     /// marked for it.
-    pub fn step(&mut self, optimizer: &Optimizer, lr: f32) {
+    pub(crate) fn step(&mut self, optimizer: &Optimizer, lr: f32) {
         for t in &mut self.tensors {
             if !t.trainable {
                 continue;
@@ -158,17 +158,8 @@ impl ParamStore {
         }
     }
 
-    /// Total number of values of trainable tensors.
-    pub fn trainable_values(&self) -> usize {
-        self.tensors
-            .iter()
-            .filter(|t| t.trainable)
-            .map(|t| t.value.len())
-            .sum()
-    }
-
     /// Index of a tensor by name.
-    pub fn index_of(&self, name: &str) -> Option<usize> {
+    pub(crate) fn index_of(&self, name: &str) -> Option<usize> {
         self.tensors.iter().position(|t| t.name == name)
     }
 }

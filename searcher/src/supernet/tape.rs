@@ -12,7 +12,7 @@ use crate::layers::squeeze_excite::SqueezeExciteCache;
 /// What a conv + BN + activation unit keeps for backward: its input, the
 /// conv output (BN input), the BN cache and the BN output (activation input).
 #[derive(Debug)]
-pub struct UnitTape {
+pub(crate) struct UnitTape {
     pub(super) params: Conv2dParams,
     pub(super) act: Act,
     pub(super) x: Array4<f32>,

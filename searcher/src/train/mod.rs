@@ -151,7 +151,7 @@ pub struct TrainConfig {
     /// Images per step.
     pub batch: usize,
     /// Optimiser.
-    pub optimizer: OptimizerKind,
+    pub(crate) optimizer: OptimizerKind,
     /// Peak learning rate (after warm-up).
     pub lr: f32,
     /// Momentum (SGD: Nesterov momentum; RMSProp: its momentum).
@@ -163,15 +163,15 @@ pub struct TrainConfig {
     /// Share of all steps spent in linear learning-rate warm-up.
     pub warmup_fraction: f64,
     /// Random pad-and-crop augmentation, in pixels (0 = off).
-    pub pad_crop: usize,
+    pub(crate) pad_crop: usize,
     /// Random horizontal flips.
-    pub flip: bool,
+    pub(crate) flip: bool,
     /// Seed of the initial weights, the batch order and the augmentation.
     pub seed: u64,
     /// Train on only this many (seeded random) training images.
     pub limit_train: Option<usize>,
     /// Images per evaluation batch.
-    pub eval_batch: usize,
+    pub(crate) eval_batch: usize,
     /// Evaluate on the test set after every epoch (else only at the end).
     pub eval_every_epoch: bool,
     /// Before each evaluation, replace the running BN statistics by the
@@ -219,7 +219,7 @@ impl TrainConfig {
     }
 
     /// The optimiser these settings describe.
-    pub fn optimizer(&self) -> Optimizer {
+    pub(crate) fn optimizer(&self) -> Optimizer {
         match self.optimizer {
             OptimizerKind::Sgd => Optimizer::Sgd(Sgd {
                 momentum: self.momentum,
@@ -291,9 +291,9 @@ impl TrainConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Normalization {
     /// Mean of the pixels scaled to [0, 1], per channel.
-    pub mean: Vec<f32>,
+    pub(crate) mean: Vec<f32>,
     /// Standard deviation, per channel.
-    pub std: Vec<f32>,
+    pub(crate) std: Vec<f32>,
 }
 
 impl Normalization {
@@ -318,56 +318,56 @@ impl Normalization {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochReport {
     /// 1-based epoch number.
-    pub epoch: usize,
+    pub(crate) epoch: usize,
     /// Mean training loss over the epoch's steps (with label smoothing).
     pub train_loss: f32,
     /// Mean training-batch accuracy (batch BN statistics, augmented data).
-    pub train_accuracy: f32,
+    pub(crate) train_accuracy: f32,
     /// Test accuracy with running BN statistics, if evaluated.
-    pub test_accuracy: Option<f32>,
+    pub(crate) test_accuracy: Option<f32>,
     /// Learning rate of the epoch's last step.
-    pub lr: f32,
+    pub(crate) lr: f32,
     /// Seconds spent training (excluding evaluation).
-    pub train_seconds: f64,
+    pub(crate) train_seconds: f64,
     /// Seconds spent evaluating.
-    pub eval_seconds: f64,
+    pub(crate) eval_seconds: f64,
 }
 
 /// The result of a training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainReport {
     /// Space name.
-    pub space: String,
+    pub(crate) space: String,
     /// Space content hash.
-    pub space_hash: String,
+    pub(crate) space_hash: String,
     /// Compact architecture text.
-    pub arch: String,
+    pub(crate) arch: String,
     /// Epochs run.
     pub epochs: usize,
     /// Optimiser steps run.
     pub steps: usize,
     /// Training images used.
-    pub train_images: usize,
+    pub(crate) train_images: usize,
     /// Test images evaluated.
-    pub test_images: usize,
+    pub(crate) test_images: usize,
     /// Final test accuracy (running BN statistics).
     pub test_accuracy: f32,
     /// Mean training loss of the last epoch.
-    pub final_train_loss: f32,
+    pub(crate) final_train_loss: f32,
     /// Wall-clock seconds of the whole run (training and evaluations).
     pub seconds: f64,
     /// Seconds spent in training steps only.
-    pub train_seconds: f64,
+    pub(crate) train_seconds: f64,
     /// Training throughput: images per second of training-step time.
     pub images_per_s: f64,
     /// Rayon threads the run had.
-    pub threads: usize,
+    pub(crate) threads: usize,
     /// Whether layers ran serially (deterministic mode).
-    pub serial: bool,
+    pub(crate) serial: bool,
     /// Normalisation used for training and test images.
     pub normalization: Normalization,
     /// The settings.
-    pub config: TrainConfig,
+    pub(crate) config: TrainConfig,
     /// One entry per epoch.
     pub history: Vec<EpochReport>,
 }
@@ -386,7 +386,7 @@ pub struct EvalReport {
     /// Wall-clock seconds.
     pub seconds: f64,
     /// Evaluation throughput, images per second.
-    pub images_per_s: f64,
+    pub(crate) images_per_s: f64,
 }
 
 /// Runs `f` on a rayon pool of `threads` threads (`None`: rayon's default,
@@ -461,9 +461,9 @@ pub fn evaluate_dataset(
 }
 
 /// File names a training run writes into its output folder.
-pub const WEIGHTS_FILE: &str = "weights.bin";
+pub(crate) const WEIGHTS_FILE: &str = "weights.bin";
 /// See [`WEIGHTS_FILE`].
-pub const RESULT_FILE: &str = "result.json";
+pub(crate) const RESULT_FILE: &str = "result.json";
 
 /// Writes the trained weights (with the normalisation and the report in the
 /// file's metadata) and `result.json` into `dir`, creating it if needed.

@@ -20,13 +20,13 @@ const VERSION: u32 = 1;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct FileStamp {
     /// Path relative to the folder, `/`-separated.
-    pub key: String,
+    pub(crate) key: String,
     /// Size in bytes.
-    pub size: u64,
+    pub(crate) size: u64,
     /// Modification time: seconds since the Unix epoch (negative before).
-    pub mtime_s: i64,
+    pub(crate) mtime_s: i64,
     /// Nanoseconds within that second.
-    pub mtime_ns: u32,
+    pub(crate) mtime_ns: u32,
 }
 
 /// A cache's key plus what became of each file.

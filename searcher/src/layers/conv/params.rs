@@ -30,7 +30,7 @@ pub struct Conv2dParams {
 
 /// Which kernel a convolution runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConvKind {
+pub(crate) enum ConvKind {
     /// 1×1, stride 1, no padding, one group: a GEMM per image.
     Pointwise,
     /// One input and one output channel per group.
@@ -131,7 +131,7 @@ impl Conv2dParams {
     }
 
     /// The kernel this geometry runs on.
-    pub fn kind(&self) -> ConvKind {
+    pub(crate) fn kind(&self) -> ConvKind {
         if self.kernel == 1 && self.stride == 1 && self.padding == 0 && self.groups == 1 {
             ConvKind::Pointwise
         } else if self.groups == self.cin && self.groups == self.cout {
