@@ -34,7 +34,7 @@ pub struct ResolvedLayer {
     /// Input height and width.
     pub in_h: u32,
     /// Input width (spatial).
-    pub(crate) in_w: u32,
+    pub in_w: u32,
     /// Input channels.
     pub cin: u32,
     /// Output channels.
