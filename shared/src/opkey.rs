@@ -343,19 +343,19 @@ pub fn architecture_ops(space: &SearchSpace, arch: &Architecture, batch: u32) ->
     let mut ops = Vec::with_capacity(net.layers.len() + 3);
     ops.push(stem_key(space, net.stem_kernel, net.stem_filters, batch));
     for l in net.layers.iter().filter(|l| !l.skipped) {
-        ops.push(layer_key(
-            l.op,
-            (l.in_h, l.in_w),
-            l.cin,
-            l.cout,
-            l.expansion,
-            l.kernel,
-            l.stride,
-            l.squeeze_excite,
-            l.activation,
-            l.residual,
-            batch,
-        ));
+        let params = LayerParams {
+            op: l.op,
+            in_hw: (l.in_h, l.in_w),
+            cin: l.cin,
+            cout: l.cout,
+            expansion: l.expansion,
+            kernel: l.kernel,
+            stride: l.stride,
+            se: l.squeeze_excite,
+            act: l.activation,
+            residual: l.residual,
+        };
+        ops.push(params.key(batch));
     }
     ops.extend(head_keys(
         space,
@@ -385,37 +385,47 @@ fn stem_key(space: &SearchSpace, kernel: u32, filters: u32, batch: u32) -> OpKey
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn layer_key(
+/// One searchable layer's op and shape, what its op key is made of besides
+/// the batch: read off a resolved layer by [`architecture_ops`], enumerated
+/// over the skeleton by [`space_op_keys`].
+struct LayerParams {
     op: LayerOp,
-    (in_h, in_w): (u32, u32),
+    /// Input height and width.
+    in_hw: (u32, u32),
     cin: u32,
     cout: u32,
+    /// Expansion ratio (a bottleneck's; a separable layer has none).
     expansion: u32,
+    /// Depthwise kernel size.
     kernel: u32,
     stride: u32,
+    /// Squeeze-excite on (a bottleneck's; a separable layer has none).
     se: bool,
     act: Activation,
     residual: bool,
-    batch: u32,
-) -> OpKey {
-    let (mid, se) = match op {
-        LayerOp::Bottleneck => (round_to_8(cin as f64 * expansion as f64), se),
-        LayerOp::Separable => (cin, false),
-    };
-    OpKey {
-        op: op.into(),
-        in_h,
-        in_w,
-        cin,
-        cout,
-        mid,
-        kernel,
-        stride,
-        se,
-        act,
-        residual,
-        batch,
+}
+
+impl LayerParams {
+    /// The layer's op key at `batch`.
+    fn key(&self, batch: u32) -> OpKey {
+        let (mid, se) = match self.op {
+            LayerOp::Bottleneck => (round_to_8(self.cin as f64 * self.expansion as f64), self.se),
+            LayerOp::Separable => (self.cin, false),
+        };
+        OpKey {
+            op: self.op.into(),
+            in_h: self.in_hw.0,
+            in_w: self.in_hw.1,
+            cin: self.cin,
+            cout: self.cout,
+            mid,
+            kernel: self.kernel,
+            stride: self.stride,
+            se,
+            act: self.act,
+            residual: self.residual,
+            batch,
+        }
     }
 }
 
@@ -508,19 +518,19 @@ pub fn space_op_keys(space: &SearchSpace, batch: u32) -> BTreeSet<OpKey> {
                     for kernel in space.int_values(&layer.kernel) {
                         for e in space.int_values(&layer.expansion) {
                             for se in space.flag_values(&layer.squeeze_excite) {
-                                keys.insert(layer_key(
+                                let params = LayerParams {
                                     op,
-                                    (h, w),
+                                    in_hw: (h, w),
                                     cin,
                                     cout,
-                                    e,
+                                    expansion: e,
                                     kernel,
-                                    layer.stride,
+                                    stride: layer.stride,
                                     se,
-                                    stage.activation,
-                                    layer.is_residual(l),
-                                    batch,
-                                ));
+                                    act: stage.activation,
+                                    residual: layer.is_residual(l),
+                                };
+                                keys.insert(params.key(batch));
                             }
                         }
                     }
