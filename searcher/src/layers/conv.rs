@@ -140,7 +140,46 @@ mod tests {
     use ndarray::{Array, array, s};
     use proptest::prelude::*;
 
-    /// Naive 7-loop convolution, the reference the fast kernels are tested
+    /// Calls `f(y, w, x)` with the indices of the output, the weight and the
+    /// input of every tap of the convolution that falls inside the input:
+    /// the naive 7 loops the references share, in one fixed order.
+    fn for_each_tap(
+        p: &Conv2dParams,
+        n: usize,
+        mut f: impl FnMut([usize; 4], [usize; 4], [usize; 4]),
+    ) {
+        let (cin_g, cout_g, k) = (p.cin / p.groups, p.cout / p.groups, p.kernel);
+        for b in 0..n {
+            for co in 0..p.cout {
+                let g = co / cout_g;
+                for oy in 0..p.out_h() {
+                    for ox in 0..p.out_w() {
+                        for ci in 0..cin_g {
+                            for i in 0..k {
+                                for j in 0..k {
+                                    let iy = (oy * p.stride + i) as isize - p.padding as isize;
+                                    let ix = (ox * p.stride + j) as isize - p.padding as isize;
+                                    if iy >= 0
+                                        && ix >= 0
+                                        && (iy as usize) < p.in_h
+                                        && (ix as usize) < p.in_w
+                                    {
+                                        f(
+                                            [b, co, oy, ox],
+                                            [co, ci, i, j],
+                                            [b, g * cin_g + ci, iy as usize, ix as usize],
+                                        );
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Naive convolution, the reference the fast kernels are tested
     /// against. Slow.
     ///
     /// # Shapes
@@ -154,40 +193,17 @@ mod tests {
         p.assert_input("reference", &x);
         p.assert_weight("reference", &w);
         let n = x.len_of(Axis(0));
-        let (oh, ow, k) = (p.out_h(), p.out_w(), p.kernel);
-        let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
-        let mut y = Array4::<f32>::zeros((n, p.cout, oh, ow));
-        for b in 0..n {
-            for co in 0..p.cout {
-                let g = co / cout_g;
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let mut acc = bias.as_ref().map_or(0.0, |b| b[co]);
-                        for ci in 0..cin_g {
-                            for i in 0..k {
-                                for j in 0..k {
-                                    let iy = (oy * p.stride + i) as isize - p.padding as isize;
-                                    let ix = (ox * p.stride + j) as isize - p.padding as isize;
-                                    if iy >= 0
-                                        && ix >= 0
-                                        && (iy as usize) < p.in_h
-                                        && (ix as usize) < p.in_w
-                                    {
-                                        acc += w[[co, ci, i, j]]
-                                            * x[[b, g * cin_g + ci, iy as usize, ix as usize]];
-                                    }
-                                }
-                            }
-                        }
-                        y[[b, co, oy, ox]] = acc;
-                    }
-                }
+        let mut y = Array4::<f32>::zeros((n, p.cout, p.out_h(), p.out_w()));
+        if let Some(bias) = bias {
+            for (co, &bv) in bias.iter().enumerate() {
+                y.index_axis_mut(Axis(1), co).fill(bv);
             }
         }
+        for_each_tap(p, n, |yi, wi, xi| y[yi] += w[wi] * x[xi]);
         y
     }
 
-    /// Naive input and weight grads, the loops of [`conv2d_reference`] with
+    /// Naive input and weight grads, the taps of [`conv2d_reference`] with
     /// the accumulation reversed.
     fn reference_backward(
         p: &Conv2dParams,
@@ -195,37 +211,13 @@ mod tests {
         w: ArrayView4<'_, f32>,
         dy: ArrayView4<'_, f32>,
     ) -> (Array4<f32>, Array4<f32>) {
-        let n = x.len_of(Axis(0));
-        let (cin_g, cout_g, k) = (p.cin / p.groups, p.cout / p.groups, p.kernel);
         let mut dx = Array4::<f32>::zeros(x.raw_dim());
         let mut dw = Array4::<f32>::zeros(w.raw_dim());
-        for b in 0..n {
-            for co in 0..p.cout {
-                let g = co / cout_g;
-                for oy in 0..p.out_h() {
-                    for ox in 0..p.out_w() {
-                        let d = dy[[b, co, oy, ox]];
-                        for ci in 0..cin_g {
-                            for i in 0..k {
-                                for j in 0..k {
-                                    let iy = (oy * p.stride + i) as isize - p.padding as isize;
-                                    let ix = (ox * p.stride + j) as isize - p.padding as isize;
-                                    if iy >= 0
-                                        && ix >= 0
-                                        && (iy as usize) < p.in_h
-                                        && (ix as usize) < p.in_w
-                                    {
-                                        let idx = [b, g * cin_g + ci, iy as usize, ix as usize];
-                                        dx[idx] += w[[co, ci, i, j]] * d;
-                                        dw[[co, ci, i, j]] += x[idx] * d;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        for_each_tap(p, x.len_of(Axis(0)), |yi, wi, xi| {
+            let d = dy[yi];
+            dx[xi] += w[wi] * d;
+            dw[wi] += x[xi] * d;
+        });
         (dx, dw)
     }
 
