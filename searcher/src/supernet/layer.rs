@@ -2,12 +2,13 @@
 //! choice, squeeze-excite, project, residual) and the skip choice, forward
 //! and backward.
 
-use ndarray::{Array1, Array4, s};
+use ndarray::{Array1, Array4};
 use tunas_shared::space::round_to_8;
 
-use super::build::SeWeights;
+use super::build::{LayerWeights, SeWeights};
 use super::plan::LayerDims;
 use super::tape::{BodyTape, LayerTape, SeTape};
+use super::unit::{KernelChoice, UnitShape};
 use super::{BnMode, Supernet};
 use crate::layers::activation::Activation as Act;
 use crate::layers::copy4;
@@ -28,18 +29,10 @@ impl Supernet {
     ) {
         let s_width = round_to_8(mid as f64 / 4.0) as usize;
         let p = SqueezeExciteParams::new(mid, s_width).expect("positive widths");
-        let wr = self
-            .store
-            .v4(se.w_reduce)
-            .slice(s![..s_width, ..mid, .., ..])
-            .to_owned();
-        let br = self.store.v1(se.b_reduce).slice(s![..s_width]).to_owned();
-        let we = self
-            .store
-            .v4(se.w_expand)
-            .slice(s![..mid, ..s_width, .., ..])
-            .to_owned();
-        let be = self.store.v1(se.b_expand).slice(s![..mid]).to_owned();
+        let wr = self.store.v4(se.w_reduce, s_width, mid).to_owned();
+        let br = self.store.v1(se.b_reduce, s_width).to_owned();
+        let we = self.store.v4(se.w_expand, mid, s_width).to_owned();
+        let be = self.store.v1(se.b_expand, mid).to_owned();
         (p, wr, br, we, be)
     }
 
@@ -116,28 +109,33 @@ impl Supernet {
         };
         let (h, expand) = match &lw.expand {
             Some(e) => {
-                let (h, t) = self.unit_forward(e, x, d.mid, 1, d.act, mode);
+                let shape = UnitShape {
+                    cout: d.mid,
+                    stride: 1,
+                    act: d.act,
+                };
+                let (h, t) = self.unit_forward(e, x, shape, mode);
                 (h, Some(t))
             }
             None => (x, None),
         };
-        let dw_width = if lw.expand.is_some() { d.mid } else { d.cin };
-        let (h, kernel) = self.kernel_forward(
-            &lw.depthwise,
-            h,
-            dw_width,
-            d.stride,
-            d.act,
-            mode,
-            d.kernel_index,
-            d.kernel_all,
+        let choice = KernelChoice {
+            chosen: d.kernel_index,
+            all: d.kernel_all,
             remat,
-        );
+        };
+        let (h, kernel) =
+            self.kernel_forward(&lw.depthwise, h, depthwise_shape(&lw, d), mode, choice);
         let (h, se) = match &lw.se {
             Some(se) => self.se_forward(se, h, d.se, d.se_all, remat),
             None => (h, SeTape::Off),
         };
-        let (mut y, project) = self.unit_forward(&lw.project, h, d.cout, 1, Act::Identity, mode);
+        let shape = UnitShape {
+            cout: d.cout,
+            stride: 1,
+            act: Act::Identity,
+        };
+        let (mut y, project) = self.unit_forward(&lw.project, h, shape, mode);
         if let Some(r) = input_for_residual {
             residual_add_assign(y.view_mut(), r.view());
         }
@@ -171,8 +169,7 @@ impl Supernet {
             Some(se) => self.se_backward(se, tape.se, dh),
             None => dh,
         };
-        let dw_width = if lw.expand.is_some() { d.mid } else { d.cin };
-        let dh = self.kernel_backward(&lw.depthwise, tape.kernel, dh, dw_width, d.stride, d.act);
+        let dh = self.kernel_backward(&lw.depthwise, tape.kernel, dh, depthwise_shape(&lw, d));
         let mut dx = match (&lw.expand, tape.expand) {
             (Some(e), Some(t)) => self.unit_backward(e, t, dh),
             _ => dh,
@@ -238,5 +235,15 @@ impl Supernet {
                 dx
             }
         }
+    }
+}
+
+/// The depthwise choice's shape in layer `lw` at `d`: it runs on the
+/// expanded width, or on the input's when the layer has no expansion.
+fn depthwise_shape(lw: &LayerWeights, d: &LayerDims) -> UnitShape {
+    UnitShape {
+        cout: if lw.expand.is_some() { d.mid } else { d.cin },
+        stride: d.stride,
+        act: d.act,
     }
 }

@@ -1,10 +1,11 @@
 //! The whole net: forward through stem, layers and head, backward in
 //! reverse, and the training and evaluation steps built on them.
 
-use ndarray::{Array2, Array4, s};
+use ndarray::{Array2, Array4};
 
 use super::plan::PlanDims;
 use super::tape::{HeadTape, KernelTape, NetTape};
+use super::unit::{KernelChoice, UnitShape};
 use super::{BnMode, PathPlan, Supernet, act_of};
 use crate::layers::activation::Activation as Act;
 use crate::layers::linear::{
@@ -62,15 +63,8 @@ impl Supernet {
             dh = self.layer_backward(li, t, dh, &dims.layers[li]);
         }
         let stem_units = self.stem.clone();
-        let stem_act = act_of(self.space.stem.activation);
-        let _ = self.kernel_backward(
-            &stem_units,
-            stem,
-            dh,
-            dims.stem_filters,
-            self.space.stem.stride as usize,
-            stem_act,
-        );
+        let shape = self.stem_shape(dims.stem_filters);
+        let _ = self.kernel_backward(&stem_units, stem, dh, shape);
     }
 
     /// The stem's kernel choice at `filters` output channels.
@@ -88,18 +82,21 @@ impl Supernet {
         let stem_all = self
             .stem_kernel_decision
             .is_some_and(|i| plan.all_values[i]);
-        let stem_act = act_of(self.space.stem.activation);
-        self.kernel_forward(
-            &stem_units,
-            x,
-            filters,
-            self.space.stem.stride as usize,
-            stem_act,
-            mode,
-            stem_index,
-            stem_all,
-            plan.rematerialize,
-        )
+        let choice = KernelChoice {
+            chosen: stem_index,
+            all: stem_all,
+            remat: plan.rematerialize,
+        };
+        self.kernel_forward(&stem_units, x, self.stem_shape(filters), mode, choice)
+    }
+
+    /// The stem's shape at `filters` output channels.
+    fn stem_shape(&self, filters: usize) -> UnitShape {
+        UnitShape {
+            cout: filters,
+            stride: self.space.stem.stride as usize,
+            act: act_of(self.space.stem.activation),
+        }
     }
 
     /// The activation after the post-pool fully connected layer.
@@ -122,16 +119,20 @@ impl Supernet {
     ) -> (Array2<f32>, HeadTape) {
         let head_filters = dims.head_filters;
         let head = self.head.clone();
-        let head_act = act_of(self.space.head.activation);
-        let (hc, conv_tape) = self.unit_forward(&head.conv, h, head_filters, 1, head_act, mode);
+        let shape = UnitShape {
+            cout: head_filters,
+            stride: 1,
+            act: act_of(self.space.head.activation),
+        };
+        let (hc, conv_tape) = self.unit_forward(&head.conv, h, shape, mode);
         let hw = (hc.dim().2, hc.dim().3);
         let pooled = global_avg_pool(hc.view());
         drop(hc);
         let (features, fc) = match (head.fc, dims.post_pool_filters) {
             (Some((w, b)), Some(out)) => {
                 let lp = LinearParams::new(head_filters, out).expect("positive");
-                let wv = self.store.v2(w).slice(s![..out, ..head_filters]).to_owned();
-                let bv = self.store.v1(b).slice(s![..out]).to_owned();
+                let wv = self.store.v2(w, out, head_filters).to_owned();
+                let bv = self.store.v1(b, out).to_owned();
                 let z = linear(&lp, pooled.view(), wv.view(), Some(bv.view()));
                 let f = self.post_pool_act().forward(z.view());
                 (f, Some((pooled, z)))
@@ -142,8 +143,13 @@ impl Supernet {
         let classes = self.space.input.classes as usize;
         let nf = features.dim().1;
         let lp = LinearParams::new(nf, classes).expect("positive");
-        let wv = self.store.v2(cw).slice(s![..classes, ..nf]).to_owned();
-        let logits = linear(&lp, features.view(), wv.view(), Some(self.store.v1(cb)));
+        let wv = self.store.v2(cw, classes, nf).to_owned();
+        let logits = linear(
+            &lp,
+            features.view(),
+            wv.view(),
+            Some(self.store.v1(cb, classes)),
+        );
         let tape = HeadTape {
             conv: conv_tape,
             hw,
@@ -167,7 +173,7 @@ impl Supernet {
         let classes = self.space.input.classes as usize;
         let nf = ht.features.dim().1;
         let lp = LinearParams::new(nf, classes).expect("positive");
-        let wv = self.store.v2(cw).slice(s![..classes, ..nf]).to_owned();
+        let wv = self.store.v2(cw, classes, nf).to_owned();
         self.store.add_grad(
             cw,
             &linear_backward_weight(&lp, ht.features.view(), dlogits.view()),
@@ -180,7 +186,7 @@ impl Supernet {
         {
             let dz = self.post_pool_act().backward(z.view(), dfeat.view());
             let lp = LinearParams::new(head_filters, out).expect("positive");
-            let wv = self.store.v2(w).slice(s![..out, ..head_filters]).to_owned();
+            let wv = self.store.v2(w, out, head_filters).to_owned();
             self.store
                 .add_grad(w, &linear_backward_weight(&lp, pooled.view(), dz.view()));
             self.store.add_grad(b, &linear_backward_bias(dz.view()));

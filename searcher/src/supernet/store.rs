@@ -1,7 +1,8 @@
 //! The supernet's tensors: values, gradients and optimiser state, by index.
 
 use ndarray::{
-    Array, ArrayD, ArrayView, ArrayView1, ArrayView2, ArrayView4, Dimension, SliceInfoElem,
+    Array, ArrayD, ArrayView, ArrayView1, ArrayView2, ArrayView4, ArrayViewMut1, Dimension,
+    SliceInfoElem,
 };
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -78,33 +79,47 @@ impl ParamStore {
         self.tensors.len() - 1
     }
 
-    /// Tensor `i` as a `D`-dimensional view.
-    fn view<D: Dimension>(&self, i: usize) -> ArrayView<'_, f32, D> {
+    /// The region of tensor `i` a path of `widths` uses: the first
+    /// `widths[a]` entries along each leading axis `a`, the later axes whole
+    /// (a conv's kernel axes).
+    fn region_of(&self, i: usize, widths: &[usize]) -> Vec<SliceInfoElem> {
+        let mut shape = self.tensors[i].value.shape().to_vec();
+        shape[..widths.len()].copy_from_slice(widths);
+        leading_region(&shape)
+    }
+
+    /// Tensor `i`'s region for `widths` as a `D`-dimensional view.
+    fn view<D: Dimension>(&self, i: usize, widths: &[usize]) -> ArrayView<'_, f32, D> {
+        let region = self.region_of(i, widths);
         let t = &self.tensors[i];
         t.value
-            .view()
+            .slice(region.as_slice())
             .into_dimensionality::<D>()
             .unwrap_or_else(|_| panic!("tensor '{}' has shape {:?}", t.name, t.value.shape()))
     }
 
-    pub(super) fn v4(&self, i: usize) -> ArrayView4<'_, f32> {
-        self.view(i)
+    /// The first `cout` output and `cin` input channels of conv weight `i`.
+    pub(super) fn v4(&self, i: usize, cout: usize, cin: usize) -> ArrayView4<'_, f32> {
+        self.view(i, &[cout, cin])
     }
 
-    pub(super) fn v2(&self, i: usize) -> ArrayView2<'_, f32> {
-        self.view(i)
+    /// The first `rows` rows and `cols` columns of matrix `i`.
+    pub(super) fn v2(&self, i: usize, rows: usize, cols: usize) -> ArrayView2<'_, f32> {
+        self.view(i, &[rows, cols])
     }
 
-    pub(super) fn v1(&self, i: usize) -> ArrayView1<'_, f32> {
-        self.view(i)
+    /// The first `n` values of vector `i`.
+    pub(super) fn v1(&self, i: usize, n: usize) -> ArrayView1<'_, f32> {
+        self.view(i, &[n])
     }
 
-    /// Tensor `i` (1-d) for writing.
-    pub(super) fn v1_mut(&mut self, i: usize) -> ndarray::ArrayViewMut1<'_, f32> {
+    /// The first `n` values of vector `i`, for writing.
+    pub(super) fn v1_mut(&mut self, i: usize, n: usize) -> ArrayViewMut1<'_, f32> {
+        let region = self.region_of(i, &[n]);
         let t = &mut self.tensors[i];
         let shape = t.value.shape().to_vec();
         t.value
-            .view_mut()
+            .slice_mut(region.as_slice())
             .into_dimensionality()
             .unwrap_or_else(|_| panic!("tensor '{}' has shape {shape:?}, not 1-d", t.name))
     }

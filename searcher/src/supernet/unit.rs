@@ -1,7 +1,7 @@
 //! A conv + BN + activation unit, and the choice among several of them
 //! (the depthwise kernels, the stem kernels): forward and backward.
 
-use ndarray::{Array1, Array4, s};
+use ndarray::{Array1, Array4};
 
 use super::build::ConvBn;
 use super::tape::{KernelTape, UnitTape};
@@ -15,16 +15,34 @@ use crate::layers::conv::{Conv2dParams, conv2d, conv2d_backward_input, conv2d_ba
 use crate::layers::residual::residual_add_assign;
 use crate::layers::{copy4, scaled4};
 
+/// What a unit computes on a path: its output width (the weights' leading
+/// `cout` channels), its stride and the activation after BN.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct UnitShape {
+    pub(super) cout: usize,
+    pub(super) stride: usize,
+    pub(super) act: Act,
+}
+
+/// Which units of a kernel choice run: the `chosen` one, or with `all`
+/// every one averaged, whose branches the backward then recomputes one at a
+/// time when `remat` is set instead of keeping their tapes.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct KernelChoice {
+    pub(super) chosen: usize,
+    pub(super) all: bool,
+    pub(super) remat: bool,
+}
+
 impl Supernet {
     pub(super) fn unit_forward(
         &mut self,
         u: &ConvBn,
         x: Array4<f32>,
-        cout: usize,
-        stride: usize,
-        act: Act,
+        shape: UnitShape,
         mode: BnMode,
     ) -> (Array4<f32>, UnitTape) {
+        let UnitShape { cout, stride, act } = shape;
         let (_, cin, h, w) = x.dim();
         let params = Conv2dParams {
             cin,
@@ -39,18 +57,19 @@ impl Supernet {
         .checked()
         .unwrap_or_else(|e| panic!("supernet built an impossible conv: {e}"));
         let per_group = if u.depthwise { 1 } else { cin };
-        let conv_out = {
-            let wt = self.store.v4(u.conv);
-            let wt = wt.slice(s![..cout, ..per_group, .., ..]);
-            conv2d(&params, x.view(), wt, None)
-        };
+        let conv_out = conv2d(
+            &params,
+            x.view(),
+            self.store.v4(u.conv, cout, per_group),
+            None,
+        );
         let bnp = BatchNormParams::new(cout).expect("positive channels");
-        let gamma = self.store.v1(u.gamma).slice(s![..cout]).to_owned();
-        let beta = self.store.v1(u.beta).slice(s![..cout]).to_owned();
+        let gamma = self.store.v1(u.gamma, cout).to_owned();
+        let beta = self.store.v1(u.beta, cout).to_owned();
         let (mut y, cache) = match mode {
             BnMode::Running => {
-                let mean = self.store.v1(u.mean).slice(s![..cout]).to_owned();
-                let var = self.store.v1(u.var).slice(s![..cout]).to_owned();
+                let mean = self.store.v1(u.mean, cout).to_owned();
+                let var = self.store.v1(u.var, cout).to_owned();
                 let y = batch_norm_inference(
                     &bnp,
                     conv_out.view(),
@@ -108,11 +127,11 @@ impl Supernet {
             bnp.momentum = m;
         }
         let bnp = &bnp;
-        let mut mean = self.store.v1(u.mean).slice(s![..c]).to_owned();
-        let mut var = self.store.v1(u.var).slice(s![..c]).to_owned();
+        let mut mean = self.store.v1(u.mean, c).to_owned();
+        let mut var = self.store.v1(u.var, c).to_owned();
         batch_norm_update_running(bnp, mean.view_mut(), var.view_mut(), cache);
-        self.store.v1_mut(u.mean).slice_mut(s![..c]).assign(&mean);
-        self.store.v1_mut(u.var).slice_mut(s![..c]).assign(&var);
+        self.store.v1_mut(u.mean, c).assign(&mean);
+        self.store.v1_mut(u.var, c).assign(&var);
     }
 
     pub(super) fn unit_backward(
@@ -135,7 +154,7 @@ impl Supernet {
         };
         let cout = params.cout;
         let bnp = BatchNormParams::new(cout).expect("positive channels");
-        let gamma = self.store.v1(u.gamma).slice(s![..cout]).to_owned();
+        let gamma = self.store.v1(u.gamma, cout).to_owned();
         let g = batch_norm_backward(&bnp, conv_out.view(), d_bn.view(), gamma.view(), &bn);
         drop(conv_out);
         self.store.add_grad(u.gamma, &g.dgamma);
@@ -143,34 +162,28 @@ impl Supernet {
         let dw = conv2d_backward_weight(&params, x.view(), g.dx.view());
         self.store.add_grad(u.conv, &dw);
         let per_group = if u.depthwise { 1 } else { params.cin };
-        let wt = self.store.v4(u.conv);
-        let wt = wt.slice(s![..cout, ..per_group, .., ..]);
-        conv2d_backward_input(&params, g.dx.view(), wt)
+        conv2d_backward_input(&params, g.dx.view(), self.store.v4(u.conv, cout, per_group))
     }
 
     /// Runs the depthwise choice: one kernel, or every kernel averaged.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn kernel_forward(
         &mut self,
         units: &[ConvBn],
         x: Array4<f32>,
-        cout: usize,
-        stride: usize,
-        act: Act,
+        shape: UnitShape,
         mode: BnMode,
-        chosen: usize,
-        all: bool,
-        remat: bool,
+        choice: KernelChoice,
     ) -> (Array4<f32>, KernelTape) {
+        let KernelChoice { chosen, all, remat } = choice;
         if !all || units.len() == 1 {
-            let (y, t) = self.unit_forward(&units[chosen], x, cout, stride, act, mode);
+            let (y, t) = self.unit_forward(&units[chosen], x, shape, mode);
             return (y, KernelTape::One(chosen, Box::new(t)));
         }
         let n = units.len() as f32;
         let mut sum: Option<Array4<f32>> = None;
         let mut tapes = Vec::new();
         for u in units {
-            let (y, t) = self.unit_forward(u, copy4(x.view()), cout, stride, act, mode);
+            let (y, t) = self.unit_forward(u, copy4(x.view()), shape, mode);
             match &mut sum {
                 None => sum = Some(y),
                 Some(s) => residual_add_assign(s.view_mut(), y.view()),
@@ -188,15 +201,12 @@ impl Supernet {
         (y, tape)
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn kernel_backward(
         &mut self,
         units: &[ConvBn],
         tape: KernelTape,
         dy: Array4<f32>,
-        cout: usize,
-        stride: usize,
-        act: Act,
+        shape: UnitShape,
     ) -> Array4<f32> {
         match tape {
             KernelTape::One(i, t) => self.unit_backward(&units[i], *t, dy),
@@ -217,8 +227,7 @@ impl Supernet {
                 let mut dx: Option<Array4<f32>> = None;
                 for u in units {
                     // Recompute this branch with its caches, then free them.
-                    let (_, t) =
-                        self.unit_forward(u, copy4(x.view()), cout, stride, act, BnMode::Batch);
+                    let (_, t) = self.unit_forward(u, copy4(x.view()), shape, BnMode::Batch);
                     let d = self.unit_backward(u, t, copy4(scaled.view()));
                     match &mut dx {
                         None => dx = Some(d),
