@@ -72,23 +72,23 @@ pub struct SweepReport {
 }
 
 /// The files of a sweep folder.
-pub struct SweepDir<'a>(pub &'a Path);
+pub(crate) struct SweepDir<'a>(pub(crate) &'a Path);
 
 impl SweepDir<'_> {
     /// The manifest: the settings every run was made with.
-    pub fn manifest(&self) -> PathBuf {
+    pub(crate) fn manifest(&self) -> PathBuf {
         self.0.join("sweep.json")
     }
     /// The run folder of target `index`.
-    pub fn run(&self, index: usize) -> PathBuf {
+    pub(crate) fn run(&self, index: usize) -> PathBuf {
         self.0.join(format!("target-{index}"))
     }
     /// The front, as JSON.
-    pub fn front(&self) -> PathBuf {
+    pub(crate) fn front(&self) -> PathBuf {
         self.0.join("front.json")
     }
     /// The front's chart.
-    pub fn chart(&self) -> PathBuf {
+    pub(crate) fn chart(&self) -> PathBuf {
         self.0.join("front.svg")
     }
 }

@@ -49,11 +49,11 @@ pub struct SearchConfig {
     /// Nesterov momentum of the shared weights' SGD (runs stored before it
     /// was recorded used 0.9).
     #[serde(default = "default_weight_momentum")]
-    pub weight_momentum: f32,
+    pub(crate) weight_momentum: f32,
     /// Fraction of the steps over which the shared weights' learning rate
     /// warms up linearly before its cosine decay (stored runs: 0.025).
     #[serde(default = "default_lr_warmup_fraction")]
-    pub lr_warmup_fraction: f64,
+    pub(crate) lr_warmup_fraction: f64,
     /// Label smoothing.
     pub(crate) label_smoothing: f32,
     /// Keep only decision inputs for all-values decisions.

@@ -42,11 +42,11 @@ pub struct Calibration {
 #[derive(Clone, Debug, PartialEq)]
 pub struct FieldError {
     /// The `x-` field.
-    pub field: &'static str,
+    pub(crate) field: &'static str,
     /// Its text.
-    pub value: String,
+    pub(crate) value: String,
     /// What it should be.
-    pub expected: &'static str,
+    pub(crate) expected: &'static str,
 }
 
 impl fmt::Display for FieldError {
