@@ -6,8 +6,9 @@
 //!
 //! The front door is [`search::search`] (a search run), [`train_architecture`]
 //! (stand-alone training of one architecture), [`export_app_onnx`] and the
-//! weight files of [`weights`]; the supernet, its layers and the optimisers
-//! are public for tests and benchmarks of their own.
+//! weight files of [`weights`]; their request, report and error types are
+//! re-exported here. The supernet, its layers and the optimisers are public
+//! for tests and benchmarks of their own; the rest is `pub(crate)`.
 //!
 //! ```
 //! use tunas_shared::{Architecture, builtin_space};
@@ -31,9 +32,13 @@ pub mod sweep;
 pub mod train;
 pub mod weights;
 
-pub use data::{Dataset, TrainTest, load_any};
-pub use export::export_app_onnx;
-pub use search::{SearchConfig, SearchResult};
+pub use bench::{BenchConfig, BenchError, BenchResult};
+pub use benchmark::{BenchmarkError, BenchmarkReport, BenchmarkSettings};
+pub use data::{DataError, Dataset, LoadError, TrainTest, load_any};
+pub use estimate::CostEstimate;
+pub use export::{ExportError, export_app_onnx};
+pub use search::{SearchConfig, SearchError, SearchResult};
 pub use supernet::{BnMode, PathPlan, Supernet};
-pub use train::{TrainConfig, train_architecture};
-pub use weights::{load_supernet, save_supernet};
+pub use sweep::{SweepReport, SweepSettings};
+pub use train::{TrainConfig, TrainError, TrainReport, train_architecture};
+pub use weights::{WeightsError, load_supernet, save_supernet};

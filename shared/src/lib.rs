@@ -32,6 +32,7 @@ pub mod time;
 pub use arch::{Architecture, ResolvedLayer, ResolvedNetwork, count_distinct_networks};
 pub use builtin::{BUILTIN_SPACES, builtin_space, builtin_spaces};
 pub use error::{ArchError, OpKeyError, SpaceError, TableError};
+pub use onnx::OnnxError;
 pub use opkey::{
     OpKey, OpKind, architecture_flops, architecture_ops, architecture_params, space_op_keys,
 };
