@@ -71,7 +71,7 @@ pub enum DataError {
     },
     /// No dataset at the given folder.
     #[error(
-        "{dir}: no {what} files found ({expected}); install Fashion-MNIST with `apt-get install dataset-fashion-mnist` (or `cargo xtask setup`), or pass --data DIR"
+        "{dir}: no {what} files found ({expected}); install Fashion-MNIST with `apt-get install dataset-fashion-mnist` (or `cargo xtask setup`), or give the folder of your data"
     )]
     NotFound {
         /// Folder searched.

@@ -7,6 +7,8 @@
 //! `[0, 1]` pixels in, a dynamic batch, the training normalisation inside
 //! the graph and a description in `metadata_props` (see [`metadata_keys`]).
 
+use std::collections::HashMap;
+
 use ndarray::ArrayViewD;
 use thiserror::Error;
 use tunas_shared::onnx::{
@@ -17,6 +19,7 @@ use tunas_shared::{Architecture, OpKind};
 
 use crate::data::{BatchMaker, Dataset};
 use crate::search::SearchResult;
+use crate::supernet::names::{self, BnPart};
 use crate::supernet::{BnMode, PathPlan, Supernet};
 
 /// BN epsilon of the supernet's layers (TuNAS's 1e-3).
@@ -33,7 +36,9 @@ pub fn recalibrate_bn(
     batch_size: usize,
 ) {
     let plan = PathPlan::single(arch.clone());
-    let mut rng = rand::rng();
+    // Seeded: recalibration (and so the exported weights) is reproducible
+    // even with a batch maker that augments.
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
     let batch_size = batch_size.min(data.len()).max(1);
     for k in 0..batches {
         net.bn_momentum = Some(k as f32 / (k as f32 + 1.0));
@@ -46,22 +51,27 @@ pub fn recalibrate_bn(
 }
 
 /// The supernet's weights for one architecture, BN folded, served to the
-/// ONNX writer by scope and tensor name.
+/// ONNX writer by scope and tensor name (`supernet::names` is the
+/// contract between the two).
 pub(crate) struct TrainedWeights<'a> {
     net: &'a Supernet,
+    by_name: HashMap<&'a str, usize>,
 }
 
 impl<'a> TrainedWeights<'a> {
     /// Weights of `net` (call [`recalibrate_bn`] first).
     pub(crate) fn new(net: &'a Supernet) -> Self {
-        TrainedWeights { net }
+        let by_name = (net.store.tensors.iter().enumerate())
+            .map(|(i, t)| (t.name.as_str(), i))
+            .collect();
+        TrainedWeights { net, by_name }
     }
 
     fn tensor_named(&self, name: &str) -> Result<ArrayViewD<'a, f32>, String> {
-        let store = &self.net.store;
-        store
-            .index_of(name)
-            .map(|i| store.tensors[i].value.view())
+        let net: &'a Supernet = self.net;
+        self.by_name
+            .get(name)
+            .map(|&i| net.store.tensors[i].value.view())
             .ok_or_else(|| format!("the supernet has no tensor '{name}'"))
     }
 
@@ -94,11 +104,11 @@ impl<'a> TrainedWeights<'a> {
     /// Folded `(weight, bias)` of a conv + BN unit stored under `unit`.
     fn folded(&self, unit: &str, shape: &[usize]) -> Result<(Vec<f32>, Vec<f32>), String> {
         let out = shape[0];
-        let w = self.sliced(&format!("{unit}/weight"), shape)?;
-        let gamma = self.sliced(&format!("{unit}/bn/gamma"), &[out])?;
-        let beta = self.sliced(&format!("{unit}/bn/beta"), &[out])?;
-        let mean = self.sliced(&format!("{unit}/bn/running_mean"), &[out])?;
-        let var = self.sliced(&format!("{unit}/bn/running_var"), &[out])?;
+        let w = self.sliced(&names::weight(unit), shape)?;
+        let gamma = self.sliced(&names::bn(unit, BnPart::Gamma), &[out])?;
+        let beta = self.sliced(&names::bn(unit, BnPart::Beta), &[out])?;
+        let mean = self.sliced(&names::bn(unit, BnPart::RunningMean), &[out])?;
+        let var = self.sliced(&names::bn(unit, BnPart::RunningVar), &[out])?;
         let per_out = w.len() / out;
         let mut weight = w;
         let mut bias = vec![0.0; out];
@@ -123,23 +133,27 @@ impl WeightSource for TrainedWeights<'_> {
         let k = r.key.kernel;
         // Plain (unfolded) tensors first.
         let plain = match (r.key.op, part) {
-            (OpKind::Bottleneck, "se.reduce") => Some(format!("{}/se/reduce", r.scope)),
-            (OpKind::Bottleneck, "se.expand") => Some(format!("{}/se/expand", r.scope)),
-            (OpKind::HeadFc, "conv") => Some("head/fc".to_string()),
-            (OpKind::Classifier, "fc") => Some("classifier".to_string()),
+            (OpKind::Bottleneck, "se.reduce") => Some(names::se_reduce(r.scope)),
+            (OpKind::Bottleneck, "se.expand") => Some(names::se_expand(r.scope)),
+            (OpKind::HeadFc, "conv") => Some(names::HEAD_FC.to_string()),
+            (OpKind::Classifier, "fc") => Some(names::CLASSIFIER.to_string()),
             _ => None,
         };
         if let Some(unit) = plain {
-            let name = format!("{unit}/{which}");
+            let name = if is_bias {
+                names::bias(&unit)
+            } else {
+                names::weight(&unit)
+            };
             return self.sliced(&name, r.shape);
         }
         let unit = match (r.key.op, part) {
-            (OpKind::Stem, "conv") => format!("stem/k{k}"),
-            (OpKind::Bottleneck, "expand") => format!("{}/expand", r.scope),
-            (OpKind::Bottleneck | OpKind::Separable, "dw") => format!("{}/dw{k}", r.scope),
-            (OpKind::Bottleneck, "project") => format!("{}/project", r.scope),
-            (OpKind::Separable, "pw") => format!("{}/pointwise", r.scope),
-            (OpKind::HeadConv, "conv") => "head/conv".to_string(),
+            (OpKind::Stem, "conv") => names::stem(k),
+            (OpKind::Bottleneck, "expand") => names::expand(r.scope),
+            (OpKind::Bottleneck | OpKind::Separable, "dw") => names::depthwise(r.scope, k),
+            (OpKind::Bottleneck, "project") => names::project(r.scope),
+            (OpKind::Separable, "pw") => names::pointwise(r.scope),
+            (OpKind::HeadConv, "conv") => names::HEAD_CONV.to_string(),
             _ => {
                 return Err(format!(
                     "no supernet tensor for {} of {} at {}",

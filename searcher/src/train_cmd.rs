@@ -145,7 +145,9 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
     cfg.bn_recalibration_batches = a.recalibrate_bn;
     let report = train::in_thread_pool(a.threads, || {
         train::train_architecture(&mut net, &arch, &data, &cfg, a.quiet)
-    })??;
+    })
+    .map_err(train_error)?
+    .map_err(train_error)?;
     if let Some(dir) = &a.out {
         let (w, r) = train::save_run(dir, &net, &arch, &report)?;
         eprintln!("wrote {} and {}", w.display(), r.display());
@@ -159,4 +161,19 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A training error with the flag that fixes it (the library names the
+/// setting, not the flag).
+fn train_error(e: tunas_searcher::train::TrainError) -> anyhow::Error {
+    match e {
+        tunas_searcher::train::TrainError::BadSetting { what, value, why } => {
+            anyhow::anyhow!("--{what} {value} is invalid: {why}")
+        }
+        tunas_searcher::train::TrainError::DataMismatch { .. } => {
+            anyhow::anyhow!("{e} (--data, --space)")
+        }
+        tunas_searcher::train::TrainError::TooFewImages { .. } => anyhow::anyhow!("{e} (--batch)"),
+        other => other.into(),
+    }
 }

@@ -111,7 +111,7 @@ pub enum WeightsError {
     },
     /// The file was written for another search space.
     #[error(
-        "{path}: weights are for space '{file_space}' (hash {file_hash}), not '{space}' (hash {hash}); pass the --space the weights were trained in"
+        "{path}: weights are for space '{file_space}' (hash {file_hash}), not '{space}' (hash {hash}); use the space the weights were trained in"
     )]
     SpaceMismatch {
         /// File path.

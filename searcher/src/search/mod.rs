@@ -242,8 +242,8 @@ pub(crate) fn cost_of(
     Ok(match resource {
         Resource::Latency => {
             let table = table.ok_or(SearchError::BadSetting {
-                what: "--table",
-                why: "a latency table is needed for --resource latency".into(),
+                what: "table",
+                why: "a latency table is needed when the resource is latency".into(),
             })?;
             table.estimate_us(space, arch)? / 1000.0
         }

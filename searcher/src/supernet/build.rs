@@ -7,6 +7,7 @@ use tunas_shared::SearchSpace;
 use tunas_shared::space::{Layer, LayerOp, LayerPosition, Param, round_to_8};
 
 use super::Supernet;
+use super::names::{self, BnPart};
 use super::store::{Init, ParamStore};
 
 /// Indices of a conv + BN unit's tensors.
@@ -165,16 +166,16 @@ impl Builder<'_> {
         let fan_in = per_group * k * k;
         let conv = self.store.add(
             &mut self.rng,
-            format!("{name}/weight"),
+            names::weight(name),
             &[cout, per_group, k, k],
             Init::He(fan_in),
             true,
             true,
         );
-        let mut vec = |what: &str, init: f32, trainable: bool| {
+        let mut vec = |part: BnPart, init: f32, trainable: bool| {
             self.store.add(
                 &mut self.rng,
-                format!("{name}/bn/{what}"),
+                names::bn(name, part),
                 &[cout],
                 Init::Const(init),
                 trainable,
@@ -183,10 +184,10 @@ impl Builder<'_> {
         };
         ConvBn {
             conv,
-            gamma: vec("gamma", 1.0, true),
-            beta: vec("beta", 0.0, true),
-            mean: vec("running_mean", 0.0, false),
-            var: vec("running_var", 1.0, false),
+            gamma: vec(BnPart::Gamma, 1.0, true),
+            beta: vec(BnPart::Beta, 0.0, true),
+            mean: vec(BnPart::RunningMean, 0.0, false),
+            var: vec(BnPart::RunningVar, 1.0, false),
             kernel: k,
             depthwise,
         }
@@ -195,7 +196,7 @@ impl Builder<'_> {
     fn dense(&mut self, name: &str, out: usize, inp: usize) -> (usize, usize) {
         let w = self.store.add(
             &mut self.rng,
-            format!("{name}/weight"),
+            names::weight(name),
             &[out, inp],
             Init::Uniform(inp),
             true,
@@ -203,7 +204,7 @@ impl Builder<'_> {
         );
         let b = self.store.add(
             &mut self.rng,
-            format!("{name}/bias"),
+            names::bias(name),
             &[out],
             Init::Const(0.0),
             true,
@@ -222,7 +223,7 @@ impl Builder<'_> {
             .iter()
             .map(|&k| {
                 self.conv_bn(
-                    &format!("stem/k{k}"),
+                    &names::stem(k),
                     max_of(&stem_widths),
                     cin0,
                     k as usize,
@@ -244,7 +245,7 @@ impl Builder<'_> {
         let cins = space.int_values(input);
         let couts = space.int_values(&stage.filters);
         let shape = LayerShape {
-            name: format!("stage{}/layer{}", pos.stage + 1, pos.layer + 1),
+            name: names::layer(pos),
             cin_max: max_of(&cins),
             cout_max: max_of(&couts),
             cins,
@@ -287,11 +288,11 @@ impl Builder<'_> {
             })
             .max()
             .expect("values") as usize;
-        let expand = self.conv_bn(&format!("{name}/expand"), mid_max, l.cin_max, 1, false);
+        let expand = self.conv_bn(&names::expand(name), mid_max, l.cin_max, 1, false);
         let depthwise = self.depthwise(name, &l.kernels, mid_max);
         let has_se = layer.squeeze_excite != Param::Fixed(false);
         let se = has_se.then(|| self.squeeze_excite(name, mid_max));
-        let project = self.conv_bn(&format!("{name}/project"), l.cout_max, mid_max, 1, false);
+        let project = self.conv_bn(&names::project(name), l.cout_max, mid_max, 1, false);
         LayerWeights {
             expand: Some(expand),
             depthwise,
@@ -304,13 +305,7 @@ impl Builder<'_> {
     /// One depthwise conv per kernel, then the pointwise conv.
     fn separable(&mut self, l: &LayerShape, decisions: LayerDecisions) -> LayerWeights {
         let depthwise = self.depthwise(&l.name, &l.kernels, l.cin_max);
-        let project = self.conv_bn(
-            &format!("{}/pointwise", l.name),
-            l.cout_max,
-            l.cin_max,
-            1,
-            false,
-        );
+        let project = self.conv_bn(&names::pointwise(&l.name), l.cout_max, l.cin_max, 1, false);
         LayerWeights {
             expand: None,
             depthwise,
@@ -324,15 +319,15 @@ impl Builder<'_> {
     fn depthwise(&mut self, name: &str, kernels: &[u32], width: usize) -> Vec<ConvBn> {
         kernels
             .iter()
-            .map(|&k| self.conv_bn(&format!("{name}/dw{k}"), width, width, k as usize, true))
+            .map(|&k| self.conv_bn(&names::depthwise(name, k), width, width, k as usize, true))
             .collect()
     }
 
     /// Reduce and expand of a layer's squeeze-excite at `mid_max` channels.
     fn squeeze_excite(&mut self, name: &str, mid_max: usize) -> SeWeights {
         let s_max = round_to_8(mid_max as f64 / 4.0) as usize;
-        let (w_reduce, b_reduce) = self.dense(&format!("{name}/se/reduce"), s_max, mid_max);
-        let (w_expand, b_expand) = self.dense(&format!("{name}/se/expand"), mid_max, s_max);
+        let (w_reduce, b_reduce) = self.dense(&names::se_reduce(name), s_max, mid_max);
+        let (w_expand, b_expand) = self.dense(&names::se_expand(name), mid_max, s_max);
         SeWeights {
             w_reduce,
             b_reduce,
@@ -346,15 +341,15 @@ impl Builder<'_> {
         let space = self.space;
         let head_in = max_of(&space.int_values(space.head_input_filters()));
         let head_max = max_of(&space.int_values(&space.head.filters));
-        let conv = self.conv_bn("head/conv", head_max, head_in, 1, false);
+        let conv = self.conv_bn(names::HEAD_CONV, head_max, head_in, 1, false);
         let mut features = head_max;
         let fc = space.head.post_pool_filters.as_ref().map(|p| {
             let out = max_of(&space.int_values(p));
-            let fc = self.dense("head/fc", out, head_max);
+            let fc = self.dense(names::HEAD_FC, out, head_max);
             features = out;
             fc
         });
-        let classifier = self.dense("classifier", space.input.classes as usize, features);
+        let classifier = self.dense(names::CLASSIFIER, space.input.classes as usize, features);
         HeadWeights {
             conv,
             fc,

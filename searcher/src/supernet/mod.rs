@@ -30,6 +30,7 @@
 // `unit`, `layer` and `net` run forward and backward, level by level.
 mod build;
 mod layer;
+pub(crate) mod names;
 mod net;
 mod plan;
 mod store;

@@ -172,11 +172,6 @@ impl ParamStore {
             }
         }
     }
-
-    /// Index of a tensor by name.
-    pub(crate) fn index_of(&self, name: &str) -> Option<usize> {
-        self.tensors.iter().position(|t| t.name == name)
-    }
 }
 
 fn without_decay(o: &Optimizer) -> Optimizer {

@@ -66,7 +66,7 @@ pub use run::train_architecture;
 pub enum TrainError {
     /// The images do not fit the space's input.
     #[error(
-        "the data has {data_h}x{data_w}x{data_c} images with {data_classes} classes, but space '{space}' takes {h}x{w}x{c} with {classes} classes; pass --data with matching images or another --space"
+        "the data has {data_h}x{data_w}x{data_c} images with {data_classes} classes, but space '{space}' takes {h}x{w}x{c} with {classes} classes: use images that match the space, or a space that matches the images"
     )]
     DataMismatch {
         /// Space name.
@@ -89,7 +89,7 @@ pub enum TrainError {
         data_classes: usize,
     },
     /// Fewer training images than one batch.
-    #[error("{images} training images is less than one batch of {batch}; lower --batch")]
+    #[error("{images} training images is less than one batch of {batch}: use a smaller batch")]
     TooFewImages {
         /// Training images.
         images: usize,
@@ -99,7 +99,7 @@ pub enum TrainError {
     /// A setting is out of range.
     #[error("{what} = {value} is invalid: {why}")]
     BadSetting {
-        /// The setting (CLI flag).
+        /// The setting (its flag's name without dashes).
         what: &'static str,
         /// Its value.
         value: String,
@@ -237,48 +237,44 @@ impl TrainConfig {
     fn check(&self) -> Result<(), TrainError> {
         let bad = |what, value: String, why| Err(TrainError::BadSetting { what, value, why });
         if self.epochs == 0 {
-            return bad("--epochs", "0".into(), "train for at least one epoch");
+            return bad("epochs", "0".into(), "train for at least one epoch");
         }
         if self.batch == 0 {
-            return bad("--batch", "0".into(), "a batch needs at least one image");
+            return bad("batch", "0".into(), "a batch needs at least one image");
         }
         if self.eval_batch == 0 {
             return bad("eval batch", "0".into(), "a batch needs at least one image");
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return bad("--lr", self.lr.to_string(), "must be a positive number");
+            return bad("lr", self.lr.to_string(), "must be a positive number");
         }
         if !(0.0..=1.0).contains(&self.label_smoothing) {
             return bad(
-                "--label-smoothing",
+                "label-smoothing",
                 self.label_smoothing.to_string(),
                 "must be in [0, 1]",
             );
         }
         if !(0.0..1.0).contains(&self.warmup_fraction) {
             return bad(
-                "--warmup",
+                "warmup",
                 self.warmup_fraction.to_string(),
                 "must be in [0, 1)",
             );
         }
         if !(0.0..1.0).contains(&self.momentum) {
-            return bad(
-                "--momentum",
-                self.momentum.to_string(),
-                "must lie in [0, 1)",
-            );
+            return bad("momentum", self.momentum.to_string(), "must lie in [0, 1)");
         }
         if self.pad_crop > 64 {
             return bad(
-                "--pad-crop",
+                "pad-crop",
                 self.pad_crop.to_string(),
                 "pads of more than 64 pixels leave no image",
             );
         }
         if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
             return bad(
-                "--weight-decay",
+                "weight-decay",
                 self.weight_decay.to_string(),
                 "must be zero or positive",
             );
@@ -399,7 +395,7 @@ pub fn in_thread_pool<R: Send>(
     if let Some(n) = threads {
         if n == 0 {
             return Err(TrainError::BadSetting {
-                what: "--threads",
+                what: "threads",
                 value: "0".into(),
                 why: "at least one thread is needed",
             });

@@ -61,7 +61,7 @@ use crate::opkey::OpKey;
 pub use builder::GraphBuilder;
 pub use network::{
     BATCH_DIM_NAME, BatchDim, InputNormalization, NetworkOptions, OpSite, context_model, emit_op,
-    network_model, network_model_with, network_sites, op_model,
+    layer_scope, network_model, network_model_with, network_sites, op_model,
 };
 pub use proto::ModelProto;
 

@@ -11,6 +11,13 @@ use crate::onnx::{OnnxError, WeightSource};
 use crate::opkey::{OpKind, architecture_ops};
 use crate::space::SearchSpace;
 
+/// The network scope of the layer at `pos`: `stage{s}/layer{l}`, counted
+/// from 1. The searcher names a layer's weights by it, so an exported
+/// network finds them (the one home of the format).
+pub fn layer_scope(pos: crate::space::LayerPosition) -> String {
+    format!("stage{}/layer{}", pos.stage + 1, pos.layer + 1)
+}
+
 /// The ops of an architecture with their network scopes: `stem`,
 /// `stage{s}/layer{l}` for every layer that is not skipped, `head`,
 /// `head_fc` (when the space has a post-pool conv), `classifier`.
@@ -18,11 +25,7 @@ pub fn network_sites(space: &SearchSpace, arch: &Architecture, batch: u32) -> Ve
     let net = arch.resolve(space);
     let mut scopes = vec!["stem".to_string()];
     for l in net.layers.iter().filter(|l| !l.skipped) {
-        scopes.push(format!(
-            "stage{}/layer{}",
-            l.position.stage + 1,
-            l.position.layer + 1
-        ));
+        scopes.push(layer_scope(l.position));
     }
     scopes.push("head".to_string());
     let keys = architecture_ops(space, arch, batch);

@@ -13,7 +13,7 @@ mod chain;
 mod emit;
 
 pub use architecture::{
-    BATCH_DIM_NAME, BatchDim, InputNormalization, NetworkOptions, network_model,
+    BATCH_DIM_NAME, BatchDim, InputNormalization, NetworkOptions, layer_scope, network_model,
     network_model_with, network_sites,
 };
 pub use chain::{OpSite, context_model, op_model};
