@@ -28,9 +28,10 @@ pub(crate) fn journal_path(table: &Path) -> PathBuf {
 impl Journal {
     /// Starts a new journal with the table's provenance and header.
     pub(crate) fn create(path: &Path, table: &LatencyTable) -> Result<Self, TableError> {
-        let io = |e: std::io::Error| TableError::Io {
+        let io = |source: std::io::Error| TableError::Io {
             path: path.display().to_string(),
-            message: format!("cannot write the measurement journal: {e}"),
+            what: "write the measurement journal",
+            source,
         };
         let mut file = File::create(path).map_err(io)?;
         let mut head = table.provenance_text();
@@ -48,9 +49,10 @@ impl Journal {
     /// by a kill mid-write, is dropped and cut from the file) and a handle
     /// that appends after them.
     pub(crate) fn resume(path: &Path) -> Result<(Self, LatencyTable), TableError> {
-        let io = |e: std::io::Error| TableError::Io {
+        let io = |source: std::io::Error| TableError::Io {
             path: path.display().to_string(),
-            message: format!("cannot reopen the measurement journal: {e}"),
+            what: "reopen the measurement journal",
+            source,
         };
         let bytes = std::fs::read(path).map_err(io)?;
         let text = String::from_utf8_lossy(&bytes);
@@ -84,9 +86,10 @@ impl Journal {
         self.file
             .write_all(line.as_bytes())
             .and_then(|_| self.file.sync_data())
-            .map_err(|e| TableError::Io {
+            .map_err(|source| TableError::Io {
                 path: self.path.display().to_string(),
-                message: format!("cannot append to the measurement journal: {e}"),
+                what: "append to the measurement journal",
+                source,
             })
     }
 
@@ -100,9 +103,10 @@ impl Journal {
         let file = OpenOptions::new()
             .append(true)
             .open(&path)
-            .map_err(|e| TableError::Io {
+            .map_err(|source| TableError::Io {
                 path: path.display().to_string(),
-                message: format!("cannot reopen the measurement journal: {e}"),
+                what: "reopen the measurement journal",
+                source,
             })?;
         Ok(Journal { path, file })
     }

@@ -3,7 +3,7 @@
 use thiserror::Error;
 
 /// A search space could not be found, read or accepted.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Error)]
 pub enum SpaceError {
     /// No built-in space has this name and it is not a file.
     #[error(
@@ -16,12 +16,13 @@ pub enum SpaceError {
         known: String,
     },
     /// The file could not be read.
-    #[error("cannot read search space file {path}: {message}")]
+    #[error("cannot read search space file {path}")]
     Io {
         /// File path.
         path: String,
-        /// The system's message.
-        message: String,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
     },
     /// The TOML did not parse into a space.
     #[error("{origin}: not a valid search space: {message}")]
@@ -107,12 +108,15 @@ pub enum OpKeyError {
 #[derive(Debug, Error)]
 pub enum TableError {
     /// The file could not be read or written.
-    #[error("{path}: {message}")]
+    #[error("{path}: cannot {what}")]
     Io {
         /// File path.
         path: String,
-        /// What failed, with the system's message.
-        message: String,
+        /// What failed, e.g. `read the latency table`.
+        what: &'static str,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
     },
     /// The first line is not the table signature.
     #[error(

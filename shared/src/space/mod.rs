@@ -326,9 +326,9 @@ impl SearchSpace {
 
     /// Reads a space from a TOML file.
     pub fn from_toml_file(path: &Path) -> Result<Self, SpaceError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SpaceError::Io {
+        let text = std::fs::read_to_string(path).map_err(|source| SpaceError::Io {
             path: path.display().to_string(),
-            message: e.to_string(),
+            source,
         })?;
         Self::from_toml_str(&text, &path.display().to_string())
     }

@@ -25,9 +25,10 @@ const MEASURED_AT: usize = MEDIAN + 6;
 impl LatencyTable {
     /// Reads a table file.
     pub fn read(path: &Path) -> Result<Self, TableError> {
-        let text = fs::read(path).map_err(|e| TableError::Io {
+        let text = fs::read(path).map_err(|source| TableError::Io {
             path: path.display().to_string(),
-            message: format!("cannot read the latency table: {e}"),
+            what: "read the latency table",
+            source,
         })?;
         let text = String::from_utf8_lossy(&text);
         let mut table = Self::parse(&text, &path.display().to_string())?;

@@ -62,9 +62,10 @@ impl LatencyTable {
     /// Writes the table atomically: a temporary file beside `path`, flushed,
     /// then renamed over it.
     pub fn write_atomic(&self, path: &Path) -> Result<(), TableError> {
-        write_atomic(path, self.to_text().as_bytes()).map_err(|e| TableError::Io {
+        write_atomic(path, self.to_text().as_bytes()).map_err(|source| TableError::Io {
             path: path.display().to_string(),
-            message: format!("cannot write the latency table: {e}"),
+            what: "write the latency table",
+            source,
         })
     }
 }
