@@ -71,7 +71,7 @@ impl Demo {
     fn measure_table(&self) -> Result<()> {
         if fresh_table(&self.table) {
             eprintln!(
-                "xtask: reusing {} (measured on this CPU today)",
+                "xtask: reusing {} (measured on this CPU within the hour)",
                 self.table.display()
             );
             return Ok(());
@@ -207,8 +207,13 @@ impl Demo {
     }
 }
 
-/// The demo's table is reused when it was measured on this CPU less than a
-/// day ago.
+/// How old the demo's table may be to be reused. A VM's speed level can
+/// change over hours: a 10-hour-old table mispredicted the exported network
+/// by 30% (docs/measurements.md, "The demo").
+const MAX_TABLE_AGE_S: u64 = 3600;
+
+/// The demo's table is reused when it was measured on this CPU less than
+/// [`MAX_TABLE_AGE_S`] ago.
 fn fresh_table(path: &Path) -> bool {
     let Ok(meta) = std::fs::metadata(path) else {
         return false;
@@ -217,7 +222,7 @@ fn fresh_table(path: &Path) -> bool {
         .modified()
         .ok()
         .and_then(|m| m.elapsed().ok())
-        .is_some_and(|age| age.as_secs() < 24 * 3600);
+        .is_some_and(|age| age.as_secs() < MAX_TABLE_AGE_S);
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let cpu_line = text
         .lines()

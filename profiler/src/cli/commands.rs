@@ -589,12 +589,19 @@ fn compare(
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
+    } else {
+        print!("{}", comparison_text(&report));
     }
+    Ok(())
+}
+
+/// The text `compare` prints: one line per pair, then the estimates.
+fn comparison_text(report: &ComparisonReport) -> String {
+    let mut text = String::new();
     for p in &report.pairs {
         let c = &p.keys;
-        println!(
-            "{} vs {}: {} common keys ({} unmatched): median |difference| {:.2}%, p90 {:.2}%, max {:.2}%; constants {:.1} / {:.1} µs",
+        text.push_str(&format!(
+            "{} vs {}: {} common keys ({} unmatched): median |difference| {:.2}%, p90 {:.2}%, max {:.2}%; constants {:.1} / {:.1} µs\n",
             p.a,
             p.b,
             c.common_keys,
@@ -604,11 +611,11 @@ fn compare(
             c.max_rel_diff_pct,
             c.overhead_us.0,
             c.overhead_us.1
-        );
+        ));
     }
     let e = &report.estimates;
-    println!(
-        "estimates of {} random networks (seed {}) by {} tables: {:.1}% within ±3% of their median; spread median {:.2}%, p95 {:.2}%, max {:.2}%",
+    text.push_str(&format!(
+        "estimates of {} random networks (seed {}) by {} tables: {:.1}% within ±3% of their median; spread median {:.2}%, p95 {:.2}%, max {:.2}%\n",
         e.networks,
         e.seed,
         e.tables,
@@ -616,6 +623,6 @@ fn compare(
         e.median_spread_pct,
         e.p95_spread_pct,
         e.max_spread_pct
-    );
-    Ok(())
+    ));
+    text
 }

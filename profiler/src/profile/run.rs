@@ -114,6 +114,18 @@ const CONTEXT_SEED_SALT: u64 = 0x5eed;
 /// more time spent drawing).
 const CONTEXT_CANDIDATES: usize = 32;
 
+/// Mixed into the calibration seed for the order of the run's units.
+const INTERLEAVE_SEED_SALT: u64 = 0x1a7e;
+
+/// The bar (on a terminal) and the plain lines (`--progress-lines`) of a
+/// run of `total` keys with `done` already measured.
+fn run_progress(s: &ProfileSettings, total: usize, done: usize) -> (ProgressBar, ProgressLines) {
+    let progress = bar(total as u64, s.progress, "profile", "units");
+    progress.set_position(done as u64);
+    let lines = ProgressLines::new(s.progress_lines, "ops", total, done, s.progress_every);
+    (progress, lines)
+}
+
 /// A progress bar of `len` `unit`s labelled `what`; hidden unless `show`.
 fn bar(len: u64, show: bool, what: &str, unit: &str) -> ProgressBar {
     if !show {
@@ -250,18 +262,11 @@ impl<'a> ProfileRun<'a> {
         let mut cal_times = journal_calibration_times(&jpath, &measured.provenance, s)?;
         cal_times.retain(|i, _| *i < cal_archs.len());
         let schedule = Interleave::new(
-            s.calibration_seed ^ 0x1a7e ^ (measured.rows.len() + cal_times.len()) as u64,
+            s.calibration_seed
+                ^ INTERLEAVE_SEED_SALT
+                ^ (measured.rows.len() + cal_times.len()) as u64,
         );
-        let total = plan.to_measure.len();
-        let progress = bar(total as u64, s.progress, "profile", "units");
-        progress.set_position(measured.rows.len() as u64);
-        let lines = ProgressLines::new(
-            s.progress_lines,
-            "ops",
-            total,
-            measured.rows.len(),
-            s.progress_every,
-        );
+        let (progress, lines) = run_progress(s, plan.to_measure.len(), measured.rows.len());
         // Context networks: the best of several random candidates at
         // covering keys not yet measured. Seeded by how many rows exist, so
         // a resumed run picks new networks.
