@@ -385,6 +385,53 @@ pub fn export_app_onnx(
     })
 }
 
+/// What [`export_searched`] produced: the app-ready model and what it
+/// scored.
+#[derive(Clone, Debug)]
+pub struct ExportedModel {
+    /// The ONNX model's bytes.
+    pub onnx: Vec<u8>,
+    /// Test accuracy of the exported weights (shared weights, BN
+    /// recalibrated for the architecture).
+    pub test_accuracy: f64,
+    /// The normalisation inside the model.
+    pub maker: BatchMaker,
+}
+
+/// The whole of `export` after its inputs are read: BN recalibrated for
+/// `arch` on `calibration_batches` training batches of 256, the test split
+/// evaluated, and the app-ready model built with the run's metadata (and
+/// `class_names` when they fit the space). `log` receives progress lines.
+pub fn export_searched(
+    net: &mut Supernet,
+    arch: &Architecture,
+    data: &crate::data::TrainTest,
+    result: &SearchResult,
+    class_names: Option<Vec<String>>,
+    calibration_batches: usize,
+    log: &dyn Fn(&str),
+) -> Result<ExportedModel, ExportError> {
+    let maker = BatchMaker::plain(&data.train);
+    let mut metadata = ExportMetadata::new(&maker).with_search_result(result, arch);
+    metadata.class_names = class_names.filter(|c| c.len() == net.space.input.classes as usize);
+    log(&format!(
+        "export: recalibrating BN on {calibration_batches} training batches of 256"
+    ));
+    recalibrate_bn(net, arch, &data.train, &maker, calibration_batches, 256);
+    log(&format!(
+        "export: evaluating on {} test images",
+        data.test.len()
+    ));
+    let plan = PathPlan::single(arch.clone());
+    let accuracy = crate::train::evaluate_dataset(net, &plan, &data.test, &maker, 500);
+    let onnx = export_app_onnx(net, arch, &metadata)?;
+    Ok(ExportedModel {
+        onnx,
+        test_accuracy: f64::from(accuracy),
+        maker,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

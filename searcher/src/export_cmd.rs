@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use tunas_searcher::data::DEFAULT_FASHION_MNIST_DIR;
-use tunas_searcher::export::{ExportMetadata, export_app_onnx, recalibrate_bn};
+use tunas_searcher::export::export_searched;
 use tunas_searcher::search::{RunFiles, RunInputs, SearchResult};
-use tunas_searcher::supernet::{PathPlan, Supernet};
+use tunas_searcher::supernet::Supernet;
 use tunas_searcher::weights::load_store;
 use tunas_shared::{Architecture, SearchSpace};
 
@@ -62,40 +62,35 @@ pub fn run_export(a: ExportArgs) -> Result<()> {
     load_store(&files.weights(), &mut net.store)?;
     let loaded = run_data(&a, &files, &space)?;
     tunas_searcher::train::check_data(&space, &loaded.data.test)?;
-    let tt = loaded.data;
-    let maker = tunas_searcher::data::BatchMaker::plain(&tt.train);
-    let mut metadata = ExportMetadata::new(&maker).with_search_result(&result, &arch);
-    if loaded.classes.len() == space.input.classes as usize {
-        metadata.class_names = Some(loaded.classes.clone());
-    }
-    let progress = !a.quiet;
-    let (onnx, accuracy) = threads_pool(a.threads, || {
-        if progress {
-            eprintln!(
-                "export: recalibrating BN on {} training batches of 256",
-                a.calibration_batches
-            );
+    let classes = Some(loaded.classes.clone());
+    let quiet = a.quiet;
+    let log = |line: &str| {
+        if !quiet {
+            eprintln!("{line}");
         }
-        recalibrate_bn(
+    };
+    let exported = threads_pool(a.threads, || {
+        export_searched(
             &mut net,
             &arch,
-            &tt.train,
-            &maker,
+            &loaded.data,
+            &result,
+            classes,
             a.calibration_batches,
-            256,
-        );
-        if progress {
-            eprintln!("export: evaluating on {} test images", tt.test.len());
-        }
-        let plan = PathPlan::single(arch.clone());
-        let accuracy =
-            tunas_searcher::train::evaluate_dataset(&mut net, &plan, &tt.test, &maker, 500);
-        (export_app_onnx(&net, &arch, &metadata), f64::from(accuracy))
-    })?;
-    let onnx = onnx.context("cannot write the network as ONNX")?;
-    tunas_shared::write_atomic(&a.onnx, &onnx)
+            &log,
+        )
+    })?
+    .context("cannot write the network as ONNX")?;
+    tunas_shared::write_atomic(&a.onnx, &exported.onnx)
         .with_context(|| format!("cannot write {}", a.onnx.display()))?;
-    print_export(&a, &onnx, &arch, &result, &maker, accuracy)
+    print_export(
+        &a,
+        &exported.onnx,
+        &arch,
+        &result,
+        &exported.maker,
+        exported.test_accuracy,
+    )
 }
 
 /// The run folder's space and search result.
