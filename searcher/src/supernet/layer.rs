@@ -53,9 +53,7 @@ impl Supernet {
         if !all {
             return (y, SeTape::On(x, cache));
         }
-        let mut avg = y;
-        avg += &x;
-        avg.mapv_inplace(|v| v * 0.5);
+        let avg = mean_with_input(y, &x);
         let tape = if remat {
             SeTape::AllRemat(x)
         } else {
@@ -190,9 +188,7 @@ impl Supernet {
     ) -> (Array4<f32>, LayerTape) {
         if d.skip_all {
             let (y, body) = self.body_forward(li, x.clone(), d, mode, remat);
-            let mut avg = y;
-            avg += &x;
-            avg.mapv_inplace(|v| v * 0.5);
+            let avg = mean_with_input(y, &x);
             let tape = if remat {
                 LayerTape::AllRemat(x)
             } else {
@@ -246,4 +242,15 @@ fn depthwise_shape(lw: &LayerWeights, d: &LayerDims) -> UnitShape {
         stride: d.stride,
         act: d.act,
     }
+}
+
+/// The all-values output of an optional block: the mean of its output `y`
+/// and its input `x` (the block on, the block off), in place in `y`.
+fn mean_with_input<D: ndarray::Dimension>(
+    mut y: ndarray::Array<f32, D>,
+    x: &ndarray::Array<f32, D>,
+) -> ndarray::Array<f32, D> {
+    y += x;
+    y.mapv_inplace(|v| v * 0.5);
+    y
 }
