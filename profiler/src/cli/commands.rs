@@ -304,6 +304,10 @@ fn profile_here(request: &ProfileRequest) -> Result<usize> {
 }
 
 fn refresh(request: &RefreshRequest, device: &DeviceArgs) -> Result<()> {
+    if device.spec()? == DeviceSpec::Local {
+        // refresh_here makes every check itself: read the table once.
+        return refresh_here(request).map(|_| ());
+    }
     let mut request = request.clone();
     check_output_file(&request.out, "tables", &[]).context("--out")?;
     let table = request.table.as_path();
@@ -312,12 +316,9 @@ fn refresh(request: &RefreshRequest, device: &DeviceArgs) -> Result<()> {
         refresh::space_name(table, &old, request.space.clone()).map_err(refresh_error)?;
     load_space(&space_name).context("--space")?;
     refresh::keep_table_settings(table, &old, &mut request.timing).map_err(refresh_error)?;
-    if device.spec()? != DeviceSpec::Local {
-        request.space = Some(space_name);
-        let (out, ort_lib) = (request.out.clone(), request.timing.ort_lib.clone());
-        return run_remote(device, true, DeviceRequest::Refresh(request), &out, ort_lib);
-    }
-    refresh_here(&request).map(|_| ())
+    request.space = Some(space_name);
+    let (out, ort_lib) = (request.out.clone(), request.timing.ort_lib.clone());
+    run_remote(device, true, DeviceRequest::Refresh(request), &out, ort_lib)
 }
 
 /// `refresh` on this machine; returns the rows written.

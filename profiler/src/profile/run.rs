@@ -195,7 +195,7 @@ struct ProfileRun<'a> {
 
 /// How many models a run timed (a resumed run counts its own; sentinel
 /// re-timings, one op each, are not counted).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 struct TimedCounts {
     /// Random networks timed with per-node profiling.
     context_networks: usize,
@@ -204,7 +204,7 @@ struct TimedCounts {
     /// Calibration networks timed end to end.
     calibration_networks: usize,
     /// When the run started.
-    started: Option<std::time::Instant>,
+    started: std::time::Instant,
 }
 
 impl TimedCounts {
@@ -216,7 +216,7 @@ impl TimedCounts {
             self.context_networks,
             self.calibration_networks,
             self.one_op_models,
-            self.started.map_or(0.0, |t| t.elapsed().as_secs_f64()),
+            self.started.elapsed().as_secs_f64(),
             " (this run; a resumed run counts only its own work)"
         )
     }
@@ -295,8 +295,10 @@ impl<'a> ProfileRun<'a> {
             since_check: Vec::new(),
             wanted: s.contexts_per_key.max(1),
             timed: TimedCounts {
-                started: Some(std::time::Instant::now()),
-                ..TimedCounts::default()
+                context_networks: 0,
+                one_op_models: 0,
+                calibration_networks: 0,
+                started: std::time::Instant::now(),
             },
         })
     }
