@@ -34,7 +34,14 @@ pub(crate) fn lut_key(key: &OpKey, ofa: bool) -> String {
         ),
         OpKind::HeadFc => format!("Conv_2-input:{input}-output:{}", shape(1, 1, key.cout)),
         OpKind::Classifier => format!("Logits-input:{input}-output:{}", key.cout),
-        OpKind::Separable | OpKind::Bottleneck => {
+        OpKind::Separable | OpKind::Bottleneck | OpKind::Fused => {
+            // Neither LUT format knows a fused bottleneck: it gets its own
+            // prefix, so it never collides with an expanded conv's key.
+            let prefix = if key.op == OpKind::Fused {
+                "fused_conv"
+            } else {
+                "expanded_conv"
+            };
             let expand = if ofa {
                 key.mid.to_string()
             } else if key.op == OpKind::Separable {
@@ -48,7 +55,7 @@ pub(crate) fn lut_key(key: &OpKey, ofa: bool) -> String {
                 }
             };
             let mut k = format!(
-                "expanded_conv-input:{input}-output:{output}-expand:{expand}-kernel:{}-stride:{}-idskip:{}",
+                "{prefix}-input:{input}-output:{output}-expand:{expand}-kernel:{}-stride:{}-idskip:{}",
                 key.kernel,
                 key.stride,
                 u8::from(key.residual)

@@ -7,7 +7,7 @@
 //! `[0, 1]` pixels in, a dynamic batch, the training normalisation inside
 //! the graph and a description in `metadata_props` (see [`metadata_keys`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use ndarray::ArrayViewD;
 use thiserror::Error;
@@ -15,7 +15,7 @@ use tunas_shared::onnx::{
     BatchDim, InputNormalization, NetworkOptions, OnnxError, WeightRequest, WeightSource,
     network_model_with,
 };
-use tunas_shared::{Architecture, OpKind};
+use tunas_shared::{Architecture, LayerOp, OpKind};
 
 use crate::data::{BatchMaker, Dataset};
 use crate::search::SearchResult;
@@ -56,6 +56,9 @@ pub fn recalibrate_bn(
 pub(crate) struct TrainedWeights<'a> {
     net: &'a Supernet,
     by_name: HashMap<&'a str, usize>,
+    /// Scopes of the layers whose op is searched: their tensors live under
+    /// `names::op_scope` of the op the architecture runs.
+    searched_op_scopes: HashSet<String>,
 }
 
 impl<'a> TrainedWeights<'a> {
@@ -64,7 +67,27 @@ impl<'a> TrainedWeights<'a> {
         let by_name = (net.store.tensors.iter().enumerate())
             .map(|(i, t)| (t.name.as_str(), i))
             .collect();
-        TrainedWeights { net, by_name }
+        let searched_op_scopes = (net.space.layers())
+            .filter(|(_, layer)| layer.op.decision().is_some())
+            .map(|(pos, _)| names::layer(pos))
+            .collect();
+        TrainedWeights {
+            net,
+            by_name,
+            searched_op_scopes,
+        }
+    }
+
+    /// The scope of the tensors of op `op` that the writer emits at
+    /// `scope`.
+    fn op_scope(&self, scope: &str, op: OpKind) -> String {
+        let layer_op = match op {
+            OpKind::Separable => LayerOp::Separable,
+            OpKind::Bottleneck => LayerOp::Bottleneck,
+            OpKind::Fused => LayerOp::Fused,
+            _ => return scope.to_string(),
+        };
+        names::op_scope(scope, layer_op, self.searched_op_scopes.contains(scope))
     }
 
     fn tensor_named(&self, name: &str) -> Result<ArrayViewD<'a, f32>, String> {
@@ -131,10 +154,11 @@ impl WeightSource for TrainedWeights<'_> {
             .ok_or_else(|| format!("unexpected tensor name '{}'", r.tensor))?;
         let is_bias = which == "bias";
         let k = r.key.kernel;
+        let scope = &self.op_scope(r.scope, r.key.op);
         // Plain (unfolded) tensors first.
         let plain = match (r.key.op, part) {
-            (OpKind::Bottleneck, "se.reduce") => Some(names::se_reduce(r.scope)),
-            (OpKind::Bottleneck, "se.expand") => Some(names::se_expand(r.scope)),
+            (OpKind::Bottleneck, "se.reduce") => Some(names::se_reduce(scope)),
+            (OpKind::Bottleneck, "se.expand") => Some(names::se_expand(scope)),
             (OpKind::HeadFc, "conv") => Some(names::HEAD_FC.to_string()),
             (OpKind::Classifier, "fc") => Some(names::CLASSIFIER.to_string()),
             _ => None,
@@ -149,10 +173,11 @@ impl WeightSource for TrainedWeights<'_> {
         }
         let unit = match (r.key.op, part) {
             (OpKind::Stem, "conv") => names::stem(k),
-            (OpKind::Bottleneck, "expand") => names::expand(r.scope),
-            (OpKind::Bottleneck | OpKind::Separable, "dw") => names::depthwise(r.scope, k),
-            (OpKind::Bottleneck, "project") => names::project(r.scope),
-            (OpKind::Separable, "pw") => names::pointwise(r.scope),
+            (OpKind::Bottleneck, "expand") => names::expand(scope),
+            (OpKind::Bottleneck | OpKind::Separable, "dw") => names::depthwise(scope, k),
+            (OpKind::Bottleneck | OpKind::Fused, "project") => names::project(scope),
+            (OpKind::Separable, "pw") => names::pointwise(scope),
+            (OpKind::Fused, "expand") => names::fused_expand(scope, k),
             (OpKind::HeadConv, "conv") => names::HEAD_CONV.to_string(),
             _ => {
                 return Err(format!(
@@ -163,18 +188,15 @@ impl WeightSource for TrainedWeights<'_> {
         };
         // The writer asks for weight then bias; fold with the weight's shape.
         if is_bias {
-            let w_shape = match r.key.op {
-                OpKind::Stem => vec![
-                    r.key.cout as usize,
-                    r.key.cin as usize,
-                    k as usize,
-                    k as usize,
-                ],
-                _ if part == "dw" => vec![r.shape[0], 1, k as usize, k as usize],
+            let w_shape = match (r.key.op, part) {
+                (OpKind::Stem, _) | (OpKind::Fused, "expand") => {
+                    vec![r.shape[0], r.key.cin as usize, k as usize, k as usize]
+                }
+                (_, "dw") => vec![r.shape[0], 1, k as usize, k as usize],
                 _ => {
                     let cin = match (r.key.op, part) {
                         (OpKind::Bottleneck, "expand") => r.key.cin,
-                        (OpKind::Bottleneck, "project") => r.key.mid,
+                        (OpKind::Bottleneck | OpKind::Fused, "project") => r.key.mid,
                         _ => r.key.cin,
                     };
                     vec![r.shape[0], cin as usize, 1, 1]

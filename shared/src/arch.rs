@@ -159,6 +159,7 @@ impl Architecture {
                         (DecisionKind::Skip, Choice::Flag(skipped)) => u32::from(!skipped),
                         (_, Choice::Int(v)) => *v,
                         (_, Choice::Flag(b)) => u32::from(*b),
+                        (_, Choice::Op(LayerOp::Fused)) => 2,
                         (_, Choice::Op(LayerOp::Bottleneck)) => 1,
                         (_, Choice::Op(LayerOp::Separable)) => 0,
                     };
@@ -226,9 +227,10 @@ impl Architecture {
             let cout = self.int(space, &stage.filters);
             let op = self.op(space, &layer.op);
             let expansion = self.int(space, &layer.expansion);
-            let mid = match op {
-                LayerOp::Bottleneck => round_to_8(channels as f64 * expansion as f64),
-                LayerOp::Separable => channels,
+            let mid = if op.expands() {
+                round_to_8(channels as f64 * expansion as f64)
+            } else {
+                channels
             };
             let skipped = self.flag(space, &layer.skip);
             let resolved = ResolvedLayer {
@@ -315,6 +317,7 @@ impl Architecture {
             let (oh, ow) = (conv_out(l.in_h, l.stride), conv_out(l.in_w, l.stride));
             let what = match l.op {
                 LayerOp::Separable => format!("separable k{} s{}", l.kernel, l.stride),
+                LayerOp::Fused => format!("fused k{} e{} s{}", l.kernel, l.expansion, l.stride),
                 LayerOp::Bottleneck => format!(
                     "bottleneck k{} e{} s{}{}",
                     l.kernel,
@@ -330,7 +333,7 @@ impl Architecture {
                 l.in_w,
                 l.cin,
                 l.cout,
-                if l.op == LayerOp::Bottleneck {
+                if l.op.expands() {
                     format!(" (mid {})", l.mid)
                 } else {
                     String::new()

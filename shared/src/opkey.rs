@@ -22,6 +22,9 @@ pub enum OpKind {
     Separable,
     /// Inverted bottleneck, optional SE and residual.
     Bottleneck,
+    /// Fused inverted bottleneck (k×k expand conv + BN + act, 1×1 project +
+    /// BN), optional residual.
+    Fused,
     /// Head 1×1 conv + BN + act, then global average pool.
     HeadConv,
     /// Post-pool 1×1 conv with bias + act.
@@ -32,10 +35,11 @@ pub enum OpKind {
 
 impl OpKind {
     /// Every kind, in network order.
-    pub(crate) const ALL: [OpKind; 6] = [
+    pub(crate) const ALL: [OpKind; 7] = [
         OpKind::Stem,
         OpKind::Separable,
         OpKind::Bottleneck,
+        OpKind::Fused,
         OpKind::HeadConv,
         OpKind::HeadFc,
         OpKind::Classifier,
@@ -47,6 +51,7 @@ impl OpKind {
             OpKind::Stem => "stem",
             OpKind::Separable => "separable",
             OpKind::Bottleneck => "bottleneck",
+            OpKind::Fused => "fused",
             OpKind::HeadConv => "head_conv",
             OpKind::HeadFc => "head_fc",
             OpKind::Classifier => "classifier",
@@ -64,6 +69,7 @@ impl From<LayerOp> for OpKind {
         match op {
             LayerOp::Separable => OpKind::Separable,
             LayerOp::Bottleneck => OpKind::Bottleneck,
+            LayerOp::Fused => OpKind::Fused,
         }
     }
 }
@@ -245,6 +251,7 @@ impl OpKey {
                 };
                 cin * mid * in_px + k * k * mid * out_px + se + mid * cout * out_px
             }
+            OpKind::Fused => k * k * cin * mid * out_px + mid * cout * out_px,
             OpKind::HeadConv => cin * cout * in_px,
             OpKind::HeadFc | OpKind::Classifier => cin * cout,
         };
@@ -271,6 +278,7 @@ impl OpKey {
                 };
                 cin * mid + 2 * mid + k * k * mid + 2 * mid + se + mid * cout + 2 * cout
             }
+            OpKind::Fused => k * k * cin * mid + 2 * mid + mid * cout + 2 * cout,
             OpKind::HeadConv => cin * cout + 2 * cout,
             OpKind::HeadFc | OpKind::Classifier => cin * cout + cout,
         }
@@ -410,6 +418,7 @@ impl LayerParams {
     fn key(&self, batch: u32) -> OpKey {
         let (mid, se) = match self.op {
             LayerOp::Bottleneck => (round_to_8(self.cin as f64 * self.expansion as f64), self.se),
+            LayerOp::Fused => (round_to_8(self.cin as f64 * self.expansion as f64), false),
             LayerOp::Separable => (self.cin, false),
         };
         OpKey {

@@ -76,7 +76,10 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 
 /// One key per distinct (kind, SE, residual, activation, stride) of a space.
 fn representative_keys(space: &str) -> Vec<OpKey> {
-    let space = builtin_space(space).unwrap();
+    let space = match space {
+        "tiny28-op-choice" => crate::search::op_choice_space(),
+        name => builtin_space(name).unwrap(),
+    };
     let mut seen = BTreeSet::new();
     space_op_keys(&space, 1)
         .into_iter()
@@ -91,7 +94,12 @@ fn every_op_kind_and_largest_networks_pass_the_onnx_checker() {
     let mut kinds = BTreeSet::new();
     let mut weights = RandomWeights::new(11);
     let tiny = builtin_space("tiny28").unwrap();
-    for space in ["tiny28", "mobilenet-v3-like", "proxylessnas"] {
+    for space in [
+        "tiny28",
+        "mobilenet-v3-like",
+        "proxylessnas",
+        "tiny28-op-choice",
+    ] {
         for mut key in representative_keys(space) {
             kinds.insert(key.op);
             let bytes = op_model(&key, &mut weights).unwrap();
@@ -101,7 +109,7 @@ fn every_op_kind_and_largest_networks_pass_the_onnx_checker() {
             paths.push(write(dir.path(), &format!("{space}-{key}"), &bytes));
         }
     }
-    assert_eq!(kinds.len(), 6, "every op kind is covered: {kinds:?}");
+    assert_eq!(kinds.len(), 7, "every op kind is covered: {kinds:?}");
     for space_name in ["tiny28", "proxylessnas", "mobilenet-v3-like"] {
         let space = builtin_space(space_name).unwrap();
         let arch = Architecture::largest(&space);

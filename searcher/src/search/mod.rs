@@ -82,9 +82,6 @@ pub enum SearchError {
         #[source]
         source: serde_json::Error,
     },
-    /// The space has layers the supernet cannot train.
-    #[error(transparent)]
-    Unsupported(#[from] crate::supernet::UnsupportedSpace),
     /// A setting is out of range.
     #[error("{what}: {why}")]
     BadSetting {
@@ -289,10 +286,12 @@ fn warmup_plan(
                     arch.indices[i] = largest.indices[i];
                 }
             }
-            DecisionKind::Kernel | DecisionKind::SqueezeExcite | DecisionKind::Skip => {
+            DecisionKind::Op
+            | DecisionKind::Kernel
+            | DecisionKind::SqueezeExcite
+            | DecisionKind::Skip => {
                 all_values[i] = p > 0.0 && rng.random_bool(p.min(1.0));
             }
-            DecisionKind::Op => {}
         }
     }
     PathPlan {

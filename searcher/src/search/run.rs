@@ -47,7 +47,6 @@ fn check_inputs(
         t.check_space(space)?;
     }
     config.check()?;
-    crate::supernet::check_supported(space)?;
     if tables.len() > 1 && tables.len() != config.more_targets.len() + 1 {
         return Err(SearchError::BadSetting {
             what: "target-ms",

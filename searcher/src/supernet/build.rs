@@ -45,6 +45,8 @@ pub(crate) struct SeWeights {
 /// Decision indices that steer one layer.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct LayerDecisions {
+    /// Op decision, if searched.
+    pub(crate) op: Option<usize>,
     /// Kernel decision, if searched.
     pub(crate) kernel: Option<usize>,
     /// Squeeze-excite decision, if searched.
@@ -53,18 +55,29 @@ pub(crate) struct LayerDecisions {
     pub(crate) skip: Option<usize>,
 }
 
+/// Tensors of one op a layer can run.
+#[derive(Clone, Debug)]
+pub(crate) struct OpWeights {
+    /// Which op.
+    pub(crate) op: LayerOp,
+    /// Bottleneck 1×1 expand conv (shared by every kernel and expansion).
+    pub(crate) expand: Option<ConvBn>,
+    /// The k×k conv per kernel value, in the order of the kernel decision's
+    /// values: depthwise at mid width (bottleneck) or at input width
+    /// (separable); the dense expand conv from input to mid width (fused).
+    pub(crate) spatial: Vec<ConvBn>,
+    /// Squeeze-excite (bottleneck only).
+    pub(crate) se: Option<SeWeights>,
+    /// Project conv (bottleneck, fused) or pointwise conv (separable).
+    pub(crate) project: ConvBn,
+}
+
 /// Tensors of one searchable layer.
 #[derive(Clone, Debug)]
 pub(crate) struct LayerWeights {
-    /// Bottleneck expand conv (shared by every kernel and expansion).
-    pub(crate) expand: Option<ConvBn>,
-    /// Depthwise conv per kernel value (bottleneck: at mid width; separable:
-    /// at input width), in the order of the kernel decision's values.
-    pub(crate) depthwise: Vec<ConvBn>,
-    /// Squeeze-excite (bottleneck only).
-    pub(crate) se: Option<SeWeights>,
-    /// Project conv (bottleneck) or pointwise conv (separable).
-    pub(crate) project: ConvBn,
+    /// One per op value, in the order of the op decision's values (one for
+    /// a fixed op). Ops share no tensors: their shapes differ.
+    pub(crate) ops: Vec<OpWeights>,
     /// Which decisions steer the layer.
     pub(crate) decisions: LayerDecisions,
 }
@@ -142,8 +155,9 @@ struct Builder<'a> {
     rng: ChaCha8Rng,
 }
 
-/// The widths and name one searchable layer is built from.
+/// The widths and scope one op of a searchable layer is built from.
 struct LayerShape {
+    /// The op's tensor scope (`names::op_scope`).
     name: String,
     /// Input widths the layer can see.
     cins: Vec<u32>,
@@ -233,7 +247,7 @@ impl Builder<'_> {
             .collect()
     }
 
-    /// The tensors of one layer of the skeleton.
+    /// The tensors of one layer of the skeleton: one set per op value.
     fn layer(&mut self, pos: LayerPosition, layer: &Layer) -> LayerWeights {
         let space = self.space;
         let stage = &space.stages[pos.stage];
@@ -244,74 +258,100 @@ impl Builder<'_> {
         };
         let cins = space.int_values(input);
         let couts = space.int_values(&stage.filters);
-        let shape = LayerShape {
-            name: names::layer(pos),
-            cin_max: max_of(&cins),
-            cout_max: max_of(&couts),
-            cins,
-            kernels: space.int_values(&layer.kernel),
-        };
-        let op = match &layer.op {
-            Param::Fixed(op) => *op,
-            Param::Decision(name) => {
-                panic!("layer searches its op ({name}): refused by check_supported before training")
-            }
-        };
+        let layer_name = names::layer(pos);
+        let searched = layer.op.decision().is_some();
+        let ops = space
+            .op_values(&layer.op)
+            .into_iter()
+            .map(|op| {
+                let shape = LayerShape {
+                    name: names::op_scope(&layer_name, op, searched),
+                    cin_max: max_of(&cins),
+                    cout_max: max_of(&couts),
+                    cins: cins.clone(),
+                    kernels: space.int_values(&layer.kernel),
+                };
+                match op {
+                    LayerOp::Bottleneck => self.bottleneck(&shape, layer),
+                    LayerOp::Separable => self.separable(&shape),
+                    LayerOp::Fused => self.fused(&shape, layer),
+                }
+            })
+            .collect();
         let decisions = LayerDecisions {
+            op: decision_of(space, &layer.op),
             kernel: decision_of(space, &layer.kernel),
             se: decision_of(space, &layer.squeeze_excite),
             skip: decision_of(space, &layer.skip),
         };
-        match op {
-            LayerOp::Bottleneck => self.bottleneck(&shape, layer, decisions),
-            LayerOp::Separable => self.separable(&shape, decisions),
-        }
+        LayerWeights { ops, decisions }
+    }
+
+    /// The widest expanded width of a layer: every input width it can see
+    /// times every expansion value.
+    fn mid_max(&self, l: &LayerShape, layer: &Layer) -> usize {
+        let expansions = self.space.int_values(&layer.expansion);
+        l.cins
+            .iter()
+            .flat_map(|&c| {
+                expansions
+                    .iter()
+                    .map(move |&e| round_to_8(c as f64 * e as f64))
+            })
+            .max()
+            .expect("values") as usize
     }
 
     /// Expand, one depthwise conv per kernel, squeeze-excite, project.
-    fn bottleneck(
-        &mut self,
-        l: &LayerShape,
-        layer: &Layer,
-        decisions: LayerDecisions,
-    ) -> LayerWeights {
-        let space = self.space;
+    fn bottleneck(&mut self, l: &LayerShape, layer: &Layer) -> OpWeights {
         let name = &l.name;
-        let mid_max = l
-            .cins
-            .iter()
-            .flat_map(|&c| {
-                space
-                    .int_values(&layer.expansion)
-                    .into_iter()
-                    .map(move |e| round_to_8(c as f64 * e as f64))
-            })
-            .max()
-            .expect("values") as usize;
+        let mid_max = self.mid_max(l, layer);
         let expand = self.conv_bn(&names::expand(name), mid_max, l.cin_max, 1, false);
-        let depthwise = self.depthwise(name, &l.kernels, mid_max);
+        let spatial = self.depthwise(name, &l.kernels, mid_max);
         let has_se = layer.squeeze_excite != Param::Fixed(false);
         let se = has_se.then(|| self.squeeze_excite(name, mid_max));
         let project = self.conv_bn(&names::project(name), l.cout_max, mid_max, 1, false);
-        LayerWeights {
+        OpWeights {
+            op: LayerOp::Bottleneck,
             expand: Some(expand),
-            depthwise,
+            spatial,
             se,
             project,
-            decisions,
         }
     }
 
     /// One depthwise conv per kernel, then the pointwise conv.
-    fn separable(&mut self, l: &LayerShape, decisions: LayerDecisions) -> LayerWeights {
-        let depthwise = self.depthwise(&l.name, &l.kernels, l.cin_max);
+    fn separable(&mut self, l: &LayerShape) -> OpWeights {
+        let spatial = self.depthwise(&l.name, &l.kernels, l.cin_max);
         let project = self.conv_bn(&names::pointwise(&l.name), l.cout_max, l.cin_max, 1, false);
-        LayerWeights {
+        OpWeights {
+            op: LayerOp::Separable,
             expand: None,
-            depthwise,
+            spatial,
             se: None,
             project,
-            decisions,
+        }
+    }
+
+    /// One dense k×k expand conv per kernel, then the project conv.
+    fn fused(&mut self, l: &LayerShape, layer: &Layer) -> OpWeights {
+        let name = &l.name;
+        let mid_max = self.mid_max(l, layer);
+        let spatial = l
+            .kernels
+            .iter()
+            .map(|&k| {
+                let unit = names::fused_expand(name, k);
+                self.conv_bn(&unit, mid_max, l.cin_max, k as usize, false)
+            })
+            .collect();
+        let project = self.conv_bn(&names::project(name), l.cout_max, mid_max, 1, false);
+        OpWeights {
+            op: LayerOp::Fused,
+            expand: None,
+            spatial,
+            se: None,
+            project,
         }
     }
 

@@ -5,15 +5,15 @@
 use ndarray::{Array1, Array4};
 use tunas_shared::space::round_to_8;
 
-use super::build::{LayerWeights, SeWeights};
+use super::build::{OpWeights, SeWeights};
 use super::plan::LayerDims;
-use super::tape::{BodyTape, LayerTape, SeTape};
+use super::tape::{BodyTape, LayerTape, OpsTape, SeTape};
 use super::unit::{KernelChoice, UnitShape};
 use super::{BnMode, Supernet};
 use crate::layers::activation::Activation as Act;
-use crate::layers::copy4;
 use crate::layers::residual::residual_add_assign;
 use crate::layers::squeeze_excite::{SqueezeExciteParams, squeeze_excite, squeeze_excite_backward};
+use crate::layers::{copy4, scaled4};
 
 impl Supernet {
     fn se_params(
@@ -91,15 +91,16 @@ impl Supernet {
         dx
     }
 
+    /// Op `oi` of layer `li`.
     fn body_forward(
         &mut self,
-        li: usize,
+        (li, oi): (usize, usize),
         x: Array4<f32>,
         d: &LayerDims,
         mode: BnMode,
         remat: bool,
     ) -> (Array4<f32>, BodyTape) {
-        let lw = self.layers[li].clone();
+        let lw = self.layers[li].ops[oi].clone();
         let input_for_residual = if d.residual {
             Some(copy4(x.view()))
         } else {
@@ -108,7 +109,7 @@ impl Supernet {
         let (h, expand) = match &lw.expand {
             Some(e) => {
                 let shape = UnitShape {
-                    cout: d.mid,
+                    cout: d.expanded,
                     stride: 1,
                     act: d.act,
                 };
@@ -122,8 +123,7 @@ impl Supernet {
             all: d.kernel_all,
             remat,
         };
-        let (h, kernel) =
-            self.kernel_forward(&lw.depthwise, h, depthwise_shape(&lw, d), mode, choice);
+        let (h, kernel) = self.kernel_forward(&lw.spatial, h, spatial_shape(&lw, d), mode, choice);
         let (h, se) = match &lw.se {
             Some(se) => self.se_forward(se, h, d.se, d.se_all, remat),
             None => (h, SeTape::Off),
@@ -151,12 +151,12 @@ impl Supernet {
 
     fn body_backward(
         &mut self,
-        li: usize,
+        (li, oi): (usize, usize),
         tape: BodyTape,
         dy: Array4<f32>,
         d: &LayerDims,
     ) -> Array4<f32> {
-        let lw = self.layers[li].clone();
+        let lw = self.layers[li].ops[oi].clone();
         let residual_grad = if tape.residual {
             Some(copy4(dy.view()))
         } else {
@@ -167,7 +167,7 @@ impl Supernet {
             Some(se) => self.se_backward(se, tape.se, dh),
             None => dh,
         };
-        let dh = self.kernel_backward(&lw.depthwise, tape.kernel, dh, depthwise_shape(&lw, d));
+        let dh = self.kernel_backward(&lw.spatial, tape.kernel, dh, spatial_shape(&lw, d));
         let mut dx = match (&lw.expand, tape.expand) {
             (Some(e), Some(t)) => self.unit_backward(e, t, dh),
             _ => dh,
@@ -176,6 +176,76 @@ impl Supernet {
             residual_add_assign(dx.view_mut(), r.view());
         }
         dx
+    }
+
+    /// Runs the layer's op choice: the path's op, or every op averaged.
+    fn ops_forward(
+        &mut self,
+        li: usize,
+        x: Array4<f32>,
+        d: &LayerDims,
+        mode: BnMode,
+        remat: bool,
+    ) -> (Array4<f32>, OpsTape) {
+        let n = self.layers[li].ops.len();
+        if !d.op_all || n == 1 {
+            let (y, t) = self.body_forward((li, d.op_index), x, d, mode, remat);
+            return (y, OpsTape::One(d.op_index, Box::new(t)));
+        }
+        let mut sum: Option<Array4<f32>> = None;
+        let mut tapes = Vec::new();
+        for oi in 0..n {
+            let (y, t) = self.body_forward((li, oi), copy4(x.view()), d, mode, remat);
+            match &mut sum {
+                None => sum = Some(y),
+                Some(s) => residual_add_assign(s.view_mut(), y.view()),
+            }
+            if !remat {
+                tapes.push(t);
+            }
+        }
+        let y = scaled4(sum.expect("at least one op").view(), 1.0 / n as f32);
+        let tape = if remat {
+            OpsTape::AllRemat(x)
+        } else {
+            OpsTape::AllKept(tapes)
+        };
+        (y, tape)
+    }
+
+    fn ops_backward(
+        &mut self,
+        li: usize,
+        tape: OpsTape,
+        dy: Array4<f32>,
+        d: &LayerDims,
+    ) -> Array4<f32> {
+        let n = self.layers[li].ops.len();
+        let mut dx: Option<Array4<f32>> = None;
+        let mut add = |d: Array4<f32>| match &mut dx {
+            None => dx = Some(d),
+            Some(s) => residual_add_assign(s.view_mut(), d.view()),
+        };
+        match tape {
+            OpsTape::One(oi, t) => return self.body_backward((li, oi), *t, dy, d),
+            OpsTape::AllKept(tapes) => {
+                let scaled = scaled4(dy.view(), 1.0 / n as f32);
+                for (oi, t) in tapes.into_iter().enumerate() {
+                    add(self.body_backward((li, oi), t, copy4(scaled.view()), d));
+                }
+            }
+            OpsTape::AllRemat(x) => {
+                let scaled = scaled4(dy.view(), 1.0 / n as f32);
+                for oi in 0..n {
+                    // Recompute this op keeping its tapes (no nested
+                    // rematerialization), then free them.
+                    let (_, t) =
+                        self.body_forward((li, oi), copy4(x.view()), d, BnMode::Batch, false);
+                    add(self.body_backward((li, oi), t, copy4(scaled.view()), d));
+                }
+            }
+        }
+        dx.expect("at least one op")
     }
 
     pub(super) fn layer_forward(
@@ -187,7 +257,7 @@ impl Supernet {
         remat: bool,
     ) -> (Array4<f32>, LayerTape) {
         if d.skip_all {
-            let (y, body) = self.body_forward(li, x.clone(), d, mode, remat);
+            let (y, body) = self.ops_forward(li, x.clone(), d, mode, remat);
             let avg = mean_with_input(y, &x);
             let tape = if remat {
                 LayerTape::AllRemat(x)
@@ -199,7 +269,7 @@ impl Supernet {
         if d.skipped {
             return (x, LayerTape::Skipped);
         }
-        let (y, body) = self.body_forward(li, x, d, mode, remat);
+        let (y, body) = self.ops_forward(li, x, d, mode, remat);
         (y, LayerTape::Body(Box::new(body)))
     }
 
@@ -212,10 +282,10 @@ impl Supernet {
     ) -> Array4<f32> {
         match tape {
             LayerTape::Skipped => dy,
-            LayerTape::Body(b) => self.body_backward(li, *b, dy, d),
+            LayerTape::Body(b) => self.ops_backward(li, *b, dy, d),
             LayerTape::AllKept(b) => {
                 let half = dy.mapv(|v| v * 0.5);
-                let mut dx = self.body_backward(li, *b, half.clone(), d);
+                let mut dx = self.ops_backward(li, *b, half.clone(), d);
                 dx += &half;
                 dx
             }
@@ -225,8 +295,8 @@ impl Supernet {
                 // nested rematerialization): recomputing the kernel and SE
                 // branches a second time inside would triple their cost,
                 // and only this layer's tapes are alive at once.
-                let (_, b) = self.body_forward(li, x, d, BnMode::Batch, false);
-                let mut dx = self.body_backward(li, b, half.clone(), d);
+                let (_, b) = self.ops_forward(li, x, d, BnMode::Batch, false);
+                let mut dx = self.ops_backward(li, b, half.clone(), d);
                 dx += &half;
                 dx
             }
@@ -234,11 +304,12 @@ impl Supernet {
     }
 }
 
-/// The depthwise choice's shape in layer `lw` at `d`: it runs on the
-/// expanded width, or on the input's when the layer has no expansion.
-fn depthwise_shape(lw: &LayerWeights, d: &LayerDims) -> UnitShape {
+/// The shape of op `lw`'s k×k choice at `d`: it outputs the expanded
+/// width (bottleneck: depthwise after the 1×1 expand; fused: the dense
+/// expand itself), or the input's when the op has no expansion.
+fn spatial_shape(lw: &OpWeights, d: &LayerDims) -> UnitShape {
     UnitShape {
-        cout: if lw.expand.is_some() { d.mid } else { d.cin },
+        cout: if lw.op.expands() { d.expanded } else { d.cin },
         stride: d.stride,
         act: d.act,
     }

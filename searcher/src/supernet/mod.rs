@@ -6,10 +6,12 @@
 //! result as masking the others to zero). The 1×1 expand and project convs
 //! are shared across kernel and expansion choices; each depthwise kernel
 //! size has its own weights and BN; squeeze-excite weights belong to the
-//! layer; a skipped layer is the identity.
+//! layer; a skipped layer is the identity. A layer whose op is searched
+//! has one such set of weights per op (bottleneck, separable, fused:
+//! their shapes differ, so they share nothing).
 //!
 //! A forward pass follows a [`PathPlan`]: one architecture, plus the
-//! kernel / squeeze-excite / skip decisions that run *all* their values and
+//! op / kernel / squeeze-excite / skip decisions that run *all* their values and
 //! average them (op warm-up). With rematerialization such a decision keeps
 //! only its input for the backward pass and recomputes its branches there.
 //!
@@ -38,7 +40,6 @@ mod tape;
 mod unit;
 
 use tunas_shared::SearchSpace;
-use tunas_shared::space::Param;
 
 use crate::layers::activation::Activation as Act;
 
@@ -69,34 +70,6 @@ pub enum BnMode {
     BatchUpdateRunning,
     /// Running statistics (stand-alone evaluation).
     Running,
-}
-
-/// A space whose supernet this engine cannot build yet.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "space '{space}': decision '{decision}' searches which op a layer runs; the supernet does not train searched op choices yet (only kernel, expansion, width, squeeze-excite and skip), so a search would silently train bottleneck weights for every op: fix the layer's op in the space"
-)]
-pub struct UnsupportedSpace {
-    /// The space.
-    pub(crate) space: String,
-    /// The op decision.
-    pub(crate) decision: String,
-}
-
-/// Checks that every layer of `space` is one the supernet trains for real
-/// (no searched op choice yet).
-pub(crate) fn check_supported(space: &SearchSpace) -> Result<(), UnsupportedSpace> {
-    for stage in &space.stages {
-        for layer in &stage.layers {
-            if let Param::Decision(name) = &layer.op {
-                return Err(UnsupportedSpace {
-                    space: space.name.clone(),
-                    decision: name.clone(),
-                });
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The weight-sharing network of a space.
@@ -149,8 +122,41 @@ mod tests {
     /// by central differences with Richardson extrapolation (h and h/2, so
     /// the O(h²) curvature term cancels), against ⟨∇L, v⟩.
     fn check_gradients(plan: &PathPlan, seed: u64) {
-        let space = builtin_space("tiny28").unwrap();
-        let mut net = Supernet::new(&space, seed);
+        check_gradients_in(&builtin_space("tiny28").unwrap(), plan, seed);
+    }
+
+    /// tiny28 with an op choice {bottleneck, separable, fused} on the first
+    /// layer of stage 2 (strided, widening) and the second of stage 3
+    /// (residual).
+    pub(crate) fn op_choice_space() -> SearchSpace {
+        use tunas_shared::{Choice, Decision, DecisionKind, LayerOp, Param};
+        let mut space = builtin_space("tiny28").unwrap();
+        for (stage, layer) in [(1, 0), (2, 1)] {
+            let name = format!("stage{}/layer{}/op", stage + 1, layer + 1);
+            space.decisions.push(Decision {
+                name: name.clone(),
+                kind: DecisionKind::Op,
+                values: [LayerOp::Bottleneck, LayerOp::Separable, LayerOp::Fused]
+                    .map(Choice::Op)
+                    .to_vec(),
+            });
+            space.stages[stage].layers[layer].op = Param::Decision(name);
+        }
+        space.name = "tiny28-op-choice".into();
+        space.validate().unwrap();
+        space
+    }
+
+    /// The op decisions' indices of `space`.
+    fn op_decisions(space: &SearchSpace) -> Vec<usize> {
+        (space.decisions.iter().enumerate())
+            .filter(|(_, d)| d.kind == tunas_shared::DecisionKind::Op)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    fn check_gradients_in(space: &SearchSpace, plan: &PathPlan, seed: u64) {
+        let mut net = Supernet::new(space, seed);
         let (x, labels) = batch(8, seed);
         loss_and_gradients(&mut net, x.clone(), &labels, plan, BnMode::Batch, 0.1);
         let mut rng = ChaCha8Rng::seed_from_u64(seed + 100);
@@ -302,5 +308,65 @@ mod tests {
             (loss, g)
         };
         assert_eq!(grads(&remat), grads(&kept));
+    }
+
+    #[test]
+    fn every_op_of_an_op_choice_matches_finite_differences() {
+        let space = op_choice_space();
+        let ops = op_decisions(&space);
+        for value in 0..3 {
+            let mut arch = Architecture::largest(&space);
+            for &i in &ops {
+                arch.indices[i] = value;
+            }
+            check_gradients_in(&space, &PathPlan::single(arch), 11 + value as u64);
+        }
+    }
+
+    #[test]
+    fn op_warmup_gradients_match_finite_differences_and_remat_changes_nothing() {
+        let space = op_choice_space();
+        let mut all = vec![false; space.decisions.len()];
+        for i in op_decisions(&space) {
+            all[i] = true;
+        }
+        // Kernels too: an op warm-up nests the kernel choice of each op.
+        for (i, d) in space.decisions.iter().enumerate() {
+            all[i] |= d.kind == tunas_shared::DecisionKind::Kernel;
+        }
+        let remat = PathPlan {
+            arch: Architecture::largest(&space),
+            all_values: all,
+            rematerialize: true,
+        };
+        check_gradients_in(&space, &remat, 13);
+        let kept = PathPlan {
+            rematerialize: false,
+            ..remat.clone()
+        };
+        let grads = |plan: &PathPlan| {
+            let mut net = Supernet::new(&space, 3);
+            let (x, labels) = batch(4, 3);
+            let loss = loss_and_gradients(&mut net, x, &labels, plan, BnMode::Batch, 0.1).0;
+            let g: Vec<Option<ArrayD<f32>>> =
+                net.store.tensors.iter().map(|t| t.grad.clone()).collect();
+            (loss, g)
+        };
+        let (loss, g) = grads(&remat);
+        assert_eq!((loss, g.clone()), grads(&kept));
+        // Every op of both layers trained: each has a non-zero gradient.
+        let names: Vec<String> = (Supernet::new(&space, 3).store.tensors.iter())
+            .map(|t| t.name.clone())
+            .collect();
+        for scope in ["stage2/layer1", "stage3/layer2"] {
+            for op in ["bottleneck", "separable", "fused"] {
+                let prefix = format!("{scope}/{op}/");
+                let trained = names.iter().zip(&g).any(|(n, g)| {
+                    n.starts_with(&prefix)
+                        && g.as_ref().is_some_and(|g| g.iter().any(|v| *v != 0.0))
+                });
+                assert!(trained, "no gradient reached {prefix}");
+            }
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! bias; its tensors are `UNIT/weight`, `UNIT/bias` and `UNIT/bn/PART`.
 //! Renaming anything here breaks every stored weight file.
 
-use tunas_shared::space::LayerPosition;
+use tunas_shared::space::{LayerOp, LayerPosition};
 
 /// The stem conv of kernel `k`.
 pub(crate) fn stem(k: u32) -> String {
@@ -15,6 +15,22 @@ pub(crate) fn stem(k: u32) -> String {
 /// A layer's name: the ONNX writer's scope of the same layer.
 pub(crate) fn layer(pos: LayerPosition) -> String {
     tunas_shared::onnx::layer_scope(pos)
+}
+
+/// The scope of one op's tensors in a layer: the layer itself when its op
+/// is fixed (so weight files of such spaces keep their names), else
+/// `LAYER/OP` for each op value of a searched op choice.
+pub(crate) fn op_scope(layer: &str, op: LayerOp, searched: bool) -> String {
+    if searched {
+        format!("{layer}/{}", op.name())
+    } else {
+        layer.to_string()
+    }
+}
+
+/// The k×k expand conv of kernel `k` of a fused bottleneck.
+pub(crate) fn fused_expand(scope: &str, k: u32) -> String {
+    format!("{scope}/expand{k}")
 }
 
 /// The expand 1×1 conv of an inverted bottleneck.

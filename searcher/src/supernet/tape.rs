@@ -39,7 +39,7 @@ pub(super) enum SeTape {
     AllRemat(Array4<f32>),
 }
 
-/// What one non-skipped layer keeps.
+/// What one op of a non-skipped layer keeps.
 #[derive(Debug)]
 pub(super) struct BodyTape {
     pub(super) expand: Option<UnitTape>,
@@ -49,12 +49,21 @@ pub(super) struct BodyTape {
     pub(super) residual: bool,
 }
 
+/// What a layer's op choice keeps: one op, or every op averaged (their
+/// tapes, or only the input under rematerialization).
+#[derive(Debug)]
+pub(super) enum OpsTape {
+    One(usize, Box<BodyTape>),
+    AllKept(Vec<BodyTape>),
+    AllRemat(Array4<f32>),
+}
+
 /// What a layer keeps, by skip mode.
 #[derive(Debug)]
 pub(super) enum LayerTape {
     Skipped,
-    Body(Box<BodyTape>),
-    AllKept(Box<BodyTape>),
+    Body(Box<OpsTape>),
+    AllKept(Box<OpsTape>),
     AllRemat(Array4<f32>),
 }
 

@@ -118,9 +118,6 @@ pub enum TrainError {
     /// Weights could not be saved or loaded.
     #[error(transparent)]
     Weights(#[from] WeightsError),
-    /// The space has layers the supernet cannot train.
-    #[error(transparent)]
-    Unsupported(#[from] crate::supernet::UnsupportedSpace),
     /// A result file could not be written.
     #[error("{}: cannot write", path.display())]
     Io {

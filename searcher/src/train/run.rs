@@ -14,7 +14,6 @@ pub fn train_architecture(
     quiet: bool,
 ) -> Result<TrainReport, TrainError> {
     cfg.check()?;
-    crate::supernet::check_supported(&net.space)?;
     check_data(&net.space, &data.train)?;
     check_data(&net.space, &data.test)?;
     let started = Instant::now();

@@ -64,15 +64,25 @@ pub enum LayerOp {
     /// MobileNetV2 inverted bottleneck: 1×1 expand + BN + act, depthwise k×k +
     /// BN + act, optional squeeze-excite, 1×1 project + BN.
     Bottleneck,
+    /// Fused inverted bottleneck (EfficientNetV2's fused-MBConv): a full k×k
+    /// expand conv + BN + act at the layer's stride, then 1×1 project + BN.
+    /// No squeeze-excite.
+    Fused,
 }
 
 impl LayerOp {
-    /// Canonical name (`separable`, `bottleneck`).
-    pub(crate) fn name(self) -> &'static str {
+    /// Canonical name (`separable`, `bottleneck`, `fused`).
+    pub fn name(self) -> &'static str {
         match self {
             LayerOp::Separable => "separable",
             LayerOp::Bottleneck => "bottleneck",
+            LayerOp::Fused => "fused",
         }
+    }
+
+    /// Whether the op widens its input by an expansion ratio (its `mid`).
+    pub fn expands(self) -> bool {
+        matches!(self, LayerOp::Bottleneck | LayerOp::Fused)
     }
 }
 
@@ -91,7 +101,7 @@ pub enum DecisionKind {
     SqueezeExcite,
     /// Whether a layer is skipped (booleans; `true` = the layer is the identity).
     Skip,
-    /// Which op a layer runs (`separable` or `bottleneck`).
+    /// Which op a layer runs (`separable`, `bottleneck` or `fused`).
     Op,
 }
 
@@ -384,7 +394,7 @@ impl SearchSpace {
     }
 
     /// The values an op param can take.
-    pub(crate) fn op_values(&self, p: &Param<LayerOp>) -> Vec<LayerOp> {
+    pub fn op_values(&self, p: &Param<LayerOp>) -> Vec<LayerOp> {
         self.param_values(p, |c| match c {
             Choice::Op(v) => Some(*v),
             _ => None,

@@ -94,11 +94,12 @@ impl ParamValue for bool {
 }
 
 impl ParamValue for LayerOp {
-    const EXPECTED: &'static str = "an op name ('separable' or 'bottleneck')";
+    const EXPECTED: &'static str = "an op name ('separable', 'bottleneck' or 'fused')";
     fn from_raw(raw: &RawScalar) -> Option<Self> {
         match raw {
             RawScalar::Text(t) if t == "separable" => Some(LayerOp::Separable),
             RawScalar::Text(t) if t == "bottleneck" => Some(LayerOp::Bottleneck),
+            RawScalar::Text(t) if t == "fused" => Some(LayerOp::Fused),
             _ => None,
         }
     }

@@ -167,7 +167,7 @@ impl Validator<'_> {
             };
             if !ok {
                 return Err(self.invalid(format!(
-                    "decision '{}' of kind {} cannot take the value {v} (kernels are odd integers, expansions and filters positive integers, squeeze-excite and skip true/false, op 'separable' or 'bottleneck')",
+                    "decision '{}' of kind {} cannot take the value {v} (kernels are odd integers, expansions and filters positive integers, squeeze-excite and skip true/false, op 'separable', 'bottleneck' or 'fused')",
                     d.name,
                     d.kind.name()
                 )));

@@ -48,7 +48,7 @@ pub(crate) fn check_key(key: &OpKey) -> Result<(), OnnxError> {
         return invalid("only a bottleneck has squeeze-excite");
     }
     match key.op {
-        OpKind::Stem | OpKind::Bottleneck => {}
+        OpKind::Stem | OpKind::Bottleneck | OpKind::Fused => {}
         OpKind::Separable => {
             if key.mid != key.cin {
                 return invalid("a separable conv has mid = cin");
@@ -66,8 +66,11 @@ pub(crate) fn check_key(key: &OpKey) -> Result<(), OnnxError> {
         }
     }
     if key.residual {
-        if !matches!(key.op, OpKind::Separable | OpKind::Bottleneck) {
-            return invalid("only separable and bottleneck ops can be residual");
+        if !matches!(
+            key.op,
+            OpKind::Separable | OpKind::Bottleneck | OpKind::Fused
+        ) {
+            return invalid("only separable, bottleneck and fused ops can be residual");
         }
         if key.cin != key.cout || key.stride != 1 {
             return invalid("a residual op needs cin = cout and stride 1");
@@ -100,6 +103,7 @@ pub fn emit_op(
         OpKind::Stem => e.stem(input),
         OpKind::Separable => e.separable(input),
         OpKind::Bottleneck => e.bottleneck(input),
+        OpKind::Fused => e.fused(input),
         OpKind::HeadConv => e.head_conv(input),
         OpKind::HeadFc => e.head_fc(input),
         OpKind::Classifier => e.classifier(input),
@@ -180,6 +184,17 @@ impl Emitter<'_, '_> {
             x = self.squeeze_excite(&x)?;
         }
         let pr = self.conv("project", &x, cout, mid, full(1, 1), self.branch_gain())?;
+        Ok(self.residual(input, &pr))
+    }
+
+    /// The fused bottleneck: the k×k `expand` conv (dense, at the key's
+    /// stride) replaces the 1×1 expand and the depthwise conv.
+    fn fused(&mut self, input: &str) -> Result<String, OnnxError> {
+        let (cin, cout, mid) = (self.cin(), self.cout(), self.mid());
+        let params = full(self.key.kernel, self.key.stride);
+        let ex = self.conv("expand", input, mid, cin, params, RELU_GAIN)?;
+        let ex = self.act("expand_act", &ex);
+        let pr = self.conv("project", &ex, cout, mid, full(1, 1), self.branch_gain())?;
         Ok(self.residual(input, &pr))
     }
 
