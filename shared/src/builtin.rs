@@ -7,8 +7,9 @@ use crate::space::{
 };
 
 /// Names of the built-in spaces, default first.
-pub const BUILTIN_SPACES: [&str; 6] = [
+pub const BUILTIN_SPACES: [&str; 7] = [
     "tiny28",
+    "tiny28-ops",
     "proxylessnas",
     "proxylessnas-enlarged",
     "mobilenet-v3-like",
@@ -22,7 +23,8 @@ pub(crate) const WIDTH_MULTIPLIERS: [f64; 7] = [0.5, 0.625, 0.75, 1.0, 1.25, 1.5
 /// A built-in space by name.
 pub fn builtin_space(name: &str) -> Result<SearchSpace, SpaceError> {
     let space = match name {
-        "tiny28" => tiny28(),
+        "tiny28" => tiny28(&[]),
+        "tiny28-ops" => tiny28(&[LayerOp::Bottleneck, LayerOp::Fused, LayerOp::Separable]),
         "proxylessnas" => proxylessnas(false),
         "proxylessnas-enlarged" => proxylessnas(true),
         "mobilenet-v3-like" => mobilenet_v3_like(),
@@ -87,6 +89,8 @@ impl Decisions {
 
 /// How the bottlenecks of a stage are searched.
 struct BottleneckChoices<'a> {
+    /// Searched op values of every layer (empty: every layer a bottleneck).
+    ops: &'a [LayerOp],
     kernels: &'a [u32],
     expansions: &'a [u32],
     squeeze_excite: bool,
@@ -105,6 +109,12 @@ fn bottleneck_stage(
     let layers = (0..count)
         .map(|l| {
             let at = format!("{stage_name}/layer{}", l + 1);
+            let op = if choices.ops.is_empty() {
+                Param::Fixed(LayerOp::Bottleneck)
+            } else {
+                let values = choices.ops.iter().map(|&o| Choice::Op(o)).collect();
+                d.add(format!("{at}/op"), DecisionKind::Op, values)
+            };
             let kernel = d.ints(
                 format!("{at}/kernel"),
                 DecisionKind::Kernel,
@@ -126,7 +136,7 @@ fn bottleneck_stage(
                 Param::Fixed(false)
             };
             Layer {
-                op: Param::Fixed(LayerOp::Bottleneck),
+                op,
                 stride: if l == 0 { stride } else { 1 },
                 kernel,
                 expansion,
@@ -237,6 +247,7 @@ fn proxylessnas_separable_stage(d: &mut Decisions, widths: &ProxylessWidths) -> 
 /// Stages 2-7: bottlenecks searching kernel 3/5/7 and expansion 3/6.
 fn proxylessnas_bottleneck_stages(d: &mut Decisions, widths: &ProxylessWidths) -> Vec<Stage> {
     let choices = BottleneckChoices {
+        ops: &[],
         kernels: &[3, 5, 7],
         expansions: &[3, 6],
         squeeze_excite: false,
@@ -292,6 +303,7 @@ fn mobilenet_v3_like() -> SearchSpace {
         }],
     });
     let choices = BottleneckChoices {
+        ops: &[],
         kernels: &[3, 5, 7],
         expansions: &[1, 2, 3, 4, 5, 6],
         squeeze_excite: true,
@@ -336,7 +348,9 @@ fn mobilenet_v3_like() -> SearchSpace {
 }
 
 /// The default space, sized so a whole search runs on a 2-core CPU.
-fn tiny28() -> SearchSpace {
+/// `tiny28`, or with `ops` `tiny28-ops`: every layer also searches which
+/// op it runs.
+fn tiny28(ops: &[LayerOp]) -> SearchSpace {
     let mut d = Decisions(Vec::new());
     let stem = Stem {
         kernel: Param::Fixed(3),
@@ -345,6 +359,7 @@ fn tiny28() -> SearchSpace {
         activation: Activation::Relu,
     };
     let choices = BottleneckChoices {
+        ops,
         kernels: &[3, 5, 7],
         expansions: &[1, 3, 6],
         squeeze_excite: true,
@@ -369,9 +384,20 @@ fn tiny28() -> SearchSpace {
         post_pool_filters: None,
         post_pool_activation: None,
     };
+    let (name, description) = if ops.is_empty() {
+        (
+            "tiny28",
+            "Fashion-MNIST-sized space (28x28x1, 10 classes) whose whole search runs on a 2-core CPU",
+        )
+    } else {
+        (
+            "tiny28-ops",
+            "tiny28 where every layer also searches its op: inverted bottleneck, fused bottleneck or separable conv",
+        )
+    };
     SearchSpace {
-        name: "tiny28".into(),
-        description: "Fashion-MNIST-sized space (28x28x1, 10 classes) whose whole search runs on a 2-core CPU".into(),
+        name: name.into(),
+        description: description.into(),
         input: InputSpec {
             height: 28,
             width: 28,
@@ -408,6 +434,7 @@ fn small_rgb_space(
         activation: Activation::Relu,
     };
     let choices = BottleneckChoices {
+        ops: &[],
         kernels: &[3, 5, 7],
         expansions: &[1, 3, 6],
         squeeze_excite: true,

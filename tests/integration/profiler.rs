@@ -569,3 +569,42 @@ fn measure_and_export_work_on_a_real_table() {
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["ops"].as_array().unwrap().len(), 572);
 }
+
+#[test]
+fn an_op_choice_space_profiles_and_validates() {
+    if !runtime_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tiny28-ops.csv");
+    let out_s = out.to_str().unwrap();
+    let mut args = vec!["profile", "--space", "tiny28-ops", "--out", out_s];
+    args.extend(FAST);
+    let o = run("tunas-profiler", &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let table = LatencyTable::read(&out).unwrap();
+    let space = builtin_space("tiny28-ops").unwrap();
+    let keys = space_op_keys(&space, 1);
+    assert!(keys.iter().all(|k| table.rows.contains_key(k)));
+    let fused = keys.iter().filter(|k| k.op == tunas_shared::OpKind::Fused);
+    assert!(fused.count() > 100, "the fused op's keys are profiled");
+    let validate = [
+        "validate",
+        "--space",
+        "tiny28-ops",
+        "--table",
+        out_s,
+        "--samples",
+        "4",
+        "--quiet",
+        "--json",
+        "--network-runs",
+        "3",
+        "--network-min-ms",
+        "0",
+    ];
+    let o = run("tunas-profiler", &validate);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v.to_string().contains("tiny28-ops"), "{v}");
+}

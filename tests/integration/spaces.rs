@@ -76,7 +76,10 @@ fn rgb_spaces_take_colour_inputs_and_shrink_to_a_few_pixels() {
 fn unknown_space_names_the_known_ones() {
     let err = builtin_space("resnet").unwrap_err();
     assert!(matches!(err, SpaceError::Unknown { .. }));
-    assert!(err.to_string().contains("tiny28, proxylessnas"), "{err}");
+    assert!(
+        err.to_string().contains("tiny28, tiny28-ops, proxylessnas"),
+        "{err}"
+    );
 }
 
 #[test]
