@@ -269,7 +269,10 @@ impl RunRequest {
             max_networks_without_progress: MAX_NETWORKS_WITHOUT_PROGRESS,
             contexts_per_key: self.contexts,
             progress: !quiet,
-            progress_lines: self.progress_lines,
+            // Off a terminal (a log, CI, a pipe) the bar is invisible, so
+            // plain lines stand in for it unless the run is quiet.
+            progress_lines: self.progress_lines
+                || (!quiet && !std::io::IsTerminal::is_terminal(&std::io::stderr())),
             progress_every: Duration::from_secs_f64(self.progress_every_s),
             max_keys,
             sentinel: self.sentinel(),

@@ -567,6 +567,7 @@ pub fn run_search(a: SearchArgs) -> Result<()> {
     let opts = RunOptions {
         progress: !a.quiet,
         stop_after: a.stop_after,
+        steps_done: None,
     };
     let outcome = threads_pool(a.threads, || {
         let tables: Vec<&LatencyTable> = p.tables.iter().collect();

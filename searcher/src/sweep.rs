@@ -9,12 +9,15 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tunas_shared::plot::{CloudChart, RangePoint, cloud_chart};
 
+use crate::benchmark::minutes;
 use crate::benchmark::{BenchmarkError, BenchmarkInputs, TargetChoice, keep_or_check, pool};
-use crate::search::{RunFiles, RunOptions, SearchConfig, SearchData, SearchResult};
+use crate::search::{RunFiles, RunOptions, Running, SearchConfig, SearchData, SearchResult};
 
 /// Everything that defines a sweep.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -101,6 +104,15 @@ impl pool::Prioritised for Job {
     }
 }
 
+/// How a sweep reports while it runs.
+#[derive(Clone, Copy, Debug)]
+pub struct SweepProgress {
+    /// A line per search started and finished.
+    pub lines: bool,
+    /// Seconds between lines on the running searches' steps (0: none).
+    pub every_s: u64,
+}
+
 /// Runs (or resumes) one search per target, `jobs` side by side on one
 /// thread each, then writes the front.
 pub fn run(
@@ -108,7 +120,7 @@ pub fn run(
     inputs: &BenchmarkInputs,
     settings: &SweepSettings,
     jobs: usize,
-    progress: bool,
+    progress: SweepProgress,
 ) -> Result<SweepReport, BenchmarkError> {
     let targets_ms = checked_targets(inputs, settings)?;
     let manifest = SweepManifest {
@@ -125,7 +137,9 @@ pub fn run(
         dir,
         inputs,
         settings,
-        progress,
+        progress: progress.lines,
+        running: Mutex::new(vec![None; targets_ms.len()]),
+        done: AtomicUsize::new(0),
         data: SearchData::prepare(
             &inputs.data.train,
             settings.limit_train,
@@ -136,10 +150,19 @@ pub fn run(
     };
     let results: Mutex<Vec<Option<SearchResult>>> = Mutex::new(vec![None; sweep.targets_ms.len()]);
     let todo: Vec<Job> = (0..sweep.targets_ms.len()).map(Job).collect();
-    pool::run(jobs, todo, |Job(i)| -> Result<Vec<Job>, BenchmarkError> {
-        let result = sweep.target(i)?;
-        results.lock().expect("results")[i] = Some(result);
-        Ok(Vec::new())
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        if progress.lines && progress.every_s > 0 {
+            scope.spawn(|| sweep.heartbeat(&stop, Duration::from_secs(progress.every_s)));
+        }
+        let outcome = pool::run(jobs, todo, |Job(i)| -> Result<Vec<Job>, BenchmarkError> {
+            let result = sweep.target(i)?;
+            results.lock().expect("results")[i] = Some(result);
+            sweep.done.fetch_add(1, Ordering::SeqCst);
+            Ok(Vec::new())
+        });
+        stop.store(true, Ordering::SeqCst);
+        outcome
     })?;
     let report = SweepReport {
         space: inputs.space.name.clone(),
@@ -173,6 +196,10 @@ struct Sweep<'a> {
     inputs: &'a BenchmarkInputs,
     settings: &'a SweepSettings,
     progress: bool,
+    /// The searches running: since when, and their steps done.
+    running: Mutex<Vec<Option<Running>>>,
+    /// Targets finished.
+    done: AtomicUsize,
     data: SearchData,
     targets_ms: Vec<f64>,
 }
@@ -222,9 +249,12 @@ impl Sweep<'_> {
                 source: e,
             },
         )?;
+        let running = Running::now();
+        let steps = running.steps.clone();
+        self.running.lock().expect("running")[i] = Some(running);
         let opts = RunOptions {
-            progress: false,
-            stop_after: None,
+            steps_done: Some(steps),
+            ..RunOptions::default()
         };
         if self.progress {
             eprintln!(
@@ -243,14 +273,68 @@ impl Sweep<'_> {
                 &opts,
             )
         })
-        .map_err(BenchmarkError::Worker)?
-        .map_err(|source| BenchmarkError::Search {
-            target: i,
-            seed: config.seed,
-            source,
-        })?
-        .expect("runs to the end without stop_after");
+        .map_err(BenchmarkError::Worker);
+        self.running.lock().expect("running")[i] = None;
+        let result = result?
+            .map_err(|source| BenchmarkError::Search {
+                target: i,
+                seed: config.seed,
+                source,
+            })?
+            .expect("runs to the end without stop_after");
         Ok(result)
+    }
+
+    /// A line every `every` until `stop`: targets done, and each running
+    /// search's step and time left at its rate so far (also when stderr is
+    /// not a terminal).
+    fn heartbeat(&self, stop: &AtomicBool, every: Duration) {
+        let steps = self.settings.search.steps;
+        let mut last = Instant::now();
+        // Steps of each search when this run first saw it: a resumed
+        // search's rate counts only what this run did.
+        let mut first: Vec<Option<usize>> = vec![None; self.targets_ms.len()];
+        while !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(200));
+            if last.elapsed() < every {
+                continue;
+            }
+            last = Instant::now();
+            let running: Vec<String> = self
+                .running
+                .lock()
+                .expect("running")
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| {
+                    r.as_ref()
+                        .map(|r| (i, r.since.elapsed(), r.steps.load(Ordering::Relaxed)))
+                })
+                .map(|(i, elapsed, n)| {
+                    let n0 = *first[i].get_or_insert(n);
+                    let secs = elapsed.as_secs_f64();
+                    let eta = if n > n0 {
+                        format!(
+                            ", ETA ~{}",
+                            minutes((steps - n) as f64 * secs / (n - n0) as f64)
+                        )
+                    } else {
+                        String::new()
+                    };
+                    format!(
+                        "{:.4} ms step {n}/{steps} ({}{eta})",
+                        self.targets_ms[i],
+                        minutes(secs)
+                    )
+                })
+                .collect();
+            eprintln!(
+                "sweep: {}/{} targets done; running: {}",
+                self.done.load(Ordering::SeqCst),
+                self.targets_ms.len(),
+                running.join("; ")
+            );
+        }
     }
 
     /// One point per target, from every target's result.

@@ -48,6 +48,10 @@ pub struct SweepArgs {
     /// No progress lines on stderr.
     #[arg(long)]
     quiet: bool,
+    /// Seconds between lines on the running searches' steps (0: only a line
+    /// per search started and finished).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    progress_every: u64,
     /// Print front.json to stdout instead of the table.
     #[arg(long)]
     json: bool,
@@ -83,7 +87,11 @@ pub fn run_sweep(a: SweepArgs) -> Result<()> {
     let inputs = crate::benchmark_cmd::read_inputs(&a.table, a.space.as_deref(), &a.images)?;
     let mut settings = settings;
     settings.search.augment = Augmentation::search_default(inputs.space.input.channels);
-    let report = sweep::run(&a.out, &inputs, &settings, jobs, !a.quiet)
+    let progress = sweep::SweepProgress {
+        lines: !a.quiet,
+        every_s: a.progress_every,
+    };
+    let report = sweep::run(&a.out, &inputs, &settings, jobs, progress)
         .map_err(crate::benchmark_cmd::flag_error)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -206,7 +206,11 @@ fn an_unreachable_band_is_said_before_any_work() {
 
 #[test]
 fn a_two_target_sweep_gives_a_front_and_resumes() {
-    use tunas_searcher::sweep::{self, SweepSettings};
+    use tunas_searcher::sweep::{self, SweepProgress, SweepSettings};
+    const QUIET_SWEEP: SweepProgress = SweepProgress {
+        lines: false,
+        every_s: 0,
+    };
     let dir = tempfile::tempdir().unwrap();
     let inputs = inputs();
     let t = tiny();
@@ -216,7 +220,7 @@ fn a_two_target_sweep_gives_a_front_and_resumes() {
         holdout: t.holdout,
         limit_train: t.limit_train,
     };
-    let front = sweep::run(dir.path(), &inputs, &settings, 2, false).unwrap();
+    let front = sweep::run(dir.path(), &inputs, &settings, 2, QUIET_SWEEP).unwrap();
     assert_eq!(front.points.len(), 2);
     assert!(front.points[0].target_ms < front.points[1].target_ms);
     for f in [
@@ -235,13 +239,13 @@ fn a_two_target_sweep_gives_a_front_and_resumes() {
             .unwrap()
     };
     let before = (stamp(0), stamp(1));
-    let again = sweep::run(dir.path(), &inputs, &settings, 2, false).unwrap();
+    let again = sweep::run(dir.path(), &inputs, &settings, 2, QUIET_SWEEP).unwrap();
     assert_eq!((stamp(0), stamp(1)), before);
     assert_eq!(again.points[1].arch, front.points[1].arch);
     // Another search setting in the same folder is refused.
     let mut other = settings.clone();
     other.search.beta = -0.2;
-    let err = sweep::run(dir.path(), &inputs, &other, 1, false).unwrap_err();
+    let err = sweep::run(dir.path(), &inputs, &other, 1, QUIET_SWEEP).unwrap_err();
     assert!(err.to_string().contains("settings.search.beta"), "{err}");
     let text = sweep::text(&front);
     assert_eq!(text.lines().count(), 3, "{text}");

@@ -608,3 +608,34 @@ fn an_op_choice_space_profiles_and_validates() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v.to_string().contains("tiny28-ops"), "{v}");
 }
+
+#[test]
+fn profile_off_a_terminal_prints_progress_lines_unless_quiet() {
+    if !runtime_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // FAST without its leading --quiet: the defaults a user's log gets.
+    let loud: Vec<&str> = FAST.iter().copied().filter(|a| *a != "--quiet").collect();
+    let profile = |name: &str, quiet: bool| {
+        let out = dir.path().join(name);
+        let mut args = vec!["profile", "--space", "tiny28", "--max-keys", "12"];
+        args.extend(["--progress-every", "0", "--out", out.to_str().unwrap()]);
+        args.extend(&loud);
+        if quiet {
+            args.push("--quiet");
+        }
+        let o = run("tunas-profiler", &args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    // The test's stderr is a pipe, as in a log or CI.
+    let err = profile("loud.csv", false);
+    assert!(err.contains("progress: ops 12/12 (100%)"), "{err}");
+    assert!(
+        err.contains("calibration MAPE ? (not calibrated)) in"),
+        "{err}"
+    );
+    let err = profile("quiet.csv", true);
+    assert!(!err.contains("progress: "), "{err}");
+}

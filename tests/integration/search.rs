@@ -41,6 +41,7 @@ fn quiet(stop_after: Option<usize>) -> RunOptions {
     RunOptions {
         progress: false,
         stop_after,
+        steps_done: None,
     }
 }
 

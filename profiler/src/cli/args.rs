@@ -351,8 +351,10 @@ pub struct RunArgs {
     /// machine whose speed keeps changing for reasons other than heat).
     #[arg(long, value_name = "SECONDS", default_value_t = RunRequest::default().cooldown_budget_s, value_parser = number(0.0, true, 7.0 * DAY_S))]
     cooldown_budget_s: f64,
-    /// Print plain `progress: ...` lines to stderr (what remote runs stream
-    /// back; a terminal gets a progress bar instead).
+    /// Print plain `progress: ...` lines to stderr, also on a terminal
+    /// (what remote runs stream back). Without it a terminal gets a progress
+    /// bar, and any other stderr (a log, CI, a pipe) these lines unless
+    /// --quiet.
     #[arg(long)]
     progress_lines: bool,
     /// With --progress-lines: at most one line per this many seconds (the

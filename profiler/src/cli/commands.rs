@@ -287,7 +287,7 @@ fn profile_here(request: &ProfileRequest) -> Result<usize> {
     let started = std::time::Instant::now();
     let table = profile::profile(rt, &space_def, &settings).map_err(profile_error)?;
     eprintln!(
-        "wrote {} ({} op keys, per-inference constant {:.1} µs, calibration MAPE {}%) in {:.0} s",
+        "wrote {} ({} op keys, per-inference constant {:.1} µs, calibration MAPE {}) in {:.0} s",
         out.display(),
         table.rows.len(),
         table.provenance.overhead_us,
@@ -295,8 +295,7 @@ fn profile_here(request: &ProfileRequest) -> Result<usize> {
             .provenance
             .extra
             .get("x-calibration-mape-pct")
-            .map(String::as_str)
-            .unwrap_or("? (not calibrated)"),
+            .map_or("? (not calibrated)".to_string(), |m| format!("{m}%")),
         started.elapsed().as_secs_f64()
     );
     eprintln!("{}", summary(&table));

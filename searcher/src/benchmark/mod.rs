@@ -33,6 +33,7 @@ pub(crate) use journal::{Entry, SharedPhase};
 pub use report::{
     BenchmarkReport, RandomCloud, RankCorrelation, SearchedArch, TargetReport, text as report_text,
 };
+pub(crate) use runner::minutes;
 pub use runner::{RunSettings, run};
 
 use crate::data::TrainTest;

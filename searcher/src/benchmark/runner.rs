@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,7 @@ use super::{
     SharedPhase, kind_index, planned_by_kind, planned_work, pool, prepare, report,
 };
 use crate::data::Dataset;
-use crate::search::{RunOptions, SearchData};
+use crate::search::{RunOptions, Running, SearchData};
 use crate::supernet::{PathPlan, Supernet};
 
 /// How the benchmark runs (nothing here changes its results).
@@ -135,7 +136,8 @@ struct Runner<'a> {
     files: BenchmarkDir,
     journal: Mutex<Journal>,
     queued: Mutex<HashSet<String>>,
-    running: Mutex<HashMap<String, (String, Instant)>>,
+    /// What runs: its description, since when, and (searches) its steps.
+    running: Mutex<HashMap<String, (String, Running)>>,
     search_data: Mutex<HashMap<u64, Arc<SearchData>>>,
     total: usize,
     started: Instant,
@@ -312,14 +314,16 @@ impl Runner<'_> {
     fn execute(&self, task: Task) -> Result<Vec<Task>, BenchmarkError> {
         let key = task.key();
         let what = task.describe(&self.plan.targets_ms);
+        let running = Running::now();
+        let steps = running.steps.clone();
         self.running
             .lock()
             .expect("running")
-            .insert(key.clone(), (what.clone(), Instant::now()));
+            .insert(key.clone(), (what.clone(), running));
         let started = Instant::now();
         let outcome = crate::train::in_thread_pool(Some(1), || {
             let cpu0 = crate::bench::thread_cpu_ns();
-            self.perform(&task, started).map(|mut e| {
+            self.perform(&task, started, steps).map(|mut e| {
                 let cpu = cpu0
                     .zip(crate::bench::thread_cpu_ns())
                     .map_or(f64::NAN, |(a, b)| (b - a) as f64 / 1e9);
@@ -344,9 +348,15 @@ impl Runner<'_> {
         }
     }
 
-    fn perform(&self, task: &Task, started: Instant) -> Result<Entry, BenchmarkError> {
+    /// Does `task`; a search keeps `steps` at its steps done.
+    fn perform(
+        &self,
+        task: &Task,
+        started: Instant,
+        steps: Arc<AtomicUsize>,
+    ) -> Result<Entry, BenchmarkError> {
         match task {
-            Task::Search { target, seed } => self.perform_search(*target, *seed, started),
+            Task::Search { target, seed } => self.perform_search(*target, *seed, started, steps),
             Task::Train { arch, seed, .. } => self.perform_train(arch, *seed, started),
             Task::Shared {
                 target,
@@ -364,6 +374,7 @@ impl Runner<'_> {
         target: usize,
         seed: u64,
         started: Instant,
+        steps: Arc<AtomicUsize>,
     ) -> Result<Entry, BenchmarkError> {
         let space = &self.inputs.space;
         let mut config = self.settings.search.clone();
@@ -371,8 +382,8 @@ impl Runner<'_> {
         config.seed = seed;
         let data = self.search_data(seed);
         let opts = RunOptions {
-            progress: false,
-            stop_after: None,
+            steps_done: Some(steps),
+            ..RunOptions::default()
         };
         let run_dir = self.files.search_run(target, seed);
         let fail = |source| BenchmarkError::Search {
@@ -518,7 +529,16 @@ impl Runner<'_> {
                 .lock()
                 .expect("running")
                 .values()
-                .map(|(what, t)| format!("{what} ({})", minutes(t.elapsed().as_secs_f64())))
+                .map(|(what, r)| {
+                    let elapsed = minutes(r.since.elapsed().as_secs_f64());
+                    match r.steps.load(Ordering::Relaxed) {
+                        0 => format!("{what} ({elapsed})"),
+                        n => format!(
+                            "{what} ({elapsed}, step {n}/{})",
+                            self.settings.search.steps
+                        ),
+                    }
+                })
                 .collect();
             let eta = if left_s.is_finite() {
                 minutes(left_s / jobs.max(1) as f64)
@@ -544,7 +564,7 @@ fn parse_arch(space: &SearchSpace, arch: &str) -> Result<Architecture, Benchmark
     })
 }
 
-fn minutes(s: f64) -> String {
+pub(crate) fn minutes(s: f64) -> String {
     if s < 90.0 {
         format!("{s:.0} s")
     } else {

@@ -301,12 +301,36 @@ fn warmup_plan(
     }
 }
 
+/// Work running beside other work: since when, and (a search) its steps
+/// done so far, kept up to date through [`RunOptions::steps_done`].
+#[derive(Clone, Debug)]
+pub struct Running {
+    /// When it started.
+    pub since: std::time::Instant,
+    /// Steps done (0 until the first; stays 0 for work that is no search).
+    pub steps: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Running {
+    /// Starts now, at step 0.
+    pub fn now() -> Self {
+        Running {
+            since: std::time::Instant::now(),
+            steps: Default::default(),
+        }
+    }
+}
+
 /// Options that do not define the search itself.
+#[derive(Default)]
 pub struct RunOptions {
     /// Progress bar on stderr.
     pub progress: bool,
     /// Stop after this step (as if killed), for tests.
     pub stop_after: Option<usize>,
+    /// Steps done so far, kept up to date for a caller that reports on
+    /// several searches at once (`sweep`, `benchmark`).
+    pub steps_done: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
 }
 
 fn open_log(path: &Path, keep_steps: usize) -> Result<File, SearchError> {

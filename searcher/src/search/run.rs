@@ -21,11 +21,18 @@ pub fn search(
         opts.progress,
     );
     progress.resume_at(run.start as u64);
+    let count = |done: usize| {
+        if let Some(c) = &opts.steps_done {
+            c.store(done, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    count(run.start);
     let started = Instant::now();
     for step in run.start..config.steps {
         let in_warmup = run.step(step)?;
         progress.set_message(if in_warmup { "warm-up" } else { "search" });
         progress.inc(1);
+        count(step + 1);
         run.save_after(step + 1)?;
         if opts.stop_after == Some(step + 1) {
             progress.finish();
