@@ -21,12 +21,16 @@ fn reference_table() -> PathBuf {
 }
 
 fn inputs() -> BenchmarkInputs {
-    let path = reference_table();
+    inputs_of("tiny28", reference_table())
+}
+
+/// The test subset with the table at `path` of the built-in `space`.
+fn inputs_of(space: &str, path: PathBuf) -> BenchmarkInputs {
     let bytes = std::fs::read(&path).unwrap();
     let mut data = load_idx_dir(&subset_dir()).unwrap();
     data.test = data.test.subset(&(0..200).collect::<Vec<_>>());
     BenchmarkInputs {
-        space: builtin_space("tiny28").unwrap(),
+        space: builtin_space(space).unwrap(),
         table: LatencyTable::read(&path).unwrap(),
         table_path: path,
         table_digest: tunas_shared::content_digest(&bytes),
@@ -247,6 +251,28 @@ fn a_two_target_sweep_gives_a_front_and_resumes() {
     other.search.beta = -0.2;
     let err = sweep::run(dir.path(), &inputs, &other, 1, QUIET_SWEEP).unwrap_err();
     assert!(err.to_string().contains("settings.search.beta"), "{err}");
+    // A table of another space: the space is named, not a setting
+    // derived from it.
+    let proxyless =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tables/x86_64-amd-epyc-1t/proxylessnas.csv");
+    let another_space = inputs_of("proxylessnas", proxyless);
+    let err = sweep::run(dir.path(), &another_space, &settings, 1, QUIET_SWEEP).unwrap_err();
+    assert!(err.to_string().contains("space = \"tiny28\""), "{err}");
+    // Another table of the space at another path: its content counts,
+    // not its path.
+    let moved = dir.path().join("moved.csv");
+    let text = std::fs::read_to_string(reference_table()).unwrap();
+    let edited = text.replacen(",2.161,", ",2.261,", 1);
+    assert_ne!(edited, text);
+    std::fs::write(&moved, &edited).unwrap();
+    let another_table = inputs_of("tiny28", moved.clone());
+    let err = sweep::run(dir.path(), &another_table, &settings, 1, QUIET_SWEEP).unwrap_err();
+    assert!(err.to_string().contains("table_digest"), "{err}");
+    // The same content moved: accepted, nothing searched again.
+    std::fs::copy(reference_table(), &moved).unwrap();
+    let moved_same = inputs_of("tiny28", moved);
+    sweep::run(dir.path(), &moved_same, &settings, 1, QUIET_SWEEP).unwrap();
+    assert_eq!((stamp(0), stamp(1)), before);
     let text = sweep::text(&front);
     assert_eq!(text.lines().count(), 3, "{text}");
 }

@@ -335,6 +335,9 @@ pub struct Manifest {
 /// Keys of a manifest that may differ between runs of one folder.
 const INFORMATIONAL_KEYS: [&str; 1] = ["table"];
 
+/// Keys of a manifest compared before the others, in this order.
+const LEADING_KEYS: [&str; 3] = ["space", "space_hash", "table_digest"];
+
 impl Manifest {
     fn file(dir: &Path) -> PathBuf {
         BenchmarkDir {
@@ -382,11 +385,28 @@ pub(crate) fn keep_or_check<T: Serialize + serde::de::DeserializeOwned>(
 ) -> Result<(), BenchmarkError> {
     match read_manifest::<T>(path)? {
         Some(stored) => {
-            let a = serde_json::to_value(&stored).expect("serialises");
-            let b = serde_json::to_value(manifest).expect("serialises");
-            match first_difference(&a, &b, "")
-                .filter(|(key, _, _)| !INFORMATIONAL_KEYS.contains(&key.as_str()))
-            {
+            let mut a = serde_json::to_value(&stored).expect("serialises");
+            let mut b = serde_json::to_value(manifest).expect("serialises");
+            // Dropped before comparing: a moved table file with the same
+            // content is the same table, and what differs after it still
+            // counts.
+            for v in [&mut a, &mut b] {
+                if let Some(o) = v.as_object_mut() {
+                    for k in INFORMATIONAL_KEYS {
+                        o.remove(k);
+                    }
+                }
+            }
+            // The space first: a folder made for another space says so,
+            // not which of the settings derived from it differs.
+            let null = serde_json::Value::Null;
+            let difference = LEADING_KEYS
+                .iter()
+                .find_map(|k| {
+                    first_difference(a.get(k).unwrap_or(&null), b.get(k).unwrap_or(&null), k)
+                })
+                .or_else(|| first_difference(&a, &b, ""));
+            match difference {
                 Some((key, stored, given)) => Err(BenchmarkError::Mismatch {
                     dir: dir.to_path_buf(),
                     key,
