@@ -57,7 +57,7 @@ pub struct SearchArgs {
     table: Vec<PathBuf>,
     /// Latency target T0 in ms (with --resource latency), one per --table,
     /// in the same order.
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     target_ms: Vec<f64>,
     /// With several tables: the reward adds up every device's miss (sum) or
     /// takes the worst one (max) [default: sum].

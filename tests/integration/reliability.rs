@@ -500,11 +500,17 @@ fn a_search_for_two_devices_reports_both_and_resumes() {
     ]));
     let mut nan = base.clone();
     nan.extend(strings(&["--table", &second, "--target-ms", "NaN"]));
+    let mut negative = base.clone();
+    negative.extend(strings(&["--table", &second, "--target-ms", "-1"]));
     for (args, needle) in [
         (unpaired, "come in pairs"),
         (twice, "are the same table"),
         (foreign, "proxyless.csv"),
         (nan, "--target-ms"),
+        (
+            negative,
+            "--target-ms: -1: every device's target must be a positive number",
+        ),
     ] {
         let o = run_s(&args);
         assert!(!o.status.success(), "{needle}: accepted");
