@@ -291,9 +291,10 @@ impl Sweep<'_> {
     fn heartbeat(&self, stop: &AtomicBool, every: Duration) {
         let steps = self.settings.search.steps;
         let mut last = Instant::now();
-        // Steps of each search when this run first saw it: a resumed
-        // search's rate counts only what this run did.
-        let mut first: Vec<Option<usize>> = vec![None; self.targets_ms.len()];
+        // When this loop first saw each search, at which step: the rate
+        // counts only steps made since then (a resumed search's earlier
+        // steps and its start-up do not skew it).
+        let mut first: Vec<Option<(Instant, usize)>> = vec![None; self.targets_ms.len()];
         while !stop.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(200));
             if last.elapsed() < every {
@@ -311,12 +312,13 @@ impl Sweep<'_> {
                         .map(|r| (i, r.since.elapsed(), r.steps.load(Ordering::Relaxed)))
                 })
                 .map(|(i, elapsed, n)| {
-                    let n0 = *first[i].get_or_insert(n);
+                    let (t0, n0) = *first[i].get_or_insert((Instant::now(), n));
                     let secs = elapsed.as_secs_f64();
                     let eta = if n > n0 {
+                        let per_step = t0.elapsed().as_secs_f64() / (n - n0) as f64;
                         format!(
                             ", ETA ~{}",
-                            minutes((steps - n) as f64 * secs / (n - n0) as f64)
+                            minutes(steps.saturating_sub(n) as f64 * per_step)
                         )
                     } else {
                         String::new()
