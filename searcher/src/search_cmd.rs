@@ -661,6 +661,9 @@ fn report(r: &SearchResult, json: bool) -> Result<()> {
         r.validation_accuracy * 100.0,
         r.seconds
     );
+    for line in r.phase_times.summary_lines() {
+        println!("time          {line}");
+    }
     print!("{}", r.readable);
     Ok(())
 }

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 use tunas_searcher::data::{BatchMaker, Dataset, load_idx_dir};
 use tunas_searcher::export::{ExportMetadata, export_app_onnx, metadata_keys, recalibrate_bn};
-use tunas_searcher::search::{Resource, RunOptions, SearchConfig, SearchData, search};
+use tunas_searcher::search::{
+    Resource, RunOptions, SearchConfig, SearchData, SearchResult, search,
+};
 use tunas_searcher::supernet::{BnMode, PathPlan, Supernet, evaluate};
 use tunas_searcher::weights::load_store;
 use tunas_shared::onnx::ModelProto;
@@ -63,6 +65,18 @@ fn search_writes_result_log_charts_and_checkpoints() {
     assert_eq!(log.lines().count(), 1 + 12);
     assert!(log.lines().nth(1).unwrap().starts_with("0,warmup,"));
     assert!(log.lines().last().unwrap().starts_with("11,search,"));
+    // Every step is timed once, by phase, in wall and CPU time.
+    let t = &result.phase_times;
+    assert_eq!(t.warmup_steps + t.search_steps, 12, "{t:?}");
+    assert!(t.warmup_steps > 0 && t.search_steps > 0, "{t:?}");
+    for phase in [
+        &t.warmup_training,
+        &t.search_training,
+        &t.validation,
+        &t.batches,
+    ] {
+        assert!(phase.wall_s > 0.0 && phase.cpu_s > 0.0, "{t:?}");
+    }
     for f in [
         "result.json",
         "supernet.weights",
@@ -92,6 +106,10 @@ fn killed_search_resumes_to_the_same_end() {
         .unwrap()
         .unwrap();
     assert_eq!(a.arch, b.arch);
+    // The phase times come through the checkpoint: the steps redone after
+    // the kill are counted once.
+    let steps = |r: &SearchResult| r.phase_times.warmup_steps + r.phase_times.search_steps;
+    assert_eq!((steps(&a), steps(&b)), (24, 24));
     let log = |d: &Path| std::fs::read_to_string(d.join("steps.csv")).unwrap();
     assert_eq!(log(whole.path()), log(killed.path()));
     let weights = |d: &Path| std::fs::read(d.join("supernet.weights")).unwrap();

@@ -158,6 +158,10 @@ pub struct SearchResult {
     /// Class names in label order, from the data (empty: not known).
     #[serde(default)]
     pub(crate) classes: Vec<String>,
+    /// Wall and CPU time per phase of the step, over every process that
+    /// ran the search (absent in older results).
+    #[serde(default)]
+    pub phase_times: super::PhaseTimes,
     /// The config.
     pub(crate) config: SearchConfig,
 }

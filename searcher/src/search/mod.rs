@@ -41,6 +41,7 @@ use crate::weights::{WeightsError, WeightsMeta, load_store, save_store};
 mod baseline;
 mod config;
 mod files;
+mod phases;
 mod plots;
 mod run;
 
@@ -49,6 +50,7 @@ pub use config::{
     DEFAULT_BETA, MultiDevice, Resource, SearchConfig, default_rl_learning_rate, device_reward,
 };
 pub use files::{DeviceEstimate, RunFiles, RunInputs, SearchResult};
+pub use phases::{PhaseTime, PhaseTimes};
 use plots::write_plots;
 pub use run::search;
 /// A search could not run or resume.
@@ -227,6 +229,10 @@ pub struct Checkpoint {
     pub(crate) controller: Controller,
     /// Recorded controller probabilities: (step, per decision, per value).
     pub(crate) history: Vec<(usize, Vec<Vec<f32>>)>,
+    /// Time per phase of the steps before `next_step` (absent in
+    /// checkpoints written before it was kept).
+    #[serde(default)]
+    pub(crate) phase_times: PhaseTimes,
 }
 
 /// The cost of an architecture in the resource's unit.
@@ -369,6 +375,7 @@ fn write_checkpoint(
     controller: &Controller,
     history: &[(usize, Vec<Vec<f32>>)],
     config: &SearchConfig,
+    phase_times: &PhaseTimes,
     next_step: usize,
 ) -> Result<(), SearchError> {
     // Weights first: a checkpoint.json always points at weights at least as new.
@@ -379,6 +386,7 @@ fn write_checkpoint(
         config: config.clone(),
         controller: controller.clone(),
         history: history.to_vec(),
+        phase_times: phase_times.clone(),
     };
     let json = serde_json::to_vec(&cp).expect("checkpoint serialises");
     tunas_shared::write_atomic(&files.checkpoint(), &json).map_err(io_err(&files.checkpoint()))

@@ -1,6 +1,7 @@
 //! The search loop: a run folder's supernet and controller, stepped one
 //! step at a time (docs/design.md, "One step").
 
+use super::phases::Phase;
 use super::*;
 
 /// Runs (or resumes) a search in `dir`.
@@ -113,6 +114,8 @@ struct SearchRun<'a> {
     /// (`data.maker`).
     train_maker: BatchMaker,
     batch_counter: usize,
+    /// Time per phase so far (from the checkpoint on a resume).
+    times: PhaseTimes,
 }
 
 impl<'a> SearchRun<'a> {
@@ -129,12 +132,12 @@ impl<'a> SearchRun<'a> {
         };
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let mut net = Supernet::new(space, config.seed);
-        let (controller, history, start) = if files.checkpoint().exists() {
+        let (controller, history, start, times) = if files.checkpoint().exists() {
             let cp = read_checkpoint(&files, &mut net)?;
             eprintln!("resuming {} at step {}", dir.display(), cp.next_step);
-            (cp.controller, cp.history, cp.next_step)
+            (cp.controller, cp.history, cp.next_step, cp.phase_times)
         } else {
-            (Controller::new(space), Vec::new(), 0)
+            (Controller::new(space), Vec::new(), 0, PhaseTimes::default())
         };
         // The log keeps exactly the rows of the steps before `start`.
         let log = open_log(&files.log(), start)?;
@@ -164,24 +167,13 @@ impl<'a> SearchRun<'a> {
             }),
             train_maker: config.augment.on(&data.maker),
             batch_counter: start * config.samples_per_step,
+            times,
         })
     }
 
     /// Every device's cost of `arch` (one entry without several tables).
     fn costs_of(&self, arch: &Architecture) -> Result<Vec<f64>, SearchError> {
-        if self.tables.len() <= 1 {
-            let table = self.tables.first().copied();
-            return Ok(vec![cost_of(
-                self.space,
-                table,
-                self.config.resource,
-                arch,
-            )?]);
-        }
-        self.tables
-            .iter()
-            .map(|t| Ok(t.estimate_us(self.space, arch)? / 1000.0))
-            .collect()
+        device_costs(self.space, self.tables, self.config.resource, arch)
     }
 
     /// Runs step `step`, logs it; returns whether it was a warm-up step.
@@ -202,18 +194,24 @@ impl<'a> SearchRun<'a> {
         let mut samples = Vec::with_capacity(config.samples_per_step);
         let mut last = None;
         for _ in 0..config.samples_per_step {
-            let sampled = if in_warmup {
-                Architecture::sample_uniform(self.space, &mut rng)
-            } else {
-                self.controller.sample(&mut rng)
-            };
-            let plan = warmup_plan(self.space, &sampled, p, q, config.rematerialize, &mut rng);
-            let outcome = self.train_and_score(&sampled, &plan, lr, &mut rng)?;
+            let (sampled, plan) = self.times.time(Phase::Controller, || {
+                let sampled = if in_warmup {
+                    Architecture::sample_uniform(self.space, &mut rng)
+                } else {
+                    self.controller.sample(&mut rng)
+                };
+                let plan = warmup_plan(self.space, &sampled, p, q, config.rematerialize, &mut rng);
+                (sampled, plan)
+            });
+            let outcome = self.train_and_score(&sampled, &plan, lr, in_warmup, &mut rng)?;
             let active = sampled.active_decisions(self.space);
             samples.push((sampled, active, outcome.reward));
             last = Some(outcome);
         }
-        let updates = self.controller.reinforce(&samples, rl_lr as f32);
+        let controller = &mut self.controller;
+        let updates = self.times.time(Phase::Controller, || {
+            controller.reinforce(&samples, rl_lr as f32)
+        });
         let last = last.expect("at least one sample");
         let record = StepRecord {
             step,
@@ -231,8 +229,14 @@ impl<'a> SearchRun<'a> {
             entropy: last.entropy,
         };
         let log_path = self.files.log();
-        writeln!(self.log, "{}", record.csv()).map_err(io_err(&log_path))?;
-        self.log.flush().map_err(io_err(&log_path))?;
+        let log = &mut self.log;
+        self.times
+            .time(Phase::Saving, || {
+                writeln!(log, "{}", record.csv())?;
+                log.flush()
+            })
+            .map_err(io_err(&log_path))?;
+        self.times.count_step(in_warmup);
         if step.is_multiple_of(config.record_every) || step + 1 == config.steps {
             self.history.push((step, self.controller.probabilities()));
         }
@@ -246,6 +250,7 @@ impl<'a> SearchRun<'a> {
         sampled: &Architecture,
         plan: &PathPlan,
         lr: f32,
+        in_warmup: bool,
         rng: &mut ChaCha8Rng,
     ) -> Result<SampleOutcome, SearchError> {
         let (config, data) = (self.config, self.data);
@@ -262,23 +267,42 @@ impl<'a> SearchRun<'a> {
             self.batch_counter,
         );
         self.batch_counter += 1;
-        let (x, y) = self.train_maker.batch(&data.train, &idx, rng);
+        let train_maker = &self.train_maker;
+        let (x, y) = self
+            .times
+            .time(Phase::Batches, || train_maker.batch(&data.train, &idx, rng));
         let step = StepSettings {
             optimizer: &self.optimizer,
             lr,
             label_smoothing: config.label_smoothing,
             bn: BnMode::Batch,
         };
-        let (loss, _) = train_step(&mut self.net, x, &y, plan, &step);
-        let (vx, vy) = data.maker.batch(&data.validation, &vidx, rng);
-        let quality = evaluate(
-            &mut self.net,
-            vx,
-            &vy,
-            &PathPlan::single(sampled.clone()),
-            BnMode::Batch,
-        ) as f64;
-        let costs = self.costs_of(sampled)?;
+        let training = if in_warmup {
+            Phase::WarmupTraining
+        } else {
+            Phase::SearchTraining
+        };
+        let net = &mut self.net;
+        let (loss, _) = self
+            .times
+            .time(training, || train_step(net, x, &y, plan, &step));
+        let (vx, vy) = self.times.time(Phase::Batches, || {
+            data.maker.batch(&data.validation, &vidx, rng)
+        });
+        let net = &mut self.net;
+        let quality = self.times.time(Phase::Validation, || {
+            evaluate(
+                net,
+                vx,
+                &vy,
+                &PathPlan::single(sampled.clone()),
+                BnMode::Batch,
+            )
+        }) as f64;
+        let (space, tables) = (self.space, self.tables);
+        let costs = self.times.time(Phase::Controller, || {
+            device_costs(space, tables, config.resource, sampled)
+        })?;
         let reward = device_reward(
             config.reward,
             config.multi,
@@ -300,7 +324,14 @@ impl<'a> SearchRun<'a> {
 
     /// Writes what is due after `done` steps: the end-of-warm-up weights and
     /// checkpoints.
-    fn save_after(&self, done: usize) -> Result<(), SearchError> {
+    fn save_after(&mut self, done: usize) -> Result<(), SearchError> {
+        let start = (Instant::now(), crate::bench::process_cpu_ns());
+        let saved = self.save_due(done);
+        self.times.add_since(Phase::Saving, start);
+        saved
+    }
+
+    fn save_due(&self, done: usize) -> Result<(), SearchError> {
         if done == self.config.warmup_steps() {
             // What weight sharing learned from uniform sampling alone (the
             // benchmark's rank correlation at the end of the warm-up).
@@ -315,6 +346,7 @@ impl<'a> SearchRun<'a> {
                 &self.controller,
                 &self.history,
                 self.config,
+                &self.times,
                 done,
             )?;
         }
@@ -410,6 +442,7 @@ impl<'a> SearchRun<'a> {
                 std: data.maker.std.clone(),
             }),
             classes: data.classes.clone(),
+            phase_times: self.times.clone(),
             config: config.clone(),
         };
         let meta = WeightsMeta::for_supernet(
@@ -427,6 +460,28 @@ impl<'a> SearchRun<'a> {
         write_plots(space, files, &self.history, &files.log(), config);
         Ok(result)
     }
+}
+
+/// Every device's cost of `arch` in table order (one entry, in the
+/// resource's unit, without several tables).
+fn device_costs(
+    space: &SearchSpace,
+    tables: &[&LatencyTable],
+    resource: Resource,
+    arch: &Architecture,
+) -> Result<Vec<f64>, SearchError> {
+    if tables.len() <= 1 {
+        return Ok(vec![cost_of(
+            space,
+            tables.first().copied(),
+            resource,
+            arch,
+        )?]);
+    }
+    tables
+        .iter()
+        .map(|t| Ok(t.estimate_us(space, arch)? / 1000.0))
+        .collect()
 }
 
 /// The checkpoint of a killed run, with its weights loaded into `net`.
