@@ -2,15 +2,65 @@
 //! summed over the run (kept in the checkpoint, so a resumed run counts
 //! every process's share) and written to `result.json`.
 //!
-//! CPU time is the process's (every thread of the rayon pool), so the
-//! breakdown means something also on a machine that other work loads:
-//! wall time stretches with the load, CPU time much less.
+//! CPU time is that of the threads of the rayon pool the search runs on
+//! (and of the caller, outside a pool), not the whole process's: `sweep`
+//! and `benchmark` run several searches side by side in one process, each
+//! on a pool of its own. So the breakdown means something also on a
+//! machine that other work loads: wall time stretches with the load, CPU
+//! time much less.
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::bench::process_cpu_ns;
+/// Reads the CPU time of the threads that run a search: those of the
+/// rayon pool it runs on, and the caller outside a pool. The threads are
+/// found once; reading their clocks later wakes none of them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PoolClock {
+    /// `/proc/PID/task/TID/schedstat` of each thread.
+    schedstats: Vec<PathBuf>,
+}
+
+impl PoolClock {
+    /// The threads of the current rayon pool (and the caller, if it is
+    /// not one of them). Empty where `/proc/thread-self` is not there: CPU
+    /// times then stay 0.
+    pub(crate) fn of_current_pool() -> Self {
+        let this_thread = || {
+            std::fs::read_link("/proc/thread-self")
+                .ok()
+                .map(|task| Path::new("/proc").join(task).join("schedstat"))
+        };
+        let mut schedstats: Vec<PathBuf> = rayon::broadcast(|_| this_thread())
+            .into_iter()
+            .flatten()
+            .collect();
+        if rayon::current_thread_index().is_none() {
+            schedstats.extend(this_thread());
+        }
+        PoolClock { schedstats }
+    }
+
+    /// Nanoseconds these threads have run, if readable.
+    pub(crate) fn cpu_ns(&self) -> Option<u64> {
+        if self.schedstats.is_empty() {
+            return None;
+        }
+        self.schedstats
+            .iter()
+            .map(|path| {
+                std::fs::read_to_string(path)
+                    .ok()?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum()
+    }
+}
 
 /// One phase of a search step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,20 +122,30 @@ impl PhaseTimes {
         }
     }
 
-    /// Runs `work` and adds its wall and CPU time to `phase`.
-    pub(crate) fn time<T>(&mut self, phase: Phase, work: impl FnOnce() -> T) -> T {
-        let start = (Instant::now(), process_cpu_ns());
+    /// Runs `work` and adds its wall time and `clock`'s CPU time to `phase`.
+    pub(crate) fn time<T>(
+        &mut self,
+        clock: &PoolClock,
+        phase: Phase,
+        work: impl FnOnce() -> T,
+    ) -> T {
+        let start = (Instant::now(), clock.cpu_ns());
         let out = work();
-        self.add_since(phase, start);
+        self.add_since(clock, phase, start);
         out
     }
 
     /// Adds the wall and CPU time since `start` (an instant and
-    /// [`process_cpu_ns`]) to `phase`.
-    pub(crate) fn add_since(&mut self, phase: Phase, (wall, cpu): (Instant, Option<u64>)) {
+    /// `clock.cpu_ns()`) to `phase`.
+    pub(crate) fn add_since(
+        &mut self,
+        clock: &PoolClock,
+        phase: Phase,
+        (wall, cpu): (Instant, Option<u64>),
+    ) {
         let slot = self.slot(phase);
         slot.wall_s += wall.elapsed().as_secs_f64();
-        if let (Some(a), Some(b)) = (cpu, process_cpu_ns()) {
+        if let (Some(a), Some(b)) = (cpu, clock.cpu_ns()) {
             slot.cpu_s += b.saturating_sub(a) as f64 * 1e-9;
         }
     }
@@ -138,7 +198,8 @@ mod tests {
     #[test]
     fn timing_adds_to_the_phase_it_names_only() {
         let mut times = PhaseTimes::default();
-        let v = times.time(Phase::Validation, || {
+        let clock = PoolClock::of_current_pool();
+        let v = times.time(&clock, Phase::Validation, || {
             // 50 ms of busy work: long enough for the kernel to have
             // accounted the running thread's CPU time (it does so at ticks
             // and switches).

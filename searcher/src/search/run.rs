@@ -1,7 +1,7 @@
 //! The search loop: a run folder's supernet and controller, stepped one
 //! step at a time (docs/design.md, "One step").
 
-use super::phases::Phase;
+use super::phases::{Phase, PoolClock};
 use super::*;
 
 /// Runs (or resumes) a search in `dir`.
@@ -116,6 +116,8 @@ struct SearchRun<'a> {
     batch_counter: usize,
     /// Time per phase so far (from the checkpoint on a resume).
     times: PhaseTimes,
+    /// CPU time of the threads this run's steps use.
+    clock: PoolClock,
 }
 
 impl<'a> SearchRun<'a> {
@@ -168,6 +170,7 @@ impl<'a> SearchRun<'a> {
             train_maker: config.augment.on(&data.maker),
             batch_counter: start * config.samples_per_step,
             times,
+            clock: PoolClock::of_current_pool(),
         })
     }
 
@@ -194,7 +197,7 @@ impl<'a> SearchRun<'a> {
         let mut samples = Vec::with_capacity(config.samples_per_step);
         let mut last = None;
         for _ in 0..config.samples_per_step {
-            let (sampled, plan) = self.times.time(Phase::Controller, || {
+            let (sampled, plan) = self.times.time(&self.clock, Phase::Controller, || {
                 let sampled = if in_warmup {
                     Architecture::sample_uniform(self.space, &mut rng)
                 } else {
@@ -209,7 +212,7 @@ impl<'a> SearchRun<'a> {
             last = Some(outcome);
         }
         let controller = &mut self.controller;
-        let updates = self.times.time(Phase::Controller, || {
+        let updates = self.times.time(&self.clock, Phase::Controller, || {
             controller.reinforce(&samples, rl_lr as f32)
         });
         let last = last.expect("at least one sample");
@@ -231,7 +234,7 @@ impl<'a> SearchRun<'a> {
         let log_path = self.files.log();
         let log = &mut self.log;
         self.times
-            .time(Phase::Saving, || {
+            .time(&self.clock, Phase::Saving, || {
                 writeln!(log, "{}", record.csv())?;
                 log.flush()
             })
@@ -268,9 +271,9 @@ impl<'a> SearchRun<'a> {
         );
         self.batch_counter += 1;
         let train_maker = &self.train_maker;
-        let (x, y) = self
-            .times
-            .time(Phase::Batches, || train_maker.batch(&data.train, &idx, rng));
+        let (x, y) = self.times.time(&self.clock, Phase::Batches, || {
+            train_maker.batch(&data.train, &idx, rng)
+        });
         let step = StepSettings {
             optimizer: &self.optimizer,
             lr,
@@ -283,14 +286,14 @@ impl<'a> SearchRun<'a> {
             Phase::SearchTraining
         };
         let net = &mut self.net;
-        let (loss, _) = self
-            .times
-            .time(training, || train_step(net, x, &y, plan, &step));
-        let (vx, vy) = self.times.time(Phase::Batches, || {
+        let (loss, _) = self.times.time(&self.clock, training, || {
+            train_step(net, x, &y, plan, &step)
+        });
+        let (vx, vy) = self.times.time(&self.clock, Phase::Batches, || {
             data.maker.batch(&data.validation, &vidx, rng)
         });
         let net = &mut self.net;
-        let quality = self.times.time(Phase::Validation, || {
+        let quality = self.times.time(&self.clock, Phase::Validation, || {
             evaluate(
                 net,
                 vx,
@@ -300,7 +303,7 @@ impl<'a> SearchRun<'a> {
             )
         }) as f64;
         let (space, tables) = (self.space, self.tables);
-        let costs = self.times.time(Phase::Controller, || {
+        let costs = self.times.time(&self.clock, Phase::Controller, || {
             device_costs(space, tables, config.resource, sampled)
         })?;
         let reward = device_reward(
@@ -325,9 +328,9 @@ impl<'a> SearchRun<'a> {
     /// Writes what is due after `done` steps: the end-of-warm-up weights and
     /// checkpoints.
     fn save_after(&mut self, done: usize) -> Result<(), SearchError> {
-        let start = (Instant::now(), crate::bench::process_cpu_ns());
+        let start = (Instant::now(), self.clock.cpu_ns());
         let saved = self.save_due(done);
-        self.times.add_since(Phase::Saving, start);
+        self.times.add_since(&self.clock, Phase::Saving, start);
         saved
     }
 
