@@ -352,12 +352,13 @@ pub(crate) fn write(
         .enumerate()
         .map(|(t, &ms)| target_report(&ix, t, ms, &plan.random[t], settings))
         .collect();
+    // A fold from +0.0: an empty sum of f64 is −0.0, which prints "-0.00".
     let hours = |f: fn(&Entry) -> bool| -> f64 {
         entries
             .iter()
             .filter(|e| f(e))
             .map(Entry::cpu_seconds)
-            .sum::<f64>()
+            .fold(0.0, |a, b| a + b)
             / 3600.0
     };
     let search = hours(|e| matches!(e, Entry::Search { .. }));
