@@ -31,6 +31,7 @@
 //! assert!(r.images_per_s > 0.0);
 //! ```
 
+use std::path::Path;
 use std::time::Instant;
 
 use ndarray::Array4;
@@ -274,16 +275,24 @@ pub fn bench_in_child(exe: &std::path::Path, args: &[String]) -> Result<BenchRes
     })
 }
 
+/// CPU time (ns) a thread has run: the first field of its `schedstat`
+/// file under `/proc`, if readable.
+pub(crate) fn schedstat_ns(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// CPU time (ns) that the live threads of this process have run, summed
 /// from `/proc/self/task/*/schedstat`, if readable.
 pub(crate) fn process_cpu_ns() -> Option<u64> {
     let mut total = 0u64;
     for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let path = task.ok()?.path().join("schedstat");
         // A thread may end between listing and reading; it then counts 0.
-        if let Ok(text) = std::fs::read_to_string(path) {
-            total += text.split_whitespace().next()?.parse::<u64>().ok()?;
-        }
+        total += schedstat_ns(&task.ok()?.path().join("schedstat")).unwrap_or(0);
     }
     Some(total)
 }
@@ -292,12 +301,7 @@ pub(crate) fn process_cpu_ns() -> Option<u64> {
 /// `/proc/thread-self/schedstat`, if readable: what a piece of work on a
 /// one-thread pool costs, whatever else loads the machine.
 pub fn thread_cpu_ns() -> Option<u64> {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    schedstat_ns(Path::new("/proc/thread-self/schedstat"))
 }
 
 fn mb(kb: Option<u64>) -> Option<f64> {

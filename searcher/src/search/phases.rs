@@ -50,14 +50,7 @@ impl PoolClock {
         }
         self.schedstats
             .iter()
-            .map(|path| {
-                std::fs::read_to_string(path)
-                    .ok()?
-                    .split_whitespace()
-                    .next()?
-                    .parse::<u64>()
-                    .ok()
-            })
+            .map(|path| crate::bench::schedstat_ns(path))
             .sum()
     }
 }

@@ -8,7 +8,7 @@ use tunas_shared::space::round_to_8;
 use super::build::{OpWeights, SeWeights};
 use super::plan::LayerDims;
 use super::tape::{BodyTape, LayerTape, OpsTape, SeTape};
-use super::unit::{KernelChoice, UnitShape};
+use super::unit::{KernelChoice, UnitInput, UnitShape};
 use super::{BnMode, Supernet};
 use crate::layers::activation::Activation as Act;
 use crate::layers::residual::residual_add_assign;
@@ -91,21 +91,38 @@ impl Supernet {
         dx
     }
 
-    /// Op `oi` of layer `li`.
+    /// Op `oi` of layer `li`, with its residual. With `keep_tape` the
+    /// result carries what `body_backward` needs.
     fn body_forward(
         &mut self,
         (li, oi): (usize, usize),
-        x: Array4<f32>,
+        x: UnitInput<'_>,
         d: &LayerDims,
         mode: BnMode,
         remat: bool,
-    ) -> (Array4<f32>, BodyTape) {
+        keep_tape: bool,
+    ) -> (Array4<f32>, Option<BodyTape>) {
+        if !d.residual {
+            return self.body_path((li, oi), x, d, mode, (remat, keep_tape));
+        }
+        // The body borrows the input, which the residual then adds: a kept
+        // tape copies what it stores, an evaluation copies nothing.
+        let (mut y, tape) = self.body_path((li, oi), x.view().into(), d, mode, (remat, keep_tape));
+        residual_add_assign(y.view_mut(), x.view());
+        (y, tape)
+    }
+
+    /// Op `oi` of layer `li` without its residual: expand, k×k choice,
+    /// squeeze-excite, project.
+    fn body_path(
+        &mut self,
+        (li, oi): (usize, usize),
+        x: UnitInput<'_>,
+        d: &LayerDims,
+        mode: BnMode,
+        (remat, keep_tape): (bool, bool),
+    ) -> (Array4<f32>, Option<BodyTape>) {
         let lw = self.layers[li].ops[oi].clone();
-        let input_for_residual = if d.residual {
-            Some(copy4(x.view()))
-        } else {
-            None
-        };
         let (h, expand) = match &lw.expand {
             Some(e) => {
                 let shape = UnitShape {
@@ -113,8 +130,8 @@ impl Supernet {
                     stride: 1,
                     act: d.act,
                 };
-                let (h, t) = self.unit_forward(e, x, shape, mode);
-                (h, Some(t))
+                let (h, t) = self.unit_forward(e, x, shape, mode, keep_tape);
+                (UnitInput::from(h), t)
             }
             None => (x, None),
         };
@@ -123,7 +140,8 @@ impl Supernet {
             all: d.kernel_all,
             remat,
         };
-        let (h, kernel) = self.kernel_forward(&lw.spatial, h, spatial_shape(&lw, d), mode, choice);
+        let shape = spatial_shape(&lw, d);
+        let (h, kernel) = self.kernel_forward(&lw.spatial, h, shape, mode, choice, keep_tape);
         let (h, se) = match &lw.se {
             Some(se) => self.se_forward(se, h, d.se, d.se_all, remat),
             None => (h, SeTape::Off),
@@ -133,20 +151,18 @@ impl Supernet {
             stride: 1,
             act: Act::Identity,
         };
-        let (mut y, project) = self.unit_forward(&lw.project, h, shape, mode);
-        if let Some(r) = input_for_residual {
-            residual_add_assign(y.view_mut(), r.view());
-        }
-        (
-            y,
-            BodyTape {
+        let (y, project) = self.unit_forward(&lw.project, h.into(), shape, mode, keep_tape);
+        let tape = match (keep_tape, kernel, project) {
+            (true, Some(kernel), Some(project)) => Some(BodyTape {
                 expand,
                 kernel,
                 se,
                 project,
                 residual: d.residual,
-            },
-        )
+            }),
+            _ => None,
+        };
+        (y, tape)
     }
 
     fn body_backward(
@@ -179,36 +195,39 @@ impl Supernet {
     }
 
     /// Runs the layer's op choice: the path's op, or every op averaged.
+    /// With `keep_tape` the result carries what `ops_backward` needs.
     fn ops_forward(
         &mut self,
         li: usize,
-        x: Array4<f32>,
+        x: UnitInput<'_>,
         d: &LayerDims,
         mode: BnMode,
         remat: bool,
-    ) -> (Array4<f32>, OpsTape) {
+        keep_tape: bool,
+    ) -> (Array4<f32>, Option<OpsTape>) {
         let n = self.layers[li].ops.len();
         if !d.op_all || n == 1 {
-            let (y, t) = self.body_forward((li, d.op_index), x, d, mode, remat);
-            return (y, OpsTape::One(d.op_index, Box::new(t)));
+            let (y, t) = self.body_forward((li, d.op_index), x, d, mode, remat, keep_tape);
+            return (y, t.map(|t| OpsTape::One(d.op_index, Box::new(t))));
         }
         let mut sum: Option<Array4<f32>> = None;
         let mut tapes = Vec::new();
+        // Rematerialized ops are recomputed in the backward pass, so their
+        // forward keeps nothing.
+        let keep_ops = keep_tape && !remat;
         for oi in 0..n {
-            let (y, t) = self.body_forward((li, oi), copy4(x.view()), d, mode, remat);
+            let (y, t) = self.body_forward((li, oi), x.view().into(), d, mode, remat, keep_ops);
             match &mut sum {
                 None => sum = Some(y),
                 Some(s) => residual_add_assign(s.view_mut(), y.view()),
             }
-            if !remat {
-                tapes.push(t);
-            }
+            tapes.extend(t);
         }
         let y = scaled4(sum.expect("at least one op").view(), 1.0 / n as f32);
-        let tape = if remat {
-            OpsTape::AllRemat(x)
-        } else {
-            OpsTape::AllKept(tapes)
+        let tape = match (keep_tape, remat) {
+            (false, _) => None,
+            (true, true) => Some(OpsTape::AllRemat(x.into_owned())),
+            (true, false) => Some(OpsTape::AllKept(tapes)),
         };
         (y, tape)
     }
@@ -239,8 +258,9 @@ impl Supernet {
                 for oi in 0..n {
                     // Recompute this op keeping its tapes (no nested
                     // rematerialization), then free them.
-                    let (_, t) =
-                        self.body_forward((li, oi), copy4(x.view()), d, BnMode::Batch, false);
+                    let input = x.view().into();
+                    let (_, t) = self.body_forward((li, oi), input, d, BnMode::Batch, false, true);
+                    let t = t.expect("the tape was kept");
                     add(self.body_backward((li, oi), t, copy4(scaled.view()), d));
                 }
             }
@@ -248,6 +268,9 @@ impl Supernet {
         dx.expect("at least one op")
     }
 
+    /// Layer `li`: skipped, its op choice, or (skip warm-up) the mean of
+    /// both. With `keep_tape` the result carries what `layer_backward`
+    /// needs.
     pub(super) fn layer_forward(
         &mut self,
         li: usize,
@@ -255,22 +278,28 @@ impl Supernet {
         d: &LayerDims,
         mode: BnMode,
         remat: bool,
-    ) -> (Array4<f32>, LayerTape) {
+        keep_tape: bool,
+    ) -> (Array4<f32>, Option<LayerTape>) {
         if d.skip_all {
-            let (y, body) = self.ops_forward(li, x.clone(), d, mode, remat);
+            // A rematerialized layer is recomputed in the backward pass, so
+            // its forward keeps nothing.
+            let keep_body = keep_tape && !remat;
+            let (y, body) = self.ops_forward(li, x.view().into(), d, mode, remat, keep_body);
             let avg = mean_with_input(y, &x);
-            let tape = if remat {
-                LayerTape::AllRemat(x)
-            } else {
-                LayerTape::AllKept(Box::new(body))
+            let tape = match (keep_tape, remat, body) {
+                (false, _, _) => None,
+                (true, true, _) => Some(LayerTape::AllRemat(x)),
+                (true, false, body) => Some(LayerTape::AllKept(Box::new(
+                    body.expect("the tape was kept"),
+                ))),
             };
             return (avg, tape);
         }
         if d.skipped {
-            return (x, LayerTape::Skipped);
+            return (x, keep_tape.then_some(LayerTape::Skipped));
         }
-        let (y, body) = self.ops_forward(li, x, d, mode, remat);
-        (y, LayerTape::Body(Box::new(body)))
+        let (y, body) = self.ops_forward(li, x.into(), d, mode, remat, keep_tape);
+        (y, body.map(|b| LayerTape::Body(Box::new(b))))
     }
 
     pub(super) fn layer_backward(
@@ -295,7 +324,8 @@ impl Supernet {
                 // nested rematerialization): recomputing the kernel and SE
                 // branches a second time inside would triple their cost,
                 // and only this layer's tapes are alive at once.
-                let (_, b) = self.ops_forward(li, x, d, BnMode::Batch, false);
+                let (_, b) = self.ops_forward(li, x.into(), d, BnMode::Batch, false, true);
+                let b = b.expect("the tape was kept");
                 let mut dx = self.ops_backward(li, b, half.clone(), d);
                 dx += &half;
                 dx

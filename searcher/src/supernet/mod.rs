@@ -369,4 +369,36 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_forward_without_tape_computes_the_same_logits_as_one_with() {
+        // The tape-free forward borrows inputs and skips the copies a
+        // backward pass would need; the logits must not change by a bit.
+        let space = op_choice_space();
+        let every = vec![true; space.decisions.len()];
+        let plans = [
+            PathPlan::single(Architecture::largest(&space)),
+            PathPlan {
+                arch: Architecture::largest(&space),
+                all_values: every.clone(),
+                rematerialize: true,
+            },
+            PathPlan {
+                arch: Architecture::largest(&space),
+                all_values: every,
+                rematerialize: false,
+            },
+        ];
+        for plan in &plans {
+            for mode in [BnMode::Batch, BnMode::Running] {
+                let mut net = Supernet::new(&space, 5);
+                let (x, _) = batch(3, 8);
+                let (with, tape) = net.forward(x.clone(), plan, mode, true);
+                assert!(tape.is_some());
+                let (without, tape) = net.forward(x, plan, mode, false);
+                assert!(tape.is_none());
+                assert_eq!(with, without, "{mode:?}, remat {}", plan.rematerialize);
+            }
+        }
+    }
 }

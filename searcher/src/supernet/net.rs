@@ -28,21 +28,22 @@ impl Supernet {
         keep_tape: bool,
     ) -> (Array2<f32>, Option<NetTape>) {
         let dims = self.plan_dims(plan);
-        let (mut h, stem) = self.stem_forward(x, plan, dims.stem_filters, mode);
+        let (mut h, stem) = self.stem_forward(x, plan, dims.stem_filters, mode, keep_tape);
         let mut layer_tapes = Vec::with_capacity(dims.layers.len());
         for (li, d) in dims.layers.iter().enumerate() {
-            let (y, t) = self.layer_forward(li, h, d, mode, plan.rematerialize);
+            let (y, t) = self.layer_forward(li, h, d, mode, plan.rematerialize, keep_tape);
             h = y;
-            if keep_tape {
-                layer_tapes.push(t);
-            }
+            layer_tapes.extend(t);
         }
-        let (logits, head) = self.head_forward(h, &dims, mode);
-        let tape = keep_tape.then(|| NetTape {
-            stem,
-            layers: layer_tapes,
-            head,
-        });
+        let (logits, head) = self.head_forward(h, &dims, mode, keep_tape);
+        let tape = match (stem, head) {
+            (Some(stem), Some(head)) if keep_tape => Some(NetTape {
+                stem,
+                layers: layer_tapes,
+                head,
+            }),
+            _ => None,
+        };
         (logits, tape)
     }
 
@@ -74,7 +75,8 @@ impl Supernet {
         plan: &PathPlan,
         filters: usize,
         mode: BnMode,
-    ) -> (Array4<f32>, KernelTape) {
+        keep_tape: bool,
+    ) -> (Array4<f32>, Option<KernelTape>) {
         let stem_units = self.stem.clone();
         let stem_index = self
             .stem_kernel_decision
@@ -87,7 +89,8 @@ impl Supernet {
             all: stem_all,
             remat: plan.rematerialize,
         };
-        self.kernel_forward(&stem_units, x, self.stem_shape(filters), mode, choice)
+        let shape = self.stem_shape(filters);
+        self.kernel_forward(&stem_units, x.into(), shape, mode, choice, keep_tape)
     }
 
     /// The stem's shape at `filters` output channels.
@@ -116,7 +119,8 @@ impl Supernet {
         h: Array4<f32>,
         dims: &PlanDims,
         mode: BnMode,
-    ) -> (Array2<f32>, HeadTape) {
+        keep_tape: bool,
+    ) -> (Array2<f32>, Option<HeadTape>) {
         let head_filters = dims.head_filters;
         let head = self.head.clone();
         let shape = UnitShape {
@@ -124,7 +128,7 @@ impl Supernet {
             stride: 1,
             act: act_of(self.space.head.activation),
         };
-        let (hc, conv_tape) = self.unit_forward(&head.conv, h, shape, mode);
+        let (hc, conv_tape) = self.unit_forward(&head.conv, h.into(), shape, mode, keep_tape);
         let hw = (hc.dim().2, hc.dim().3);
         let pooled = global_avg_pool(hc.view());
         drop(hc);
@@ -150,12 +154,12 @@ impl Supernet {
             wv.view(),
             Some(self.store.v1(cb, classes)),
         );
-        let tape = HeadTape {
-            conv: conv_tape,
+        let tape = conv_tape.map(|conv| HeadTape {
+            conv,
             hw,
             fc,
             features,
-        };
+        });
         (logits, tape)
     }
 

@@ -1,7 +1,7 @@
 //! A conv + BN + activation unit, and the choice among several of them
 //! (the depthwise kernels, the stem kernels): forward and backward.
 
-use ndarray::{Array1, Array4};
+use ndarray::{Array1, Array4, CowArray, Ix4};
 
 use super::build::ConvBn;
 use super::tape::{KernelTape, UnitTape};
@@ -24,6 +24,12 @@ pub(super) struct UnitShape {
     pub(super) act: Act,
 }
 
+/// A unit's input: owned when the caller hands it over (a kept tape then
+/// stores it without a copy), borrowed when the caller still needs it (a
+/// residual, the other branches of an all-values choice) and no tape is
+/// kept, so nothing is copied at all.
+pub(super) type UnitInput<'a> = CowArray<'a, f32, Ix4>;
+
 /// Which units of a kernel choice run: the `chosen` one, or with `all`
 /// every one averaged, whose branches the backward then recomputes one at a
 /// time when `remat` is set instead of keeping their tapes.
@@ -35,13 +41,17 @@ pub(super) struct KernelChoice {
 }
 
 impl Supernet {
+    /// With `keep_tape` the tape holds the input, the conv output and the
+    /// pre-activation for the backward pass; without it (evaluation, the
+    /// forward pass of a rematerialized branch) none of them is copied.
     pub(super) fn unit_forward(
         &mut self,
         u: &ConvBn,
-        x: Array4<f32>,
+        x: UnitInput<'_>,
         shape: UnitShape,
         mode: BnMode,
-    ) -> (Array4<f32>, UnitTape) {
+        keep_tape: bool,
+    ) -> (Array4<f32>, Option<UnitTape>) {
         let UnitShape { cout, stride, act } = shape;
         let (_, cin, h, w) = x.dim();
         let params = Conv2dParams {
@@ -98,21 +108,19 @@ impl Supernet {
         let bn_out = if act == Act::Identity {
             None
         } else {
-            let pre = copy4(y.view());
+            let pre = keep_tape.then(|| copy4(y.view()));
             act.forward_in_place(y.view_mut());
-            Some(pre)
+            pre
         };
-        (
-            y,
-            UnitTape {
-                params,
-                act,
-                x,
-                conv_out,
-                bn: cache,
-                bn_out,
-            },
-        )
+        let tape = keep_tape.then(|| UnitTape {
+            params,
+            act,
+            x: x.into_owned(),
+            conv_out,
+            bn: cache,
+            bn_out,
+        });
+        (y, tape)
     }
 
     fn update_running(
@@ -166,37 +174,40 @@ impl Supernet {
     }
 
     /// Runs the depthwise choice: one kernel, or every kernel averaged.
+    /// With `keep_tape` the result carries what `kernel_backward` needs.
     pub(super) fn kernel_forward(
         &mut self,
         units: &[ConvBn],
-        x: Array4<f32>,
+        x: UnitInput<'_>,
         shape: UnitShape,
         mode: BnMode,
         choice: KernelChoice,
-    ) -> (Array4<f32>, KernelTape) {
+        keep_tape: bool,
+    ) -> (Array4<f32>, Option<KernelTape>) {
         let KernelChoice { chosen, all, remat } = choice;
         if !all || units.len() == 1 {
-            let (y, t) = self.unit_forward(&units[chosen], x, shape, mode);
-            return (y, KernelTape::One(chosen, Box::new(t)));
+            let (y, t) = self.unit_forward(&units[chosen], x, shape, mode, keep_tape);
+            return (y, t.map(|t| KernelTape::One(chosen, Box::new(t))));
         }
         let n = units.len() as f32;
         let mut sum: Option<Array4<f32>> = None;
         let mut tapes = Vec::new();
+        // Rematerialized branches are recomputed in the backward pass, so
+        // their forward keeps nothing.
+        let keep_branches = keep_tape && !remat;
         for u in units {
-            let (y, t) = self.unit_forward(u, copy4(x.view()), shape, mode);
+            let (y, t) = self.unit_forward(u, x.view().into(), shape, mode, keep_branches);
             match &mut sum {
                 None => sum = Some(y),
                 Some(s) => residual_add_assign(s.view_mut(), y.view()),
             }
-            if !remat {
-                tapes.push(t);
-            }
+            tapes.extend(t);
         }
         let y = scaled4(sum.expect("at least one kernel").view(), 1.0 / n);
-        let tape = if remat {
-            KernelTape::AllRemat(x)
-        } else {
-            KernelTape::AllKept(tapes)
+        let tape = match (keep_tape, remat) {
+            (false, _) => None,
+            (true, true) => Some(KernelTape::AllRemat(x.into_owned())),
+            (true, false) => Some(KernelTape::AllKept(tapes)),
         };
         (y, tape)
     }
@@ -227,7 +238,8 @@ impl Supernet {
                 let mut dx: Option<Array4<f32>> = None;
                 for u in units {
                     // Recompute this branch with its caches, then free them.
-                    let (_, t) = self.unit_forward(u, copy4(x.view()), shape, BnMode::Batch);
+                    let (_, t) = self.unit_forward(u, x.view().into(), shape, BnMode::Batch, true);
+                    let t = t.expect("the tape was kept");
                     let d = self.unit_backward(u, t, copy4(scaled.view()));
                     match &mut dx {
                         None => dx = Some(d),
