@@ -128,6 +128,9 @@ pub(crate) struct Sentinel<F> {
     settings: SentinelSettings,
     measure: F,
     sleep: fn(Duration),
+    /// Says a pause is starting, before it starts: a run that goes quiet
+    /// for minutes must say why.
+    announce: Box<dyn FnMut(&str)>,
     baseline_us: f64,
     units: usize,
     checks: usize,
@@ -154,6 +157,7 @@ where
             settings,
             measure,
             sleep: std::thread::sleep,
+            announce: Box::new(|line| eprintln!("{line}")),
             baseline_us,
             units: 0,
             checks: 0,
@@ -165,6 +169,13 @@ where
     #[cfg(test)]
     pub(crate) fn with_sleep(mut self, sleep: fn(Duration)) -> Self {
         self.sleep = sleep;
+        self
+    }
+
+    /// Replaces the announcement of pauses on stderr (tests).
+    #[cfg(test)]
+    pub(crate) fn with_announce(mut self, announce: impl FnMut(&str) + 'static) -> Self {
+        self.announce = Box::new(announce);
         self
     }
 
@@ -226,6 +237,21 @@ where
                 event.budget_spent = true;
                 break;
             }
+            let left = self.settings.cooldown_budget.saturating_sub(paused);
+            (self.announce)(&format!(
+                "sentinel {:+.1}% against its baseline ({:.1} us) after {} units, {:+.1}% on re-timing: \
+                 pausing {} s to let the device cool down (pause {} of at most {}; {} s of the \
+                 {} s cool-down budget left; --cooldown-s and --cooldown-budget-s change these)",
+                event.drift_pct(),
+                event.baseline_us,
+                event.after_units,
+                (event.settled_us / event.baseline_us - 1.0) * 100.0,
+                self.settings.cooldown.as_secs_f64(),
+                event.cooldowns + 1,
+                self.settings.max_cooldowns.max(1),
+                left.as_secs_f64(),
+                self.settings.cooldown_budget.as_secs_f64(),
+            ));
             (self.sleep)(self.settings.cooldown);
             event.cooldowns += 1;
             event.settled_us = (self.measure)()?;
@@ -371,6 +397,25 @@ mod tests {
         assert!((e.drift_pct() - 30.0).abs() < 1e-9);
         assert_eq!(s.baseline_us(), 100.0);
         assert!(s.events_text().contains("+30.0%"), "{}", s.events_text());
+    }
+
+    #[test]
+    fn every_pause_is_announced_with_its_length_and_the_budget_left() {
+        use std::cell::RefCell;
+        use std::rc::Rc;
+        let lines = Rc::new(RefCell::new(Vec::<String>::new()));
+        let sink = Rc::clone(&lines);
+        let mut s = sentinel(vec![100.0, 130.0, 125.0, 120.0, 104.0], 1)
+            .with_announce(move |line| sink.borrow_mut().push(line.to_string()));
+        let e = expect_drift(&mut s);
+        let lines = lines.borrow();
+        assert_eq!(lines.len(), e.cooldowns, "{lines:?}");
+        assert!(lines[0].contains("+30.0%"), "{}", lines[0]);
+        assert!(lines[0].contains("pausing 60 s"), "{}", lines[0]);
+        assert!(lines[0].contains("pause 1 of at most 2"), "{}", lines[0]);
+        assert!(lines[0].contains("600 s of the 600 s"), "{}", lines[0]);
+        assert!(lines[1].contains("540 s of the 600 s"), "{}", lines[1]);
+        assert!(lines[1].contains("--cooldown-budget-s"), "{}", lines[1]);
     }
 
     #[test]
