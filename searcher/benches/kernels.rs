@@ -20,13 +20,18 @@ use ndarray::{Array1, Array4};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tunas_searcher::layers::activation::Activation;
-use tunas_searcher::layers::batch_norm::{BatchNormParams, batch_norm_backward, batch_norm_train};
+use tunas_searcher::layers::batch_norm::{
+    BatchNormParams, Statistics, batch_norm_activation_in_place, batch_norm_backward,
+    batch_norm_train,
+};
 use tunas_searcher::layers::conv::{
     Conv2dParams, conv2d, conv2d_backward_input, conv2d_backward_weight,
 };
 use tunas_searcher::layers::squeeze_excite::{
     SqueezeExciteParams, squeeze_excite, squeeze_excite_backward,
 };
+use tunas_searcher::{BnMode, PathPlan, Supernet};
+use tunas_shared::{Architecture, builtin_space};
 
 const BATCH: usize = 64;
 
@@ -198,6 +203,21 @@ fn batch_norm<M: Measurement>(c: &mut Criterion<M>) {
         g.bench_function(BenchmarkId::new("train_forward", name), |b| {
             b.iter(|| batch_norm_train(&p, black_box(x.view()), gamma.view(), beta.view()))
         });
+        // The forward of a pass without tape (validation): one pass in
+        // place, BN and activation together.
+        g.bench_function(BenchmarkId::new("swish6_in_place", name), |b| {
+            let mut y = x.clone();
+            b.iter(|| {
+                batch_norm_activation_in_place(
+                    &p,
+                    black_box(y.view_mut()),
+                    gamma.view(),
+                    beta.view(),
+                    Statistics::Batch,
+                    Activation::Swish6,
+                )
+            })
+        });
         let (_, cache) = batch_norm_train(&p, x.view(), gamma.view(), beta.view());
         g.bench_function(BenchmarkId::new("backward", name), |b| {
             b.iter(|| batch_norm_backward(&p, black_box(x.view()), dy.view(), gamma.view(), &cache))
@@ -272,6 +292,27 @@ fn se<M: Measurement>(c: &mut Criterion<M>) {
     g.finish();
 }
 
+/// Guards the supernet's forward pass on the largest path (batch 128, the
+/// validation batch): without a tape (Q) it must stay clearly cheaper than
+/// with one, i.e. never copy again what only a backward pass needs.
+fn supernet_forward<M: Measurement>(c: &mut Criterion<M>) {
+    let mut g = c.benchmark_group("supernet_forward");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    let space = builtin_space("tiny28").expect("built-in space");
+    let mut net = Supernet::new(&space, 1);
+    let plan = PathPlan::single(Architecture::largest(&space));
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let x = random4(&mut rng, (2 * BATCH, 1, 28, 28));
+    for (name, keep_tape) in [("without_tape", false), ("with_tape", true)] {
+        g.bench_function(BenchmarkId::new("largest_b128", name), |b| {
+            b.iter(|| net.forward(black_box(x.clone()), &plan, BnMode::Batch, keep_tape))
+        });
+    }
+    g.finish();
+}
+
 fn run<M: Measurement>(mut c: Criterion<M>) {
     gemm_backend(&mut c);
     conv1x1(&mut c);
@@ -280,10 +321,14 @@ fn run<M: Measurement>(mut c: Criterion<M>) {
     batch_norm(&mut c);
     activation(&mut c);
     se(&mut c);
+    supernet_forward(&mut c);
     c.final_summary();
 }
 
 fn main() {
+    // As the binary does: freed buffers stay in the process, so a pass that
+    // allocates its tape is not also timed faulting fresh pages in.
+    tunas_searcher::heap::keep_freed_pages();
     if std::env::var_os("TUNAS_BENCH_CPU").is_some() {
         tunas_searcher::layers::set_serial(true);
         run(Criterion::default()

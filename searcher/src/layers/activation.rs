@@ -61,12 +61,12 @@ impl Activation {
 }
 
 #[inline(always)]
-fn relu_scalar(v: f32) -> f32 {
+pub(crate) fn relu_scalar(v: f32) -> f32 {
     v.max(0.0)
 }
 
 #[inline(always)]
-fn swish6_scalar(v: f32) -> f32 {
+pub(crate) fn swish6_scalar(v: f32) -> f32 {
     v * (v + 3.0).clamp(0.0, 6.0) * (1.0 / 6.0)
 }
 

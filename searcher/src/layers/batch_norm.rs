@@ -10,9 +10,12 @@
 //! `running = momentum · running + (1 − momentum) · batch`, with the batch
 //! variance Bessel-corrected (`· m / (m − 1)`, `m = n·h·w`).
 
-use ndarray::{Array1, Array2, Array4, ArrayView1, ArrayView4, ArrayViewMut1, Axis, Zip};
+use ndarray::{
+    Array1, Array2, Array4, ArrayView1, ArrayView4, ArrayViewMut1, ArrayViewMut4, Axis, Zip,
+};
 use serde::{Deserialize, Serialize};
 
+use super::activation::{Activation, relu_scalar, swish6_scalar};
 use super::{LayerError, for_each_outer, sum_f32};
 
 /// Hyper-parameters of a batch-norm layer.
@@ -179,6 +182,14 @@ pub fn batch_norm_train(
 ) -> (Array4<f32>, BatchNormCache) {
     p.assert_shapes("train", &x, &gamma);
     assert_eq!(beta.len(), p.channels, "batch_norm train: beta length");
+    let cache = batch_statistics(p, x);
+    let (scale, shift) = train_scale_shift(&cache, gamma, beta);
+    let y = affine(&x, scale.view(), shift.view());
+    (y, cache)
+}
+
+/// The batch's per-channel statistics, which training mode normalises with.
+fn batch_statistics(p: &BatchNormParams, x: ArrayView4<'_, f32>) -> BatchNormCache {
     let (n, c, h, w) = x.dim();
     assert!(
         n * h * w > 0,
@@ -196,16 +207,128 @@ pub fn batch_norm_train(
     let sq = per_plane(n, c, |b, ch| [sq_dev(plane(b, ch), mean[ch])]);
     let var: Array1<f32> = sq.column(0).mapv(|s| (s / count) as f32);
     let inv_std = var.mapv(|v| 1.0 / (v + p.eps).sqrt());
-    let cache = BatchNormCache {
+    BatchNormCache {
         mean,
         var,
         inv_std,
         count: n * hw,
-    };
+    }
+}
+
+/// Training mode as one affine map per channel: `scale = γ / σ_batch`,
+/// `shift = β − mean · scale`.
+fn train_scale_shift(
+    cache: &BatchNormCache,
+    gamma: ArrayView1<'_, f32>,
+    beta: ArrayView1<'_, f32>,
+) -> (Array1<f32>, Array1<f32>) {
     let scale = &cache.inv_std * &gamma;
     let shift = &beta - &(&cache.mean * &scale);
-    let y = affine(&x.view(), scale.view(), shift.view());
-    (y, cache)
+    (scale, shift)
+}
+
+/// Inference mode as one affine map per channel, from the running
+/// statistics.
+fn inference_scale_shift(
+    p: &BatchNormParams,
+    gamma: ArrayView1<'_, f32>,
+    beta: ArrayView1<'_, f32>,
+    running_mean: ArrayView1<'_, f32>,
+    running_var: ArrayView1<'_, f32>,
+) -> (Array1<f32>, Array1<f32>) {
+    assert!(
+        beta.len() == p.channels
+            && running_mean.len() == p.channels
+            && running_var.len() == p.channels,
+        "batch_norm inference: parameter lengths differ from {} channels",
+        p.channels
+    );
+    let scale = Zip::from(&gamma)
+        .and(&running_var)
+        .map_collect(|&g, &v| g / (v + p.eps).sqrt());
+    let shift = &beta - &(&running_mean * &scale);
+    (scale, shift)
+}
+
+/// Which statistics a forward pass normalises with.
+#[derive(Clone, Copy, Debug)]
+pub enum Statistics<'a> {
+    /// The batch's own (training mode).
+    Batch,
+    /// Running statistics (inference mode).
+    Running {
+        /// Running mean, `[c]`.
+        mean: ArrayView1<'a, f32>,
+        /// Running variance, `[c]`.
+        var: ArrayView1<'a, f32>,
+    },
+}
+
+/// BN followed by `act`, in place and in one pass over `x`: the forward of
+/// a pass that keeps no tape, so neither the BN input nor its output is
+/// needed afterwards. Gives bit for bit what [`batch_norm_train`] (or
+/// [`batch_norm_inference`]) followed by `act` gives. Returns the batch
+/// statistics when it used them (to update the running ones).
+///
+/// # Shapes
+/// `x: [n, c, h, w]` in standard layout, `gamma, beta` and the running
+/// statistics `[c]`.
+pub fn batch_norm_activation_in_place(
+    p: &BatchNormParams,
+    mut x: ArrayViewMut4<'_, f32>,
+    gamma: ArrayView1<'_, f32>,
+    beta: ArrayView1<'_, f32>,
+    stats: Statistics<'_>,
+    act: Activation,
+) -> Option<BatchNormCache> {
+    p.assert_shapes("in place", &x.view(), &gamma);
+    let (cache, (scale, shift)) = match stats {
+        Statistics::Batch => {
+            assert_eq!(beta.len(), p.channels, "batch_norm in place: beta length");
+            let cache = batch_statistics(p, x.view());
+            let affine = train_scale_shift(&cache, gamma, beta);
+            (Some(cache), affine)
+        }
+        Statistics::Running { mean, var } => {
+            (None, inference_scale_shift(p, gamma, beta, mean, var))
+        }
+    };
+    let (scale, shift) = (scale.view(), shift.view());
+    // One loop per activation, so the scalar function inlines into it.
+    match act {
+        Activation::Identity => affine_then_in_place(x.view_mut(), scale, shift, |v| v),
+        Activation::Relu => affine_then_in_place(x.view_mut(), scale, shift, relu_scalar),
+        Activation::Swish6 => affine_then_in_place(x.view_mut(), scale, shift, swish6_scalar),
+    }
+    cache
+}
+
+/// `x = f(x · scale[c] + shift[c])` in place, parallel over images.
+fn affine_then_in_place(
+    x: ArrayViewMut4<'_, f32>,
+    scale: ArrayView1<'_, f32>,
+    shift: ArrayView1<'_, f32>,
+    f: impl Fn(f32) -> f32 + Sync + Send,
+) {
+    let (_, _, h, w) = x.dim();
+    let hw = h * w;
+    assert!(
+        x.is_standard_layout(),
+        "batch_norm in place: standard layout"
+    );
+    for_each_outer(
+        x,
+        || (),
+        |_, _, mut xb| {
+            let xb = xb.as_slice_mut().expect("standard layout");
+            for (ch, xc) in xb.chunks_exact_mut(hw).enumerate() {
+                let (a, t) = (scale[ch], shift[ch]);
+                for v in xc.iter_mut() {
+                    *v = f(*v * a + t);
+                }
+            }
+        },
+    );
 }
 
 /// `y = x · scale[c] + shift[c]`, parallel over images.
@@ -353,17 +476,7 @@ pub(crate) fn batch_norm_inference(
     running_var: ArrayView1<'_, f32>,
 ) -> Array4<f32> {
     p.assert_shapes("inference", &x, &gamma);
-    assert!(
-        beta.len() == p.channels
-            && running_mean.len() == p.channels
-            && running_var.len() == p.channels,
-        "batch_norm inference: parameter lengths differ from {} channels",
-        p.channels
-    );
-    let scale = Zip::from(&gamma)
-        .and(&running_var)
-        .map_collect(|&g, &v| g / (v + p.eps).sqrt());
-    let shift = &beta - &(&running_mean * &scale);
+    let (scale, shift) = inference_scale_shift(p, gamma, beta, running_mean, running_var);
     affine(&x, scale.view(), shift.view())
 }
 
@@ -471,6 +584,59 @@ mod tests {
         );
         for (a, b) in y_train.iter().zip(y_inf.iter()) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn in_place_bn_and_activation_equal_bn_then_activation() {
+        // The reference: BN into a new array, then the activation.
+        let mut r = rng(17);
+        let p = BatchNormParams::new(16).unwrap();
+        let x = uniform(&mut r, (5, 16, 6, 6), -4.0, 4.0);
+        let gamma = uniform(&mut r, 16, 0.5, 1.5);
+        let beta = uniform(&mut r, 16, -0.5, 0.5);
+        let mean = uniform(&mut r, 16, -0.5, 0.5);
+        let var = uniform(&mut r, 16, 0.5, 2.0);
+        for act in [Activation::Identity, Activation::Relu, Activation::Swish6] {
+            let (mut reference, cache) = batch_norm_train(&p, x.view(), gamma.view(), beta.view());
+            act.forward_in_place(reference.view_mut());
+            let mut fused = x.clone();
+            let stats = Statistics::Batch;
+            let got = batch_norm_activation_in_place(
+                &p,
+                fused.view_mut(),
+                gamma.view(),
+                beta.view(),
+                stats,
+                act,
+            );
+            assert_eq!(fused, reference, "{act:?}, batch statistics");
+            assert_eq!(got, Some(cache));
+
+            let mut reference = batch_norm_inference(
+                &p,
+                x.view(),
+                gamma.view(),
+                beta.view(),
+                mean.view(),
+                var.view(),
+            );
+            act.forward_in_place(reference.view_mut());
+            let mut fused = x.clone();
+            let stats = Statistics::Running {
+                mean: mean.view(),
+                var: var.view(),
+            };
+            let got = batch_norm_activation_in_place(
+                &p,
+                fused.view_mut(),
+                gamma.view(),
+                beta.view(),
+                stats,
+                act,
+            );
+            assert_eq!(fused, reference, "{act:?}, running statistics");
+            assert_eq!(got, None);
         }
     }
 

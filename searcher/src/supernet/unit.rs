@@ -8,8 +8,8 @@ use super::tape::{KernelTape, UnitTape};
 use super::{BnMode, Supernet};
 use crate::layers::activation::Activation as Act;
 use crate::layers::batch_norm::{
-    BatchNormCache, BatchNormParams, batch_norm_backward, batch_norm_inference, batch_norm_train,
-    batch_norm_update_running,
+    BatchNormCache, BatchNormParams, Statistics, batch_norm_activation_in_place,
+    batch_norm_backward, batch_norm_inference, batch_norm_train, batch_norm_update_running,
 };
 use crate::layers::conv::{Conv2dParams, conv2d, conv2d_backward_input, conv2d_backward_weight};
 use crate::layers::residual::residual_add_assign;
@@ -76,6 +76,38 @@ impl Supernet {
         let bnp = BatchNormParams::new(cout).expect("positive channels");
         let gamma = self.store.v1(u.gamma, cout).to_owned();
         let beta = self.store.v1(u.beta, cout).to_owned();
+        if !keep_tape {
+            // Nothing is kept, so BN and the activation overwrite the conv
+            // output in one pass.
+            let mut y = conv_out;
+            let running = match mode {
+                BnMode::Running => Some((
+                    self.store.v1(u.mean, cout).to_owned(),
+                    self.store.v1(u.var, cout).to_owned(),
+                )),
+                BnMode::Batch | BnMode::BatchUpdateRunning => None,
+            };
+            let stats = match &running {
+                Some((mean, var)) => Statistics::Running {
+                    mean: mean.view(),
+                    var: var.view(),
+                },
+                None => Statistics::Batch,
+            };
+            let batch = batch_norm_activation_in_place(
+                &bnp,
+                y.view_mut(),
+                gamma.view(),
+                beta.view(),
+                stats,
+                act,
+            );
+            if mode == BnMode::BatchUpdateRunning {
+                let cache = batch.expect("batch statistics were used");
+                self.update_running(u, &bnp, cout, &cache);
+            }
+            return (y, None);
+        }
         let (mut y, cache) = match mode {
             BnMode::Running => {
                 let mean = self.store.v1(u.mean, cout).to_owned();
@@ -108,19 +140,19 @@ impl Supernet {
         let bn_out = if act == Act::Identity {
             None
         } else {
-            let pre = keep_tape.then(|| copy4(y.view()));
+            let pre = copy4(y.view());
             act.forward_in_place(y.view_mut());
-            pre
+            Some(pre)
         };
-        let tape = keep_tape.then(|| UnitTape {
+        let tape = UnitTape {
             params,
             act,
             x: x.into_owned(),
             conv_out,
             bn: cache,
             bn_out,
-        });
-        (y, tape)
+        };
+        (y, Some(tape))
     }
 
     fn update_running(
