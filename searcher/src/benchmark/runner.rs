@@ -48,6 +48,15 @@ enum Task {
 }
 
 impl Task {
+    /// Its kind, as [`kind_index`] numbers the journal's entries.
+    fn kind_index(&self) -> usize {
+        match self {
+            Task::Search { .. } => 0,
+            Task::Train { .. } => 1,
+            Task::Shared { .. } => 2,
+        }
+    }
+
     fn key(&self) -> String {
         match self {
             Task::Search { target, seed } => search_key(*target, *seed),
@@ -137,7 +146,7 @@ struct Runner<'a> {
     journal: Mutex<Journal>,
     queued: Mutex<HashSet<String>>,
     /// What runs: its description, since when, and (searches) its steps.
-    running: Mutex<HashMap<String, (String, Running)>>,
+    running: Mutex<HashMap<String, (String, usize, Running)>>,
     search_data: Mutex<HashMap<u64, Arc<SearchData>>>,
     total: usize,
     started: Instant,
@@ -319,7 +328,7 @@ impl Runner<'_> {
         self.running
             .lock()
             .expect("running")
-            .insert(key.clone(), (what.clone(), running));
+            .insert(key.clone(), (what.clone(), task.kind_index(), running));
         let started = Instant::now();
         let outcome = crate::train::in_thread_pool(Some(1), || {
             let cpu0 = crate::bench::thread_cpu_ns();
@@ -501,8 +510,6 @@ impl Runner<'_> {
                 continue;
             }
             last = Instant::now();
-            // Time left: per kind of work, what is left of it times its
-            // mean so far (unknown until every kind left has finished once).
             let (done, left_s) = {
                 let j = self.journal.lock().expect("journal");
                 let mut count = [0usize; 3];
@@ -511,17 +518,11 @@ impl Runner<'_> {
                     count[kind_index(e)] += 1;
                     seconds[kind_index(e)] += e.seconds();
                 }
+                let running: Vec<(usize, f64)> = (self.running.lock().expect("running").values())
+                    .map(|(_, kind, r)| (*kind, r.since.elapsed().as_secs_f64()))
+                    .collect();
                 let planned = planned_by_kind(self.settings, self.plan);
-                let left_s: f64 = (0..3)
-                    .map(|k| {
-                        let left = planned[k].saturating_sub(count[k]) as f64;
-                        match (left > 0.0, count[k] > 0) {
-                            (false, _) => 0.0,
-                            (true, true) => left * seconds[k] / count[k] as f64,
-                            (true, false) => f64::NAN,
-                        }
-                    })
-                    .sum();
+                let left_s = time_left_s(planned, count, seconds, &running);
                 (count.iter().sum::<usize>(), left_s)
             };
             let running: Vec<String> = self
@@ -529,7 +530,7 @@ impl Runner<'_> {
                 .lock()
                 .expect("running")
                 .values()
-                .map(|(what, r)| {
+                .map(|(what, _, r)| {
                     let elapsed = minutes(r.since.elapsed().as_secs_f64());
                     match r.steps.load(Ordering::Relaxed) {
                         0 => format!("{what} ({elapsed})"),
@@ -562,6 +563,38 @@ fn parse_arch(space: &SearchSpace, arch: &str) -> Result<Architecture, Benchmark
         what: "architecture",
         why: e.to_string(),
     })
+}
+
+/// Work-seconds left: per kind of work, what is left of it times its mean
+/// so far (NaN until every kind left has finished once), less what the
+/// running pieces (`(kind, seconds so far)`) have already done, each at
+/// most its kind's mean.
+fn time_left_s(
+    planned: [usize; 3],
+    count: [usize; 3],
+    seconds: [f64; 3],
+    running: &[(usize, f64)],
+) -> f64 {
+    let mean = |k: usize| seconds[k] / count[k] as f64;
+    let queued: f64 = (0..3)
+        .map(|k| {
+            let left = planned[k].saturating_sub(count[k]) as f64;
+            match (left > 0.0, count[k] > 0) {
+                (false, _) => 0.0,
+                (true, true) => left * mean(k),
+                (true, false) => f64::NAN,
+            }
+        })
+        .sum();
+    if queued.is_nan() {
+        return f64::NAN;
+    }
+    let under_way: f64 = running
+        .iter()
+        .filter(|(k, _)| count[*k] > 0)
+        .map(|&(k, elapsed)| elapsed.min(mean(k)))
+        .sum();
+    (queued - under_way).max(0.0)
 }
 
 pub(crate) fn minutes(s: f64) -> String {
@@ -643,4 +676,25 @@ pub(crate) fn shared_weight_accuracy(
         &data.maker,
         500,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::time_left_s;
+
+    #[test]
+    fn time_left_counts_down_while_work_runs() {
+        // 4 trainings planned, 2 done in 600 s each, 2 running.
+        let planned = [0, 4, 0];
+        let (count, seconds) = ([0, 2, 0], [0.0, 1200.0, 0.0]);
+        assert_eq!(time_left_s(planned, count, seconds, &[]), 1200.0);
+        let running = [(1, 100.0), (1, 250.0)];
+        assert_eq!(time_left_s(planned, count, seconds, &running), 850.0);
+        // A piece running longer than the mean counts as nearly done, never
+        // as negative time.
+        let running = [(1, 900.0), (1, 900.0)];
+        assert_eq!(time_left_s(planned, count, seconds, &running), 0.0);
+        // A kind not yet finished once leaves the time unknown.
+        assert!(time_left_s([1, 4, 0], count, seconds, &running).is_nan());
+    }
 }
