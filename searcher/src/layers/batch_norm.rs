@@ -598,19 +598,22 @@ mod tests {
         let mean = uniform(&mut r, 16, -0.5, 0.5);
         let var = uniform(&mut r, 16, 0.5, 2.0);
         for act in [Activation::Identity, Activation::Relu, Activation::Swish6] {
+            let fused = |stats: Statistics<'_>| {
+                let mut y = x.clone();
+                let got = batch_norm_activation_in_place(
+                    &p,
+                    y.view_mut(),
+                    gamma.view(),
+                    beta.view(),
+                    stats,
+                    act,
+                );
+                (y, got)
+            };
             let (mut reference, cache) = batch_norm_train(&p, x.view(), gamma.view(), beta.view());
             act.forward_in_place(reference.view_mut());
-            let mut fused = x.clone();
-            let stats = Statistics::Batch;
-            let got = batch_norm_activation_in_place(
-                &p,
-                fused.view_mut(),
-                gamma.view(),
-                beta.view(),
-                stats,
-                act,
-            );
-            assert_eq!(fused, reference, "{act:?}, batch statistics");
+            let (y, got) = fused(Statistics::Batch);
+            assert_eq!(y, reference, "{act:?}, batch statistics");
             assert_eq!(got, Some(cache));
 
             let mut reference = batch_norm_inference(
@@ -622,20 +625,11 @@ mod tests {
                 var.view(),
             );
             act.forward_in_place(reference.view_mut());
-            let mut fused = x.clone();
-            let stats = Statistics::Running {
+            let (y, got) = fused(Statistics::Running {
                 mean: mean.view(),
                 var: var.view(),
-            };
-            let got = batch_norm_activation_in_place(
-                &p,
-                fused.view_mut(),
-                gamma.view(),
-                beta.view(),
-                stats,
-                act,
-            );
-            assert_eq!(fused, reference, "{act:?}, running statistics");
+            });
+            assert_eq!(y, reference, "{act:?}, running statistics");
             assert_eq!(got, None);
         }
     }
