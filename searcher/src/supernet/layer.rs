@@ -8,12 +8,12 @@ use tunas_shared::space::round_to_8;
 use super::build::{OpWeights, SeWeights};
 use super::plan::LayerDims;
 use super::tape::{BodyTape, LayerTape, OpsTape, SeTape};
-use super::unit::{KernelChoice, UnitInput, UnitShape};
+use super::unit::{Gradient, KernelChoice, UnitInput, UnitShape};
 use super::{BnMode, Supernet};
 use crate::layers::activation::Activation as Act;
 use crate::layers::residual::residual_add_assign;
+use crate::layers::scaled4;
 use crate::layers::squeeze_excite::{SqueezeExciteParams, squeeze_excite, squeeze_excite_backward};
-use crate::layers::{copy4, scaled4};
 
 impl Supernet {
     fn se_params(
@@ -169,27 +169,24 @@ impl Supernet {
         &mut self,
         (li, oi): (usize, usize),
         tape: BodyTape,
-        dy: Array4<f32>,
+        dy: Gradient<'_>,
         d: &LayerDims,
     ) -> Array4<f32> {
         let lw = self.layers[li].ops[oi].clone();
-        let residual_grad = if tape.residual {
-            Some(copy4(dy.view()))
-        } else {
-            None
-        };
-        let dh = self.unit_backward(&lw.project, tape.project, dy);
+        // The project unit only reads the gradient, which the residual then
+        // adds: borrowed, not copied.
+        let dh = self.unit_backward(&lw.project, tape.project, dy.view().into());
         let dh = match &lw.se {
             Some(se) => self.se_backward(se, tape.se, dh),
             None => dh,
         };
         let dh = self.kernel_backward(&lw.spatial, tape.kernel, dh, spatial_shape(&lw, d));
         let mut dx = match (&lw.expand, tape.expand) {
-            (Some(e), Some(t)) => self.unit_backward(e, t, dh),
+            (Some(e), Some(t)) => self.unit_backward(e, t, dh.into()),
             _ => dh,
         };
-        if let Some(r) = residual_grad {
-            residual_add_assign(dx.view_mut(), r.view());
+        if tape.residual {
+            residual_add_assign(dx.view_mut(), dy.view());
         }
         dx
     }
@@ -236,7 +233,7 @@ impl Supernet {
         &mut self,
         li: usize,
         tape: OpsTape,
-        dy: Array4<f32>,
+        dy: Gradient<'_>,
         d: &LayerDims,
     ) -> Array4<f32> {
         let n = self.layers[li].ops.len();
@@ -250,7 +247,7 @@ impl Supernet {
             OpsTape::AllKept(tapes) => {
                 let scaled = scaled4(dy.view(), 1.0 / n as f32);
                 for (oi, t) in tapes.into_iter().enumerate() {
-                    add(self.body_backward((li, oi), t, copy4(scaled.view()), d));
+                    add(self.body_backward((li, oi), t, scaled.view().into(), d));
                 }
             }
             OpsTape::AllRemat(x) => {
@@ -261,7 +258,7 @@ impl Supernet {
                     let input = x.view().into();
                     let (_, t) = self.body_forward((li, oi), input, d, BnMode::Batch, false, true);
                     let t = t.expect("the tape was kept");
-                    add(self.body_backward((li, oi), t, copy4(scaled.view()), d));
+                    add(self.body_backward((li, oi), t, scaled.view().into(), d));
                 }
             }
         }
@@ -311,10 +308,10 @@ impl Supernet {
     ) -> Array4<f32> {
         match tape {
             LayerTape::Skipped => dy,
-            LayerTape::Body(b) => self.ops_backward(li, *b, dy, d),
+            LayerTape::Body(b) => self.ops_backward(li, *b, dy.into(), d),
             LayerTape::AllKept(b) => {
                 let half = dy.mapv(|v| v * 0.5);
-                let mut dx = self.ops_backward(li, *b, half.clone(), d);
+                let mut dx = self.ops_backward(li, *b, half.view().into(), d);
                 dx += &half;
                 dx
             }
@@ -326,7 +323,7 @@ impl Supernet {
                 // and only this layer's tapes are alive at once.
                 let (_, b) = self.ops_forward(li, x.into(), d, BnMode::Batch, false, true);
                 let b = b.expect("the tape was kept");
-                let mut dx = self.ops_backward(li, b, half.clone(), d);
+                let mut dx = self.ops_backward(li, b, half.view().into(), d);
                 dx += &half;
                 dx
             }

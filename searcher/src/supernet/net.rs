@@ -197,7 +197,7 @@ impl Supernet {
             dfeat = linear_backward_input(&lp, dz.view(), wv.view());
         }
         let dhc = global_avg_pool_backward(dfeat.view(), ht.hw.0, ht.hw.1);
-        self.unit_backward(&head.conv, ht.conv, dhc)
+        self.unit_backward(&head.conv, ht.conv, dhc.into())
     }
 }
 

@@ -2,6 +2,8 @@
 //! BN unit, a choice over kernels, squeeze-excite, a layer, the head, the
 //! whole net.
 
+use std::sync::Arc;
+
 use ndarray::{Array2, Array4};
 
 use crate::layers::activation::Activation as Act;
@@ -11,11 +13,12 @@ use crate::layers::squeeze_excite::SqueezeExciteCache;
 
 /// What a conv + BN + activation unit keeps for backward: its input, the
 /// conv output (BN input), the BN cache and the BN output (activation input).
+/// The input may be shared with the other branches of an all-values choice.
 #[derive(Debug)]
 pub(crate) struct UnitTape {
     pub(super) params: Conv2dParams,
     pub(super) act: Act,
-    pub(super) x: Array4<f32>,
+    pub(super) x: Arc<Array4<f32>>,
     pub(super) conv_out: Array4<f32>,
     pub(super) bn: BatchNormCache,
     pub(super) bn_out: Option<Array4<f32>>,

@@ -1,7 +1,9 @@
 //! A conv + BN + activation unit, and the choice among several of them
 //! (the depthwise kernels, the stem kernels): forward and backward.
 
-use ndarray::{Array1, Array4, CowArray, Ix4};
+use std::sync::Arc;
+
+use ndarray::{Array1, Array4, ArrayView4, CowArray, Ix4};
 
 use super::build::ConvBn;
 use super::tape::{KernelTape, UnitTape};
@@ -27,8 +29,54 @@ pub(super) struct UnitShape {
 /// A unit's input: owned when the caller hands it over (a kept tape then
 /// stores it without a copy), borrowed when the caller still needs it (a
 /// residual, the other branches of an all-values choice) and no tape is
-/// kept, so nothing is copied at all.
-pub(super) type UnitInput<'a> = CowArray<'a, f32, Ix4>;
+/// kept, so nothing is copied at all, or shared when several units read it
+/// and their tapes keep one copy between them.
+pub(super) enum UnitInput<'a> {
+    Cow(CowArray<'a, f32, Ix4>),
+    Shared(&'a Arc<Array4<f32>>),
+}
+
+impl UnitInput<'_> {
+    pub(super) fn view(&self) -> ArrayView4<'_, f32> {
+        match self {
+            UnitInput::Cow(x) => x.view(),
+            UnitInput::Shared(x) => x.view(),
+        }
+    }
+
+    /// The input as a tape keeps it (copied only if it was borrowed).
+    fn into_kept(self) -> Arc<Array4<f32>> {
+        match self {
+            UnitInput::Cow(x) => Arc::new(x.into_owned()),
+            UnitInput::Shared(x) => Arc::clone(x),
+        }
+    }
+
+    /// The input as an owned array (copied unless it was owned).
+    pub(super) fn into_owned(self) -> Array4<f32> {
+        match self {
+            UnitInput::Cow(x) => x.into_owned(),
+            UnitInput::Shared(x) => x.as_ref().clone(),
+        }
+    }
+}
+
+impl From<Array4<f32>> for UnitInput<'_> {
+    fn from(x: Array4<f32>) -> Self {
+        UnitInput::Cow(x.into())
+    }
+}
+
+impl<'a> From<ArrayView4<'a, f32>> for UnitInput<'a> {
+    fn from(x: ArrayView4<'a, f32>) -> Self {
+        UnitInput::Cow(x.into())
+    }
+}
+
+/// A gradient flowing backward: owned, or borrowed when the caller still
+/// needs it (a residual, the other branches of an all-values choice). The
+/// backward pieces only read it.
+pub(super) type Gradient<'a> = CowArray<'a, f32, Ix4>;
 
 /// Which units of a kernel choice run: the `chosen` one, or with `all`
 /// every one averaged, whose branches the backward then recomputes one at a
@@ -53,7 +101,7 @@ impl Supernet {
         keep_tape: bool,
     ) -> (Array4<f32>, Option<UnitTape>) {
         let UnitShape { cout, stride, act } = shape;
-        let (_, cin, h, w) = x.dim();
+        let (_, cin, h, w) = x.view().dim();
         let params = Conv2dParams {
             cin,
             cout,
@@ -147,7 +195,7 @@ impl Supernet {
         let tape = UnitTape {
             params,
             act,
-            x: x.into_owned(),
+            x: x.into_kept(),
             conv_out,
             bn: cache,
             bn_out,
@@ -178,7 +226,7 @@ impl Supernet {
         &mut self,
         u: &ConvBn,
         tape: UnitTape,
-        dy: Array4<f32>,
+        dy: Gradient<'_>,
     ) -> Array4<f32> {
         let UnitTape {
             params,
@@ -189,7 +237,7 @@ impl Supernet {
             bn_out,
         } = tape;
         let d_bn = match &bn_out {
-            Some(pre) => act.backward(pre.view(), dy.view()),
+            Some(pre) => Gradient::from(act.backward(pre.view(), dy.view())),
             None => dy,
         };
         let cout = params.cout;
@@ -227,8 +275,19 @@ impl Supernet {
         // Rematerialized branches are recomputed in the backward pass, so
         // their forward keeps nothing.
         let keep_branches = keep_tape && !remat;
+        // Kept branches read one input and their tapes share one copy.
+        let (shared, x) = if keep_branches {
+            (Some(Arc::new(x.into_owned())), None)
+        } else {
+            (None, Some(x))
+        };
         for u in units {
-            let (y, t) = self.unit_forward(u, x.view().into(), shape, mode, keep_branches);
+            let input = match (&shared, &x) {
+                (Some(shared), _) => UnitInput::Shared(shared),
+                (None, Some(x)) => x.view().into(),
+                (None, None) => unreachable!("the input is shared or kept"),
+            };
+            let (y, t) = self.unit_forward(u, input, shape, mode, keep_branches);
             match &mut sum {
                 None => sum = Some(y),
                 Some(s) => residual_add_assign(s.view_mut(), y.view()),
@@ -238,7 +297,9 @@ impl Supernet {
         let y = scaled4(sum.expect("at least one kernel").view(), 1.0 / n);
         let tape = match (keep_tape, remat) {
             (false, _) => None,
-            (true, true) => Some(KernelTape::AllRemat(x.into_owned())),
+            (true, true) => Some(KernelTape::AllRemat(
+                x.expect("not shared when rematerialized").into_owned(),
+            )),
             (true, false) => Some(KernelTape::AllKept(tapes)),
         };
         (y, tape)
@@ -252,12 +313,12 @@ impl Supernet {
         shape: UnitShape,
     ) -> Array4<f32> {
         match tape {
-            KernelTape::One(i, t) => self.unit_backward(&units[i], *t, dy),
+            KernelTape::One(i, t) => self.unit_backward(&units[i], *t, dy.into()),
             KernelTape::AllKept(tapes) => {
                 let scaled = scaled4(dy.view(), 1.0 / tapes.len() as f32);
                 let mut dx: Option<Array4<f32>> = None;
                 for (u, t) in units.iter().zip(tapes) {
-                    let d = self.unit_backward(u, t, copy4(scaled.view()));
+                    let d = self.unit_backward(u, t, scaled.view().into());
                     match &mut dx {
                         None => dx = Some(d),
                         Some(s) => residual_add_assign(s.view_mut(), d.view()),
@@ -266,13 +327,15 @@ impl Supernet {
                 dx.expect("at least one kernel")
             }
             KernelTape::AllRemat(x) => {
+                let x = Arc::new(x);
                 let scaled = scaled4(dy.view(), 1.0 / units.len() as f32);
                 let mut dx: Option<Array4<f32>> = None;
                 for u in units {
                     // Recompute this branch with its caches, then free them.
-                    let (_, t) = self.unit_forward(u, x.view().into(), shape, BnMode::Batch, true);
+                    let input = UnitInput::Shared(&x);
+                    let (_, t) = self.unit_forward(u, input, shape, BnMode::Batch, true);
                     let t = t.expect("the tape was kept");
-                    let d = self.unit_backward(u, t, copy4(scaled.view()));
+                    let d = self.unit_backward(u, t, scaled.view().into());
                     match &mut dx {
                         None => dx = Some(d),
                         Some(s) => residual_add_assign(s.view_mut(), d.view()),
