@@ -67,6 +67,20 @@ pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
     pearson(&ranks(a), &ranks(b))
 }
 
+/// The highest Kendall τ any predictor can reach against accuracies that
+/// each carry independent training noise: with a spread (standard
+/// deviation) `spread` over the measured accuracies and a noise standard
+/// deviation `noise` of one measurement, the part of the spread that is the
+/// architectures' own is √(spread² − noise²), a perfect predictor of it
+/// correlates with the measurements at r = that part / spread, and for
+/// normal data τ = (2/π)·asin(r). `None` when the spread is not positive.
+pub fn kendall_tau_ceiling(spread: f64, noise: f64) -> Option<f64> {
+    (spread > 0.0 && spread.is_finite() && noise.is_finite()).then(|| {
+        let own = (spread * spread - noise * noise).max(0.0).sqrt();
+        std::f64::consts::FRAC_2_PI * (own / spread).asin()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +96,30 @@ mod tests {
         // d² = 0+1+1+0 = 2; ρ = 1 − 6·2 / (4·15) = 0.8.
         assert!((spearman(&a, &[1.0, 3.0, 2.0, 4.0]) - 0.8).abs() < 1e-12);
         assert_eq!(ranks(&[5.0, 1.0, 5.0]), vec![2.5, 1.0, 2.5]);
+    }
+
+    #[test]
+    fn tau_ceiling_matches_simulated_noisy_measurements() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        // Box–Muller: one standard normal draw from two uniform ones.
+        let mut normal = move || {
+            let (u, v): (f64, f64) = (rng.random(), rng.random());
+            (-2.0 * (1.0 - u).ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+        };
+        for (own, noise) in [(0.24, 0.27), (0.44, 0.15), (0.3, 0.0)] {
+            let n = 3000;
+            let quality: Vec<f64> = (0..n).map(|_| own * normal()).collect();
+            let measured: Vec<f64> = quality.iter().map(|q| q + noise * normal()).collect();
+            let spread: f64 = (own * own + noise * noise).sqrt();
+            let ceiling = kendall_tau_ceiling(spread, noise).unwrap();
+            let simulated = kendall_tau_b(&quality, &measured);
+            assert!(
+                (ceiling - simulated).abs() < 0.02,
+                "own {own}, noise {noise}: formula {ceiling}, simulated {simulated}"
+            );
+        }
+        assert_eq!(kendall_tau_ceiling(0.2, 0.3), Some(0.0));
+        assert_eq!(kendall_tau_ceiling(0.0, 0.1), None);
     }
 }

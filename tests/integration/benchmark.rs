@@ -86,6 +86,14 @@ fn tiny_benchmark_runs_every_piece_and_a_rerun_redoes_nothing() {
     assert_eq!(s.test_accuracies.len(), 2, "two training seeds");
     assert!(t.training_noise_points.is_some());
     assert!(t.gap_to_p90_points.is_some());
+    // The τ ceiling exists whenever the random accuracies spread at all.
+    assert!(
+        t.kendall_tau_ceiling
+            .map_or(t.random.std == Some(0.0), |c| (0.0..=1.0).contains(&c)),
+        "{:?} with random std {:?}",
+        t.kendall_tau_ceiling,
+        t.random.std
+    );
     // Shared-weight accuracies on both weights, over the 2 random + 1
     // searched architectures.
     assert_eq!(t.rank_correlation.len(), 2);

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 use tunas_shared::plot::{CloudChart, RangePoint, cloud_chart};
-use tunas_shared::rank::{kendall_tau_b, spearman};
+use tunas_shared::rank::{kendall_tau_b, kendall_tau_ceiling, spearman};
 use tunas_shared::table::quantile;
 
 use super::{BenchmarkDir, BenchmarkError, BenchmarkSettings, Entry, Manifest, Plan, SharedPhase};
@@ -35,7 +35,7 @@ pub struct RandomCloud {
     /// Mean test accuracy of the trained ones.
     pub(crate) mean: Option<f64>,
     /// Their standard deviation.
-    pub(crate) std: Option<f64>,
+    pub std: Option<f64>,
     /// Median.
     pub(crate) median: Option<f64>,
     /// 90th percentile (linear interpolation).
@@ -103,6 +103,13 @@ pub struct TargetReport {
     /// Training noise: pooled standard deviation over training seeds of the
     /// searched networks, points.
     pub training_noise_points: Option<f64>,
+    /// The part of the random cloud's spread (std, points) that is not
+    /// training noise: what any ranking has to tell apart.
+    pub(crate) spread_beyond_noise_points: Option<f64>,
+    /// The highest Kendall τ any predictor could reach against the random
+    /// networks' single-training accuracies, given the training noise
+    /// (`tunas_shared::rank::kendall_tau_ceiling`).
+    pub kendall_tau_ceiling: Option<f64>,
     /// Rank correlations per search and phase.
     pub rank_correlation: Vec<RankCorrelation>,
 }
@@ -207,7 +214,12 @@ fn target_report(
         .zip(cloud.p90)
         .map(|(worst, p90)| (worst - p90) * 100.0);
     let rank_correlation = rank_correlations(ix, t, &cloud, &searched);
+    let spread_and_noise = cloud.std.map(|s| s * 100.0).zip(training_noise_points);
     TargetReport {
+        spread_beyond_noise_points: spread_and_noise
+            .map(|(spread, noise)| (spread * spread - noise * noise).max(0.0).sqrt()),
+        kendall_tau_ceiling: spread_and_noise
+            .and_then(|(spread, noise)| kendall_tau_ceiling(spread, noise)),
         target_ms,
         searched_mean: mean(&means),
         gap_to_p90_points: gap,
@@ -477,6 +489,16 @@ pub fn text(r: &BenchmarkReport) -> String {
                 out += &format!(" (training noise, std over seeds: {n:.2} points)");
             }
             out += "\n";
+        }
+        if let (Some(spread), Some(own), Some(ceiling)) = (
+            t.random.std,
+            t.spread_beyond_noise_points,
+            t.kendall_tau_ceiling,
+        ) {
+            out += &format!(
+                "  random spread {:.2} points (std), {own:.2} of it beyond training noise: no ranking of these single-training accuracies can reach Kendall τ above {ceiling:.2}\n",
+                spread * 100.0
+            );
         }
         for c in &t.rank_correlation {
             if let (Some(tau), Some(rho)) = (c.kendall_tau, c.spearman) {
