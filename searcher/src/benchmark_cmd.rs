@@ -114,6 +114,11 @@ pub struct BenchmarkArgs {
     /// Training seeds of every searched architecture (random ones: seed 0).
     #[arg(long, default_value_t = 2)]
     train_seeds: usize,
+    /// Also train the first N random architectures of each target with
+    /// every training seed, so that the training noise is measured on more
+    /// networks than the searched ones. May be raised on a resumed folder.
+    #[arg(long, default_value_t = 0)]
+    noise_random: usize,
     /// Epochs of the stand-alone recipe (SGD Nesterov 0.1, cosine, label
     /// smoothing 0.1, pad-crop 2, batch 128, as `train`).
     #[arg(long, default_value_t = 3)]
@@ -162,6 +167,7 @@ impl BenchmarkArgs {
         s.band = self.band;
         s.random_seed = self.random_seed;
         s.train_seeds = self.train_seeds;
+        s.noise_random = self.noise_random;
         s.recipe.epochs = self.epochs;
         s.search = tunas_searcher::search::SearchConfig::defaults(self.steps.max(4), 1.0);
         s.search.steps = self.steps;

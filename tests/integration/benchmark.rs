@@ -170,6 +170,73 @@ fn a_killed_benchmark_redoes_only_the_torn_piece() {
 }
 
 #[test]
+fn noise_random_adds_seeds_of_random_networks_and_may_only_grow() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = inputs();
+    let settings = tiny();
+    let first = benchmark::run(dir.path(), &inputs, &settings, &how()).unwrap();
+    assert_eq!(first.targets[0].training_noise_archs, 1, "the searched one");
+    let before = journal_lines(dir.path());
+    // Raised on the same folder: only the second seed of the first random
+    // network is new work.
+    let mut more = settings.clone();
+    more.noise_random = 1;
+    let report = benchmark::run(dir.path(), &inputs, &more, &how()).unwrap();
+    let after = journal_lines(dir.path());
+    assert_eq!(after[..before.len()], before[..]);
+    assert_eq!(after.len(), before.len() + 1);
+    let added: serde_json::Value = serde_json::from_str(after.last().unwrap()).unwrap();
+    let random: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("random.json")).unwrap())
+            .unwrap();
+    let first_random = random[0][0][0].as_str().unwrap();
+    assert_eq!(added["kind"], "train");
+    assert_eq!(added["seed"], 1);
+    assert_eq!(added["arch"].as_str(), Some(first_random));
+    assert!(report.complete);
+    let t = &report.targets[0];
+    assert_eq!(t.training_noise_archs, 2);
+    // The random cloud still counts one training (seed 0) per network.
+    assert_eq!(t.random.trained, 2);
+    // The pooled noise is that of both pairs of seeds.
+    let by_key: std::collections::HashMap<(String, u64), f64> = after
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "train")
+        .map(|v| {
+            (
+                (
+                    v["arch"].as_str().unwrap().to_string(),
+                    v["seed"].as_u64().unwrap(),
+                ),
+                v["test_accuracy"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let pair = |arch: &str| {
+        (
+            by_key[&(arch.to_string(), 0)],
+            by_key[&(arch.to_string(), 1)],
+        )
+    };
+    let (a0, a1) = (
+        t.searched[0].test_accuracies[0],
+        t.searched[0].test_accuracies[1],
+    );
+    let (b0, b1) = pair(first_random);
+    // Two seeds each: the variance of a pair is half its squared difference.
+    let pooled = (((a0 - a1).powi(2) / 2.0 + (b0 - b1).powi(2) / 2.0) / 2.0).sqrt() * 100.0;
+    assert!((t.training_noise_points.unwrap() - pooled).abs() < 1e-9);
+    let stored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("benchmark.json")).unwrap())
+            .unwrap();
+    assert_eq!(stored["settings"]["noise_random"], 1);
+    // Lowered again: refused, naming the setting.
+    let err = benchmark::prepare(dir.path(), &inputs, &settings).unwrap_err();
+    assert!(err.to_string().contains("noise_random"), "{err}");
+}
+
+#[test]
 fn a_folder_of_other_settings_is_refused_naming_the_setting() {
     let dir = tempfile::tempdir().unwrap();
     let inputs = inputs();

@@ -301,6 +301,7 @@ fn benchmark_flags_are_checked_before_work() {
         ("--random", "1"),
         ("--searches", "0"),
         ("--train-seeds", "0"),
+        ("--noise-random", "21"),
         ("--jobs", "0"),
         ("--epochs", "0"),
         ("--percentiles", "150"),

@@ -219,6 +219,13 @@ pub struct BenchmarkSettings {
     /// Training seeds of each searched architecture (0..train_seeds); random
     /// architectures are trained with seed 0.
     pub train_seeds: usize,
+    /// The first this many random architectures of each target are also
+    /// trained with every other training seed, so that the training noise
+    /// rests on more architectures than the searched ones. A folder's value
+    /// may grow on a later run (the added trainings are new work; nothing
+    /// done changes meaning); it never shrinks.
+    #[serde(default)]
+    pub noise_random: usize,
     /// The stand-alone training recipe (its seed is replaced per training).
     pub recipe: TrainConfig,
     /// The search (its target and seed are replaced per search).
@@ -255,6 +262,7 @@ impl BenchmarkSettings {
             random_seed: 1,
             band_draws: default_band_draws(),
             train_seeds: 2,
+            noise_random: 0,
             recipe,
             search: SearchConfig::defaults(3000, 1.0),
             holdout: None,
@@ -285,6 +293,21 @@ impl BenchmarkSettings {
         }
         if self.train_seeds == 0 {
             bad("train-seeds", "at least one training seed".into())?;
+        }
+        if self.noise_random > self.random {
+            bad(
+                "noise-random",
+                format!(
+                    "{}: at most the {} random architectures per target",
+                    self.noise_random, self.random
+                ),
+            )?;
+        }
+        if self.noise_random > 0 && self.train_seeds < 2 {
+            bad(
+                "noise-random",
+                "measuring noise on random architectures needs --train-seeds 2 or more".into(),
+            )?;
         }
         if self.shared_eval_images == 0 || self.calibration_batches == 0 {
             bad(
@@ -570,7 +593,24 @@ pub fn prepare(
         targets_ms: plan.targets_ms.clone(),
         settings: settings.clone(),
     };
-    keep_or_check(dir, &Manifest::file(dir), &manifest)?;
+    let path = Manifest::file(dir);
+    // `noise_random` may grow: the folder is checked with the stored
+    // value, then its manifest records the larger one.
+    if let Some(stored) = read_manifest::<Manifest>(&path)? {
+        let (was, asked) = (stored.settings.noise_random, settings.noise_random);
+        if asked > was {
+            let mut as_stored = manifest.clone();
+            as_stored.settings.noise_random = was;
+            keep_or_check(dir, &path, &as_stored)?;
+            let json = serde_json::to_string_pretty(&manifest).expect("serialises") + "\n";
+            tunas_shared::write_atomic(&path, json.as_bytes()).map_err(|e| BenchmarkError::Io {
+                path: path.clone(),
+                source: e,
+            })?;
+            return Ok((plan, manifest));
+        }
+    }
+    keep_or_check(dir, &path, &manifest)?;
     Ok((plan, manifest))
 }
 
@@ -622,7 +662,7 @@ fn planned_by_kind(s: &BenchmarkSettings, plan: &Plan) -> [usize; 3] {
     let per_target_archs = s.random + s.searches;
     [
         t * s.searches,
-        t * (s.random + s.searches * s.train_seeds),
+        t * (s.random + (s.searches + s.noise_random) * s.train_seeds - s.noise_random),
         t * s.searches * 2 * per_target_archs,
     ]
 }

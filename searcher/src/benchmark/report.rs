@@ -101,8 +101,12 @@ pub struct TargetReport {
     /// The worst searched mean minus the random 90th percentile, points.
     pub gap_to_p90_points: Option<f64>,
     /// Training noise: pooled standard deviation over training seeds of the
-    /// searched networks, points.
+    /// searched networks and of the random ones trained with every seed
+    /// (`noise_random`), points.
     pub training_noise_points: Option<f64>,
+    /// Architectures trained with more than one seed that the training
+    /// noise rests on.
+    pub training_noise_archs: usize,
     /// The part of the random cloud's spread (std, points) that is not
     /// training noise: what any ranking has to tell apart.
     pub(crate) spread_beyond_noise_points: Option<f64>,
@@ -207,7 +211,16 @@ fn target_report(
     settings: &BenchmarkSettings,
 ) -> TargetReport {
     let cloud = random_cloud(ix, random);
-    let (searched, training_noise_points) = searched_archs(ix, t, target_ms, &cloud, settings);
+    let searched = searched_archs(ix, t, target_ms, &cloud, settings);
+    let seeds = settings.train_seeds as u64;
+    let mut repeated: Vec<Vec<f64>> = searched.iter().map(|s| s.test_accuracies.clone()).collect();
+    repeated.extend(
+        random
+            .iter()
+            .take(settings.noise_random)
+            .map(|(arch, _)| ix.accuracies(arch, seeds)),
+    );
+    let (training_noise_points, training_noise_archs) = pooled_std_points(&repeated);
     let means: Vec<f64> = searched.iter().filter_map(|s| s.mean).collect();
     let gap = (means.len() == searched.len() && !means.is_empty())
         .then(|| means.iter().copied().fold(f64::INFINITY, f64::min))
@@ -224,6 +237,7 @@ fn target_report(
         searched_mean: mean(&means),
         gap_to_p90_points: gap,
         training_noise_points,
+        training_noise_archs,
         random: cloud,
         searched,
         rank_correlation,
@@ -256,20 +270,34 @@ fn random_cloud(ix: &Index, random: &[(String, f64)]) -> RandomCloud {
     }
 }
 
+/// The pooled standard deviation over the seeds of each architecture's
+/// accuracies, in points, and how many architectures (with more than one
+/// seed) it rests on.
+fn pooled_std_points(per_arch: &[Vec<f64>]) -> (Option<f64>, usize) {
+    let (mut squares, mut dof, mut archs) = (0.0, 0usize, 0usize);
+    for test in per_arch.iter().filter(|t| t.len() > 1) {
+        let m = mean(test).expect("not empty");
+        squares += test.iter().map(|x| (x - m).powi(2)).sum::<f64>();
+        dof += test.len() - 1;
+        archs += 1;
+    }
+    (
+        (dof > 0).then(|| (squares / dof as f64).sqrt() * 100.0),
+        archs,
+    )
+}
+
 /// Every finished search of target `t`, with the stand-alone accuracies of
-/// its architecture over the training seeds; and the training noise in
-/// points (the pooled standard deviation over seeds), if any search was
-/// trained more than once.
+/// its architecture over the training seeds.
 fn searched_archs(
     ix: &Index,
     t: usize,
     target_ms: f64,
     cloud: &RandomCloud,
     settings: &BenchmarkSettings,
-) -> (Vec<SearchedArch>, Option<f64>) {
+) -> Vec<SearchedArch> {
     let seeds = settings.train_seeds as u64;
     let mut searched = Vec::new();
-    let mut noise_sq = (0.0, 0usize);
     for seed in 1..=settings.searches as u64 {
         let Some(Entry::Search {
             arch,
@@ -281,10 +309,6 @@ fn searched_archs(
             continue;
         };
         let test = ix.accuracies(arch, seeds);
-        if let (Some(m), true) = (mean(&test), test.len() > 1) {
-            noise_sq.0 += test.iter().map(|x| (x - m).powi(2)).sum::<f64>();
-            noise_sq.1 += test.len() - 1;
-        }
         let m = mean(&test);
         searched.push(SearchedArch {
             seed,
@@ -300,8 +324,7 @@ fn searched_archs(
             test_accuracies: test,
         });
     }
-    let noise = (noise_sq.1 > 0).then(|| (noise_sq.0 / noise_sq.1 as f64).sqrt() * 100.0);
-    (searched, noise)
+    searched
 }
 
 /// Per search and shared-weights phase, how the shared-weights accuracy
@@ -486,7 +509,10 @@ pub fn text(r: &BenchmarkReport) -> String {
         if let Some(g) = t.gap_to_p90_points {
             out += &format!("  worst searched − random p90: {g:+.2} points");
             if let Some(n) = t.training_noise_points {
-                out += &format!(" (training noise, std over seeds: {n:.2} points)");
+                out += &format!(
+                    " (training noise, std over seeds of {} networks: {n:.2} points)",
+                    t.training_noise_archs
+                );
             }
             out += "\n";
         }

@@ -223,12 +223,19 @@ impl Runner<'_> {
                     tasks.extend(self.enqueue(search));
                 }
             }
-            for (arch, _) in &self.plan.random[target] {
-                tasks.extend(self.enqueue(Task::Train {
-                    arch: arch.clone(),
-                    seed: 0,
-                    searched: false,
-                }));
+            for (i, (arch, _)) in self.plan.random[target].iter().enumerate() {
+                let seeds = if i < self.settings.noise_random {
+                    self.settings.train_seeds as u64
+                } else {
+                    1
+                };
+                for seed in 0..seeds {
+                    tasks.extend(self.enqueue(Task::Train {
+                        arch: arch.clone(),
+                        seed,
+                        searched: false,
+                    }));
+                }
             }
         }
         Ok(tasks)
