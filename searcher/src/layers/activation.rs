@@ -35,11 +35,29 @@ impl Activation {
         }
     }
 
-    /// Returns the activation of `x`.
+    /// Returns the activation of `x`, written once into a new array (the
+    /// same values as [`Self::forward_in_place`] on a copy, without the
+    /// copy's extra pass).
     pub(crate) fn forward<D: Dimension>(self, x: ArrayView<'_, f32, D>) -> Array<f32, D> {
-        let mut y = x.to_owned();
-        self.forward_in_place(y.view_mut());
-        y
+        match self {
+            Activation::Identity => x.to_owned(),
+            Activation::Relu => map_collect(x, relu_scalar),
+            Activation::Swish6 => map_collect(x, swish6_scalar),
+        }
+    }
+
+    /// [`Self::backward`] written over `dy`: the same values, without a new
+    /// buffer.
+    pub(crate) fn backward_in_place<D: Dimension>(
+        self,
+        x: ArrayView<'_, f32, D>,
+        dy: ArrayViewMut<'_, f32, D>,
+    ) {
+        match self {
+            Activation::Identity => {}
+            Activation::Relu => zip_in_place(x, dy, relu_grad),
+            Activation::Swish6 => zip_in_place(x, dy, swish6_grad),
+        }
     }
 
     /// Gradient w.r.t. the input, from the forward *input* `x` and the output
@@ -89,6 +107,32 @@ fn map_in_place<D: Dimension>(mut x: ArrayViewMut<'_, f32, D>, f: impl Fn(f32) -
     }
 }
 
+fn map_collect<D: Dimension>(
+    x: ArrayView<'_, f32, D>,
+    f: impl Fn(f32) -> f32 + Sync + Send,
+) -> Array<f32, D> {
+    let zip = Zip::from(&x);
+    if is_serial() || x.len() < PAR_MIN_ELEMENTS {
+        zip.map_collect(|&v| f(v))
+    } else {
+        zip.par_map_collect(|&v| f(v))
+    }
+}
+
+fn zip_in_place<D: Dimension>(
+    x: ArrayView<'_, f32, D>,
+    mut dy: ArrayViewMut<'_, f32, D>,
+    f: impl Fn(f32, f32) -> f32 + Sync + Send,
+) {
+    assert_eq!(x.shape(), dy.shape(), "activation backward: shapes differ");
+    let zip = Zip::from(&x).and(&mut dy);
+    if is_serial() || x.len() < PAR_MIN_ELEMENTS {
+        zip.for_each(|&u, g| *g = f(u, *g));
+    } else {
+        zip.par_for_each(|&u, g| *g = f(u, *g));
+    }
+}
+
 fn zip_map<D: Dimension>(
     a: ArrayView<'_, f32, D>,
     b: ArrayView<'_, f32, D>,
@@ -112,7 +156,19 @@ pub(crate) fn relu_backward<D: Dimension>(
     x: ArrayView<'_, f32, D>,
     dy: ArrayView<'_, f32, D>,
 ) -> Array<f32, D> {
-    zip_map(x, dy, |v, g| if v > 0.0 { g } else { 0.0 })
+    zip_map(x, dy, relu_grad)
+}
+
+/// One element of [`relu_backward`].
+#[inline(always)]
+fn relu_grad(v: f32, g: f32) -> f32 {
+    if v > 0.0 { g } else { 0.0 }
+}
+
+/// One element of [`swish6_backward`].
+#[inline(always)]
+fn swish6_grad(v: f32, g: f32) -> f32 {
+    g * swish6_grad_scalar(v)
 }
 
 /// Hard-swish input grad from the forward input `x` and the output grad
@@ -124,7 +180,7 @@ pub(crate) fn swish6_backward<D: Dimension>(
     x: ArrayView<'_, f32, D>,
     dy: ArrayView<'_, f32, D>,
 ) -> Array<f32, D> {
-    zip_map(x, dy, |v, g| g * swish6_grad_scalar(v))
+    zip_map(x, dy, swish6_grad)
 }
 
 #[cfg(test)]

@@ -373,8 +373,25 @@ pub fn batch_norm_backward(
     gamma: ArrayView1<'_, f32>,
     cache: &BatchNormCache,
 ) -> BatchNormGrads {
+    batch_norm_backward_in_place(p, x, super::standard_copy4(dy), gamma, cache)
+}
+
+/// [`batch_norm_backward`] on an owned `dy`, which becomes `dx`: each
+/// element of `dx` needs only the same element of `dy` (after the
+/// per-channel sums), so no second activation-sized buffer is filled.
+pub(crate) fn batch_norm_backward_in_place(
+    p: &BatchNormParams,
+    x: ArrayView4<'_, f32>,
+    mut dy: Array4<f32>,
+    gamma: ArrayView1<'_, f32>,
+    cache: &BatchNormCache,
+) -> BatchNormGrads {
     p.assert_shapes("backward", &x, &gamma);
     assert_eq!(x.shape(), dy.shape(), "batch_norm backward: x vs dy");
+    assert!(
+        dy.is_standard_layout(),
+        "batch_norm backward: dy in standard layout"
+    );
     let (n, c, h, w) = x.dim();
     assert_eq!(
         cache.count,
@@ -384,50 +401,49 @@ pub fn batch_norm_backward(
     let hw = h * w;
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout");
-    let dy = dy.as_standard_layout();
-    let dys = dy.as_slice().expect("standard layout");
     // Per-channel sums first (parallel over channels), then dx (parallel over
     // images), so each output slice is written by one task.
     let plane = |b: usize, ch: usize| (b * c + ch) * hw..(b * c + ch + 1) * hw;
-    let sums = per_plane(n, c, |b, ch| {
-        let r = plane(b, ch);
-        let (xp, gp) = (&xs[r.clone()], &dys[r]);
-        [sum_f32(gp), dot_centred(gp, xp, cache.mean[ch])]
-    });
-    let dbeta: Array1<f32> = sums.column(0).mapv(|v| v as f32);
-    let dgamma: Array1<f32> = Zip::from(sums.column(1))
-        .and(&cache.inv_std)
-        .map_collect(|&v, &inv| (v * f64::from(inv)) as f32);
+    let (dbeta, dgamma) = {
+        let dys = dy.as_slice().expect("standard layout");
+        let sums = per_plane(n, c, |b, ch| {
+            let r = plane(b, ch);
+            let (xp, gp) = (&xs[r.clone()], &dys[r]);
+            [sum_f32(gp), dot_centred(gp, xp, cache.mean[ch])]
+        });
+        let dbeta: Array1<f32> = sums.column(0).mapv(|v| v as f32);
+        let dgamma: Array1<f32> = Zip::from(sums.column(1))
+            .and(&cache.inv_std)
+            .map_collect(|&v, &inv| (v * f64::from(inv)) as f32);
+        (dbeta, dgamma)
+    };
     let m = cache.count as f32;
-    let mut dx = super::zeros4(x.raw_dim());
     for_each_outer(
-        dx.view_mut(),
+        dy.view_mut(),
         || (),
-        |_, b, mut dxb| {
-            let dxb = dxb.as_slice_mut().expect("output is standard layout");
+        |_, b, mut gb| {
+            let gb = gb.as_slice_mut().expect("standard layout");
             let xb = &xs[b * c * hw..(b + 1) * c * hw];
-            let gb = &dys[b * c * hw..(b + 1) * c * hw];
-            for (ch, ((dxc, xc), gc)) in dxb
-                .chunks_exact_mut(hw)
-                .zip(xb.chunks_exact(hw))
-                .zip(gb.chunks_exact(hw))
-                .enumerate()
-            {
+            for (ch, (gc, xc)) in gb.chunks_exact_mut(hw).zip(xb.chunks_exact(hw)).enumerate() {
                 // dx = k·(dy − mean_dy − x̂·mean_dyx), x̂ = (x − mean)·inv,
-                // folded into dx = k·dy + a·x + t.
+                // folded into dx = k·dy + a·x + t, written over dy.
                 let inv = cache.inv_std[ch];
                 let k = gamma[ch] * inv;
                 let mean_dy = dbeta[ch] / m;
                 let mean_dyx = dgamma[ch] / m;
                 let a = -k * inv * mean_dyx;
                 let t = -k * mean_dy - a * cache.mean[ch];
-                for ((o, &v), &g) in dxc.iter_mut().zip(xc).zip(gc) {
-                    *o = k * g + a * v + t;
+                for (g, &v) in gc.iter_mut().zip(xc) {
+                    *g = k * *g + a * v + t;
                 }
             }
         },
     );
-    BatchNormGrads { dx, dgamma, dbeta }
+    BatchNormGrads {
+        dx: dy,
+        dgamma,
+        dbeta,
+    }
 }
 
 /// Moves the running statistics toward the batch's:

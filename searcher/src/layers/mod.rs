@@ -162,12 +162,15 @@ pub(crate) fn zeros4(dim: impl ndarray::IntoDimension<Dim = Ix4>) -> Array4<f32>
     Array4::from_shape_vec(dim, data).expect("length matches the shape")
 }
 
-/// An owned copy of `a`, copied on the rayon pool when large (see [`zeros4`]).
-pub(crate) fn copy4(a: ArrayView4<'_, f32>) -> Array4<f32> {
-    if is_serial() || a.len() < PAR_MIN_ELEMENTS {
-        return a.to_owned();
+/// An owned, standard-layout copy of `a`, copied on the rayon pool when
+/// large (see [`zeros4`]).
+pub(crate) fn standard_copy4(a: ArrayView4<'_, f32>) -> Array4<f32> {
+    if is_serial() || a.len() < PAR_MIN_ELEMENTS || !a.is_standard_layout() {
+        return a.as_standard_layout().into_owned();
     }
-    Zip::from(&a).par_map_collect(|&v| v)
+    let copy = Zip::from(&a).par_map_collect(|&v| v);
+    debug_assert!(copy.is_standard_layout());
+    copy
 }
 
 /// `a · k` as a new array, computed on the rayon pool when large.

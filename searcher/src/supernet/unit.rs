@@ -11,11 +11,12 @@ use super::{BnMode, Supernet};
 use crate::layers::activation::Activation as Act;
 use crate::layers::batch_norm::{
     BatchNormCache, BatchNormParams, Statistics, batch_norm_activation_in_place,
-    batch_norm_backward, batch_norm_inference, batch_norm_train, batch_norm_update_running,
+    batch_norm_backward_in_place, batch_norm_inference, batch_norm_train,
+    batch_norm_update_running,
 };
 use crate::layers::conv::{Conv2dParams, conv2d, conv2d_backward_input, conv2d_backward_weight};
 use crate::layers::residual::residual_add_assign;
-use crate::layers::{copy4, scaled4};
+use crate::layers::{scaled4, standard_copy4};
 
 /// What a unit computes on a path: its output width (the weights' leading
 /// `cout` channels), its stride and the activation after BN.
@@ -156,7 +157,7 @@ impl Supernet {
             }
             return (y, None);
         }
-        let (mut y, cache) = match mode {
+        let (y, cache) = match mode {
             BnMode::Running => {
                 let mean = self.store.v1(u.mean, cout).to_owned();
                 let var = self.store.v1(u.var, cout).to_owned();
@@ -185,12 +186,12 @@ impl Supernet {
                 (y, cache)
             }
         };
-        let bn_out = if act == Act::Identity {
-            None
+        // The BN output is kept as it is for the activation's backward, and
+        // the activation writes a new array: one pass, no copy.
+        let (y, bn_out) = if act == Act::Identity {
+            (y, None)
         } else {
-            let pre = copy4(y.view());
-            act.forward_in_place(y.view_mut());
-            Some(pre)
+            (act.forward(y.view()), Some(y))
         };
         let tape = UnitTape {
             params,
@@ -236,14 +237,27 @@ impl Supernet {
             bn,
             bn_out,
         } = tape;
-        let d_bn = match &bn_out {
-            Some(pre) => Gradient::from(act.backward(pre.view(), dy.view())),
-            None => dy,
+        // The activation's and BN's input grads are written over `dy` when
+        // it is this unit's own (no other reader), else into one new array.
+        let mut d_bn = if dy.is_view() {
+            match &bn_out {
+                Some(pre) => act.backward(pre.view(), dy.view()),
+                None => standard_copy4(dy.view()),
+            }
+        } else {
+            let mut owned = dy.into_owned();
+            if let Some(pre) = &bn_out {
+                act.backward_in_place(pre.view(), owned.view_mut());
+            }
+            owned
         };
+        if !d_bn.is_standard_layout() {
+            d_bn = standard_copy4(d_bn.view());
+        }
         let cout = params.cout;
         let bnp = BatchNormParams::new(cout).expect("positive channels");
         let gamma = self.store.v1(u.gamma, cout).to_owned();
-        let g = batch_norm_backward(&bnp, conv_out.view(), d_bn.view(), gamma.view(), &bn);
+        let g = batch_norm_backward_in_place(&bnp, conv_out.view(), d_bn, gamma.view(), &bn);
         drop(conv_out);
         self.store.add_grad(u.gamma, &g.dgamma);
         self.store.add_grad(u.beta, &g.dbeta);
