@@ -111,6 +111,21 @@ fn map_collect<D: Dimension>(
     x: ArrayView<'_, f32, D>,
     f: impl Fn(f32) -> f32 + Sync + Send,
 ) -> Array<f32, D> {
+    // A contiguous input maps as one slice: collecting an exact-size
+    // iterator writes each element once, vectorised (ndarray's Zip walks
+    // the innermost axis, 7–28 floats here, one lane at a time).
+    if let Some(xs) = x.as_slice() {
+        let data: Vec<f32> = if is_serial() || xs.len() < PAR_MIN_ELEMENTS {
+            xs.iter().map(|&v| f(v)).collect()
+        } else {
+            use rayon::prelude::*;
+            xs.par_iter()
+                .with_min_len(PAR_MIN_ELEMENTS / 4)
+                .map(|&v| f(v))
+                .collect()
+        };
+        return Array::from_shape_vec(x.raw_dim(), data).expect("same length as the input");
+    }
     let zip = Zip::from(&x);
     if is_serial() || x.len() < PAR_MIN_ELEMENTS {
         zip.map_collect(|&v| f(v))

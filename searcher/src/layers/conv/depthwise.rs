@@ -114,6 +114,9 @@ pub(super) fn depthwise_backward_input(
     w: &ArrayView4<'_, f32>,
     dx: &mut Array4<f32>,
 ) {
+    if p.stride == 1 && p.padding < p.kernel {
+        return depthwise_backward_input_as_forward(p, dy, w, dx);
+    }
     let g = PhaseGeometry::new(p, 1);
     let weights = depthwise_taps(w);
     let dy = contiguous(dy);
@@ -178,6 +181,29 @@ pub(super) fn depthwise_backward_input(
             }
         },
     );
+}
+
+/// At stride 1 the input grad is a forward correlation: `dy` padded by
+/// `k − 1 − padding` against the kernel turned by 180°,
+/// `dx[y, x] = Σ w[i, j] · dy[y + padding − i, x + padding − j]`. Run as
+/// [`depthwise_forward`], small planes sit side by side (see
+/// [`slots_for`]) instead of each paying for its own padding.
+fn depthwise_backward_input_as_forward(
+    p: &Conv2dParams,
+    dy: &ArrayView4<'_, f32>,
+    w: &ArrayView4<'_, f32>,
+    dx: &mut Array4<f32>,
+) {
+    let k = p.kernel;
+    let turned = Array4::from_shape_fn(w.dim(), |(c, g, i, j)| w[[c, g, k - 1 - i, k - 1 - j]]);
+    let as_forward = Conv2dParams {
+        in_h: p.out_h(),
+        in_w: p.out_w(),
+        padding: k - 1 - p.padding,
+        ..*p
+    };
+    debug_assert_eq!((as_forward.out_h(), as_forward.out_w()), (p.in_h, p.in_w));
+    depthwise_forward(&as_forward, dy, &turned.view(), dx);
 }
 
 pub(super) fn depthwise_backward_weight(
