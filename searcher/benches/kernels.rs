@@ -15,7 +15,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
-use criterion::{BenchmarkId, Criterion};
+use criterion::{BatchSize, BenchmarkId, Criterion};
 use ndarray::{Array1, Array4};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -155,7 +155,10 @@ fn gemm_backend<M: Measurement>(c: &mut Criterion<M>) {
 }
 
 /// Guards the depthwise direct loops (phase-split planes, contiguous inner
-/// loops) for every kernel size, at both strides.
+/// loops) for every kernel size, at both strides. The stride-1 input grad
+/// runs as a forward pass with the kernel turned, on the side-by-side
+/// layout: a `backward_input/7x7x384_s1` well above its `forward` means it
+/// lost that layout (it was 1.3× the forward before).
 fn depthwise<M: Measurement>(c: &mut Criterion<M>) {
     for k in [3, 5, 7] {
         for (name, ch, hw, stride) in [
@@ -226,7 +229,8 @@ fn batch_norm<M: Measurement>(c: &mut Criterion<M>) {
     g.finish();
 }
 
-/// Guards the element-wise activation passes (in place, parallel).
+/// Guards the element-wise activation passes (in place or into a new
+/// array, parallel).
 fn activation<M: Measurement>(c: &mut Criterion<M>) {
     let mut g = c.benchmark_group("activation");
     g.sample_size(20)
@@ -237,12 +241,30 @@ fn activation<M: Measurement>(c: &mut Criterion<M>) {
     let dy = random4(&mut rng, (BATCH, 384, 7, 7));
     for act in [Activation::Relu, Activation::Swish6] {
         let name = format!("{act:?}_7x7x384");
+        // The in-place passes start from a fresh copy each time: applied
+        // over and over, swish6 shrinks the values into denormals, which
+        // timed the FPU's slow path instead of the pass.
         g.bench_function(BenchmarkId::new("forward_in_place", &name), |b| {
-            let mut y = x.clone();
-            b.iter(|| act.forward_in_place(black_box(y.view_mut())))
+            b.iter_batched_ref(
+                || x.clone(),
+                |y| act.forward_in_place(black_box(y.view_mut())),
+                BatchSize::LargeInput,
+            )
+        });
+        // The unit's forward writes the activation once into a new array
+        // and its backward over its own dy: each must stay one pass.
+        g.bench_function(BenchmarkId::new("forward_new_array", &name), |b| {
+            b.iter(|| act.forward(black_box(x.view())))
         });
         g.bench_function(BenchmarkId::new("backward", &name), |b| {
             b.iter(|| act.backward(black_box(x.view()), dy.view()))
+        });
+        g.bench_function(BenchmarkId::new("backward_in_place", &name), |b| {
+            b.iter_batched_ref(
+                || dy.clone(),
+                |g| act.backward_in_place(black_box(x.view()), g.view_mut()),
+                BatchSize::LargeInput,
+            )
         });
     }
     g.finish();

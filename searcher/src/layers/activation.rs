@@ -12,6 +12,8 @@
 use ndarray::{Array, ArrayView, ArrayViewMut, Dimension, Zip};
 use serde::{Deserialize, Serialize};
 
+use rayon::prelude::*;
+
 use super::{PAR_MIN_ELEMENTS, is_serial};
 
 /// An activation chosen at run time (one per stage in the search spaces).
@@ -38,7 +40,7 @@ impl Activation {
     /// Returns the activation of `x`, written once into a new array (the
     /// same values as [`Self::forward_in_place`] on a copy, without the
     /// copy's extra pass).
-    pub(crate) fn forward<D: Dimension>(self, x: ArrayView<'_, f32, D>) -> Array<f32, D> {
+    pub fn forward<D: Dimension>(self, x: ArrayView<'_, f32, D>) -> Array<f32, D> {
         match self {
             Activation::Identity => x.to_owned(),
             Activation::Relu => map_collect(x, relu_scalar),
@@ -48,7 +50,7 @@ impl Activation {
 
     /// [`Self::backward`] written over `dy`: the same values, without a new
     /// buffer.
-    pub(crate) fn backward_in_place<D: Dimension>(
+    pub fn backward_in_place<D: Dimension>(
         self,
         x: ArrayView<'_, f32, D>,
         dy: ArrayViewMut<'_, f32, D>,
@@ -99,8 +101,28 @@ fn swish6_grad_scalar(v: f32) -> f32 {
     }
 }
 
+/// Elements per task of the parallel element-wise passes.
+const CHUNK: usize = PAR_MIN_ELEMENTS / 4;
+
+/// Whether an element-wise pass over `len` elements stays on this thread.
+fn serial_for(len: usize) -> bool {
+    is_serial() || len < PAR_MIN_ELEMENTS
+}
+
+// Contiguous arrays run as one slice (vectorised, CHUNK elements a task);
+// ndarray's Zip walks the innermost axis (7–28 floats here) and was 2–2.5×
+// slower on these shapes (`benches/kernels.rs`, `activation`).
+
 fn map_in_place<D: Dimension>(mut x: ArrayViewMut<'_, f32, D>, f: impl Fn(f32) -> f32 + Sync) {
-    if is_serial() || x.len() < PAR_MIN_ELEMENTS {
+    let serial = serial_for(x.len());
+    if let Some(xs) = x.as_slice_mut() {
+        if serial {
+            xs.iter_mut().for_each(|v| *v = f(*v));
+        } else {
+            xs.par_chunks_mut(CHUNK)
+                .for_each(|c| c.iter_mut().for_each(|v| *v = f(*v)));
+        }
+    } else if serial {
         x.mapv_inplace(f);
     } else {
         Zip::from(&mut x).par_for_each(|v| *v = f(*v));
@@ -111,23 +133,17 @@ fn map_collect<D: Dimension>(
     x: ArrayView<'_, f32, D>,
     f: impl Fn(f32) -> f32 + Sync + Send,
 ) -> Array<f32, D> {
-    // A contiguous input maps as one slice: collecting an exact-size
-    // iterator writes each element once, vectorised (ndarray's Zip walks
-    // the innermost axis, 7–28 floats here, one lane at a time).
+    let serial = serial_for(x.len());
     if let Some(xs) = x.as_slice() {
-        let data: Vec<f32> = if is_serial() || xs.len() < PAR_MIN_ELEMENTS {
+        let data: Vec<f32> = if serial {
             xs.iter().map(|&v| f(v)).collect()
         } else {
-            use rayon::prelude::*;
-            xs.par_iter()
-                .with_min_len(PAR_MIN_ELEMENTS / 4)
-                .map(|&v| f(v))
-                .collect()
+            xs.par_iter().with_min_len(CHUNK).map(|&v| f(v)).collect()
         };
         return Array::from_shape_vec(x.raw_dim(), data).expect("same length as the input");
     }
     let zip = Zip::from(&x);
-    if is_serial() || x.len() < PAR_MIN_ELEMENTS {
+    if serial {
         zip.map_collect(|&v| f(v))
     } else {
         zip.par_map_collect(|&v| f(v))
@@ -140,8 +156,19 @@ fn zip_in_place<D: Dimension>(
     f: impl Fn(f32, f32) -> f32 + Sync + Send,
 ) {
     assert_eq!(x.shape(), dy.shape(), "activation backward: shapes differ");
+    let serial = serial_for(x.len());
+    if let (Some(xs), Some(gs)) = (x.as_slice(), dy.as_slice_mut()) {
+        if serial {
+            gs.iter_mut().zip(xs).for_each(|(g, &u)| *g = f(u, *g));
+        } else {
+            gs.par_chunks_mut(CHUNK)
+                .zip(xs.par_chunks(CHUNK))
+                .for_each(|(gc, xc)| gc.iter_mut().zip(xc).for_each(|(g, &u)| *g = f(u, *g)));
+        }
+        return;
+    }
     let zip = Zip::from(&x).and(&mut dy);
-    if is_serial() || x.len() < PAR_MIN_ELEMENTS {
+    if serial {
         zip.for_each(|&u, g| *g = f(u, *g));
     } else {
         zip.par_for_each(|&u, g| *g = f(u, *g));
@@ -154,8 +181,21 @@ fn zip_map<D: Dimension>(
     f: impl Fn(f32, f32) -> f32 + Sync + Send,
 ) -> Array<f32, D> {
     assert_eq!(a.shape(), b.shape(), "activation backward: shapes differ");
+    let serial = serial_for(a.len());
+    if let (Some(xs), Some(ys)) = (a.as_slice(), b.as_slice()) {
+        let data: Vec<f32> = if serial {
+            xs.iter().zip(ys).map(|(&u, &v)| f(u, v)).collect()
+        } else {
+            xs.par_iter()
+                .zip(ys.par_iter())
+                .with_min_len(CHUNK)
+                .map(|(&u, &v)| f(u, v))
+                .collect()
+        };
+        return Array::from_shape_vec(a.raw_dim(), data).expect("same length as the inputs");
+    }
     let zip = Zip::from(&a).and(&b);
-    if is_serial() || a.len() < PAR_MIN_ELEMENTS {
+    if serial {
         zip.map_collect(|&u, &v| f(u, v))
     } else {
         zip.par_map_collect(|&u, &v| f(u, v))
