@@ -149,6 +149,12 @@ pub struct BenchmarkArgs {
     /// Seconds between progress lines on stderr (0: only a line per finished piece).
     #[arg(long, default_value_t = 60)]
     progress_every: u64,
+    /// Reuse the finished stand-alone trainings of another benchmark folder
+    /// made with the same space, images and recipe (its searches may
+    /// differ): they are journaled here as reused, not run again. Repeat
+    /// for several folders.
+    #[arg(long, value_name = "DIR")]
+    trainings_from: Vec<PathBuf>,
     /// Only write the report from the journal as it stands (also while a
     /// benchmark runs).
     #[arg(long)]
@@ -244,6 +250,7 @@ pub fn run_benchmark(a: BenchmarkArgs) -> Result<()> {
         let how = RunSettings {
             jobs,
             progress_every_s: a.progress_every,
+            trainings_from: a.trainings_from.clone(),
         };
         benchmark::run(&a.out, &inputs, &settings, &how).map_err(flag_error)?
     };

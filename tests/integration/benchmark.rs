@@ -62,6 +62,7 @@ fn how() -> RunSettings {
     RunSettings {
         jobs: 2,
         progress_every_s: 0,
+        trainings_from: Vec::new(),
     }
 }
 
@@ -234,6 +235,112 @@ fn noise_random_adds_seeds_of_random_networks_and_may_only_grow() {
     // Lowered again: refused, naming the setting.
     let err = benchmark::prepare(dir.path(), &inputs, &settings).unwrap_err();
     assert!(err.to_string().contains("noise_random"), "{err}");
+}
+
+/// The `train` lines of a journal: (arch, seed) → (accuracy, reused from).
+fn trainings(dir: &Path) -> std::collections::HashMap<(String, u64), (f64, Option<String>)> {
+    journal_lines(dir)
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "train")
+        .map(|v| {
+            (
+                (
+                    v["arch"].as_str().unwrap().to_string(),
+                    v["seed"].as_u64().unwrap(),
+                ),
+                (
+                    v["test_accuracy"].as_f64().unwrap(),
+                    v["reused_from"].as_str().map(str::to_string),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn trainings_are_reused_from_a_folder_of_the_same_recipe_and_equal_a_rerun() {
+    let inputs = inputs();
+    let first = tempfile::tempdir().unwrap();
+    benchmark::run(first.path(), &inputs, &tiny(), &how()).unwrap();
+    let done = trainings(first.path());
+    // Other search settings, same space, images and recipe.
+    let mut other_search = tiny();
+    other_search.search.validation_batch = 32;
+    let reusing = RunSettings {
+        trainings_from: vec![first.path().to_path_buf()],
+        ..how()
+    };
+    let second = tempfile::tempdir().unwrap();
+    let report = benchmark::run(second.path(), &inputs, &other_search, &reusing).unwrap();
+    assert!(report.complete);
+    let random: Vec<Vec<(String, f64)>> =
+        serde_json::from_str(&std::fs::read_to_string(second.path().join("random.json")).unwrap())
+            .unwrap();
+    let here = trainings(second.path());
+    let origin = first.path().display().to_string();
+    for (arch, _) in &random[0] {
+        let (accuracy, from) = &here[&(arch.clone(), 0)];
+        assert_eq!(
+            from.as_deref(),
+            Some(origin.as_str()),
+            "{arch} was not reused"
+        );
+        assert_eq!(*accuracy, done[&(arch.clone(), 0)].0);
+    }
+    // The searched network's trainings ran here, unless the first folder
+    // happened to hold the same architecture.
+    let searched = &report.targets[0].searched[0].arch;
+    let reused_searched = done.contains_key(&(searched.clone(), 0));
+    assert_eq!(here[&(searched.clone(), 0)].1.is_some(), reused_searched);
+    let reused = here.values().filter(|t| t.1.is_some()).count();
+    assert_eq!(report.reused_trainings, reused);
+    let text = benchmark::report_text(&report);
+    assert!(
+        text.contains(&format!("{reused} trainings reused from other folders")),
+        "{text}"
+    );
+    // A reused training is what running it again gives: a fresh folder of
+    // the same settings trains the random networks to the same accuracies.
+    let fresh = tempfile::tempdir().unwrap();
+    benchmark::run(fresh.path(), &inputs, &other_search, &how()).unwrap();
+    let rerun = trainings(fresh.path());
+    for (arch, _) in &random[0] {
+        assert_eq!(rerun[&(arch.clone(), 0)].0, here[&(arch.clone(), 0)].0);
+        assert!(rerun[&(arch.clone(), 0)].1.is_none());
+    }
+
+    // Another recipe's trainings are refused before any work, naming the
+    // setting; so are the benchmark's own folder and a folder without a
+    // benchmark.
+    let mut other_recipe = tiny();
+    other_recipe.recipe.epochs = 2;
+    let third = tempfile::tempdir().unwrap();
+    let err = benchmark::run(third.path(), &inputs, &other_recipe, &reusing).unwrap_err();
+    match &err {
+        BenchmarkError::ForeignTrainings {
+            key, stored, given, ..
+        } => {
+            assert_eq!(key, "settings.recipe.epochs");
+            assert_eq!((stored.as_str(), given.as_str()), ("1", "2"));
+        }
+        e => panic!("expected foreign trainings, got {e}"),
+    }
+    assert!(!third.path().join("journal.jsonl").exists() || journal_lines(third.path()).is_empty());
+    let own = RunSettings {
+        trainings_from: vec![second.path().to_path_buf()],
+        ..how()
+    };
+    let err = benchmark::run(second.path(), &inputs, &other_search, &own).unwrap_err();
+    assert!(err.to_string().contains("own folder"), "{err}");
+    let empty = tempfile::tempdir().unwrap();
+    let nothing = RunSettings {
+        trainings_from: vec![empty.path().to_path_buf()],
+        ..how()
+    };
+    let fourth = tempfile::tempdir().unwrap();
+    let err = benchmark::run(fourth.path(), &inputs, &tiny(), &nothing).unwrap_err();
+    assert!(err.to_string().contains("no benchmark.json"), "{err}");
 }
 
 #[test]

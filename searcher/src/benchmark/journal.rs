@@ -56,6 +56,10 @@ pub(crate) enum Entry {
         /// CPU seconds of its thread.
         #[serde(default)]
         cpu_seconds: f64,
+        /// The benchmark folder this training was done in, when it was
+        /// reused from there (`--trainings-from`) rather than run here.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reused_from: Option<String>,
     },
     /// An architecture evaluated with a search's shared weights.
     Shared {
@@ -109,6 +113,17 @@ impl Entry {
             | Entry::Train { cpu_seconds, .. }
             | Entry::Shared { cpu_seconds, .. } => *cpu_seconds = value,
         }
+    }
+
+    /// Whether the work was reused from another benchmark folder.
+    pub(crate) fn is_reused(&self) -> bool {
+        matches!(
+            self,
+            Entry::Train {
+                reused_from: Some(_),
+                ..
+            }
+        )
     }
 
     /// CPU seconds the work took.

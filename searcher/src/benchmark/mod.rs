@@ -21,6 +21,7 @@
 mod journal;
 pub(crate) mod pool;
 mod report;
+mod reuse;
 mod runner;
 
 use std::path::{Path, PathBuf};
@@ -76,6 +77,22 @@ pub enum BenchmarkError {
         /// Its value in the folder.
         stored: String,
         /// Its value now.
+        given: String,
+    },
+    /// A folder to reuse trainings from was made with another space,
+    /// images or recipe.
+    #[error(
+        "trainings from {}: they were made with {key} = {stored}, this benchmark has {given}; only trainings of the same space, images and recipe can be reused",
+        dir.display()
+    )]
+    ForeignTrainings {
+        /// The other folder.
+        dir: PathBuf,
+        /// Dotted name of the first differing setting.
+        key: String,
+        /// Its value there.
+        stored: String,
+        /// Its value here.
         given: String,
     },
     /// Another benchmark process works in the folder.

@@ -50,7 +50,7 @@ pub struct SearchedArch {
     /// Search seed.
     pub(crate) seed: u64,
     /// Architecture.
-    pub(crate) arch: String,
+    pub arch: String,
     /// Estimated latency, ms.
     pub(crate) est_latency_ms: f64,
     /// Its miss of the target, percent.
@@ -132,8 +132,13 @@ pub struct BenchmarkReport {
     /// CPU hours of searches (each piece of work runs on one thread; its
     /// thread's CPU time, so the figure does not depend on the load).
     pub(crate) search_cpu_hours: f64,
-    /// CPU hours of stand-alone trainings.
+    /// CPU hours of stand-alone trainings run in this folder.
     pub(crate) train_cpu_hours: f64,
+    /// Trainings reused from other folders (`--trainings-from`): not run
+    /// here, so not in this folder's cost.
+    pub reused_trainings: usize,
+    /// The CPU hours they took where they ran.
+    pub(crate) reused_train_cpu_hours: f64,
     /// CPU hours of shared-weight evaluations.
     pub(crate) shared_cpu_hours: f64,
     /// All of it.
@@ -397,7 +402,8 @@ pub(crate) fn write(
             / 3600.0
     };
     let search = hours(|e| matches!(e, Entry::Search { .. }));
-    let train = hours(|e| matches!(e, Entry::Train { .. }));
+    let train = hours(|e| matches!(e, Entry::Train { .. }) && !e.is_reused());
+    let reused = hours(Entry::is_reused);
     let shared = hours(|e| matches!(e, Entry::Shared { .. }));
     let complete = entries.len() >= super::planned_work(settings, plan);
     let report = BenchmarkReport {
@@ -407,6 +413,8 @@ pub(crate) fn write(
         targets,
         search_cpu_hours: search,
         train_cpu_hours: train,
+        reused_trainings: entries.iter().filter(|e| e.is_reused()).count(),
+        reused_train_cpu_hours: reused,
         shared_cpu_hours: shared,
         total_cpu_hours: search + train + shared,
         epochs: settings.recipe.epochs,
@@ -536,11 +544,19 @@ pub fn text(r: &BenchmarkReport) -> String {
         }
     }
     out += &format!(
-        "cost: {:.2} CPU-hours (searches {:.2}, trainings {:.2}, shared-weight evaluations {:.2}){}\n",
+        "cost: {:.2} CPU-hours (searches {:.2}, trainings {:.2}, shared-weight evaluations {:.2}){}{}\n",
         r.total_cpu_hours,
         r.search_cpu_hours,
         r.train_cpu_hours,
         r.shared_cpu_hours,
+        if r.reused_trainings > 0 {
+            format!(
+                "; {} trainings reused from other folders ({:.2} CPU-hours there)",
+                r.reused_trainings, r.reused_train_cpu_hours
+            )
+        } else {
+            String::new()
+        },
         if r.complete { "" } else { "; not complete yet" }
     );
     out

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tunas_shared::{Architecture, SearchSpace};
 
 use super::journal::{Journal, search_key, shared_key, train_key};
+use super::reuse::ReusableTrainings;
 use super::{
     BenchmarkDir, BenchmarkError, BenchmarkInputs, BenchmarkReport, BenchmarkSettings, Entry, Plan,
     SharedPhase, kind_index, planned_by_kind, planned_work, pool, prepare, report,
@@ -25,6 +26,9 @@ pub struct RunSettings {
     pub jobs: usize,
     /// Seconds between progress lines on stderr (0: none).
     pub progress_every_s: u64,
+    /// Benchmark folders of the same space, images and recipe whose
+    /// finished trainings are reused instead of run again.
+    pub trainings_from: Vec<PathBuf>,
 }
 
 /// One piece of work.
@@ -144,6 +148,7 @@ struct Runner<'a> {
     plan: &'a Plan,
     files: BenchmarkDir,
     journal: Mutex<Journal>,
+    reusable: ReusableTrainings,
     queued: Mutex<HashSet<String>>,
     /// What runs: its description, since when, and (searches) its steps.
     running: Mutex<HashMap<String, (String, usize, Running)>>,
@@ -165,11 +170,24 @@ pub fn run(
     };
     let _lock = take_lock(&files)?;
     let journal = Journal::open(&files.journal())?;
+    let reusable = ReusableTrainings::load(dir, &how.trainings_from, &manifest)?;
+    if !how.trainings_from.is_empty() {
+        eprintln!(
+            "benchmark: {} finished trainings in {} may be reused",
+            reusable.len(),
+            how.trainings_from
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let runner = Runner {
         inputs,
         settings,
         plan: &plan,
         journal: Mutex::new(journal),
+        reusable,
         queued: Mutex::new(HashSet::new()),
         running: Mutex::new(HashMap::new()),
         search_data: Mutex::new(HashMap::new()),
@@ -220,7 +238,7 @@ impl Runner<'_> {
                 {
                     tasks.extend(self.after_search(target, seed)?);
                 } else {
-                    tasks.extend(self.enqueue(search));
+                    tasks.extend(self.enqueue(search)?);
                 }
             }
             for (i, (arch, _)) in self.plan.random[target].iter().enumerate() {
@@ -234,24 +252,34 @@ impl Runner<'_> {
                         arch: arch.clone(),
                         seed,
                         searched: false,
-                    }));
+                    })?);
                 }
             }
         }
         Ok(tasks)
     }
 
-    /// `task`, unless it is done or already queued.
-    fn enqueue(&self, task: Task) -> Option<Task> {
+    /// `task`, unless it is done or already queued. A training another
+    /// folder has finished is journaled here as reused, not run.
+    fn enqueue(&self, task: Task) -> Result<Option<Task>, BenchmarkError> {
         let key = task.key();
-        if self.journal.lock().expect("journal").get(&key).is_some() {
-            return None;
+        let mut journal = self.journal.lock().expect("journal");
+        if journal.get(&key).is_some() {
+            return Ok(None);
         }
-        self.queued
+        if let Some(entry) = self.reusable.get(&key) {
+            let line = summary_line(entry);
+            journal.append(entry.clone())?;
+            let done = journal.entries().count();
+            eprintln!("benchmark: [{done}/{}] {line}", self.total);
+            return Ok(None);
+        }
+        Ok(self
+            .queued
             .lock()
             .expect("queue")
             .insert(key)
-            .then_some(task)
+            .then_some(task))
     }
 
     fn searched_arch(&self, target: usize, seed: u64) -> Option<String> {
@@ -279,7 +307,7 @@ impl Runner<'_> {
                 arch: arch.clone(),
                 seed: s,
                 searched: true,
-            }));
+            })?);
         }
         let finished: Vec<(u64, String)> = (1..=self.settings.searches as u64)
             .filter_map(|s| self.searched_arch(target, s).map(|a| (s, a)))
@@ -297,7 +325,7 @@ impl Runner<'_> {
                     seed,
                     phase,
                     arch: a.clone(),
-                }));
+                })?);
             }
             // ...and this search's architecture on the other searches' weights.
             for (s, _) in &finished {
@@ -306,7 +334,7 @@ impl Runner<'_> {
                     seed: *s,
                     phase,
                     arch: arch.clone(),
-                }));
+                })?);
             }
         }
         Ok(tasks)
@@ -465,6 +493,7 @@ impl Runner<'_> {
             test_accuracy: f64::from(report.test_accuracy),
             seconds: started.elapsed().as_secs_f64(),
             cpu_seconds: 0.0,
+            reused_from: None,
         })
     }
 
