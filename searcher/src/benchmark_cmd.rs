@@ -132,6 +132,13 @@ pub struct BenchmarkArgs {
     /// Architectures sampled per search step.
     #[arg(long, default_value_t = 1)]
     samples_per_step: usize,
+    /// Fraction of the search's steps in the warm-up (as `search --warmup`).
+    #[arg(long, default_value_t = 0.25)]
+    warmup: f64,
+    /// RL learning rate at the end of the warm-up [default: 40 / steps
+    /// after the warm-up] (as `search --rl-lr`).
+    #[arg(long)]
+    rl_lr: Option<f64>,
     /// β of the search's reward.
     #[arg(long, default_value_t = tunas_searcher::search::DEFAULT_BETA, allow_hyphen_values = true)]
     beta: f64,
@@ -179,6 +186,13 @@ impl BenchmarkArgs {
         s.search.steps = self.steps;
         s.search.validation_batch = self.validation_batch;
         s.search.samples_per_step = self.samples_per_step;
+        s.search.warmup_fraction = self.warmup;
+        s.search.rl_learning_rate = match self.rl_lr {
+            Some(v) => v,
+            None => tunas_searcher::search::default_rl_learning_rate(
+                self.steps.saturating_sub(s.search.warmup_steps()),
+            ),
+        };
         s.search.beta = self.beta;
         s.holdout = self.images.holdout;
         s.limit_train = self.images.limit_train;

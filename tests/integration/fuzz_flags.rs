@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use crate::cli::binary;
 
 /// Flags whose values are paths, names or choices, not numbers.
-const NOT_NUMERIC: [&str; 29] = [
+const NOT_NUMERIC: [&str; 30] = [
     "space",
+    "trainings-from",
     "out",
     "table",
     "data",

@@ -309,6 +309,9 @@ fn benchmark_flags_are_checked_before_work() {
         ("--steps", "2"),
         ("--beta", "0"),
         ("--shared-eval-images", "0"),
+        ("--warmup", "1"),
+        ("--rl-lr", "0"),
+        ("--trainings-from", "/nonexistent-benchmark"),
     ] {
         let o = run_s(&with(&base, flag, v));
         assert!(

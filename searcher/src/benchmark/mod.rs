@@ -599,6 +599,17 @@ pub fn prepare(
     inputs: &BenchmarkInputs,
     settings: &BenchmarkSettings,
 ) -> Result<(Plan, Manifest), BenchmarkError> {
+    let (plan, manifest) = plan_and_manifest(inputs, settings)?;
+    record_manifest(dir, &manifest)?;
+    Ok((plan, manifest))
+}
+
+/// Checks the settings, resolves the targets and draws the random
+/// architectures, writing nothing.
+pub(crate) fn plan_and_manifest(
+    inputs: &BenchmarkInputs,
+    settings: &BenchmarkSettings,
+) -> Result<(Plan, Manifest), BenchmarkError> {
     settings.check()?;
     let plan = Plan::new(&inputs.space, &inputs.table, settings)?;
     let manifest = Manifest {
@@ -610,25 +621,30 @@ pub fn prepare(
         targets_ms: plan.targets_ms.clone(),
         settings: settings.clone(),
     };
+    Ok((plan, manifest))
+}
+
+/// Writes `manifest` into `dir`, or checks it against the stored one.
+pub(crate) fn record_manifest(dir: &Path, manifest: &Manifest) -> Result<(), BenchmarkError> {
     let path = Manifest::file(dir);
     // `noise_random` may grow: the folder is checked with the stored
     // value, then its manifest records the larger one.
     if let Some(stored) = read_manifest::<Manifest>(&path)? {
-        let (was, asked) = (stored.settings.noise_random, settings.noise_random);
+        let (was, asked) = (stored.settings.noise_random, manifest.settings.noise_random);
         if asked > was {
             let mut as_stored = manifest.clone();
             as_stored.settings.noise_random = was;
             keep_or_check(dir, &path, &as_stored)?;
-            let json = serde_json::to_string_pretty(&manifest).expect("serialises") + "\n";
-            tunas_shared::write_atomic(&path, json.as_bytes()).map_err(|e| BenchmarkError::Io {
-                path: path.clone(),
-                source: e,
-            })?;
-            return Ok((plan, manifest));
+            let json = serde_json::to_string_pretty(manifest).expect("serialises") + "\n";
+            return tunas_shared::write_atomic(&path, json.as_bytes()).map_err(|e| {
+                BenchmarkError::Io {
+                    path: path.clone(),
+                    source: e,
+                }
+            });
         }
     }
-    keep_or_check(dir, &path, &manifest)?;
-    Ok((plan, manifest))
+    keep_or_check(dir, &path, manifest)
 }
 
 /// Writes the report from the journal as it stands (a running or stopped

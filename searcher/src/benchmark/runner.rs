@@ -14,7 +14,8 @@ use super::journal::{Journal, search_key, shared_key, train_key};
 use super::reuse::ReusableTrainings;
 use super::{
     BenchmarkDir, BenchmarkError, BenchmarkInputs, BenchmarkReport, BenchmarkSettings, Entry, Plan,
-    SharedPhase, kind_index, planned_by_kind, planned_work, pool, prepare, report,
+    SharedPhase, kind_index, plan_and_manifest, planned_by_kind, planned_work, pool,
+    record_manifest, report,
 };
 use crate::data::Dataset;
 use crate::search::{RunOptions, Running, SearchData};
@@ -164,13 +165,15 @@ pub fn run(
     settings: &BenchmarkSettings,
     how: &RunSettings,
 ) -> Result<BenchmarkReport, BenchmarkError> {
-    let (plan, manifest) = prepare(dir, inputs, settings)?;
+    let (plan, manifest) = plan_and_manifest(inputs, settings)?;
+    // Before anything is written: a folder to reuse from is checked too.
+    let reusable = ReusableTrainings::load(dir, &how.trainings_from, &manifest)?;
+    record_manifest(dir, &manifest)?;
     let files = BenchmarkDir {
         dir: dir.to_path_buf(),
     };
     let _lock = take_lock(&files)?;
     let journal = Journal::open(&files.journal())?;
-    let reusable = ReusableTrainings::load(dir, &how.trainings_from, &manifest)?;
     if !how.trainings_from.is_empty() {
         eprintln!(
             "benchmark: {} finished trainings in {} may be reused",
