@@ -200,24 +200,11 @@ fn noise_random_adds_seeds_of_random_networks_and_may_only_grow() {
     // The random cloud still counts one training (seed 0) per network.
     assert_eq!(t.random.trained, 2);
     // The pooled noise is that of both pairs of seeds.
-    let by_key: std::collections::HashMap<(String, u64), f64> = after
-        .iter()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["kind"] == "train")
-        .map(|v| {
-            (
-                (
-                    v["arch"].as_str().unwrap().to_string(),
-                    v["seed"].as_u64().unwrap(),
-                ),
-                v["test_accuracy"].as_f64().unwrap(),
-            )
-        })
-        .collect();
+    let by_key = trainings(dir.path());
     let pair = |arch: &str| {
         (
-            by_key[&(arch.to_string(), 0)],
-            by_key[&(arch.to_string(), 1)],
+            by_key[&(arch.to_string(), 0)].0,
+            by_key[&(arch.to_string(), 1)].0,
         )
     };
     let (a0, a1) = (
