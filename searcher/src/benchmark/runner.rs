@@ -663,11 +663,21 @@ fn summary_line(e: &Entry) -> String {
             seed,
             test_accuracy,
             seconds,
+            reused_from,
             ..
         } => format!(
-            "trained {arch} seed {seed}: {:.2}% test accuracy ({})",
+            "{} {arch} seed {seed}: {:.2}% test accuracy ({}{})",
+            if reused_from.is_some() {
+                "reused training of"
+            } else {
+                "trained"
+            },
             test_accuracy * 100.0,
-            minutes(*seconds)
+            minutes(*seconds),
+            reused_from
+                .as_ref()
+                .map(|d| format!(" in {d}"))
+                .unwrap_or_default()
         ),
         Entry::Shared {
             arch,
