@@ -99,9 +99,14 @@ pub struct BenchmarkArgs {
     /// Targets [default: --percentiles 25,75].
     #[command(flatten)]
     targets: TargetFlags,
-    /// Searches per target (seeds 1..=N).
+    /// Searches per target (seeds from --first-search-seed on).
     #[arg(long, default_value_t = 2)]
     searches: usize,
+    /// Seed of the first search of each target (the others follow it):
+    /// more seeds of one setting in another folder, its trainings reused
+    /// with --trainings-from.
+    #[arg(long, default_value_t = 1)]
+    first_search_seed: u64,
     /// Random architectures per target, from the band.
     #[arg(long, default_value_t = 20)]
     random: usize,
@@ -176,6 +181,7 @@ impl BenchmarkArgs {
         let mut s = BenchmarkSettings::defaults();
         s.targets = self.targets.choice(s.targets);
         s.searches = self.searches;
+        s.first_search_seed = self.first_search_seed;
         s.random = self.random;
         s.band = self.band;
         s.random_seed = self.random_seed;

@@ -254,6 +254,8 @@ fn trainings_are_reused_from_a_folder_of_the_same_recipe_and_equal_a_rerun() {
     // Other search settings, same space, images and recipe.
     let mut other_search = tiny();
     other_search.search.validation_batch = 32;
+    // A further search seed of the setting: the first is 2 here.
+    other_search.first_search_seed = 2;
     let reusing = RunSettings {
         trainings_from: vec![first.path().to_path_buf()],
         ..how()
@@ -277,6 +279,8 @@ fn trainings_are_reused_from_a_folder_of_the_same_recipe_and_equal_a_rerun() {
     }
     // The searched network's trainings ran here, unless the first folder
     // happened to hold the same architecture.
+    assert!(second.path().join("search-t0-s2/result.json").exists());
+    assert!(!second.path().join("search-t0-s1").exists());
     let searched = &report.targets[0].searched[0].arch;
     let reused_searched = done.contains_key(&(searched.clone(), 0));
     assert_eq!(here[&(searched.clone(), 0)].1.is_some(), reused_searched);

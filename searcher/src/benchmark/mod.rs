@@ -2,7 +2,8 @@
 //! sharing's own rank correlation: the report that says whether the search
 //! is worth running.
 //!
-//! For every target latency the benchmark runs S searches (seeds 1..=S) and
+//! For every target latency the benchmark runs S searches (seeds 1..=S unless
+//! the first is given) and
 //! draws N random architectures from the ±band around the target (TuNAS's
 //! random-search baseline); every architecture is trained stand-alone with
 //! one recipe (the searched ones with R training seeds, so that training
@@ -222,8 +223,11 @@ pub(crate) const TARGET_SEED: u64 = 1;
 pub struct BenchmarkSettings {
     /// How targets are chosen.
     pub targets: TargetChoice,
-    /// Searches per target (seeds 1..=searches).
+    /// Searches per target (seeds `first_search_seed` onwards).
     pub searches: usize,
+    /// Seed of the first search of each target; the others follow it.
+    #[serde(default = "default_first_search_seed")]
+    pub first_search_seed: u64,
     /// Random architectures per target.
     pub random: usize,
     /// Relative band around the target for random architectures.
@@ -259,6 +263,10 @@ pub struct BenchmarkSettings {
     pub calibration_batches: usize,
 }
 
+fn default_first_search_seed() -> u64 {
+    1
+}
+
 fn default_band_draws() -> usize {
     crate::search::BandDraw::DEFAULT_MAX_DRAWS
 }
@@ -274,6 +282,7 @@ impl BenchmarkSettings {
         BenchmarkSettings {
             targets: TargetChoice::Percentiles(vec![25.0, 75.0]),
             searches: 2,
+            first_search_seed: default_first_search_seed(),
             random: 20,
             band: 0.03,
             random_seed: 1,
@@ -287,6 +296,11 @@ impl BenchmarkSettings {
             shared_eval_images: 2000,
             calibration_batches: 10,
         }
+    }
+
+    /// The seeds of each target's searches.
+    pub(crate) fn search_seeds(&self) -> std::ops::Range<u64> {
+        self.first_search_seed..self.first_search_seed.saturating_add(self.searches as u64)
     }
 
     /// Checks ranges before any work.

@@ -303,7 +303,7 @@ fn searched_archs(
 ) -> Vec<SearchedArch> {
     let seeds = settings.train_seeds as u64;
     let mut searched = Vec::new();
-    for seed in 1..=settings.searches as u64 {
+    for seed in settings.search_seeds() {
         let Some(Entry::Search {
             arch,
             est_latency_ms,

@@ -230,7 +230,7 @@ impl Runner<'_> {
             .map_err(|e| BenchmarkError::Io { path, source: e })?;
         let mut tasks = Vec::new();
         for target in 0..self.plan.targets_ms.len() {
-            for seed in 1..=self.settings.searches as u64 {
+            for seed in self.settings.search_seeds() {
                 let search = Task::Search { target, seed };
                 if self
                     .journal
@@ -312,7 +312,9 @@ impl Runner<'_> {
                 searched: true,
             })?);
         }
-        let finished: Vec<(u64, String)> = (1..=self.settings.searches as u64)
+        let finished: Vec<(u64, String)> = self
+            .settings
+            .search_seeds()
             .filter_map(|s| self.searched_arch(target, s).map(|a| (s, a)))
             .collect();
         let mut archs: Vec<String> = self.plan.random[target]
