@@ -309,6 +309,7 @@ fn benchmark_flags_are_checked_before_work() {
         ("--steps", "2"),
         ("--beta", "0"),
         ("--shared-eval-images", "0"),
+        ("--first-search-seed", "18446744073709551615"),
         ("--warmup", "1"),
         ("--rl-lr", "0"),
         ("--trainings-from", "/nonexistent-benchmark"),

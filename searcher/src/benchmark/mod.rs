@@ -300,7 +300,7 @@ impl BenchmarkSettings {
 
     /// The seeds of each target's searches.
     pub(crate) fn search_seeds(&self) -> std::ops::Range<u64> {
-        self.first_search_seed..self.first_search_seed.saturating_add(self.searches as u64)
+        self.first_search_seed..self.first_search_seed + self.searches as u64
     }
 
     /// Checks ranges before any work.
@@ -309,6 +309,19 @@ impl BenchmarkSettings {
         self.targets.check()?;
         if self.searches == 0 {
             bad("searches", "at least one search per target".into())?;
+        }
+        if self
+            .first_search_seed
+            .checked_add(self.searches as u64)
+            .is_none()
+        {
+            bad(
+                "first-search-seed",
+                format!(
+                    "{}: the seeds of {} searches would pass the largest seed",
+                    self.first_search_seed, self.searches
+                ),
+            )?;
         }
         if self.random < 2 {
             bad(

@@ -23,7 +23,6 @@ const TRAINING_DEFINITION: [&str; 5] = [
 ];
 
 /// Finished trainings of other folders, by journal key.
-#[derive(Default)]
 pub(crate) struct ReusableTrainings {
     by_key: HashMap<String, Entry>,
 }
@@ -72,27 +71,12 @@ impl ReusableTrainings {
                     given,
                 });
             }
-            for entry in read_entries(&files.journal())? {
-                if let Entry::Train {
-                    arch,
-                    seed,
-                    test_accuracy,
-                    seconds,
-                    cpu_seconds,
-                    reused_from,
-                } = entry
-                {
-                    let reused = Entry::Train {
-                        arch,
-                        seed,
-                        test_accuracy,
-                        seconds,
-                        cpu_seconds,
-                        // Where the training ran, also when that folder had
-                        // it from a third one.
-                        reused_from: reused_from.or_else(|| Some(dir.display().to_string())),
-                    };
-                    by_key.entry(reused.key()).or_insert(reused);
+            for mut entry in read_entries(&files.journal())? {
+                if let Entry::Train { reused_from, .. } = &mut entry {
+                    // Where the training ran, also when that folder had it
+                    // from a third one.
+                    reused_from.get_or_insert_with(|| dir.display().to_string());
+                    by_key.entry(entry.key()).or_insert(entry);
                 }
             }
         }
