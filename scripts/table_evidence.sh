@@ -12,6 +12,10 @@
 # per table. A step whose output exists is skipped, so a stopped run goes on
 # where it stopped (an interrupted profile resumes its journal).
 #
+# PROFILE_ARGS passes more settings to every `profile`, e.g.
+# PROFILE_ARGS="--cooldown-budget-s 120" on a VM whose speed flips between
+# modes whatever it rests (its cool-down pauses then only cost time).
+#
 # Needs a release build (cargo build --release) and ONNX Runtime (cargo
 # xtask setup).
 set -eu
@@ -27,7 +31,7 @@ mkdir -p "$out"
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 log() { echo "$(date -u +%FT%TZ) [load $(load)] $*" | tee -a "$out/evidence.log" >&2; }
 cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
-log "cpu: $cpu, $(nproc) CPUs; samples $samples, seed $seed, threads $threads"
+log "cpu: $cpu, $(nproc) CPUs; samples $samples, seed $seed, threads $threads; profile settings: ${PROFILE_ARGS:-defaults}"
 
 # profile SPACE NAME THREADS DIR: a fresh table (or the one already there).
 profile() {
@@ -37,8 +41,9 @@ profile() {
   [ -f "$table.partial" ] && resume="--resume"
   log "profile $2 at $3 thread(s) -> $table $resume"
   start=$(date +%s)
+  # shellcheck disable=SC2086 # PROFILE_ARGS is a list of flags
   "$prof" profile --space "$1" --threads "$3" --quiet --progress-lines \
-    --out "$table" $resume 2>>"$4/profile.log"
+    --out "$table" $resume ${PROFILE_ARGS:-} 2>>"$4/profile.log"
   echo "$(( $(date +%s) - start ))" > "$table.seconds"
 }
 
