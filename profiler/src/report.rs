@@ -27,7 +27,8 @@ pub struct MeasureReport {
     /// `onnxruntime VERSION`.
     pub runtime: String,
     /// What `median_ms` is: `lower-mode` (the faster cluster of a bimodal
-    /// sample, else the median), as in the table's rows and `validate`.
+    /// sample, else the median), as in the table's rows and `validate`,
+    /// and the reference op its runs were scaled by, if the table has one.
     pub statistic: String,
     /// Standard deviation (ms).
     pub std_ms: f64,
@@ -50,6 +51,7 @@ impl MeasureReport {
         runtime_version: &str,
         threads: usize,
         execution_provider: &str,
+        statistic: String,
     ) -> Self {
         MeasureReport {
             estimate_ms,
@@ -60,7 +62,7 @@ impl MeasureReport {
             p90_ms: stats.p90_us / 1000.0,
             runs: stats.runs,
             runtime: format!("onnxruntime {runtime_version}"),
-            statistic: crate::timing::ROW_STATISTIC.name().to_string(),
+            statistic,
             std_ms: stats.std_us / 1000.0,
             threads,
             what,

@@ -185,6 +185,8 @@ impl TimingRequest {
             device: device
                 .map(String::from)
                 .unwrap_or_else(device::local_device_name),
+            reference: None,
+            reference_log: None,
         })
     }
 }
@@ -208,6 +210,9 @@ pub struct RunRequest {
     pub progress_lines: bool,
     /// At most one progress line per this many seconds.
     pub progress_every_s: f64,
+    /// Time the sentinel op beside every run and scale runs to its level.
+    #[serde(default)]
+    pub reference: bool,
     /// The device name recorded in the table (set by the adb/ssh runners).
     pub device_label: Option<String>,
 }
@@ -232,6 +237,7 @@ impl Default for RunRequest {
             cooldown_budget_s: 600.0,
             progress_lines: false,
             progress_every_s: 5.0,
+            reference: false,
             device_label: None,
         }
     }
@@ -276,6 +282,7 @@ impl RunRequest {
             progress_every: Duration::from_secs_f64(self.progress_every_s),
             max_keys,
             sentinel: self.sentinel(),
+            reference: self.reference,
         }
     }
 }

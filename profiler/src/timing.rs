@@ -71,13 +71,33 @@ pub struct Measurement {
     pub samples_us: Vec<f64>,
     /// Whether [`BenchmarkConfig::max_time`] cut a phase short of a minimum.
     pub capped: bool,
+    /// Per timed run, the reference's level over its time beside that run
+    /// ([`benchmark_beside`]); empty when no reference was timed.
+    pub reference_scales: Vec<f64>,
+    /// The reference's own times (µs) beside the timed runs, one more
+    /// than the runs; empty when no reference was timed.
+    pub reference_us: Vec<f64>,
 }
 
 impl Measurement {
     /// [`ROW_STATISTIC`] (as `median_us`), p10, p90, mean, std and count
     /// of the samples.
     pub fn stats(&self) -> OpStats {
-        OpStats::with_statistic(&self.samples_us, 0.0, ROW_STATISTIC)
+        OpStats::with_statistic(&self.scaled(&self.samples_us), 0.0, ROW_STATISTIC)
+    }
+
+    /// Per-run values (one per timed run, e.g. a node's times) at the
+    /// reference's level: each multiplied by its run's reference scale, or
+    /// as they are when no reference was timed.
+    pub(crate) fn scaled(&self, per_run: &[f64]) -> Vec<f64> {
+        if self.reference_scales.is_empty() {
+            return per_run.to_vec();
+        }
+        per_run
+            .iter()
+            .zip(&self.reference_scales)
+            .map(|(v, s)| v * s)
+            .collect()
     }
 
     /// The plain median of the samples (the sentinel watches drift, so it
@@ -132,7 +152,68 @@ pub(crate) fn benchmark<E>(
         warmup_time,
         samples_us,
         capped,
+        reference_scales: Vec::new(),
+        reference_us: Vec::new(),
     })
+}
+
+/// Like [`benchmark`], with a reference timed before the first run and
+/// after every run: R, T, R, T, R, … Each timed run's reference scale is
+/// `level_us` over the mean of the two reference runs beside it, so a
+/// device that changes speed between runs (a shared VM flipping between
+/// modes, a phone throttling) changes the run and its scale alike, and the
+/// scaled run reads as if the reference had taken `level_us`.
+pub(crate) fn benchmark_beside<E>(
+    config: &BenchmarkConfig,
+    mut run: impl FnMut() -> Result<(), E>,
+    mut reference: impl FnMut() -> Result<(), E>,
+    level_us: f64,
+) -> Result<Measurement, E> {
+    fn timed<E>(f: &mut impl FnMut() -> Result<(), E>) -> Result<f64, E> {
+        let t = Instant::now();
+        f()?;
+        Ok(t.elapsed().as_secs_f64() * 1e6)
+    }
+    let mut own = Vec::new();
+    let mut beside = vec![timed(&mut reference)?];
+    let mut m = benchmark(config, || {
+        own.push(timed(&mut run)?);
+        beside.push(timed(&mut reference)?);
+        Ok(())
+    })?;
+    // The warm-up's runs come first; the timed ones are the rest.
+    let first = m.warmup_runs;
+    m.samples_us = own[first..].to_vec();
+    m.reference_scales = reference_scales(&beside[first..], level_us);
+    m.reference_us = beside[first..].to_vec();
+    Ok(m)
+}
+
+/// The reference's fast mode over a run's readings (µs): the median of the
+/// readings within 20% of the 1st percentile. A device that was in its
+/// fast mode for a few percent of the run gives that mode's time, however
+/// long it spent slow; one that never left a mode gives that mode.
+pub(crate) fn fast_mode_us(readings: &[f64]) -> Option<f64> {
+    let mut sorted: Vec<f64> = readings.iter().copied().filter(|r| r.is_finite()).collect();
+    if sorted.is_empty() {
+        return None;
+    }
+    sorted.sort_by(f64::total_cmp);
+    let floor = tunas_shared::table::quantile(&sorted, 0.01);
+    let fast: Vec<f64> = sorted
+        .into_iter()
+        .take_while(|r| *r <= 1.2 * floor)
+        .collect();
+    Some(tunas_shared::table::quantile(&fast, 0.5))
+}
+
+/// The scale of each run between reference times `beside_us` (one more
+/// than the runs): the level over the mean of the two beside it.
+fn reference_scales(beside_us: &[f64], level_us: f64) -> Vec<f64> {
+    beside_us
+        .windows(2)
+        .map(|pair| 2.0 * level_us / (pair[0] + pair[1]))
+        .collect()
 }
 
 /// Benchmarks `session.run()` on its fixed input.
@@ -203,6 +284,92 @@ mod tests {
         assert!(m.capped);
         assert!((1..10).contains(&m.warmup_runs), "{m:?}");
         assert!((1..10).contains(&m.samples_us.len()), "{m:?}");
+    }
+
+    #[test]
+    fn the_reference_runs_before_the_first_run_and_after_every_run() {
+        let calls = std::cell::RefCell::new(String::new());
+        let m = benchmark_beside::<()>(
+            &BenchmarkConfig::quick(),
+            || {
+                calls.borrow_mut().push('T');
+                Ok(())
+            },
+            || {
+                calls.borrow_mut().push('R');
+                Ok(())
+            },
+            40.0,
+        )
+        .unwrap();
+        // 1 warm-up run and 5 timed ones.
+        assert_eq!(calls.into_inner(), "RTRTRTRTRTRTR");
+        assert_eq!(m.samples_us.len(), 5);
+        assert_eq!(m.reference_scales.len(), 5);
+        assert!(m.reference_scales.iter().all(|s| s.is_finite() && *s > 0.0));
+    }
+
+    #[test]
+    fn runs_scaled_by_the_reference_keep_one_speed_on_a_bimodal_device() {
+        // A device that flips between a fast and a 1.5x slower mode: runs
+        // 1, 2 and 5 fast, 3 and 4 slow. The reference beside each run
+        // flips with it (two readings per run: before and after).
+        let fast_ref = 20.0;
+        let beside = [20.0, 20.0, 20.0, 30.0, 30.0, 20.0];
+        let runs = [100.0, 100.0, 150.0, 150.0, 100.0];
+        let scales = reference_scales(&beside, fast_ref);
+        assert_eq!(scales.len(), runs.len());
+        let m = Measurement {
+            warmup_runs: 0,
+            warmup_time: Duration::ZERO,
+            samples_us: runs.to_vec(),
+            capped: false,
+            reference_scales: scales,
+            reference_us: beside.to_vec(),
+        };
+        let scaled = m.scaled(&m.samples_us);
+        // Runs beside which the mode changed are scaled by the mean of the
+        // two reference readings, so those two land between the modes.
+        let expected = [100.0, 100.0, 150.0 * 0.8, 100.0, 100.0 * 0.8];
+        for (got, want) in scaled.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-9, "{scaled:?}");
+        }
+        // Unscaled, the sample is bimodal and its median is the slow mode's
+        // half the time; scaled, the statistic reads the fast mode.
+        let stats = m.stats();
+        assert!((stats.median_us - 100.0).abs() < 1e-9, "{stats:?}");
+        // Without a reference the samples are read as they are.
+        let plain = Measurement {
+            reference_scales: Vec::new(),
+            ..m
+        };
+        assert_eq!(plain.scaled(&plain.samples_us), runs.to_vec());
+    }
+
+    #[test]
+    fn the_fast_mode_is_found_however_rarely_the_device_was_in_it() {
+        // Readings at 40 µs ± 1 in the fast mode and 60 ± 1 in the slow
+        // one, the fast mode 3%, 30% or 100% of the time.
+        let readings = |fast_share: f64| -> Vec<f64> {
+            (0..2000)
+                .map(|i| {
+                    let jitter = (i % 21) as f64 / 10.0 - 1.0;
+                    if (i as f64) < fast_share * 2000.0 {
+                        40.0 + jitter
+                    } else {
+                        60.0 + jitter
+                    }
+                })
+                .collect()
+        };
+        for share in [0.03, 0.3, 1.0] {
+            let level = fast_mode_us(&readings(share)).unwrap();
+            assert!((level - 40.0).abs() < 0.3, "{share}: {level}");
+        }
+        // Never fast: the slow mode.
+        let level = fast_mode_us(&readings(0.0)).unwrap();
+        assert!((level - 60.0).abs() < 0.3, "{level}");
+        assert_eq!(fast_mode_us(&[]), None);
     }
 
     #[test]

@@ -639,3 +639,114 @@ fn profile_off_a_terminal_prints_progress_lines_unless_quiet() {
     let err = profile("quiet.csv", true);
     assert!(!err.contains("progress: "), "{err}");
 }
+
+#[test]
+fn a_table_profiled_beside_a_reference_makes_validate_and_measure_time_alike() {
+    if !runtime_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ref.csv");
+    let out_s = out.to_str().unwrap();
+    let mut args = vec![
+        "profile",
+        "--space",
+        "tiny28",
+        "--out",
+        out_s,
+        "--reference",
+    ];
+    args.extend(FAST);
+    let o = run("tunas-profiler", &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let table = LatencyTable::read(&out).unwrap();
+    let reference = table
+        .provenance
+        .timing_reference()
+        .unwrap()
+        .expect("the table records its reference");
+    assert!(reference.level_us > 0.0);
+    let extra = &table.provenance.extra;
+    assert_eq!(extra["x-sentinel"], "off", "{extra:?}");
+    assert!(extra.contains_key("x-calibration-mape-pct"), "{extra:?}");
+    assert_eq!(
+        table.rows.len(),
+        space_op_keys(&builtin_space("tiny28").unwrap(), 1).len()
+    );
+    let key = reference.key.to_string();
+
+    // validate and measure take the table's reference and say so.
+    let quick = [
+        "--quiet",
+        "--network-runs",
+        "3",
+        "--network-min-ms",
+        "0",
+        "--warmup-runs",
+        "1",
+        "--warmup-ms",
+        "0",
+    ];
+    let mut v = vec![
+        "validate",
+        "--space",
+        "tiny28",
+        "--table",
+        out_s,
+        "--samples",
+        "3",
+        "--json",
+    ];
+    v.extend(quick);
+    let o = run("tunas-profiler", &v);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let statistic = report["statistic"].as_str().unwrap();
+    assert!(
+        statistic.starts_with("lower-mode of runs scaled to the reference op")
+            && statistic.contains(&key),
+        "{statistic}"
+    );
+    assert!(report["networks"][0]["measured_ms"].as_f64().unwrap() > 0.0);
+    let mut m = vec![
+        "measure", "--space", "tiny28", "--arch", "random:4", "--table", out_s, "--json",
+    ];
+    m.extend(quick);
+    let o = run("tunas-profiler", &m);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        report["statistic"].as_str().unwrap().contains(&key),
+        "{report}"
+    );
+    assert!(report["estimate_ms"].as_f64().unwrap() > 0.0);
+
+    // A table whose reference note is broken is refused, naming the note.
+    let text = std::fs::read_to_string(&out).unwrap();
+    let broken = dir.path().join("broken.csv");
+    std::fs::write(
+        &broken,
+        text.replace(
+            &format!("# x-reference-key = {key}"),
+            "# x-reference-key = not-an-op",
+        ),
+    )
+    .unwrap();
+    let mut m = vec![
+        "measure",
+        "--space",
+        "tiny28",
+        "--arch",
+        "random:4",
+        "--table",
+        broken.to_str().unwrap(),
+    ];
+    m.extend(quick);
+    let o = run("tunas-profiler", &m);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("broken.csv") && err.contains("x-reference-key"),
+        "{err}"
+    );
+}

@@ -361,6 +361,15 @@ pub struct RunArgs {
     /// first and the last come at once; a count is never printed twice).
     #[arg(long, value_name = "SECONDS", default_value_t = RunRequest::default().progress_every_s, value_parser = number(0.0, true, 3600.0))]
     progress_every: f64,
+    /// Time the sentinel op beside every run (before and after it) and
+    /// scale each run by the sentinel's level over its time there: for a
+    /// device whose speed flips between modes within seconds (a shared VM,
+    /// a phone moving between cores), where pausing does not help. The
+    /// table records the reference; `validate`, `measure --table` and
+    /// `refresh` then time the same way. The drift watch is then off (its
+    /// pauses would only cost time); the runs take about a third longer.
+    #[arg(long)]
+    reference: bool,
     /// The device name recorded in the table (set by the adb/ssh runners).
     #[arg(long, value_name = "TEXT", hide = true)]
     device_label: Option<String>,
@@ -469,6 +478,7 @@ impl RunArgs {
             cooldown_budget_s: self.cooldown_budget_s,
             progress_lines: self.progress_lines,
             progress_every_s: self.progress_every,
+            reference: self.reference,
             device_label: self.device_label.clone(),
         }
     }

@@ -334,7 +334,9 @@ fn refresh_here(request: &RefreshRequest) -> Result<usize> {
     let pinning = pin(&timing)?;
     let timing_settings = timing
         .settings(pinning, run.device_label.as_deref())
-        .context("--ep")?;
+        .context("--ep")?
+        // Rows it re-measures are scaled as the kept ones were.
+        .with_reference_of(&old)?;
     let settings = run.settings(timing_settings, timing.quiet, out, true, true, None);
     let rt = runtime(timing.ort_lib.as_deref())?;
     refresh::check_same_cpu(table, &old).map_err(refresh_error)?;
@@ -372,7 +374,7 @@ fn measure_model(
     rt: &Runtime,
     path: &Path,
     bytes: &[u8],
-    table: Option<&Path>,
+    table: Option<&tunas_shared::LatencyTable>,
     space: Option<&str>,
     settings: &profile::TimingSettings,
 ) -> Result<Measured> {
@@ -383,7 +385,7 @@ fn measure_model(
         )
     })?;
     let estimate = match table {
-        Some(t) => Some(estimate_of_model(path, bytes, &load_table(t)?, space)?),
+        Some(t) => Some(estimate_of_model(path, bytes, t, space)?),
         None => None,
     };
     Ok(Measured {
@@ -397,14 +399,13 @@ fn measure_arch(
     rt: &Runtime,
     space: Option<&str>,
     arch: Option<&str>,
-    table: Option<&Path>,
+    table: Option<&tunas_shared::LatencyTable>,
     settings: &profile::TimingSettings,
 ) -> Result<Measured> {
     let space = load_space(space.unwrap_or_default()).context("--space")?;
     let arch = Architecture::parse_spec(&space, arch.unwrap_or_default()).context("--arch")?;
     let estimate = match table {
         Some(t) => {
-            let t = load_table(t)?;
             t.check_space(&space)?;
             Some(t.estimate_us(&space, &arch)? / 1000.0)
         }
@@ -436,9 +437,15 @@ fn measure(request: &MeasureRequest, json: bool) -> Result<()> {
         }
         None => None,
     };
-    let settings = local_settings(timing)?;
+    // A table is read before timing: a bad one fails at once, and its
+    // reference (if it was profiled with one) scales these runs too.
+    let table = table.as_deref().map(load_table).transpose()?;
+    let mut settings = local_settings(timing)?;
+    if let Some(t) = &table {
+        settings = settings.with_reference_of(t)?;
+    }
     let rt = runtime(timing.ort_lib.as_deref())?;
-    let table = table.as_deref();
+    let table = table.as_ref();
     let Measured {
         what,
         stats,
@@ -454,6 +461,7 @@ fn measure(request: &MeasureRequest, json: bool) -> Result<()> {
         rt.version(),
         settings.threads,
         settings.provider.name(),
+        settings.statistic_text(),
     );
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -478,7 +486,7 @@ fn validate(request: &ValidateRequest, json: bool) -> Result<()> {
     let space = load_space(space).context("--space")?;
     let table = load_table(table)?;
     table.check_space(&space)?;
-    let settings = local_settings(timing)?;
+    let settings = local_settings(timing)?.with_reference_of(&table)?;
     let rt = runtime(timing.ort_lib.as_deref())?;
     let report = profile::validate(
         rt,

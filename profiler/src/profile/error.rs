@@ -74,6 +74,15 @@ pub enum ProfileError {
         #[source]
         source: std::io::Error,
     },
+    /// A table's provenance note cannot be read.
+    #[error("{table}: a provenance note cannot be read")]
+    BadTableNote {
+        /// The table path.
+        table: String,
+        /// The note and what is wrong with it.
+        #[source]
+        source: FieldError,
+    },
     /// A journal's provenance note cannot be read back.
     #[error("{journal}: a provenance note of the interrupted run cannot be read")]
     BadNote {

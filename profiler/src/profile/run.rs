@@ -10,6 +10,7 @@ use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tunas_shared::progress::ProgressLines;
+use tunas_shared::table::{REFERENCE_START_FIELD, TimingReference};
 use tunas_shared::{
     Architecture, LatencyTable, OpKey, OpStats, Provenance, SearchSpace, architecture_ops,
     space_op_keys,
@@ -19,13 +20,14 @@ use super::calibration::{CalibrationSet, leave_uncalibrated};
 use super::error::ProfileError;
 use super::measure::{measure_architecture, op_node_count, row_stats, time_in_context, time_op};
 use super::resume::{journal_calibration_times, resume_journal};
-use super::settings::{ProfileSettings, new_provenance};
-use super::watch::{MAX_REMEASURES, SentinelProbe, start_sentinel};
+use super::settings::{ProfileSettings, ReferenceLog, TimingSettings, new_provenance};
+use super::watch::{MAX_REMEASURES, SentinelProbe, start_reference, start_sentinel};
 use crate::device;
 use crate::interleave::{CALIBRATION_E2E_FIELD, Interleave, calibration_times_text};
 use crate::partial::{Journal, journal_path};
 use crate::runtime::Runtime;
 use crate::sentinel::{Check, Sentinel};
+use crate::timing::fast_mode_us;
 
 /// What one `profile` or `refresh` run measures.
 #[derive(Clone, Debug, Default)]
@@ -160,6 +162,8 @@ struct ProfileRun<'a> {
     runtime: &'a Runtime,
     space: &'a SearchSpace,
     s: &'a ProfileSettings,
+    /// `s.timing` with the run's reference, if it has one.
+    timing: TimingSettings,
     scratch: &'a Path,
     plan: Plan,
     /// Every op key of the space.
@@ -248,6 +252,22 @@ impl<'a> ProfileRun<'a> {
             resumed.as_ref().map(|(_, table)| table),
             &mut provenance,
         )?;
+        let reference = start_reference(
+            runtime,
+            s,
+            &all_keys,
+            resumed.as_ref().map(|(_, table)| table),
+            &mut provenance,
+        )?;
+        let timing = TimingSettings {
+            // A level this run set (not a refreshed table's) moves to the
+            // reference's fast mode over the run at the end.
+            reference_log: reference
+                .filter(|_| s.timing.reference.is_none())
+                .map(|_| ReferenceLog::default()),
+            reference,
+            ..s.timing.clone()
+        };
         let (journal, mut measured) = match resumed {
             Some(r) => r,
             None => {
@@ -277,6 +297,7 @@ impl<'a> ProfileRun<'a> {
             runtime,
             space,
             s,
+            timing,
             scratch,
             plan,
             all_keys,
@@ -335,13 +356,8 @@ impl<'a> ProfileRun<'a> {
                 misses += 1;
                 continue;
             }
-            let found = time_in_context(
-                self.runtime,
-                self.space,
-                &arch,
-                &self.s.timing,
-                self.scratch,
-            )?;
+            let found =
+                time_in_context(self.runtime, self.space, &arch, &self.timing, self.scratch)?;
             self.timed.context_networks += 1;
             let rows_before = self.measured.rows.len();
             let progressed = self.pool_runs(found)?;
@@ -399,7 +415,7 @@ impl<'a> ProfileRun<'a> {
             entry.1.extend(runs);
             progressed = true;
             if entry.0 >= self.wanted {
-                let stats = row_stats(&entry.1);
+                let stats = row_stats(&entry.1, &self.timing);
                 self.pooled.remove(&key);
                 self.record_row(key, stats)?;
             }
@@ -410,7 +426,7 @@ impl<'a> ProfileRun<'a> {
     /// Keys seen in fewer contexts than wanted keep what they have.
     fn keep_pooled(&mut self) -> Result<(), ProfileError> {
         for (key, (_, runs)) in std::mem::take(&mut self.pooled) {
-            self.record_row(key, row_stats(&runs))?;
+            self.record_row(key, row_stats(&runs, &self.timing))?;
         }
         Ok(())
     }
@@ -427,7 +443,7 @@ impl<'a> ProfileRun<'a> {
             .collect();
         for key in left {
             self.progress.set_message("one-op");
-            let stats = time_op(self.runtime, &key, &self.s.timing, self.scratch)?;
+            let stats = time_op(self.runtime, &key, &self.timing, self.scratch)?;
             self.timed.one_op_models += 1;
             self.record_row(key, stats)?;
             self.lines.update(self.measured.rows.len());
@@ -521,9 +537,8 @@ impl<'a> ProfileRun<'a> {
 
     /// Times calibration network `i` and journals its time.
     fn time_calibration(&mut self, i: usize) -> Result<(), ProfileError> {
-        let e2e =
-            measure_architecture(self.runtime, self.space, &self.cal_archs[i], &self.s.timing)?
-                .median_us;
+        let e2e = measure_architecture(self.runtime, self.space, &self.cal_archs[i], &self.timing)?
+            .median_us;
         self.timed.calibration_networks += 1;
         self.cal_times.insert(i, e2e);
         self.cal_since_check.push(i);
@@ -551,15 +566,11 @@ impl<'a> ProfileRun<'a> {
     }
 
     /// Times the calibration networks not timed among the op units (and
-    /// journals them), with the raw op sums of each.
-    fn time_calibration_networks(
-        &mut self,
-        raw: &BTreeMap<OpKey, OpStats>,
-    ) -> Result<CalibrationSet, ProfileError> {
-        let n = self.s.calibration_networks;
+    /// journals them); returns how many were timed among them.
+    fn time_missing_calibration_networks(&mut self) -> Result<usize, ProfileError> {
+        let interleaved = self.cal_times.len();
+        let n = self.cal_archs.len();
         let cal = bar(n as u64, self.s.progress, "calibration", "networks");
-        let mut rows = Vec::with_capacity(n);
-        let mut cal_ops: Vec<(Vec<OpKey>, f64)> = Vec::with_capacity(n);
         let mut lines = ProgressLines::new(
             self.s.progress_lines,
             "calibration",
@@ -567,28 +578,78 @@ impl<'a> ProfileRun<'a> {
             0,
             self.s.progress_every,
         );
-        let interleaved = self.cal_times.len();
-        for i in 0..self.cal_archs.len() {
-            let ops = architecture_ops(self.space, &self.cal_archs[i], self.s.timing.batch);
-            let sum: f64 = ops.iter().map(|k| raw[k].median_us).sum();
-            let nodes: usize = ops.iter().map(op_node_count).sum();
+        for i in 0..n {
             if !self.cal_times.contains_key(&i) {
                 self.time_calibration(i)?;
             }
-            let e2e = self.cal_times[&i];
-            rows.push((sum, nodes as f64, e2e));
-            cal_ops.push((ops, e2e));
             cal.inc(1);
             lines.update(i + 1);
         }
         cal.finish_and_clear();
-        Ok(CalibrationSet {
+        Ok(interleaved)
+    }
+
+    /// With a reference whose level this run timed at its start (which may
+    /// have caught the device in a slow mode): rows and calibration times
+    /// move to the reference's fast mode over every run of the profile, so
+    /// that tables of one device agree whatever mode each began in. The
+    /// level timed at the start is recorded too.
+    fn move_to_fast_level(
+        &mut self,
+        raw: &mut BTreeMap<OpKey, OpStats>,
+        provenance: &mut Provenance,
+    ) {
+        let (Some(log), Some(reference)) = (&self.timing.reference_log, self.timing.reference)
+        else {
+            return;
+        };
+        let Some(level_us) = fast_mode_us(&log.readings()) else {
+            return;
+        };
+        let factor = level_us / reference.level_us;
+        for row in raw.values_mut() {
+            *row = row.scaled(factor);
+        }
+        for time in self.cal_times.values_mut() {
+            *time *= factor;
+        }
+        provenance.set_timing_reference(&TimingReference {
+            level_us,
+            ..reference
+        });
+        provenance.extra.insert(
+            REFERENCE_START_FIELD.into(),
+            format!(
+                "{} (the level timed at the start; runs moved by x{factor:.4} to the fast mode over {} reference readings)",
+                reference.level_us,
+                log.readings().len()
+            ),
+        );
+    }
+
+    /// The calibration networks (all timed, `interleaved` of them among
+    /// the op units) with the raw op sums of each.
+    fn calibration_set(
+        &self,
+        raw: &BTreeMap<OpKey, OpStats>,
+        interleaved: usize,
+    ) -> CalibrationSet {
+        let (rows, ops) = (0..self.cal_archs.len())
+            .map(|i| {
+                let ops = architecture_ops(self.space, &self.cal_archs[i], self.s.timing.batch);
+                let sum: f64 = ops.iter().map(|k| raw[k].median_us).sum();
+                let nodes: usize = ops.iter().map(op_node_count).sum();
+                let e2e = self.cal_times[&i];
+                ((sum, nodes as f64, e2e), (ops, e2e))
+            })
+            .unzip();
+        CalibrationSet {
             rows,
-            ops: cal_ops,
+            ops,
             interleaved,
             seed: self.s.calibration_seed,
             times: self.cal_times.clone(),
-        })
+        }
     }
 
     /// Merges the measured rows with the kept ones, calibrates a table that
@@ -624,7 +685,9 @@ impl<'a> ProfileRun<'a> {
         if complete {
             // Calibration on end-to-end networks: those not timed among the
             // op units are timed now (and journaled).
-            self.time_calibration_networks(&raw)?
+            let interleaved = self.time_missing_calibration_networks()?;
+            self.move_to_fast_level(&mut raw, &mut table.provenance);
+            self.calibration_set(&raw, interleaved)
                 .calibrate(&mut table, &raw);
         } else {
             leave_uncalibrated(&mut table, raw, self.all_keys.len());

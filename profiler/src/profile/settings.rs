@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use tunas_shared::table::TimingReference;
 use tunas_shared::{Provenance, SearchSpace};
 
 use crate::device;
@@ -28,6 +29,65 @@ pub struct TimingSettings {
     /// The device as recorded in provenance (`local:HOST (ARCH)`, or the
     /// label a remote runner passes, e.g. `adb:SERIAL (Pixel 7)`).
     pub device: String,
+    /// A reference op timed beside every run, every run scaled to its
+    /// level (`profile --reference`; `validate` and `measure` take the
+    /// table's).
+    pub reference: Option<TimingReference>,
+    /// Where a profile collects the reference's own times, to set the
+    /// table's level to its fast mode at the end.
+    pub reference_log: Option<ReferenceLog>,
+}
+
+/// The reference's own times (µs) every timing loop of a run adds to.
+#[derive(Clone, Debug, Default)]
+pub struct ReferenceLog(std::sync::Arc<std::sync::Mutex<Vec<f64>>>);
+
+impl ReferenceLog {
+    /// Adds readings.
+    pub(crate) fn extend(&self, readings: &[f64]) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(readings);
+    }
+
+    /// The readings so far.
+    pub(crate) fn readings(&self) -> Vec<f64> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl TimingSettings {
+    /// These settings with the reference a table was profiled with, if any.
+    pub fn with_reference_of(
+        mut self,
+        table: &tunas_shared::LatencyTable,
+    ) -> Result<Self, super::error::ProfileError> {
+        self.reference = table.provenance.timing_reference().map_err(|source| {
+            super::error::ProfileError::BadTableNote {
+                table: table.path_text(),
+                source,
+            }
+        })?;
+        Ok(self)
+    }
+
+    /// The statistic every timing reports, in words: the row statistic,
+    /// and the reference its runs were scaled by.
+    pub fn statistic_text(&self) -> String {
+        match &self.reference {
+            None => ROW_STATISTIC.name().into(),
+            Some(r) => format!(
+                "{} of runs scaled to the reference op {} at {:.2} us",
+                ROW_STATISTIC.name(),
+                r.key,
+                r.level_us
+            ),
+        }
+    }
 }
 
 /// Settings of `profile`.
@@ -62,6 +122,9 @@ pub struct ProfileSettings {
     pub max_keys: Option<usize>,
     /// Thermal drift watch.
     pub sentinel: SentinelSettings,
+    /// Time the sentinel op beside every run and scale every run to its
+    /// level (a device that flips between speed modes within seconds).
+    pub reference: bool,
 }
 
 pub(super) fn session_config(t: &TimingSettings, profile_prefix: Option<PathBuf>) -> SessionConfig {

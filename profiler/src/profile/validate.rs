@@ -11,7 +11,6 @@ use super::settings::TimingSettings;
 use crate::agreement::Agreement;
 use crate::device;
 use crate::runtime::Runtime;
-use crate::timing::ROW_STATISTIC;
 
 /// The outcome of `validate`.
 #[derive(Clone, Debug, Serialize)]
@@ -35,7 +34,8 @@ pub struct ValidationReport {
     pub device: String,
     /// CPU.
     pub cpu: String,
-    /// The statistic of the measured times (`lower-mode`, `median`).
+    /// The statistic of the measured times (`lower-mode`, `median`), and
+    /// the reference op they were scaled by, if the table has one.
     pub statistic: String,
     /// Per network: architecture, estimate (ms), measured median (ms).
     pub networks: Vec<ValidatedNetwork>,
@@ -102,7 +102,7 @@ pub fn validate(
         execution_provider: t.provider.name().into(),
         device: t.device.clone(),
         cpu: device::cpu_description(),
-        statistic: ROW_STATISTIC.name().into(),
+        statistic: t.statistic_text(),
         networks,
     })
 }

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use super::Provenance;
+use crate::opkey::OpKey;
 
 /// `x-op-scale`: the fit's factor on the sum of raw op timings.
 pub const OP_SCALE_FIELD: &str = "x-op-scale";
@@ -26,6 +27,27 @@ pub const CALIBRATION_SEED_FIELD: &str = "x-calibration-seed";
 pub const STATISTIC_FIELD: &str = "x-statistic";
 /// `x-sentinel-baseline-us`: the drift watch's reference timing (µs).
 pub const SENTINEL_BASELINE_FIELD: &str = "x-sentinel-baseline-us";
+/// `x-reference-key`: the op timed beside every run (`profile --reference`).
+pub const REFERENCE_KEY_FIELD: &str = "x-reference-key";
+/// `x-reference-level-us`: the time every run is scaled to, as if the
+/// reference op had taken it beside that run (µs).
+pub const REFERENCE_LEVEL_FIELD: &str = "x-reference-level-us";
+
+/// `x-reference-start-us`: the reference's level timed at the start of a
+/// profile, before the runs moved to its fast mode over the whole run.
+pub const REFERENCE_START_FIELD: &str = "x-reference-start-us";
+
+/// A reference op timed beside every run, and the level its time is scaled
+/// to: a run beside which the reference took `r` µs counts `level_us / r`
+/// times its own time. A device that changes speed between runs changes
+/// both alike, so the scaled runs keep one speed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TimingReference {
+    /// The reference op (a one-op model).
+    pub key: OpKey,
+    /// The reference's time every run is scaled to (µs).
+    pub level_us: f64,
+}
 
 /// The whole-network fit a table's rows were calibrated with.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -146,6 +168,38 @@ impl Provenance {
     /// The drift watch's reference timing (µs), if recorded.
     pub fn sentinel_baseline_us(&self) -> Result<Option<f64>, FieldError> {
         number(self, SENTINEL_BASELINE_FIELD)
+    }
+
+    /// The reference every run was scaled by, if the table was profiled
+    /// with one.
+    pub fn timing_reference(&self) -> Result<Option<TimingReference>, FieldError> {
+        let Some(text) = self.extra.get(REFERENCE_KEY_FIELD) else {
+            return Ok(None);
+        };
+        let key = text.trim().parse::<OpKey>().map_err(|_| FieldError {
+            field: REFERENCE_KEY_FIELD,
+            value: text.clone(),
+            expected: "an op key",
+        })?;
+        let level_us = match number(self, REFERENCE_LEVEL_FIELD)? {
+            Some(v) if v > 0.0 => v,
+            other => {
+                return Err(FieldError {
+                    field: REFERENCE_LEVEL_FIELD,
+                    value: other.map(|v| v.to_string()).unwrap_or_default(),
+                    expected: "a positive number beside x-reference-key",
+                });
+            }
+        };
+        Ok(Some(TimingReference { key, level_us }))
+    }
+
+    /// Records the reference every run is scaled by.
+    pub fn set_timing_reference(&mut self, reference: &TimingReference) {
+        self.extra
+            .insert(REFERENCE_KEY_FIELD.into(), reference.key.to_string());
+        self.extra
+            .insert(REFERENCE_LEVEL_FIELD.into(), reference.level_us.to_string());
     }
 
     /// The statistic's name as recorded (`median` when the note is absent).

@@ -29,7 +29,8 @@ use crate::opkey::OpKey;
 
 pub use calibration::{
     CALIBRATION_SEED_FIELD, Calibration, FIT_CONSTANT_FIELD, FieldError, OP_SCALE_FIELD,
-    PER_NODE_FIELD, SENTINEL_BASELINE_FIELD, STATISTIC_FIELD,
+    PER_NODE_FIELD, REFERENCE_KEY_FIELD, REFERENCE_LEVEL_FIELD, REFERENCE_START_FIELD,
+    SENTINEL_BASELINE_FIELD, STATISTIC_FIELD, TimingReference,
 };
 pub use provenance::{KIND_SCALE_FIELD, Provenance, kind_scales_text};
 pub use schema::TABLE_SIGNATURE;

@@ -21,6 +21,20 @@ pub struct OpStats {
 }
 
 impl OpStats {
+    /// The same row with every time multiplied by `factor` (a change of
+    /// unit or of reference level); counts and date stay.
+    pub fn scaled(&self, factor: f64) -> OpStats {
+        OpStats {
+            median_us: self.median_us * factor,
+            p10_us: self.p10_us * factor,
+            p90_us: self.p90_us * factor,
+            mean_us: self.mean_us * factor,
+            std_us: self.std_us * factor,
+            runs: self.runs,
+            measured_at: self.measured_at.clone(),
+        }
+    }
+
     /// Statistics of samples recorded at a resolution of `step` µs: the
     /// quantiles are grouped-data quantiles ([`grouped_quantile`]), so the
     /// resolution does not round small ops to whole steps.
