@@ -14,7 +14,10 @@
 #
 # PROFILE_ARGS passes more settings to every `profile`, e.g.
 # PROFILE_ARGS="--cooldown-budget-s 120" on a VM whose speed flips between
-# modes whatever it rests (its cool-down pauses then only cost time).
+# modes whatever it rests (its cool-down pauses then only cost time), or
+# PROFILE_ARGS="--reference" there; VALIDATE_ARGS passes more settings to
+# every `validate` (e.g. longer loops: "--network-runs 150
+# --network-min-ms 400").
 #
 # Needs a release build (cargo build --release) and ONNX Runtime (cargo
 # xtask setup).
@@ -51,10 +54,11 @@ profile() {
 validate() {
   report="$4/$2.validate.json"
   [ -f "$report" ] && return 0
-  log "validate $2 at $3 thread(s) on $samples networks (seed $seed)"
+  log "validate $2 at $3 thread(s) on $samples networks (seed $seed) ${VALIDATE_ARGS:-}"
   load_before=$(load)
+  # shellcheck disable=SC2086 # VALIDATE_ARGS is a list of flags
   "$prof" validate --space "$1" --table "$4/$2.csv" --threads "$3" \
-    --samples "$samples" --seed "$seed" --plot "$4/$2.validate.svg" --json \
+    --samples "$samples" --seed "$seed" --plot "$4/$2.validate.svg" --json ${VALIDATE_ARGS:-} \
     > "$report.tmp" 2>>"$4/validate.log"
   mv "$report.tmp" "$report"
   echo "$load_before" > "$report.load"
