@@ -603,7 +603,8 @@ impl<'a> ProfileRun<'a> {
         else {
             return;
         };
-        let Some(level_us) = fast_mode_us(&log.readings()) else {
+        let readings = log.readings();
+        let Some(level_us) = fast_mode_us(&readings) else {
             return;
         };
         let factor = level_us / reference.level_us;
@@ -622,7 +623,7 @@ impl<'a> ProfileRun<'a> {
             format!(
                 "{} (the level timed at the start; runs moved by x{factor:.4} to the fast mode over {} reference readings)",
                 reference.level_us,
-                log.readings().len()
+                readings.len()
             ),
         );
     }
