@@ -367,7 +367,9 @@ pub struct RunArgs {
     /// a phone moving between cores), where pausing does not help. The
     /// table records the reference; `validate`, `measure --table` and
     /// `refresh` then time the same way. The drift watch is then off (its
-    /// pauses would only cost time); the runs take about a third longer.
+    /// pauses would only cost time). The reference's runs count toward
+    /// each loop's minimum time, so loops bound by --min-ms or
+    /// --network-min-ms time fewer runs of their own.
     #[arg(long)]
     reference: bool,
     /// The device name recorded in the table (set by the adb/ssh runners).
