@@ -93,8 +93,7 @@ pub(super) fn time_op(
     let own_us = if m.reference_scales.is_empty() {
         profile.attribute(&["op"]).0[0]
     } else {
-        let own = m.scaled(&profile.attribute_per_run(&["op"])[0]);
-        own.iter().sum::<f64>() / own.len().max(1) as f64
+        OpStats::from_samples(&m.scaled(&profile.attribute_per_run(&["op"])[0])).mean_us
     };
     let wall = m.scaled(&m.samples_us);
     let wall_mean = OpStats::from_samples(&wall).mean_us;

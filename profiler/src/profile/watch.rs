@@ -41,8 +41,9 @@ pub(super) const MAX_REMEASURES: usize = 5;
 pub(super) type SentinelProbe = Box<dyn FnMut() -> Result<f64, ProfileError>>;
 
 /// The sentinel of a run over `all_keys`, unless its settings turn it
-/// off (`every` 0, or runs scaled by a reference). Its baseline is timed now, or taken from the journal
-/// being resumed (`resumed`), and recorded in `provenance` with its key.
+/// off (`every` 0, or runs scaled by a reference). Its baseline is timed
+/// now, or taken from the journal being resumed (`resumed`), and recorded
+/// in `provenance` with its key.
 pub(super) fn start_sentinel(
     runtime: &Runtime,
     s: &ProfileSettings,
