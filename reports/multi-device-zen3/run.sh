@@ -1,9 +1,12 @@
 #!/bin/bash
-# Issue 13: one network for two devices (this VM at 1 and 2 threads), --multi max.
+# One network for two devices (this VM at 1 and 2 threads): single-device,
+# sum and --multi max searches. Usage: run.sh OUT (a new folder; a stopped
+# run resumes there). The committed results are this folder's */result.json.
 set -u
-cd "$(dirname "$0")"
-S=../../target/release/tunas-searcher
-T1=tiny28-1t.csv; T2=tiny28-2t.csv
+here=$(cd "$(dirname "$0")" && pwd)
+S=$here/../../target/release/tunas-searcher
+T1=$here/tiny28-1t.csv; T2=$here/tiny28-2t.csv
+mkdir -p "${1:?usage: run.sh OUT}" && cd "$1"
 go() { name=$1; shift; if [ -d $name ]; then a="--resume $name"; else a="--out $name"; fi
   $S search --space tiny28 "$@" --seed 1 --threads 1 $a --json > $name.json 2> $name.log; echo "$(date -u +%T) $name rc $?" >> run.log; }
 echo "$(date -u +%T) start load $(cut -d' ' -f1-3 /proc/loadavg)" >> run.log
