@@ -85,6 +85,13 @@ if [ ! -f "$rep/compare.json" ]; then
   "$prof" compare "$rep/tiny28-1.csv" "$rep/tiny28-2.csv" "$rep/tiny28-3.csv" \
     --networks 100 --seed "$seed" --json > "$rep/compare.json"
 fi
+# With --reference the tables carry their levels: compare again with each
+# table divided by its level (how much of the spread is the device's speed).
+case " ${PROFILE_ARGS:-} " in
+  *" --reference "*)
+    [ -f "$rep/compare.per-level.txt" ] || "$prof" compare "$rep/tiny28-1.csv" "$rep/tiny28-2.csv" \
+      "$rep/tiny28-3.csv" --networks 100 --seed "$seed" --per-level > "$rep/compare.per-level.txt" ;;
+esac
 
 python3 - "$out" <<'EOF'
 import json, pathlib, re, sys

@@ -308,6 +308,86 @@ fn atomic_write_to_a_missing_folder_fails_cleanly() {
     assert!(err.to_string().contains("/nonexistent/dir/t.csv"), "{err}");
 }
 
+/// A synthetic tiny28 table with every time (rows and constant) multiplied
+/// by `scale`, recorded as profiled beside a reference at `level_us`.
+fn table_at_level(space: &SearchSpace, scale: f64, level_us: Option<f64>) -> LatencyTable {
+    let mut t = synthetic_table(space);
+    t.provenance.overhead_us *= scale;
+    for s in t.rows.values_mut() {
+        s.median_us *= scale;
+    }
+    if let Some(level_us) = level_us {
+        let key = space_op_keys(space, 1).into_iter().next().unwrap();
+        t.provenance
+            .set_timing_reference(&tunas_shared::table::TimingReference { key, level_us });
+    }
+    t
+}
+
+#[test]
+fn compare_per_level_takes_out_the_speed_each_profile_ran_at() {
+    let space = builtin_space("tiny28").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    // The second profile ran 10% slower throughout, and its reference saw
+    // the same 10%: the tables have one shape at two speeds.
+    table_at_level(&space, 1.0, Some(40.0))
+        .write_atomic(Path::new(&path("a.csv")))
+        .unwrap();
+    table_at_level(&space, 1.1, Some(44.0))
+        .write_atomic(Path::new(&path("b.csv")))
+        .unwrap();
+    table_at_level(&space, 1.0, None)
+        .write_atomic(Path::new(&path("plain.csv")))
+        .unwrap();
+    let args = [
+        "compare",
+        &path("a.csv"),
+        &path("b.csv"),
+        "--networks",
+        "20",
+        "--per-level",
+        "--json",
+    ];
+    let o = crate::cli::run("tunas-profiler", &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // Raw: each estimate lies 1.1/1.05 − 1 = 4.76% from the median of two
+    // (tables store rounded times, hence the tolerances).
+    let raw = &report["estimates"];
+    assert_eq!(raw["within_3pct"], 0.0, "{report}");
+    let raw_spread = raw["max_spread_pct"].as_f64().unwrap();
+    assert!(
+        (raw_spread - (1.1 / 1.05 - 1.0) * 100.0).abs() < 1e-3,
+        "{report}"
+    );
+    let per_level = &report["per_level"];
+    assert_eq!(per_level["levels_us"], serde_json::json!([40.0, 44.0]));
+    assert_eq!(per_level["estimates"]["within_3pct"], 1.0, "{report}");
+    assert!(per_level["estimates"]["max_spread_pct"].as_f64().unwrap() < 1e-3);
+    // The text says the levels; without the flag there is no per-level line.
+    let text = crate::cli::run("tunas-profiler", &args[..6]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("reference level (40.00, 44.00 µs): 100.0% within ±3%"),
+        "{text}"
+    );
+    let plain = crate::cli::run("tunas-profiler", &args[..4]);
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("reference level"));
+    // A table without a level is refused by name, before any estimate.
+    let o = crate::cli::run(
+        "tunas-profiler",
+        &["compare", &path("a.csv"), &path("plain.csv"), "--per-level"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("plain.csv")
+            && err.contains("x-reference-level-us")
+            && err.contains("--per-level"),
+        "{err}"
+    );
+}
 proptest! {
     #[test]
     fn table_reader_never_panics_on_random_text(text in "(# [a-z_]{1,12} = [ -~]{0,20}\n){0,18}[ -~\n]{0,300}") {

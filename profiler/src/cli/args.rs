@@ -147,6 +147,13 @@ pub enum Command {
         /// Their seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Also compare the estimates with each table divided by its
+        /// reference level (`x-reference-level-us`, written by `profile
+        /// --reference`): what agrees then is the tables' shape, with the
+        /// speed the device ran at during each profile taken out. Every
+        /// table needs the level.
+        #[arg(long)]
+        per_level: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,

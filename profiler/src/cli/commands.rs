@@ -181,8 +181,9 @@ pub fn run(command: Command) -> Result<()> {
             space,
             networks,
             seed,
+            per_level,
             json,
-        } => compare(&tables, space.as_deref(), networks, seed, json),
+        } => compare(&tables, space.as_deref(), networks, seed, per_level, json),
         Command::Export { table, format } => {
             let table = load_table(&table)?;
             print!("{}", export(&table, format.format()));
@@ -526,6 +527,16 @@ struct ComparisonReport {
     tables: Vec<String>,
     pairs: Vec<PairComparison>,
     estimates: profile::EstimateAgreement,
+    /// With `--per-level`: each table's reference level (µs) and the
+    /// agreement of the estimates divided by it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    per_level: Option<PerLevelAgreement>,
+}
+
+#[derive(serde::Serialize)]
+struct PerLevelAgreement {
+    levels_us: Vec<f64>,
+    estimates: profile::EstimateAgreement,
 }
 
 #[derive(serde::Serialize)]
@@ -541,12 +552,18 @@ fn compare(
     space: Option<&str>,
     networks: usize,
     seed: u64,
+    per_level: bool,
     json: bool,
 ) -> Result<()> {
     let tables = paths
         .iter()
         .map(|p| load_table(p))
         .collect::<Result<Vec<_>>>()?;
+    let levels = if per_level {
+        Some(reference_levels(paths, &tables)?)
+    } else {
+        None
+    };
     let first = &tables[0];
     for (path, t) in paths.iter().zip(&tables).skip(1) {
         if t.provenance.space_hash != first.provenance.space_hash {
@@ -589,11 +606,23 @@ fn compare(
             });
         }
     }
-    let estimates = profile::compare_estimates(&space, &tables, networks, seed)?;
+    let ones = vec![1.0; tables.len()];
+    let estimates = profile::compare_estimates(&space, &tables, &ones, networks, seed)?;
+    let per_level = match levels {
+        Some(levels_us) => {
+            let scales: Vec<f64> = levels_us.iter().map(|l| levels_us[0] / l).collect();
+            Some(PerLevelAgreement {
+                estimates: profile::compare_estimates(&space, &tables, &scales, networks, seed)?,
+                levels_us,
+            })
+        }
+        None => None,
+    };
     let report = ComparisonReport {
         tables: paths.iter().map(|p| p.display().to_string()).collect(),
         pairs,
         estimates,
+        per_level,
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -601,6 +630,29 @@ fn compare(
         print!("{}", comparison_text(&report));
     }
     Ok(())
+}
+
+/// Every table's reference level (µs), for `compare --per-level`; a table
+/// without one is refused by name.
+fn reference_levels(paths: &[std::path::PathBuf], tables: &[LatencyTable]) -> Result<Vec<f64>> {
+    paths
+        .iter()
+        .zip(tables)
+        .map(|(path, t)| {
+            let reference = t
+                .provenance
+                .timing_reference()
+                .with_context(|| format!("{}: --per-level", path.display()))?;
+            match reference {
+                Some(r) => Ok(r.level_us),
+                None => bail!(
+                    "{}: no {} (the table was profiled without --reference): --per-level needs every table's reference level",
+                    path.display(),
+                    tunas_shared::table::REFERENCE_LEVEL_FIELD
+                ),
+            }
+        })
+        .collect()
 }
 
 /// The text `compare` prints: one line per pair, then the estimates.
@@ -632,5 +684,17 @@ fn comparison_text(report: &ComparisonReport) -> String {
         e.p95_spread_pct,
         e.max_spread_pct
     ));
+    if let Some(p) = &report.per_level {
+        let levels: Vec<String> = p.levels_us.iter().map(|l| format!("{l:.2}")).collect();
+        let e = &p.estimates;
+        text.push_str(&format!(
+            "divided by each table's reference level ({} µs): {:.1}% within ±3%; spread median {:.2}%, p95 {:.2}%, max {:.2}%\n",
+            levels.join(", "),
+            100.0 * e.within_3pct,
+            e.median_spread_pct,
+            e.p95_spread_pct,
+            e.max_spread_pct
+        ));
+    }
     text
 }

@@ -79,13 +79,18 @@ pub struct EstimateAgreement {
 }
 
 /// Estimates `networks` uniform random architectures of `space` (seed
-/// `seed`) with every table and measures how far apart the estimates lie.
+/// `seed`) with every table, each table's estimates multiplied by its factor
+/// in `scales` (1 for the tables as they are; `level₀ / levelᵢ` to take
+/// out the speed level each profile ran at), and measures how far apart the
+/// estimates lie.
 pub fn compare_estimates(
     space: &tunas_shared::SearchSpace,
     tables: &[LatencyTable],
+    scales: &[f64],
     networks: usize,
     seed: u64,
 ) -> Result<EstimateAgreement, tunas_shared::TableError> {
+    assert_eq!(tables.len(), scales.len(), "one scale per table");
     use rand::SeedableRng;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut spreads = Vec::with_capacity(networks);
@@ -93,7 +98,8 @@ pub fn compare_estimates(
         let arch = tunas_shared::Architecture::sample_uniform(space, &mut rng);
         let mut estimates = tables
             .iter()
-            .map(|t| t.estimate_us(space, &arch))
+            .zip(scales)
+            .map(|(t, scale)| t.estimate_us(space, &arch).map(|e| e * scale))
             .collect::<Result<Vec<f64>, _>>()?;
         estimates.sort_by(f64::total_cmp);
         let median = tunas_shared::table::quantile(&estimates, 0.5);
@@ -142,7 +148,7 @@ mod tests {
     fn tables_that_differ_by_a_constant_factor_spread_by_it() {
         let space = builtin_space("tiny28").unwrap();
         let same = [table_scaled(&space, 1.0), table_scaled(&space, 1.0)];
-        let a = compare_estimates(&space, &same, 20, 3).unwrap();
+        let a = compare_estimates(&space, &same, &[1.0, 1.0], 20, 3).unwrap();
         assert_eq!((a.within_3pct, a.max_spread_pct), (1.0, 0.0));
         // Scales 1.0, 1.02, 1.05: the median table is the 1.02 one, and the
         // farthest lies 2.94% from it.
@@ -151,10 +157,14 @@ mod tests {
             table_scaled(&space, 1.02),
             table_scaled(&space, 1.05),
         ];
-        let b = compare_estimates(&space, &three, 20, 3).unwrap();
+        let b = compare_estimates(&space, &three, &[1.0; 3], 20, 3).unwrap();
         let farthest = (1.05 / 1.02 - 1.0) * 100.0;
         assert!((b.max_spread_pct - farthest).abs() < 1e-9, "{b:?}");
         assert_eq!(b.within_3pct, 1.0);
+        // Scaled back by their factors, the three agree exactly.
+        let back =
+            compare_estimates(&space, &three, &[1.0, 1.0 / 1.02, 1.0 / 1.05], 20, 3).unwrap();
+        assert!(back.max_spread_pct < 1e-9, "{back:?}");
         let arch = Architecture::largest(&space);
         assert!(
             three[2].estimate_us(&space, &arch).unwrap()
