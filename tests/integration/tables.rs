@@ -388,6 +388,7 @@ fn compare_per_level_takes_out_the_speed_each_profile_ran_at() {
         "{err}"
     );
 }
+
 proptest! {
     #[test]
     fn table_reader_never_panics_on_random_text(text in "(# [a-z_]{1,12} = [ -~]{0,20}\n){0,18}[ -~\n]{0,300}") {

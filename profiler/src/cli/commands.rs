@@ -606,18 +606,15 @@ fn compare(
             });
         }
     }
-    let ones = vec![1.0; tables.len()];
-    let estimates = profile::compare_estimates(&space, &tables, &ones, networks, seed)?;
-    let per_level = match levels {
-        Some(levels_us) => {
-            let scales: Vec<f64> = levels_us.iter().map(|l| levels_us[0] / l).collect();
-            Some(PerLevelAgreement {
-                estimates: profile::compare_estimates(&space, &tables, &scales, networks, seed)?,
-                levels_us,
-            })
+    let network_estimates = profile::NetworkEstimates::of(&space, &tables, networks, seed)?;
+    let estimates = network_estimates.agreement(&vec![1.0; tables.len()]);
+    let per_level = levels.map(|levels_us| {
+        let scales: Vec<f64> = levels_us.iter().map(|l| levels_us[0] / l).collect();
+        PerLevelAgreement {
+            estimates: network_estimates.agreement(&scales),
+            levels_us,
         }
-        None => None,
-    };
+    });
     let report = ComparisonReport {
         tables: paths.iter().map(|p| p.display().to_string()).collect(),
         pairs,

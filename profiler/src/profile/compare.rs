@@ -78,48 +78,70 @@ pub struct EstimateAgreement {
     pub max_spread_pct: f64,
 }
 
-/// Estimates `networks` uniform random architectures of `space` (seed
-/// `seed`) with every table, each table's estimates multiplied by its factor
-/// in `scales` (1 for the tables as they are; `level₀ / levelᵢ` to take
-/// out the speed level each profile ran at), and measures how far apart the
-/// estimates lie.
-pub fn compare_estimates(
-    space: &tunas_shared::SearchSpace,
-    tables: &[LatencyTable],
-    scales: &[f64],
-    networks: usize,
+/// Every table's estimate (µs) of `networks` uniform random architectures
+/// of `space` (seed `seed`): the input of [`NetworkEstimates::agreement`].
+#[derive(Clone, Debug)]
+pub struct NetworkEstimates {
     seed: u64,
-) -> Result<EstimateAgreement, tunas_shared::TableError> {
-    assert_eq!(tables.len(), scales.len(), "one scale per table");
-    use rand::SeedableRng;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut spreads = Vec::with_capacity(networks);
-    for _ in 0..networks {
-        let arch = tunas_shared::Architecture::sample_uniform(space, &mut rng);
-        let mut estimates = tables
-            .iter()
-            .zip(scales)
-            .map(|(t, scale)| t.estimate_us(space, &arch).map(|e| e * scale))
-            .collect::<Result<Vec<f64>, _>>()?;
-        estimates.sort_by(f64::total_cmp);
-        let median = tunas_shared::table::quantile(&estimates, 0.5);
-        let spread = estimates
-            .iter()
-            .map(|e| (e / median - 1.0).abs() * 100.0)
-            .fold(0.0, f64::max);
-        spreads.push(spread);
+    tables: usize,
+    /// One row per network, one estimate per table.
+    rows: Vec<Vec<f64>>,
+}
+
+impl NetworkEstimates {
+    /// Estimates the networks with every table, once.
+    pub fn of(
+        space: &tunas_shared::SearchSpace,
+        tables: &[LatencyTable],
+        networks: usize,
+        seed: u64,
+    ) -> Result<Self, tunas_shared::TableError> {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let rows = (0..networks)
+            .map(|_| {
+                let arch = tunas_shared::Architecture::sample_uniform(space, &mut rng);
+                tables.iter().map(|t| t.estimate_us(space, &arch)).collect()
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            seed,
+            tables: tables.len(),
+            rows,
+        })
     }
-    spreads.sort_by(f64::total_cmp);
-    let q = |p: f64| tunas_shared::table::quantile(&spreads, p);
-    Ok(EstimateAgreement {
-        tables: tables.len(),
-        networks,
-        seed,
-        within_3pct: spreads.iter().filter(|s| **s <= 3.0).count() as f64 / networks as f64,
-        median_spread_pct: q(0.5),
-        p95_spread_pct: q(0.95),
-        max_spread_pct: spreads.last().copied().unwrap_or(f64::NAN),
-    })
+
+    /// How far apart the estimates lie, each table's multiplied by its
+    /// factor in `scales` (1 for the tables as they are; `level₀ / levelᵢ`
+    /// to take out the speed level each profile ran at).
+    pub fn agreement(&self, scales: &[f64]) -> EstimateAgreement {
+        assert_eq!(self.tables, scales.len(), "one scale per table");
+        let mut spreads: Vec<f64> = self
+            .rows
+            .iter()
+            .map(|row| {
+                let mut estimates: Vec<f64> = row.iter().zip(scales).map(|(e, s)| e * s).collect();
+                estimates.sort_by(f64::total_cmp);
+                let median = tunas_shared::table::quantile(&estimates, 0.5);
+                estimates
+                    .iter()
+                    .map(|e| (e / median - 1.0).abs() * 100.0)
+                    .fold(0.0, f64::max)
+            })
+            .collect();
+        spreads.sort_by(f64::total_cmp);
+        let networks = spreads.len();
+        let q = |p: f64| tunas_shared::table::quantile(&spreads, p);
+        EstimateAgreement {
+            tables: self.tables,
+            networks,
+            seed: self.seed,
+            within_3pct: spreads.iter().filter(|s| **s <= 3.0).count() as f64 / networks as f64,
+            median_spread_pct: q(0.5),
+            p95_spread_pct: q(0.95),
+            max_spread_pct: spreads.last().copied().unwrap_or(f64::NAN),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -148,7 +170,9 @@ mod tests {
     fn tables_that_differ_by_a_constant_factor_spread_by_it() {
         let space = builtin_space("tiny28").unwrap();
         let same = [table_scaled(&space, 1.0), table_scaled(&space, 1.0)];
-        let a = compare_estimates(&space, &same, &[1.0, 1.0], 20, 3).unwrap();
+        let a = NetworkEstimates::of(&space, &same, 20, 3)
+            .unwrap()
+            .agreement(&[1.0, 1.0]);
         assert_eq!((a.within_3pct, a.max_spread_pct), (1.0, 0.0));
         // Scales 1.0, 1.02, 1.05: the median table is the 1.02 one, and the
         // farthest lies 2.94% from it.
@@ -157,13 +181,16 @@ mod tests {
             table_scaled(&space, 1.02),
             table_scaled(&space, 1.05),
         ];
-        let b = compare_estimates(&space, &three, &[1.0; 3], 20, 3).unwrap();
+        let b = NetworkEstimates::of(&space, &three, 20, 3)
+            .unwrap()
+            .agreement(&[1.0; 3]);
         let farthest = (1.05 / 1.02 - 1.0) * 100.0;
         assert!((b.max_spread_pct - farthest).abs() < 1e-9, "{b:?}");
         assert_eq!(b.within_3pct, 1.0);
         // Scaled back by their factors, the three agree exactly.
-        let back =
-            compare_estimates(&space, &three, &[1.0, 1.0 / 1.02, 1.0 / 1.05], 20, 3).unwrap();
+        let back = NetworkEstimates::of(&space, &three, 20, 3)
+            .unwrap()
+            .agreement(&[1.0, 1.0 / 1.02, 1.0 / 1.05]);
         assert!(back.max_spread_pct < 1e-9, "{back:?}");
         let arch = Architecture::largest(&space);
         assert!(

@@ -35,7 +35,7 @@ mod validate;
 mod watch;
 
 pub use calibration::fit_calibration;
-pub use compare::{EstimateAgreement, TableComparison, compare_estimates, compare_tables};
+pub use compare::{EstimateAgreement, NetworkEstimates, TableComparison, compare_tables};
 pub use error::ProfileError;
 pub use measure::{measure_architecture, op_node_count, time_model};
 pub use run::{Plan, profile, run_plan};
