@@ -137,6 +137,10 @@ pub struct BenchmarkArgs {
     /// Architectures sampled per search step.
     #[arg(long, default_value_t = 1)]
     samples_per_step: usize,
+    /// What the search's Q measures on each validation batch (as `search
+    /// --quality`).
+    #[arg(long, value_enum, default_value = "accuracy")]
+    quality: crate::search_cmd::QualityArg,
     /// Fraction of the search's steps in the warm-up (as `search --warmup`).
     #[arg(long, default_value_t = 0.25)]
     warmup: f64,
@@ -192,6 +196,7 @@ impl BenchmarkArgs {
         s.search.steps = self.steps;
         s.search.validation_batch = self.validation_batch;
         s.search.samples_per_step = self.samples_per_step;
+        s.search.quality = self.quality.measure();
         s.search.warmup_fraction = self.warmup;
         s.search.rl_learning_rate = match self.rl_lr {
             Some(v) => v,

@@ -7,8 +7,8 @@ use clap::{Args, ValueEnum};
 use tunas_searcher::controller::RewardKind;
 use tunas_searcher::data::{Augmentation, DEFAULT_FASHION_MNIST_DIR};
 use tunas_searcher::search::{
-    MultiDevice, Resource, RunFiles, RunInputs, RunOptions, SearchConfig, SearchData, SearchError,
-    SearchResult, search,
+    MultiDevice, QualityMeasure, Resource, RunFiles, RunInputs, RunOptions, SearchConfig,
+    SearchData, SearchError, SearchResult, search,
 };
 use tunas_shared::{LatencyTable, SearchSpace, load_space};
 
@@ -28,6 +28,25 @@ pub enum MultiArg {
     Sum,
     /// r = Q + β·max_d |T_d/T0_d − 1|.
     Max,
+}
+
+/// What the reward's Q measures on each validation batch.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum QualityArg {
+    /// The fraction classified correctly (TuNAS).
+    Accuracy,
+    /// The mean softmax probability of the true class (less noisy per batch).
+    Probability,
+}
+
+impl QualityArg {
+    /// The library's measure.
+    pub fn measure(self) -> QualityMeasure {
+        match self {
+            QualityArg::Accuracy => QualityMeasure::Accuracy,
+            QualityArg::Probability => QualityMeasure::Probability,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -96,6 +115,9 @@ pub struct SearchArgs {
     /// Reward function [default: abs].
     #[arg(long, value_enum)]
     reward: Option<RewardArg>,
+    /// What Q measures on each validation batch [default: accuracy].
+    #[arg(long, value_enum)]
+    quality: Option<QualityArg>,
     /// β of the reward [default: −0.5, measured to land targets here; TuNAS
     /// used −0.07…−0.1 on ImageNet].
     #[arg(long, allow_hyphen_values = true)]
@@ -244,6 +266,9 @@ impl SearchArgs {
         if let Some(r) = self.reward {
             c.reward = reward_kind(r);
         }
+        if let Some(q) = self.quality {
+            c.quality = q.measure();
+        }
         if let Some(v) = self.beta {
             c.beta = v;
         }
@@ -319,6 +344,12 @@ impl SearchArgs {
             dir,
         )?;
         same_on_resume("--reward", self.reward.map(reward_kind), c.reward, dir)?;
+        same_on_resume(
+            "--quality",
+            self.quality.map(QualityArg::measure),
+            c.quality,
+            dir,
+        )?;
         same_on_resume("--beta", self.beta, c.beta, dir)?;
         same_on_resume("--rl-lr", self.rl_lr, c.rl_learning_rate, dir)?;
         same_on_resume("--lr", self.lr, c.weight_learning_rate, dir)?;

@@ -31,6 +31,10 @@ pub struct SweepArgs {
     /// Validation batch of each search's Q.
     #[arg(long, default_value_t = 128)]
     validation_batch: usize,
+    /// What each search's Q measures on a validation batch (as `search
+    /// --quality`).
+    #[arg(long, value_enum, default_value = "accuracy")]
+    quality: crate::search_cmd::QualityArg,
     /// Training batch of each search.
     #[arg(long, default_value_t = 64)]
     batch: usize,
@@ -66,6 +70,7 @@ pub fn run_sweep(a: SweepArgs) -> Result<()> {
     search.steps = a.steps;
     search.validation_batch = a.validation_batch;
     search.batch = a.batch;
+    search.quality = a.quality.measure();
     search.beta = a.beta;
     search.seed = a.seed;
     search.rl_learning_rate = tunas_searcher::search::default_rl_learning_rate(

@@ -206,6 +206,60 @@ fn search_resumes_from_its_folder_alone_to_the_same_end() {
 }
 
 #[test]
+fn a_probability_q_search_logs_its_q_and_keeps_it_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let quality = |out: &PathBuf| -> Vec<f64> {
+        let log = std::fs::read_to_string(out.join("steps.csv")).unwrap();
+        let mut lines = log.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let col = header.iter().position(|h| *h == "quality").unwrap();
+        lines
+            .map(|l| l.split(',').nth(col).unwrap().parse().unwrap())
+            .collect()
+    };
+    let accuracy_run = dir.path().join("accuracy");
+    let probability_run = dir.path().join("probability");
+    let base = with(&search_base(&accuracy_run), "--steps", "6");
+    assert!(run_s(&base).status.success());
+    let mut probability = with(&base, "--out", &probability_run.display().to_string());
+    probability.extend(strings(&[
+        "--quality",
+        "probability",
+        "--stop-after",
+        "4",
+        "--checkpoint-every",
+        "2",
+    ]));
+    let o = run_s(&probability);
+    assert!(o.status.success(), "{}", err(&o));
+    // The accuracy on 8 validation images is a multiple of 1/8; the mean
+    // probability of the true class is not, and both lie in [0, 1].
+    let on_eighths = |q: f64| ((q * 8.0) - (q * 8.0).round()).abs() < 1e-4;
+    let (acc, prob) = (quality(&accuracy_run), quality(&probability_run));
+    assert_eq!((acc.len(), prob.len()), (6, 4));
+    assert!(acc.iter().all(|&q| on_eighths(q)), "{acc:?}");
+    assert!(prob.iter().all(|&q| (0.0..=1.0).contains(&q)), "{prob:?}");
+    assert!(prob.iter().any(|&q| !on_eighths(q)), "{prob:?}");
+    // A resumed run keeps its measure; another one is refused by name.
+    let resume = strings(&[
+        "search",
+        "--resume",
+        &probability_run.display().to_string(),
+        "--quiet",
+    ]);
+    let o = run_s(&with(&resume, "--quality", "accuracy"));
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("--quality Accuracy differs from the Probability"),
+        "{}",
+        err(&o)
+    );
+    let o = run_s(&resume);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(quality(&probability_run).len(), 6);
+}
+
+#[test]
 fn random_targets_and_export_refuse_hostile_values() {
     let table = reference_table();
     let mut cases = 0;

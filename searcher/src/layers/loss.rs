@@ -104,6 +104,25 @@ pub(crate) fn accuracy(logits: ArrayView2<'_, f32>, labels: &[usize]) -> f32 {
     correct_count(logits, labels) as f32 / labels.len() as f32
 }
 
+/// Mean over the rows of the softmax probability at the label; 0 for an
+/// empty batch.
+///
+/// # Shapes
+/// `logits: [n, classes]`, `labels: [n]`.
+pub(crate) fn mean_true_class_probability(logits: ArrayView2<'_, f32>, labels: &[usize]) -> f32 {
+    check(&logits, labels);
+    if labels.is_empty() {
+        return 0.0;
+    }
+    let mut logp = vec![0.0f32; logits.ncols()];
+    let mut sum = 0.0f64;
+    for (row, &label) in logits.outer_iter().zip(labels) {
+        log_softmax_row(row, &mut logp);
+        sum += f64::from(logp[label].exp());
+    }
+    (sum / labels.len() as f64) as f32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +169,28 @@ mod tests {
         let logits = array![[0.1f32, 0.9, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 5.0]];
         assert_eq!(correct_count(logits.view(), &[1, 1, 2]), 2);
         assert!((accuracy(logits.view(), &[1, 1, 2]) - 2.0 / 3.0).abs() < 1e-7);
+    }
+
+    #[test]
+    fn true_class_probability_matches_a_naive_softmax() {
+        let logits = uniform(&mut rng(43), (4, 6), -30.0, 30.0);
+        let labels = [5, 0, 3, 3];
+        let naive: f64 = logits
+            .outer_iter()
+            .zip(&labels)
+            .map(|(row, &l)| {
+                let e: Vec<f64> = row.iter().map(|&v| f64::from(v).exp()).collect();
+                e[l] / e.iter().sum::<f64>()
+            })
+            .sum::<f64>()
+            / labels.len() as f64;
+        let p = mean_true_class_probability(logits.view(), &labels);
+        assert!((f64::from(p) - naive).abs() < 1e-6, "{p} against {naive}");
+        // Uniform logits: 1/k; a dominant true logit: close to 1.
+        let flat = Array2::<f32>::zeros((2, 4));
+        assert!((mean_true_class_probability(flat.view(), &[1, 2]) - 0.25).abs() < 1e-7);
+        let sure = array![[0.0f32, 200.0, 0.0]];
+        assert!((mean_true_class_probability(sure.view(), &[1]) - 1.0).abs() < 1e-7);
     }
 
     #[test]

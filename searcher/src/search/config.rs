@@ -34,6 +34,10 @@ pub struct SearchConfig {
     pub samples_per_step: usize,
     /// Reward function.
     pub reward: RewardKind,
+    /// What Q measures on the validation batch (runs stored before it
+    /// existed used the accuracy).
+    #[serde(default)]
+    pub quality: QualityMeasure,
     /// β (negative).
     pub beta: f64,
     /// Target T0, in the resource's unit (ms, M multiply-adds, M params).
@@ -75,6 +79,21 @@ pub struct SearchConfig {
     /// before it existed had none).
     #[serde(default)]
     pub augment: Augmentation,
+}
+
+/// What the reward's Q measures on a validation batch with the shared
+/// weights.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QualityMeasure {
+    /// The fraction classified correctly (TuNAS's Q).
+    #[default]
+    Accuracy,
+    /// The mean softmax probability of the true class: in [0, 1] like the
+    /// accuracy, so β keeps its meaning, but it moves with every image's
+    /// confidence instead of only with the images whose argmax flips, so
+    /// one batch's Q is less noisy.
+    Probability,
 }
 
 /// How several devices' latency misses combine in the reward
@@ -157,6 +176,7 @@ impl SearchConfig {
             validation_batch: 128,
             samples_per_step: 1,
             reward: RewardKind::Abs,
+            quality: QualityMeasure::Accuracy,
             beta: DEFAULT_BETA,
             target,
             resource: Resource::Latency,

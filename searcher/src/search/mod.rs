@@ -34,7 +34,9 @@ use tunas_shared::{
 use crate::controller::{Controller, rl_learning_rate};
 use crate::data::{Augmentation, BatchMaker, Dataset};
 use crate::optim::{Optimizer, Sgd, WarmupCosine};
-use crate::supernet::{BnMode, PathPlan, StepSettings, Supernet, evaluate, train_step};
+use crate::supernet::{
+    BnMode, PathPlan, StepSettings, Supernet, evaluate, train_step, true_class_probability,
+};
 use crate::train::Normalization;
 use crate::weights::{WeightsError, WeightsMeta, load_store, save_store};
 
@@ -47,7 +49,8 @@ mod run;
 
 pub use baseline::{BandDraw, latency_samples, random_within_band};
 pub use config::{
-    DEFAULT_BETA, MultiDevice, Resource, SearchConfig, default_rl_learning_rate, device_reward,
+    DEFAULT_BETA, MultiDevice, QualityMeasure, Resource, SearchConfig, default_rl_learning_rate,
+    device_reward,
 };
 pub use files::{DeviceEstimate, RunFiles, RunInputs, SearchResult};
 pub use phases::{PhaseTime, PhaseTimes};

@@ -293,8 +293,12 @@ impl<'a> SearchRun<'a> {
             data.maker.batch(&data.validation, &vidx, rng)
         });
         let net = &mut self.net;
+        let measure = match config.quality {
+            QualityMeasure::Accuracy => evaluate,
+            QualityMeasure::Probability => true_class_probability,
+        };
         let quality = self.times.time(&self.clock, Phase::Validation, || {
-            evaluate(
+            measure(
                 net,
                 vx,
                 &vy,

@@ -260,3 +260,16 @@ pub fn evaluate(
     let (logits, _) = net.forward(x, plan, mode, false);
     crate::layers::loss::accuracy(logits.view(), labels)
 }
+
+/// Mean softmax probability of the true class of a path on a batch (no
+/// gradients): the search's `--quality probability`.
+pub fn true_class_probability(
+    net: &mut Supernet,
+    x: Array4<f32>,
+    labels: &[usize],
+    plan: &PathPlan,
+    mode: BnMode,
+) -> f32 {
+    let (logits, _) = net.forward(x, plan, mode, false);
+    crate::layers::loss::mean_true_class_probability(logits.view(), labels)
+}
