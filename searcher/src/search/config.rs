@@ -96,6 +96,16 @@ pub enum QualityMeasure {
     Probability,
 }
 
+impl QualityMeasure {
+    /// What scores a batch's logits against its labels.
+    pub(crate) fn score(self) -> fn(ndarray::ArrayView2<'_, f32>, &[usize]) -> f32 {
+        match self {
+            QualityMeasure::Accuracy => crate::layers::loss::accuracy,
+            QualityMeasure::Probability => crate::layers::loss::mean_true_class_probability,
+        }
+    }
+}
+
 /// How several devices' latency misses combine in the reward
 /// `r = Q + β·combine_d |T_d/T0_d − 1|`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

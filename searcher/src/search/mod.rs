@@ -34,9 +34,7 @@ use tunas_shared::{
 use crate::controller::{Controller, rl_learning_rate};
 use crate::data::{Augmentation, BatchMaker, Dataset};
 use crate::optim::{Optimizer, Sgd, WarmupCosine};
-use crate::supernet::{
-    BnMode, PathPlan, StepSettings, Supernet, evaluate, train_step, true_class_probability,
-};
+use crate::supernet::{BnMode, PathPlan, StepSettings, Supernet, evaluate, score_path, train_step};
 use crate::train::Normalization;
 use crate::weights::{WeightsError, WeightsMeta, load_store, save_store};
 

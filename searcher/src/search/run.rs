@@ -293,17 +293,14 @@ impl<'a> SearchRun<'a> {
             data.maker.batch(&data.validation, &vidx, rng)
         });
         let net = &mut self.net;
-        let measure = match config.quality {
-            QualityMeasure::Accuracy => evaluate,
-            QualityMeasure::Probability => true_class_probability,
-        };
         let quality = self.times.time(&self.clock, Phase::Validation, || {
-            measure(
+            score_path(
                 net,
                 vx,
                 &vy,
                 &PathPlan::single(sampled.clone()),
                 BnMode::Batch,
+                config.quality.score(),
             )
         }) as f64;
         let (space, tables) = (self.space, self.tables);

@@ -44,8 +44,9 @@ use tunas_shared::SearchSpace;
 use crate::layers::activation::Activation as Act;
 
 pub(crate) use build::{ConvBn, HeadWeights, LayerWeights};
+pub use net::evaluate;
+pub(crate) use net::score_path;
 pub(crate) use net::{StepSettings, train_step};
-pub use net::{evaluate, true_class_probability};
 pub use plan::PathPlan;
 pub(crate) use store::leading_region;
 pub use store::{ParamStore, ParamTensor};

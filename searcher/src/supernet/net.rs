@@ -1,7 +1,7 @@
 //! The whole net: forward through stem, layers and head, backward in
 //! reverse, and the training and evaluation steps built on them.
 
-use ndarray::{Array2, Array4};
+use ndarray::{Array2, Array4, ArrayView2};
 
 use super::plan::PlanDims;
 use super::tape::{HeadTape, KernelTape, NetTape};
@@ -257,19 +257,18 @@ pub fn evaluate(
     plan: &PathPlan,
     mode: BnMode,
 ) -> f32 {
-    let (logits, _) = net.forward(x, plan, mode, false);
-    crate::layers::loss::accuracy(logits.view(), labels)
+    score_path(net, x, labels, plan, mode, crate::layers::loss::accuracy)
 }
 
-/// Mean softmax probability of the true class of a path on a batch (no
-/// gradients): the search's `--quality probability`.
-pub fn true_class_probability(
+/// `score` of a path's logits on a batch (no gradients).
+pub(crate) fn score_path(
     net: &mut Supernet,
     x: Array4<f32>,
     labels: &[usize],
     plan: &PathPlan,
     mode: BnMode,
+    score: fn(ArrayView2<'_, f32>, &[usize]) -> f32,
 ) -> f32 {
     let (logits, _) = net.forward(x, plan, mode, false);
-    crate::layers::loss::mean_true_class_probability(logits.view(), labels)
+    score(logits.view(), labels)
 }
