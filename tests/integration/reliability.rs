@@ -60,6 +60,18 @@ fn run_s(args: &[String]) -> Output {
 
 const HOSTILE: [&str; 4] = ["NaN", "-1", "0", "1e300"];
 
+/// `search --resume DIR --quiet`.
+fn resume_search(dir: &Path) -> Vec<String> {
+    strings(&["search", "--resume", &dir.display().to_string(), "--quiet"])
+}
+
+/// `args` fail, and stderr says `needle`.
+fn assert_refused(args: &[String], needle: &str) {
+    let o = run_s(args);
+    assert!(!o.status.success(), "{args:?} accepted");
+    assert!(err(&o).contains(needle), "{}", err(&o));
+}
+
 fn search_base(out: &Path) -> Vec<String> {
     strings(&[
         "search",
@@ -159,24 +171,16 @@ fn search_resumes_from_its_folder_alone_to_the_same_end() {
     let mut stopped = with(&base, "--out", &killed.display().to_string());
     stopped.extend(strings(&["--stop-after", "5"]));
     assert!(run_s(&stopped).status.success());
-    let resume = strings(&[
-        "search",
-        "--resume",
-        &killed.display().to_string(),
-        "--quiet",
-    ]);
+    let resume = resume_search(&killed);
     let o = run_s(&resume);
     assert!(o.status.success(), "{}", err(&o));
     let log = |d: &PathBuf| std::fs::read_to_string(d.join("steps.csv")).unwrap();
     assert_eq!(log(&whole), log(&killed));
 
     // A setting given on resume that differs names both values.
-    let o = run_s(&with(&resume, "--steps", "9"));
-    assert!(!o.status.success());
-    assert!(
-        err(&o).contains("--steps 9 differs from the 8"),
-        "{}",
-        err(&o)
+    assert_refused(
+        &with(&resume, "--steps", "9"),
+        "--steps 9 differs from the 8",
     );
     let o = run_s(&with(&resume, "--limit-train", "200"));
     assert!(
@@ -241,18 +245,10 @@ fn a_probability_q_search_logs_its_q_and_keeps_it_on_resume() {
     assert!(prob.iter().all(|&q| (0.0..=1.0).contains(&q)), "{prob:?}");
     assert!(prob.iter().any(|&q| !on_eighths(q)), "{prob:?}");
     // A resumed run keeps its measure; another one is refused by name.
-    let resume = strings(&[
-        "search",
-        "--resume",
-        &probability_run.display().to_string(),
-        "--quiet",
-    ]);
-    let o = run_s(&with(&resume, "--quality", "accuracy"));
-    assert!(!o.status.success());
-    assert!(
-        err(&o).contains("--quality Accuracy differs from the Probability"),
-        "{}",
-        err(&o)
+    let resume = resume_search(&probability_run);
+    assert_refused(
+        &with(&resume, "--quality", "accuracy"),
+        "--quality Accuracy differs from the Probability",
     );
     let o = run_s(&resume);
     assert!(o.status.success(), "{}", err(&o));
@@ -521,13 +517,9 @@ fn a_search_for_two_devices_reports_both_and_resumes() {
     args.extend(strings(&["--checkpoint-every", "3", "--stop-after", "4"]));
     let o = run_s(&args);
     assert!(o.status.success(), "{}", err(&o));
-    let o = run_s(&strings(&[
-        "search",
-        "--resume",
-        &out.display().to_string(),
-        "--quiet",
-        "--json",
-    ]));
+    let mut resume = resume_search(&out);
+    resume.push("--json".into());
+    let o = run_s(&resume);
     assert!(o.status.success(), "{}", err(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let devices = r["devices"].as_array().unwrap();
