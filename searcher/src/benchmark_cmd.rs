@@ -144,10 +144,18 @@ pub struct BenchmarkArgs {
     /// Fraction of the search's steps in the warm-up (as `search --warmup`).
     #[arg(long, default_value_t = 0.25)]
     warmup: f64,
+    /// What the search's op warm-up does with skip decisions (as `search
+    /// --skip-warmup`).
+    #[arg(long, value_enum, default_value = "all-values")]
+    skip_warmup: crate::search_cmd::SkipWarmupArg,
     /// RL learning rate at the end of the warm-up [default: 40 / steps
     /// after the warm-up] (as `search --rl-lr`).
     #[arg(long)]
     rl_lr: Option<f64>,
+    /// Peak learning rate of the search's shared weights (as `search
+    /// --lr`).
+    #[arg(long, default_value_t = tunas_searcher::search::DEFAULT_WEIGHT_LEARNING_RATE)]
+    lr: f32,
     /// β of the search's reward.
     #[arg(long, default_value_t = tunas_searcher::search::DEFAULT_BETA, allow_hyphen_values = true)]
     beta: f64,
@@ -198,12 +206,14 @@ impl BenchmarkArgs {
         s.search.samples_per_step = self.samples_per_step;
         s.search.quality = self.quality.measure();
         s.search.warmup_fraction = self.warmup;
+        s.search.skip_warmup = self.skip_warmup.setting();
         s.search.rl_learning_rate = match self.rl_lr {
             Some(v) => v,
             None => tunas_searcher::search::default_rl_learning_rate(
                 self.steps.saturating_sub(s.search.warmup_steps()),
             ),
         };
+        s.search.weight_learning_rate = self.lr;
         s.search.beta = self.beta;
         s.holdout = self.images.holdout;
         s.limit_train = self.images.limit_train;

@@ -8,7 +8,7 @@ use tunas_searcher::controller::RewardKind;
 use tunas_searcher::data::{Augmentation, DEFAULT_FASHION_MNIST_DIR};
 use tunas_searcher::search::{
     MultiDevice, QualityMeasure, Resource, RunFiles, RunInputs, RunOptions, SearchConfig,
-    SearchData, SearchError, SearchResult, search,
+    SearchData, SearchError, SearchResult, SkipWarmup, search,
 };
 use tunas_shared::{LatencyTable, SearchSpace, load_space};
 
@@ -45,6 +45,26 @@ impl QualityArg {
         match self {
             QualityArg::Accuracy => QualityMeasure::Accuracy,
             QualityArg::Probability => QualityMeasure::Probability,
+        }
+    }
+}
+
+/// What the op warm-up does with skip decisions.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SkipWarmupArg {
+    /// Run the layer on and off and average, as the other op decisions
+    /// (TuNAS).
+    AllValues,
+    /// Keep the uniform sample: train at the depths paths really have.
+    Sampled,
+}
+
+impl SkipWarmupArg {
+    /// The library's setting.
+    pub fn setting(self) -> SkipWarmup {
+        match self {
+            SkipWarmupArg::AllValues => SkipWarmup::AllValues,
+            SkipWarmupArg::Sampled => SkipWarmup::Sampled,
         }
     }
 }
@@ -132,6 +152,9 @@ pub struct SearchArgs {
     /// Fraction of steps in the warm-up [default: 0.25].
     #[arg(long)]
     warmup: Option<f64>,
+    /// What the op warm-up does with skip decisions [default: all-values].
+    #[arg(long, value_enum)]
+    skip_warmup: Option<SkipWarmupArg>,
     /// Folder with MNIST-format IDX files or CIFAR-10 binary batches
     /// [default: /usr/share/datasets/fashion-mnist].
     #[arg(long, value_name = "DIR")]
@@ -281,6 +304,9 @@ impl SearchArgs {
         if let Some(v) = self.lr {
             c.weight_learning_rate = v;
         }
+        if let Some(v) = self.skip_warmup {
+            c.skip_warmup = v.setting();
+        }
         if let Some(v) = self.seed {
             c.seed = v;
         }
@@ -354,6 +380,12 @@ impl SearchArgs {
         same_on_resume("--rl-lr", self.rl_lr, c.rl_learning_rate, dir)?;
         same_on_resume("--lr", self.lr, c.weight_learning_rate, dir)?;
         same_on_resume("--warmup", self.warmup, c.warmup_fraction, dir)?;
+        same_on_resume(
+            "--skip-warmup",
+            self.skip_warmup.map(SkipWarmupArg::setting),
+            c.skip_warmup,
+            dir,
+        )?;
         same_on_resume("--seed", self.seed, c.seed, dir)?;
         same_on_resume("--pad-crop", self.augment.pad_crop, c.augment.pad_crop, dir)?;
         same_on_resume(

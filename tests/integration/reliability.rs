@@ -182,6 +182,10 @@ fn search_resumes_from_its_folder_alone_to_the_same_end() {
         &with(&resume, "--steps", "9"),
         "--steps 9 differs from the 8",
     );
+    assert_refused(
+        &with(&resume, "--skip-warmup", "sampled"),
+        "--skip-warmup Sampled differs from the AllValues",
+    );
     let o = run_s(&with(&resume, "--limit-train", "200"));
     assert!(
         err(&o).contains("--limit-train 200 differs from the 300"),
@@ -362,6 +366,8 @@ fn benchmark_flags_are_checked_before_work() {
         ("--first-search-seed", "18446744073709551615"),
         ("--warmup", "1"),
         ("--rl-lr", "0"),
+        ("--lr", "0"),
+        ("--lr", "inf"),
         ("--trainings-from", "/nonexistent-benchmark"),
     ] {
         let o = run_s(&with(&base, flag, v));

@@ -62,6 +62,10 @@ pub struct SearchConfig {
     pub(crate) label_smoothing: f32,
     /// Keep only decision inputs for all-values decisions.
     pub(crate) rematerialize: bool,
+    /// Whether the op warm-up also runs skip decisions over both values
+    /// (runs stored before it existed did).
+    #[serde(default)]
+    pub skip_warmup: SkipWarmup,
     /// Seed of everything random.
     pub seed: u64,
     /// Checkpoint every this many steps.
@@ -104,6 +108,22 @@ impl QualityMeasure {
             QualityMeasure::Probability => crate::layers::loss::mean_true_class_probability,
         }
     }
+}
+
+/// What the op warm-up does with a layer's skip decision.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SkipWarmup {
+    /// With probability p the layer runs on and off and the two outputs
+    /// are averaged, as every other op decision (TuNAS's op warm-up). A
+    /// residual layer's body then adds half its output in the warm-up and
+    /// all of it afterwards.
+    #[default]
+    AllValues,
+    /// Skip decisions keep their uniform sample: the warm-up trains the
+    /// shared weights at the depths paths really have, and about half the
+    /// optional layers are off in each warm-up step.
+    Sampled,
 }
 
 /// How several devices' latency misses combine in the reward
@@ -154,6 +174,10 @@ pub fn device_reward(
 /// (docs/measurements.md, "Latency targeting").
 pub const DEFAULT_BETA: f64 = -0.5;
 
+/// Peak learning rate of the shared weights (SGD Nesterov, warm-up then
+/// cosine): per image the stand-alone recipe's 0.1 at batch 128.
+pub const DEFAULT_WEIGHT_LEARNING_RATE: f32 = 0.05;
+
 /// Default RL learning rate at the end of the warm-up for a search phase of
 /// `search_steps` steps: `40 / search_steps`.
 ///
@@ -191,12 +215,13 @@ impl SearchConfig {
             target,
             resource: Resource::Latency,
             rl_learning_rate: default_rl_learning_rate(steps - warmup),
-            weight_learning_rate: 0.05,
+            weight_learning_rate: DEFAULT_WEIGHT_LEARNING_RATE,
             weight_decay: 4e-5,
             weight_momentum: default_weight_momentum(),
             lr_warmup_fraction: default_lr_warmup_fraction(),
             label_smoothing: 0.1,
             rematerialize: true,
+            skip_warmup: SkipWarmup::AllValues,
             seed: 1,
             checkpoint_every: 250,
             record_every: 10,

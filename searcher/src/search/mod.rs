@@ -47,8 +47,8 @@ mod run;
 
 pub use baseline::{BandDraw, latency_samples, random_within_band};
 pub use config::{
-    DEFAULT_BETA, MultiDevice, QualityMeasure, Resource, SearchConfig, default_rl_learning_rate,
-    device_reward,
+    DEFAULT_BETA, DEFAULT_WEIGHT_LEARNING_RATE, MultiDevice, QualityMeasure, Resource,
+    SearchConfig, SkipWarmup, default_rl_learning_rate, device_reward,
 };
 pub use files::{DeviceEstimate, RunFiles, RunInputs, SearchResult};
 pub use phases::{PhaseTime, PhaseTimes};
@@ -278,9 +278,8 @@ fn batch_indices(len: usize, batch: usize, seed: u64, index: usize) -> Vec<usize
 fn warmup_plan(
     space: &SearchSpace,
     sampled: &Architecture,
-    p: f64,
-    q: f64,
-    rematerialize: bool,
+    (p, q): (f64, f64),
+    config: &SearchConfig,
     rng: &mut ChaCha8Rng,
 ) -> PathPlan {
     let mut arch = sampled.clone();
@@ -293,6 +292,7 @@ fn warmup_plan(
                     arch.indices[i] = largest.indices[i];
                 }
             }
+            DecisionKind::Skip if config.skip_warmup == SkipWarmup::Sampled => {}
             DecisionKind::Op
             | DecisionKind::Kernel
             | DecisionKind::SqueezeExcite
@@ -304,7 +304,7 @@ fn warmup_plan(
     PathPlan {
         arch,
         all_values,
-        rematerialize,
+        rematerialize: config.rematerialize,
     }
 }
 
@@ -391,4 +391,44 @@ fn write_checkpoint(
     };
     let json = serde_json::to_vec(&cp).expect("checkpoint serialises");
     tunas_shared::write_atomic(&files.checkpoint(), &json).map_err(io_err(&files.checkpoint()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tunas_shared::builtin_space;
+
+    /// Which decisions of one warm-up plan at p = 1 run all their values.
+    fn all_values_kinds(skip_warmup: SkipWarmup) -> Vec<(DecisionKind, bool)> {
+        let space = builtin_space("tiny28").unwrap();
+        let mut config = SearchConfig::defaults(100, 1.0);
+        config.skip_warmup = skip_warmup;
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let sampled = Architecture::sample_uniform(&space, &mut rng);
+        let plan = warmup_plan(&space, &sampled, (1.0, 0.0), &config, &mut rng);
+        assert_eq!(plan.arch, sampled, "q = 0 keeps every width");
+        space
+            .decisions
+            .iter()
+            .zip(plan.all_values)
+            .map(|(d, all)| (d.kind, all))
+            .collect()
+    }
+
+    #[test]
+    fn a_sampled_skip_warmup_runs_all_values_of_every_decision_but_skips() {
+        let kinds = all_values_kinds(SkipWarmup::AllValues);
+        assert!(kinds.iter().any(|(k, _)| *k == DecisionKind::Skip));
+        for (kind, all) in kinds {
+            let expected = !matches!(kind, DecisionKind::Filters | DecisionKind::Expansion);
+            assert_eq!(all, expected, "{kind:?} with the skips' op warm-up");
+        }
+        for (kind, all) in all_values_kinds(SkipWarmup::Sampled) {
+            let expected = !matches!(
+                kind,
+                DecisionKind::Filters | DecisionKind::Expansion | DecisionKind::Skip
+            );
+            assert_eq!(all, expected, "{kind:?} with sampled skips");
+        }
+    }
 }

@@ -203,7 +203,7 @@ impl<'a> SearchRun<'a> {
                 } else {
                     self.controller.sample(&mut rng)
                 };
-                let plan = warmup_plan(self.space, &sampled, p, q, config.rematerialize, &mut rng);
+                let plan = warmup_plan(self.space, &sampled, (p, q), config, &mut rng);
                 (sampled, plan)
             });
             let outcome = self.train_and_score(&sampled, &plan, lr, in_warmup, &mut rng)?;
