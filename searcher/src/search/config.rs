@@ -122,7 +122,8 @@ pub enum SkipWarmup {
     AllValues,
     /// Skip decisions keep their uniform sample: the warm-up trains the
     /// shared weights at the depths paths really have, and about half the
-    /// optional layers are off in each warm-up step.
+    /// optional layers are off in each warm-up step. Measured at rgb32's
+    /// p25 it neither ranked nor searched better (docs/measurements.md).
     Sampled,
 }
 
