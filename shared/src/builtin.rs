@@ -1,4 +1,4 @@
-//! The four built-in search spaces (docs/design.md, "Built-in spaces").
+//! The built-in search spaces (docs/design.md, "Built-in spaces").
 
 use crate::error::SpaceError;
 use crate::space::{
@@ -7,13 +7,14 @@ use crate::space::{
 };
 
 /// Names of the built-in spaces, default first.
-pub const BUILTIN_SPACES: [&str; 7] = [
+pub const BUILTIN_SPACES: [&str; 8] = [
     "tiny28",
     "tiny28-ops",
     "proxylessnas",
     "proxylessnas-enlarged",
     "mobilenet-v3-like",
     "rgb32",
+    "rgb32-deep",
     "rgb96",
 ];
 
@@ -29,6 +30,7 @@ pub fn builtin_space(name: &str) -> Result<SearchSpace, SpaceError> {
         "proxylessnas-enlarged" => proxylessnas(true),
         "mobilenet-v3-like" => mobilenet_v3_like(),
         "rgb32" => rgb32(),
+        "rgb32-deep" => rgb32_deep(),
         "rgb96" => rgb96(),
         _ => {
             return Err(SpaceError::Unknown {
@@ -484,6 +486,27 @@ fn rgb32() -> SearchSpace {
             (&[32, 48, 64], Activation::Swish6, 2, 3),
             (&[48, 64, 96], Activation::Swish6, 2, 3),
             (&[64, 96, 128], Activation::Swish6, 1, 2),
+        ],
+        &[128, 192, 256],
+    )
+}
+
+/// rgb32 with 13 layers instead of 10 (4, 4 and 3 in stages 2–4), every
+/// added one skippable. Depth is what stand-alone accuracy follows most among
+/// rgb32's equal-latency networks (docs/measurements.md), so here networks of
+/// one latency differ more in depth: from 4 to 13 layers instead of 4 to 10.
+fn rgb32_deep() -> SearchSpace {
+    small_rgb_space(
+        "rgb32-deep",
+        "rgb32 with up to 13 layers (2, 4, 4, 3 per stage) for a wider equal-latency spread",
+        32,
+        1,
+        &[16, 24],
+        &[
+            (&[16, 24, 32], Activation::Relu, 2, 2),
+            (&[32, 48, 64], Activation::Swish6, 2, 4),
+            (&[48, 64, 96], Activation::Swish6, 2, 4),
+            (&[64, 96, 128], Activation::Swish6, 1, 3),
         ],
         &[128, 192, 256],
     )

@@ -55,6 +55,7 @@ fn spaces_json_lists_the_built_in_spaces_with_their_counts() {
             "proxylessnas-enlarged",
             "mobilenet-v3-like",
             "rgb32",
+            "rgb32-deep",
             "rgb96"
         ]
     );

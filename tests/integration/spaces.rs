@@ -57,6 +57,7 @@ fn enlarged_spaces_search_every_width() {
 fn rgb_spaces_take_colour_inputs_and_shrink_to_a_few_pixels() {
     for (name, size, final_hw, decisions) in [
         ("rgb32", 32, 4, 1 + 4 + 10 * 3 + 6 + 1),
+        ("rgb32-deep", 32, 4, 1 + 4 + 13 * 3 + 9 + 1),
         ("rgb96", 96, 3, 1 + 5 + 13 * 3 + 8 + 1),
     ] {
         let space = builtin_space(name).unwrap();
@@ -70,6 +71,9 @@ fn rgb_spaces_take_colour_inputs_and_shrink_to_a_few_pixels() {
         assert_eq!(last.in_h, final_hw, "{name}: the last stage has stride 1");
         assert!(!space_op_keys(&space, 1).is_empty());
     }
+    // The deep variant's added layers repeat shapes rgb32 already has.
+    let keys = |name| space_op_keys(&builtin_space(name).unwrap(), 1);
+    assert_eq!(keys("rgb32-deep"), keys("rgb32"));
 }
 
 #[test]
