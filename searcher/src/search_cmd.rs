@@ -57,6 +57,9 @@ pub enum SkipWarmupArg {
     AllValues,
     /// Keep the uniform sample: train at the depths paths really have.
     Sampled,
+    /// Turn the layer on (not skipped) with the warm-up's probability, so
+    /// optional layers train about as often as the mandatory ones.
+    Present,
 }
 
 impl SkipWarmupArg {
@@ -65,6 +68,7 @@ impl SkipWarmupArg {
         match self {
             SkipWarmupArg::AllValues => SkipWarmup::AllValues,
             SkipWarmupArg::Sampled => SkipWarmup::Sampled,
+            SkipWarmupArg::Present => SkipWarmup::Present,
         }
     }
 }

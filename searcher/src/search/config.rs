@@ -125,6 +125,13 @@ pub enum SkipWarmup {
     /// optional layers are off in each warm-up step. Measured at rgb32's
     /// p25 it neither ranked nor searched better (docs/measurements.md).
     Sampled,
+    /// With probability p the layer is on (not skipped), else it keeps its
+    /// sample: optional layers train about as often as the mandatory ones
+    /// early on, as a network trained alone trains all of its layers.
+    /// Shared weights rate deep paths no better than shallow ones while
+    /// stand-alone accuracy rises with depth, and training the optional
+    /// layers less (`Sampled`) made that worse.
+    Present,
 }
 
 /// How several devices' latency misses combine in the reward

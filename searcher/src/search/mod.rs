@@ -293,6 +293,13 @@ fn warmup_plan(
                 }
             }
             DecisionKind::Skip if config.skip_warmup == SkipWarmup::Sampled => {}
+            DecisionKind::Skip if config.skip_warmup == SkipWarmup::Present => {
+                // The same draw as `AllValues`, so the rest of the run's
+                // random stream is unchanged.
+                if p > 0.0 && rng.random_bool(p.min(1.0)) {
+                    arch.indices[i] = largest.indices[i];
+                }
+            }
             DecisionKind::Op
             | DecisionKind::Kernel
             | DecisionKind::SqueezeExcite
@@ -398,14 +405,21 @@ mod tests {
     use super::*;
     use tunas_shared::builtin_space;
 
-    /// Which decisions of one warm-up plan at p = 1 run all their values.
-    fn all_values_kinds(skip_warmup: SkipWarmup) -> Vec<(DecisionKind, bool)> {
+    /// One warm-up plan at p = 1, q = 0 of tiny28, and the sample it began
+    /// from.
+    fn plan_at_p1(skip_warmup: SkipWarmup) -> (SearchSpace, Architecture, PathPlan) {
         let space = builtin_space("tiny28").unwrap();
         let mut config = SearchConfig::defaults(100, 1.0);
         config.skip_warmup = skip_warmup;
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let sampled = Architecture::sample_uniform(&space, &mut rng);
         let plan = warmup_plan(&space, &sampled, (1.0, 0.0), &config, &mut rng);
+        (space, sampled, plan)
+    }
+
+    /// Which decisions of one warm-up plan at p = 1 run all their values.
+    fn all_values_kinds(skip_warmup: SkipWarmup) -> Vec<(DecisionKind, bool)> {
+        let (space, sampled, plan) = plan_at_p1(skip_warmup);
         assert_eq!(plan.arch, sampled, "q = 0 keeps every width");
         space
             .decisions
@@ -430,5 +444,37 @@ mod tests {
             );
             assert_eq!(all, expected, "{kind:?} with sampled skips");
         }
+    }
+
+    #[test]
+    fn a_present_skip_warmup_turns_every_optional_layer_on_at_p1() {
+        let (space, sampled, plan) = plan_at_p1(SkipWarmup::Present);
+        let largest = Architecture::largest(&space);
+        let mut skips = 0;
+        for (i, d) in space.decisions.iter().enumerate() {
+            let is_skip = d.kind == DecisionKind::Skip;
+            let expected = if is_skip {
+                largest.indices[i]
+            } else {
+                sampled.indices[i]
+            };
+            assert_eq!(plan.arch.indices[i], expected, "{}", d.name);
+            assert_eq!(
+                plan.all_values[i],
+                !is_skip && d.kind != DecisionKind::Filters && d.kind != DecisionKind::Expansion,
+                "{}",
+                d.name
+            );
+            skips += usize::from(is_skip && sampled.indices[i] != largest.indices[i]);
+        }
+        assert!(
+            skips > 0,
+            "the sample skipped some layer, so the test can fail"
+        );
+        let resolved = plan.arch.resolve(&space);
+        assert!(
+            resolved.layers.iter().all(|l| !l.skipped),
+            "every layer runs"
+        );
     }
 }
