@@ -475,19 +475,10 @@ fn small_rgb_space(
 /// CIFAR-sized (32x32x3, 10 classes): tiny28's plan with a fourth stage,
 /// 16x16 after the first stage, 4x4 before the head.
 fn rgb32() -> SearchSpace {
-    small_rgb_space(
+    rgb32_with_depths(
         "rgb32",
         "CIFAR-sized RGB space (32x32x3, 10 classes) in tiny28's style, with a fourth stage",
-        32,
-        1,
-        &[16, 24],
-        &[
-            (&[16, 24, 32], Activation::Relu, 2, 2),
-            (&[32, 48, 64], Activation::Swish6, 2, 3),
-            (&[48, 64, 96], Activation::Swish6, 2, 3),
-            (&[64, 96, 128], Activation::Swish6, 1, 2),
-        ],
-        &[128, 192, 256],
+        [2, 3, 3, 2],
     )
 }
 
@@ -496,17 +487,26 @@ fn rgb32() -> SearchSpace {
 /// rgb32's equal-latency networks (docs/measurements.md), so here networks of
 /// one latency differ more in depth: from 4 to 13 layers instead of 4 to 10.
 fn rgb32_deep() -> SearchSpace {
-    small_rgb_space(
+    rgb32_with_depths(
         "rgb32-deep",
         "rgb32 with up to 13 layers (2, 4, 4, 3 per stage) for a wider equal-latency spread",
+        [2, 4, 4, 3],
+    )
+}
+
+/// rgb32's stem, stages and head with `layers` bottlenecks per stage.
+fn rgb32_with_depths(name: &str, description: &str, layers: [usize; 4]) -> SearchSpace {
+    small_rgb_space(
+        name,
+        description,
         32,
         1,
         &[16, 24],
         &[
-            (&[16, 24, 32], Activation::Relu, 2, 2),
-            (&[32, 48, 64], Activation::Swish6, 2, 4),
-            (&[48, 64, 96], Activation::Swish6, 2, 4),
-            (&[64, 96, 128], Activation::Swish6, 1, 3),
+            (&[16, 24, 32], Activation::Relu, 2, layers[0]),
+            (&[32, 48, 64], Activation::Swish6, 2, layers[1]),
+            (&[48, 64, 96], Activation::Swish6, 2, layers[2]),
+            (&[64, 96, 128], Activation::Swish6, 1, layers[3]),
         ],
         &[128, 192, 256],
     )
