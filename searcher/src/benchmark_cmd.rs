@@ -303,3 +303,35 @@ pub fn run_benchmark(a: BenchmarkArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// Arguments of `compare`.
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// Benchmark folders; the first is the one the others' settings are
+    /// compared with.
+    #[arg(required = true, value_name = "DIR")]
+    dirs: Vec<PathBuf>,
+    /// Which target of the folders (0 for the first).
+    #[arg(long, default_value_t = 0)]
+    target: usize,
+    /// Also draw the folders side by side (.svg or .png).
+    #[arg(long, value_name = "FILE")]
+    chart: Option<PathBuf>,
+    /// Print the comparison as JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `compare`.
+pub fn run_compare(a: CompareArgs) -> Result<()> {
+    let c = benchmark::compare(&a.dirs, a.target, a.chart.as_deref()).map_err(flag_error)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&c)?);
+    } else {
+        print!("{}", benchmark::comparison_text(&c));
+    }
+    if let Some(chart) = &a.chart {
+        eprintln!("chart: {}", chart.display());
+    }
+    Ok(())
+}

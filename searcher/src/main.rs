@@ -75,6 +75,11 @@ enum Command {
     /// shared-weight rank correlation; resumable, with a report and charts.
     /// Targets default to the 25th and 75th percentiles.
     Benchmark(benchmark_cmd::BenchmarkArgs),
+    /// Benchmark folders of one space, table, images, recipe and target side
+    /// by side: what each changes against the first, its searched networks
+    /// against the random networks of all, and every search pooled (mean,
+    /// Welch difference to the random mean, how many reach the random p90).
+    Compare(benchmark_cmd::CompareArgs),
     /// A family of networks: one search per target latency (a size
     /// ladder), resumable, with the accuracy/latency front as JSON and chart.
     /// Targets default to the 10/25/50/75/90th percentiles.
@@ -106,6 +111,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Random(args) => baseline_cmd::run_random(args)?,
         Command::Targets(args) => baseline_cmd::run_targets(args)?,
         Command::Benchmark(args) => benchmark_cmd::run_benchmark(args)?,
+        Command::Compare(args) => benchmark_cmd::run_compare(args)?,
         Command::Sweep(args) => sweep_cmd::run_sweep(args)?,
     }
     Ok(())

@@ -430,6 +430,162 @@ where
     Ok(())
 }
 
+/// A mark with a vertical range (e.g. a mean over seeds with its minimum
+/// and maximum), placed in a category of a [`CategoryChart`].
+#[derive(Clone, Copy, Debug)]
+pub struct RangeMark {
+    /// y (the mark).
+    pub y: f64,
+    /// Lower end of the range.
+    pub y_low: f64,
+    /// Upper end of the range.
+    pub y_high: f64,
+}
+
+/// Values by category, left to right: grey dots (e.g. random networks) and
+/// coloured marks with ranges (e.g. searched networks, one category per
+/// setting), with horizontal reference levels across all of them. Values
+/// of one category are spread side by side so that none hides another.
+#[derive(Clone, Debug)]
+pub struct CategoryChart {
+    /// Chart title.
+    pub title: String,
+    /// y-axis label.
+    pub y_label: String,
+    /// Category names, the x-axis labels.
+    pub categories: Vec<String>,
+    /// Legend text of the dots.
+    pub dots_name: String,
+    /// Dots: (category index, y).
+    pub dots: Vec<(usize, f64)>,
+    /// Legend text of the marks.
+    pub marks_name: String,
+    /// Marks: (category index, mark).
+    pub marks: Vec<(usize, RangeMark)>,
+    /// Horizontal levels: (legend text, y).
+    pub levels: Vec<(String, f64)>,
+}
+
+/// Draws a [`CategoryChart`] as SVG or PNG (by the extension), wider for
+/// more categories.
+pub fn category_chart(path: &Path, chart: &CategoryChart) -> Result<(), PlotError> {
+    // Room for the longest category name under each category.
+    let longest = chart.categories.iter().map(|c| c.chars().count()).max();
+    let per_category = (6 * longest.unwrap_or(0) as u32 + 16).max(80);
+    let width = (120 + per_category * chart.categories.len() as u32).max(760);
+    with_backend(
+        path,
+        (width, 560),
+        |root| draw_categories(root, chart),
+        |root| draw_categories(root, chart),
+    )
+}
+
+/// x of value `j` of the `m` in category `i`: spread evenly over at most
+/// ±0.3 around `i`.
+fn spread_x(i: usize, j: usize, m: usize) -> f64 {
+    if m <= 1 {
+        return i as f64;
+    }
+    let width = (0.12 * (m - 1) as f64).min(0.6);
+    i as f64 - width / 2.0 + width * j as f64 / (m - 1) as f64
+}
+
+/// Each value's x: its category, spread among the values of that category.
+fn spread_by_category<T: Copy>(values: &[(usize, T)]) -> Vec<(f64, T)> {
+    let mut seen: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    let count = |i: usize| values.iter().filter(|v| v.0 == i).count();
+    values
+        .iter()
+        .map(|&(i, v)| {
+            let j = seen.entry(i).or_insert(0);
+            let x = spread_x(i, *j, count(i));
+            *j += 1;
+            (x, v)
+        })
+        .collect()
+}
+
+fn draw_categories<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    c: &CategoryChart,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let n = c.categories.len().max(1);
+    let ys = c
+        .dots
+        .iter()
+        .map(|d| d.1)
+        .chain(c.marks.iter().flat_map(|m| [m.1.y_low, m.1.y_high]))
+        .chain(c.levels.iter().map(|l| l.1));
+    let (y0, y1) = span(ys);
+    let legend_rows = 2 + c.levels.len();
+    let y1 = y1 + (y1 - y0) * (0.06 * legend_rows as f64).max(0.25);
+    let (x0, x1) = (-0.6, n as f64 - 0.4);
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(&c.title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| e.to_string())?;
+    // Labels only at whole x, where the categories are.
+    let name_at = |x: &f64| {
+        let r = x.round();
+        match c.categories.get(r as usize) {
+            Some(name) if (x - r).abs() < 1e-6 && r >= 0.0 => name.clone(),
+            _ => String::new(),
+        }
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n + 2)
+        .x_label_formatter(&name_at)
+        .y_desc(c.y_label.as_str())
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let grey = RGBColor(150, 150, 150);
+    chart
+        .draw_series(
+            spread_by_category(&c.dots)
+                .into_iter()
+                .map(|p| Circle::new(p, 4, grey.filled())),
+        )
+        .map_err(|e| e.to_string())?
+        .label(c.dots_name.clone())
+        .legend(move |(x, y)| Circle::new((x + 6, y), 4, grey.filled()));
+    draw_levels(&mut chart, &c.levels, (x0, x1))?;
+    let color = PALETTE[3];
+    let marks = spread_by_category(&c.marks);
+    chart
+        .draw_series(marks.iter().map(|(x, m)| {
+            PathElement::new(vec![(*x, m.y_low), (*x, m.y_high)], color.stroke_width(2))
+        }))
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(
+            marks
+                .iter()
+                .map(|(x, m)| TriangleMarker::new((*x, m.y), 7, color.filled())),
+        )
+        .map_err(|e| e.to_string())?
+        .label(c.marks_name.clone())
+        .legend(move |(x, y)| TriangleMarker::new((x + 6, y), 5, color.filled()));
+    chart
+        .configure_series_labels()
+        .label_font(("sans-serif", 11))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK.mix(0.3))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 /// Small multiples: a grid of panels, each with its own lines and legend.
 pub fn small_multiples(
     path: &Path,
@@ -568,8 +724,50 @@ mod tests {
         let p = dir.join("cloud.svg");
         cloud_chart(&p, &cloud).unwrap();
         assert!(std::fs::read_to_string(&p).unwrap().contains("searched"));
+        let categories = CategoryChart {
+            title: "t".into(),
+            y_label: "accuracy".into(),
+            categories: vec!["random".into(), "base".into(), "lever".into()],
+            dots_name: "random".into(),
+            dots: vec![(0, 1.0), (0, 1.2), (0, 0.9)],
+            marks_name: "searched".into(),
+            marks: vec![(
+                2,
+                RangeMark {
+                    y: 1.1,
+                    y_low: 1.0,
+                    y_high: 1.3,
+                },
+            )],
+            levels: vec![("p90".into(), 1.15)],
+        };
+        let p = dir.join("categories.svg");
+        category_chart(&p, &categories).unwrap();
+        // Every category under its axis, every legend entry: text lines.
+        let svg = std::fs::read_to_string(&p).unwrap();
+        let texts: Vec<&str> = svg.lines().map(str::trim).collect();
+        for label in ["random", "base", "lever", "p90", "searched"] {
+            assert!(texts.contains(&label), "no {label} in the chart");
+        }
         let err = estimate_vs_measured(&dir.join("x.jpg"), "t", "ms", &pts, 0.1).unwrap_err();
         assert!(matches!(err, PlotError::BadExtension { .. }));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn values_of_one_category_are_spread_around_it_and_never_cross_into_the_next() {
+        assert_eq!(spread_x(3, 0, 1), 3.0);
+        let xs: Vec<f64> = (0..20).map(|j| spread_x(1, j, 20)).collect();
+        assert!(
+            (xs[0] - 0.7).abs() < 1e-12 && (xs[19] - 1.3).abs() < 1e-12,
+            "{xs:?}"
+        );
+        assert!(xs.windows(2).all(|w| w[0] < w[1]));
+        let two = spread_by_category(&[(0, 'a'), (1, 'b'), (0, 'c')]);
+        assert_eq!(two[1], (1.0, 'b'));
+        assert!(
+            (two[0].0 + 0.06).abs() < 1e-12 && (two[2].0 - 0.06).abs() < 1e-12,
+            "{two:?}"
+        );
     }
 }

@@ -449,3 +449,67 @@ fn a_two_target_sweep_gives_a_front_and_resumes() {
     let text = sweep::text(&front);
     assert_eq!(text.lines().count(), 3, "{text}");
 }
+
+#[test]
+fn compare_puts_folders_of_one_recipe_side_by_side_and_refuses_another() {
+    let inputs = inputs();
+    let first = tempfile::tempdir().unwrap();
+    benchmark::run(first.path(), &inputs, &tiny(), &how()).unwrap();
+    let mut other_search = tiny();
+    other_search.search.validation_batch = 32;
+    other_search.first_search_seed = 2;
+    let reusing = RunSettings {
+        trainings_from: vec![first.path().to_path_buf()],
+        ..how()
+    };
+    let second = tempfile::tempdir().unwrap();
+    benchmark::run(second.path(), &inputs, &other_search, &reusing).unwrap();
+    let dirs = [first.path().to_path_buf(), second.path().to_path_buf()];
+    let chart = second.path().join("compare.svg");
+    let c = benchmark::compare(&dirs, 0, Some(&chart)).unwrap();
+    assert!(chart.exists());
+    // The second folder's changes against the first, and nothing else.
+    assert!(
+        c.folders[0].changes.is_empty(),
+        "{:?}",
+        c.folders[0].changes
+    );
+    let mut changes = c.folders[1].changes.clone();
+    changes.sort();
+    assert_eq!(changes, ["first_search_seed=2", "validation_batch=32"]);
+    // The random networks are the same ones (reused): counted once.
+    assert_eq!(c.random.trained, 2);
+    assert_eq!(c.pooled.searches, 2);
+    let searched: Vec<f64> = c
+        .folders
+        .iter()
+        .flat_map(|f| &f.searched)
+        .map(|s| s.test_accuracies.iter().sum::<f64>() / s.test_accuracies.len() as f64)
+        .collect();
+    let mean = (searched[0] + searched[1]) / 2.0;
+    assert!((c.pooled.mean.unwrap() - mean).abs() < 1e-12);
+    let text = benchmark::comparison_text(&c);
+    assert!(text.contains("pooled over 2 searches"), "{text}");
+    assert!(text.contains("validation_batch=32"), "{text}");
+    // Another recipe measures something else: refused, naming the setting.
+    let mut other_recipe = tiny();
+    other_recipe.recipe.epochs = 2;
+    let third = tempfile::tempdir().unwrap();
+    benchmark::prepare(third.path(), &inputs, &other_recipe).unwrap();
+    // As a run leaves it before its first piece of work.
+    std::fs::copy(
+        first.path().join("random.json"),
+        third.path().join("random.json"),
+    )
+    .unwrap();
+    let with_third = [first.path().to_path_buf(), third.path().to_path_buf()];
+    let err = benchmark::compare(&with_third, 0, None).unwrap_err();
+    assert!(matches!(err, BenchmarkError::Incomparable { .. }), "{err}");
+    assert!(err.to_string().contains("recipe.epochs"), "{err}");
+    // So is a target the folders do not have, and a folder of no benchmark.
+    let err = benchmark::compare(&dirs, 1, None).unwrap_err();
+    assert!(err.to_string().contains("not 1"), "{err}");
+    let empty = tempfile::tempdir().unwrap();
+    let err = benchmark::compare(&[empty.path().to_path_buf()], 0, None).unwrap_err();
+    assert!(err.to_string().contains("no benchmark.json"), "{err}");
+}

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::cli::binary;
 
 /// Flags whose values are paths, names or choices, not numbers.
-const NOT_NUMERIC: [&str; 30] = [
+const NOT_NUMERIC: [&str; 31] = [
     "space",
     "trainings-from",
     "out",
@@ -24,6 +24,7 @@ const NOT_NUMERIC: [&str; 30] = [
     "onnx",
     "resume",
     "plot",
+    "chart",
     "weights",
     "device",
     "remote-dir",
@@ -208,6 +209,7 @@ fn every_numeric_flag_of_both_tools_ends_cleanly_on_hostile_values() {
             "tunas-searcher",
             strings(&["sweep", "--table", missing, "--out", "sweep"]),
         ),
+        ("tunas-searcher", strings(&["compare", missing])),
     ];
     let mut count = 0;
     for (tool, base) in &cases {

@@ -19,6 +19,7 @@
 //! one search run folder per (target, seed), and the report
 //! (`report.json`, one chart per target).
 
+mod compare;
 mod journal;
 pub(crate) mod pool;
 mod report;
@@ -31,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tunas_shared::{LatencyTable, SearchSpace};
 
+pub use compare::{Comparison, FolderRow, Pooled, compare, comparison_text};
 pub(crate) use journal::{Entry, SharedPhase};
 pub use report::{
     BenchmarkReport, RandomCloud, RankCorrelation, SearchedArch, TargetReport, text as report_text,
@@ -95,6 +97,24 @@ pub enum BenchmarkError {
         stored: String,
         /// Its value here.
         given: String,
+    },
+    /// Folders given to `compare` do not measure the same thing.
+    #[error(
+        "{}: cannot be compared with {}: {key} is {value} there and {base_value} in the first folder; compare only folders of one space, table, images, recipe and target",
+        dir.display(),
+        base.display()
+    )]
+    Incomparable {
+        /// The folder that differs.
+        dir: PathBuf,
+        /// The first folder given.
+        base: PathBuf,
+        /// Dotted name of the first differing setting.
+        key: String,
+        /// Its value in `dir`.
+        value: String,
+        /// Its value in `base`.
+        base_value: String,
     },
     /// Another benchmark process works in the folder.
     #[error(
@@ -502,30 +522,42 @@ fn first_difference(
     b: &serde_json::Value,
     prefix: &str,
 ) -> Option<(String, String, String)> {
+    differences(a, b, prefix).into_iter().next()
+}
+
+/// Every leaf where `a` and `b` differ, as (dotted key, value in `a`,
+/// value in `b`), in key order; objects are compared key by key.
+pub(crate) fn differences(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    prefix: &str,
+) -> Vec<(String, String, String)> {
     use serde_json::Value::Object;
     match (a, b) {
         (Object(x), Object(y)) => {
             let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            keys.into_iter().find_map(|k| {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                let null = serde_json::Value::Null;
-                first_difference(x.get(k).unwrap_or(&null), y.get(k).unwrap_or(&null), &key)
-            })
+            keys.into_iter()
+                .flat_map(|k| {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    let null = serde_json::Value::Null;
+                    differences(x.get(k).unwrap_or(&null), y.get(k).unwrap_or(&null), &key)
+                })
+                .collect()
         }
-        _ if a == b => None,
+        _ if a == b => Vec::new(),
         // A number read back from JSON may differ in its last bit.
         (serde_json::Value::Number(x), serde_json::Value::Number(y))
             if x.as_f64()
                 .zip(y.as_f64())
                 .is_some_and(|(x, y)| (x - y).abs() <= 1e-12 * x.abs().max(y.abs())) =>
         {
-            None
+            Vec::new()
         }
-        _ => Some((prefix.to_string(), a.to_string(), b.to_string())),
+        _ => vec![(prefix.to_string(), a.to_string(), b.to_string())],
     }
 }
 
@@ -677,8 +709,22 @@ pub(crate) fn record_manifest(dir: &Path, manifest: &Manifest) -> Result<(), Ben
 /// Writes the report from the journal as it stands (a running or stopped
 /// benchmark included), without running anything.
 pub fn report_only(dir: &Path) -> Result<BenchmarkReport, BenchmarkError> {
+    let (manifest, plan, entries) = read_folder(dir, "report")?;
+    let files = BenchmarkDir {
+        dir: dir.to_path_buf(),
+    };
+    report::write(&files, &manifest, &plan, &entries, &manifest.settings)
+}
+
+/// A benchmark folder as it stands: its manifest, its plan and its
+/// journal; `what` names the command that needs it in the error when the
+/// folder holds no benchmark.
+fn read_folder(
+    dir: &Path,
+    what: &'static str,
+) -> Result<(Manifest, Plan, Vec<Entry>), BenchmarkError> {
     let manifest = Manifest::read(dir)?.ok_or_else(|| BenchmarkError::BadSetting {
-        what: "report",
+        what,
         why: format!("{} holds no benchmark.json", dir.display()),
     })?;
     let files = BenchmarkDir {
@@ -686,7 +732,7 @@ pub fn report_only(dir: &Path) -> Result<BenchmarkReport, BenchmarkError> {
     };
     let entries = journal::read_entries(&files.journal())?;
     let plan = plan_from_report_inputs(&manifest, &files)?;
-    report::write(&files, &manifest, &plan, &entries, &manifest.settings)
+    Ok((manifest, plan, entries))
 }
 
 /// The random architectures are recorded in `random.json` when a run

@@ -147,11 +147,11 @@ pub struct BenchmarkReport {
     pub(crate) epochs: usize,
 }
 
-fn mean(v: &[f64]) -> Option<f64> {
+pub(super) fn mean(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
-fn std_dev(v: &[f64]) -> Option<f64> {
+pub(super) fn std_dev(v: &[f64]) -> Option<f64> {
     let m = mean(v)?;
     (v.len() > 1)
         .then(|| (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt())
@@ -260,11 +260,16 @@ fn random_cloud(ix: &Index, random: &[(String, f64)]) -> RandomCloud {
             test_accuracy: ix.trained.get(&(arch.as_str(), 0)).copied(),
         })
         .collect();
+    random_cloud_of(archs, random.len())
+}
+
+/// The statistics of the trained ones of `archs`, `drawn` of them drawn.
+pub(super) fn random_cloud_of(archs: Vec<TrainedArch>, drawn: usize) -> RandomCloud {
     let mut accs: Vec<f64> = archs.iter().filter_map(|a| a.test_accuracy).collect();
     accs.sort_by(f64::total_cmp);
     let q = |p: f64| (!accs.is_empty()).then(|| quantile(&accs, p));
     RandomCloud {
-        drawn: random.len(),
+        drawn,
         trained: accs.len(),
         mean: mean(&accs),
         std: std_dev(&accs),
@@ -278,7 +283,7 @@ fn random_cloud(ix: &Index, random: &[(String, f64)]) -> RandomCloud {
 /// The pooled standard deviation over the seeds of each architecture's
 /// accuracies, in points, and how many architectures (with more than one
 /// seed) it rests on.
-fn pooled_std_points(per_arch: &[Vec<f64>]) -> (Option<f64>, usize) {
+pub(super) fn pooled_std_points(per_arch: &[Vec<f64>]) -> (Option<f64>, usize) {
     let (mut squares, mut dof, mut archs) = (0.0, 0usize, 0usize);
     for test in per_arch.iter().filter(|t| t.len() > 1) {
         let m = mean(test).expect("not empty");
@@ -385,6 +390,27 @@ pub(crate) fn write(
     entries: &[Entry],
     settings: &BenchmarkSettings,
 ) -> Result<BenchmarkReport, BenchmarkError> {
+    let report = compute(manifest, plan, entries, settings);
+    let json = serde_json::to_string_pretty(&report).expect("serialises") + "\n";
+    let path = files.report();
+    tunas_shared::write_atomic(&path, json.as_bytes())
+        .map_err(|e| BenchmarkError::Io { path, source: e })?;
+    for (t, tr) in report.targets.iter().enumerate() {
+        let chart = chart_of(tr, &manifest.space, settings.recipe.epochs);
+        if let Err(e) = cloud_chart(&files.chart(t), &chart) {
+            eprintln!("warning: {e}");
+        }
+    }
+    Ok(report)
+}
+
+/// The report of a folder's journal as it stands, written nowhere.
+pub(super) fn compute(
+    manifest: &Manifest,
+    plan: &Plan,
+    entries: &[Entry],
+    settings: &BenchmarkSettings,
+) -> BenchmarkReport {
     let ix = Index::new(entries);
     let targets: Vec<TargetReport> = plan
         .targets_ms
@@ -406,7 +432,7 @@ pub(crate) fn write(
     let reused = hours(Entry::is_reused);
     let shared = hours(|e| matches!(e, Entry::Shared { .. }));
     let complete = entries.len() >= super::planned_work(settings, plan);
-    let report = BenchmarkReport {
+    BenchmarkReport {
         space: manifest.space.clone(),
         table_digest: manifest.table_digest.clone(),
         complete,
@@ -418,18 +444,7 @@ pub(crate) fn write(
         shared_cpu_hours: shared,
         total_cpu_hours: search + train + shared,
         epochs: settings.recipe.epochs,
-    };
-    let json = serde_json::to_string_pretty(&report).expect("serialises") + "\n";
-    let path = files.report();
-    tunas_shared::write_atomic(&path, json.as_bytes())
-        .map_err(|e| BenchmarkError::Io { path, source: e })?;
-    for (t, tr) in report.targets.iter().enumerate() {
-        let chart = chart_of(tr, &manifest.space, settings.recipe.epochs);
-        if let Err(e) = cloud_chart(&files.chart(t), &chart) {
-            eprintln!("warning: {e}");
-        }
     }
-    Ok(report)
 }
 
 fn chart_of(t: &TargetReport, space: &str, epochs: usize) -> CloudChart {
