@@ -306,14 +306,7 @@ where
     DB::ErrorType: 'static,
 {
     let ((x0, x1), (y0, y1)) = cloud_ranges(c);
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let mut chart = ChartBuilder::on(root)
-        .caption(&c.title, ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(|e| e.to_string())?;
+    let mut chart = framed(root, &c.title, (x0, x1), (y0, y1))?;
     chart
         .configure_mesh()
         .x_desc(c.x_label.as_str())
@@ -326,6 +319,34 @@ where
         draw_vertical(&mut chart, name, *x, (y0, y1))?;
     }
     draw_highlighted(&mut chart, &c.highlighted)?;
+    draw_legend(&mut chart)
+}
+
+/// A white chart with `title` over the ranges, room for both axes' labels.
+fn framed<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> Result<CloudContext<'a, DB>, String>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| e.to_string())
+}
+
+/// The legend, upper left, over a half-transparent white.
+fn draw_legend<'a, DB: DrawingBackend + 'a>(chart: &mut CloudContext<'a, DB>) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
     chart
         .configure_series_labels()
         .label_font(("sans-serif", 11))
@@ -333,8 +354,7 @@ where
         .border_style(BLACK.mix(0.3))
         .position(SeriesLabelPosition::UpperLeft)
         .draw()
-        .map_err(|e| e.to_string())?;
-    Ok(())
+        .map_err(|e| e.to_string())
 }
 
 /// The cloud, in grey.
@@ -524,14 +544,7 @@ where
     let legend_rows = 2 + c.levels.len();
     let y1 = y1 + (y1 - y0) * (0.06 * legend_rows as f64).max(0.25);
     let (x0, x1) = (-0.6, n as f64 - 0.4);
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let mut chart = ChartBuilder::on(root)
-        .caption(&c.title, ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(|e| e.to_string())?;
+    let mut chart = framed(root, &c.title, (x0, x1), (y0, y1))?;
     // Labels only at whole x, where the categories are.
     let name_at = |x: &f64| {
         let r = x.round();
@@ -575,15 +588,7 @@ where
         .map_err(|e| e.to_string())?
         .label(c.marks_name.clone())
         .legend(move |(x, y)| TriangleMarker::new((x + 6, y), 5, color.filled()));
-    chart
-        .configure_series_labels()
-        .label_font(("sans-serif", 11))
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK.mix(0.3))
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(|e| e.to_string())?;
-    Ok(())
+    draw_legend(&mut chart)
 }
 
 /// Small multiples: a grid of panels, each with its own lines and legend.

@@ -245,23 +245,36 @@ fn trainings(dir: &Path) -> std::collections::HashMap<(String, u64), (f64, Optio
         .collect()
 }
 
-#[test]
-fn trainings_are_reused_from_a_folder_of_the_same_recipe_and_equal_a_rerun() {
-    let inputs = inputs();
+/// A tiny benchmark, and a second one of other search settings (another
+/// validation batch; search seed 2, a further seed of the setting) on the
+/// same space, images and recipe, reusing the first one's trainings.
+fn a_benchmark_and_one_reusing_it(
+    inputs: &BenchmarkInputs,
+) -> (
+    tempfile::TempDir,
+    tempfile::TempDir,
+    BenchmarkSettings,
+    benchmark::BenchmarkReport,
+) {
     let first = tempfile::tempdir().unwrap();
-    benchmark::run(first.path(), &inputs, &tiny(), &how()).unwrap();
-    let done = trainings(first.path());
-    // Other search settings, same space, images and recipe.
+    benchmark::run(first.path(), inputs, &tiny(), &how()).unwrap();
     let mut other_search = tiny();
     other_search.search.validation_batch = 32;
-    // A further search seed of the setting: the first is 2 here.
     other_search.first_search_seed = 2;
     let reusing = RunSettings {
         trainings_from: vec![first.path().to_path_buf()],
         ..how()
     };
     let second = tempfile::tempdir().unwrap();
-    let report = benchmark::run(second.path(), &inputs, &other_search, &reusing).unwrap();
+    let report = benchmark::run(second.path(), inputs, &other_search, &reusing).unwrap();
+    (first, second, other_search, report)
+}
+
+#[test]
+fn trainings_are_reused_from_a_folder_of_the_same_recipe_and_equal_a_rerun() {
+    let inputs = inputs();
+    let (first, second, other_search, report) = a_benchmark_and_one_reusing_it(&inputs);
+    let done = trainings(first.path());
     assert!(report.complete);
     let random: Vec<Vec<(String, f64)>> =
         serde_json::from_str(&std::fs::read_to_string(second.path().join("random.json")).unwrap())
@@ -307,6 +320,10 @@ fn trainings_are_reused_from_a_folder_of_the_same_recipe_and_equal_a_rerun() {
     let mut other_recipe = tiny();
     other_recipe.recipe.epochs = 2;
     let third = tempfile::tempdir().unwrap();
+    let reusing = RunSettings {
+        trainings_from: vec![first.path().to_path_buf()],
+        ..how()
+    };
     let err = benchmark::run(third.path(), &inputs, &other_recipe, &reusing).unwrap_err();
     match &err {
         BenchmarkError::ForeignTrainings {
@@ -453,17 +470,7 @@ fn a_two_target_sweep_gives_a_front_and_resumes() {
 #[test]
 fn compare_puts_folders_of_one_recipe_side_by_side_and_refuses_another() {
     let inputs = inputs();
-    let first = tempfile::tempdir().unwrap();
-    benchmark::run(first.path(), &inputs, &tiny(), &how()).unwrap();
-    let mut other_search = tiny();
-    other_search.search.validation_batch = 32;
-    other_search.first_search_seed = 2;
-    let reusing = RunSettings {
-        trainings_from: vec![first.path().to_path_buf()],
-        ..how()
-    };
-    let second = tempfile::tempdir().unwrap();
-    benchmark::run(second.path(), &inputs, &other_search, &reusing).unwrap();
+    let (first, second, _, _) = a_benchmark_and_one_reusing_it(&inputs);
     let dirs = [first.path().to_path_buf(), second.path().to_path_buf()];
     let chart = second.path().join("compare.svg");
     let c = benchmark::compare(&dirs, 0, Some(&chart)).unwrap();
