@@ -294,7 +294,7 @@ fn cloud_ranges(c: &CloudChart) -> ((f64, f64), (f64, f64)) {
     let (x0, x1) = span(xs);
     let (y0, y1) = span(ys);
     let legend_rows = 1 + c.levels.len() + c.highlighted.len() + usize::from(c.vertical.is_some());
-    let y1 = y1 + (y1 - y0) * (0.06 * legend_rows as f64).max(0.25);
+    let y1 = top_with_legend_room(y0, y1, legend_rows);
     ((x0, x1), (y0, y1))
 }
 
@@ -340,6 +340,12 @@ where
         .y_label_area_size(60)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(|e| e.to_string())
+}
+
+/// The top of a y range `y0..y1` raised so that a legend of `rows` entries
+/// in the upper left stays clear of the data.
+fn top_with_legend_room(y0: f64, y1: f64, rows: usize) -> f64 {
+    y1 + (y1 - y0) * (0.06 * rows as f64).max(0.25)
 }
 
 /// The legend, upper left, over a half-transparent white.
@@ -541,8 +547,7 @@ where
         .chain(c.marks.iter().flat_map(|m| [m.1.y_low, m.1.y_high]))
         .chain(c.levels.iter().map(|l| l.1));
     let (y0, y1) = span(ys);
-    let legend_rows = 2 + c.levels.len();
-    let y1 = y1 + (y1 - y0) * (0.06 * legend_rows as f64).max(0.25);
+    let y1 = top_with_legend_room(y0, y1, 2 + c.levels.len());
     let (x0, x1) = (-0.6, n as f64 - 0.4);
     let mut chart = framed(root, &c.title, (x0, x1), (y0, y1))?;
     // Labels only at whole x, where the categories are.
