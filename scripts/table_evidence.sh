@@ -36,17 +36,20 @@ log() { echo "$(date -u +%FT%TZ) [load $(load)] $*" | tee -a "$out/evidence.log"
 cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 log "cpu: $cpu, $(nproc) CPUs; samples $samples, seed $seed, threads $threads; profile settings: ${PROFILE_ARGS:-defaults}"
 
-# profile SPACE NAME THREADS DIR: a fresh table (or the one already there).
+# profile SPACE NAME THREADS DIR [FLAGS...]: a fresh table (or the one
+# already there).
 profile() {
   table="$4/$2.csv"
   [ -f "$table" ] && return 0
   resume=""
   [ -f "$table.partial" ] && resume="--resume"
-  log "profile $2 at $3 thread(s) -> $table $resume"
+  space=$1 name=$2 threads=$3 dir=$4
+  shift 4
+  log "profile $name at $threads thread(s) $* -> $table $resume"
   start=$(date +%s)
   # shellcheck disable=SC2086 # PROFILE_ARGS is a list of flags
-  "$prof" profile --space "$1" --threads "$3" --quiet --progress-lines \
-    --out "$table" $resume ${PROFILE_ARGS:-} 2>>"$4/profile.log"
+  "$prof" profile --space "$space" --threads "$threads" --quiet --progress-lines \
+    --out "$table" $resume ${PROFILE_ARGS:-} "$@" 2>>"$dir/profile.log"
   echo "$(( $(date +%s) - start ))" > "$table.seconds"
 }
 
@@ -74,11 +77,14 @@ for t in $threads; do
   done
 done
 
-# Repeatability: three independent tiny28 profiles at 1 thread.
+# Repeatability: three independent tiny28 profiles at 1 thread, each with
+# its own seed, so that they time different context and calibration
+# networks (with one seed they would share them, and any bias those
+# networks give a row).
 rep="$out/repeatability"
 mkdir -p "$rep"
 for i in 1 2 3; do
-  profile tiny28 "tiny28-$i" 1 "$rep"
+  profile tiny28 "tiny28-$i" 1 "$rep" --seed "$i"
 done
 if [ ! -f "$rep/compare.json" ]; then
   log "compare the three tiny28 tables on 100 networks"

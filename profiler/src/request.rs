@@ -213,13 +213,23 @@ pub struct RunRequest {
     /// Time the sentinel op beside every run and scale runs to its level.
     #[serde(default)]
     pub reference: bool,
+    /// Seed of the context and calibration networks and of their order
+    /// (`x-calibration-seed`; `refresh` uses the table's).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
     /// The device name recorded in the table (set by the adb/ssh runners).
     pub device_label: Option<String>,
 }
 
-/// The seed of the calibration networks: fixed, so that a resumed run
-/// times the same networks and tables of one space are comparable.
-pub(crate) const CALIBRATION_SEED: u64 = 1_000_003;
+/// The default seed of a profile's context and calibration networks (and
+/// of the order they are timed in): fixed, so that two tables of one space
+/// time the same networks unless `profile --seed` says otherwise. A resumed
+/// run keeps its journal's seed.
+pub const CALIBRATION_SEED: u64 = 1_000_003;
+
+fn default_seed() -> u64 {
+    CALIBRATION_SEED
+}
 
 /// Random networks drawn in a row without covering a new op key before
 /// profiling gives up on in-context coverage and times the rest alone.
@@ -238,6 +248,7 @@ impl Default for RunRequest {
             progress_lines: false,
             progress_every_s: 5.0,
             reference: false,
+            seed: CALIBRATION_SEED,
             device_label: None,
         }
     }
@@ -271,7 +282,7 @@ impl RunRequest {
             resume,
             force,
             calibration_networks: self.calibration_networks,
-            calibration_seed: CALIBRATION_SEED,
+            calibration_seed: self.seed,
             max_networks_without_progress: MAX_NETWORKS_WITHOUT_PROGRESS,
             contexts_per_key: self.contexts,
             progress: !quiet,

@@ -89,6 +89,8 @@ fn killed_profile_resumes_without_remeasuring_or_duplicating() {
         "tiny28",
         "--out",
         out.to_str().unwrap(),
+        "--seed",
+        "5",
     ];
     args.extend(FAST);
     let mut child = Command::new(binary("tunas-profiler"))
@@ -126,6 +128,15 @@ fn killed_profile_resumes_without_remeasuring_or_duplicating() {
 
     let mut resume = args.clone();
     resume.push("--resume");
+    // Its networks came from seed 5: another seed would mix two profiles.
+    let other_seed: Vec<&str> = resume
+        .iter()
+        .map(|a| if *a == "5" { "6" } else { *a })
+        .collect();
+    let mixed = run("tunas-profiler", &other_seed);
+    assert!(!mixed.status.success());
+    let said = String::from_utf8_lossy(&mixed.stderr);
+    assert!(said.contains("x-calibration-seed"), "{said}");
     let done = run("tunas-profiler", &resume);
     assert!(
         done.status.success(),
@@ -165,6 +176,7 @@ fn killed_profile_resumes_without_remeasuring_or_duplicating() {
     );
     assert_eq!(table.provenance.space_hash, space.content_hash());
     let extra = &table.provenance.extra;
+    assert_eq!(extra["x-calibration-seed"], "5");
     // Calibration networks timed before the kill were kept, not timed
     // again, and every one was timed once.
     let calibrated = calibration_pairs(&extra["x-calibration-e2e-us"]);

@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tunas_profiler::export::ExportFormat;
 use tunas_profiler::remote::{DeviceRequest, DeviceSpec, RemoteRun, Transport};
 use tunas_profiler::request::{
-    MeasureRequest, Pin, ProfileRequest, RefreshRequest, RunRequest, TimingRequest, ValidateRequest,
+    CALIBRATION_SEED, MeasureRequest, Pin, ProfileRequest, RefreshRequest, RunRequest,
+    TimingRequest, ValidateRequest,
 };
 
 /// Measure what every op of a neural-architecture search space costs on
@@ -197,6 +198,12 @@ pub struct ProfileArgs {
     /// emulators). The table is then partial and not calibrated.
     #[arg(long, value_name = "N", value_parser = whole::<usize>(1, MAX_RUNS))]
     pub max_keys: Option<usize>,
+    /// Seed of the random context and calibration networks. Profiles with
+    /// the default time the same networks; give each of several profiles
+    /// its own seed to make them independent (a resumed run must use the
+    /// seed it started with).
+    #[arg(long, value_name = "N", default_value_t = CALIBRATION_SEED)]
+    pub seed: u64,
     #[command(flatten)]
     pub run: RunArgs,
     #[command(flatten)]
@@ -488,6 +495,8 @@ impl RunArgs {
             progress_lines: self.progress_lines,
             progress_every_s: self.progress_every,
             reference: self.reference,
+            // `profile --seed`; `refresh` takes the table's.
+            seed: CALIBRATION_SEED,
             device_label: self.device_label.clone(),
         }
     }
@@ -513,7 +522,10 @@ impl ProfileArgs {
             resume: self.resume,
             force: self.force,
             max_keys: self.max_keys,
-            run: self.run.request(),
+            run: RunRequest {
+                seed: self.seed,
+                ..self.run.request()
+            },
             timing: self.timing.request()?,
         })
     }

@@ -12,7 +12,8 @@ use tunas_profiler::refresh::{self, RefreshError};
 use tunas_profiler::remote::{DeviceRequest, DeviceResult, DeviceSpec};
 use tunas_profiler::report::MeasureReport;
 use tunas_profiler::request::{
-    MeasureRequest, PinError, ProfileRequest, RefreshRequest, TimingRequest, ValidateRequest,
+    CALIBRATION_SEED, MeasureRequest, PinError, ProfileRequest, RefreshRequest, TimingRequest,
+    ValidateRequest,
 };
 use tunas_profiler::runtime::{self, Runtime};
 use tunas_shared::{Architecture, LatencyTable, load_space};
@@ -323,7 +324,7 @@ fn refresh(request: &RefreshRequest, device: &DeviceArgs) -> Result<()> {
 
 /// `refresh` on this machine; returns the rows written.
 fn refresh_here(request: &RefreshRequest) -> Result<usize> {
-    let (run, mut timing) = (&request.run, request.timing.clone());
+    let (mut run, mut timing) = (request.run.clone(), request.timing.clone());
     let (table, out) = (request.table.as_path(), &request.out);
     let older_than = request.older_than_days;
     check_output_file(out, "tables", &[]).context("--out")?;
@@ -338,6 +339,12 @@ fn refresh_here(request: &RefreshRequest) -> Result<usize> {
         .context("--ep")?
         // Rows it re-measures are scaled as the kept ones were.
         .with_reference_of(&old)?;
+    // The calibration networks are the ones the table was fitted on.
+    run.seed = old
+        .provenance
+        .calibration_seed()
+        .with_context(|| table.display().to_string())?
+        .unwrap_or(CALIBRATION_SEED);
     let settings = run.settings(timing_settings, timing.quiet, out, true, true, None);
     let rt = runtime(timing.ort_lib.as_deref())?;
     refresh::check_same_cpu(table, &old).map_err(refresh_error)?;

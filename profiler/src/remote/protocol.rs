@@ -163,7 +163,10 @@ mod tests {
             resume: false,
             force: false,
             max_keys: Some(60),
-            run: RunRequest::default(),
+            run: RunRequest {
+                seed: 5,
+                ..RunRequest::default()
+            },
             timing: TimingRequest {
                 threads: Some(2),
                 ..TimingRequest::default()
