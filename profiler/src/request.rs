@@ -227,6 +227,10 @@ pub struct RunRequest {
 /// run keeps its journal's seed.
 pub const CALIBRATION_SEED: u64 = 1_000_003;
 
+fn one_round() -> usize {
+    1
+}
+
 fn default_seed() -> u64 {
     CALIBRATION_SEED
 }
@@ -360,6 +364,9 @@ pub struct ValidateRequest {
     pub samples: usize,
     /// Seed of the random architectures.
     pub seed: u64,
+    /// Rounds every network is timed in (the figure is their median).
+    #[serde(default = "one_round")]
+    pub rounds: usize,
     /// Where to write the estimate-vs-measured chart.
     pub plot: Option<PathBuf>,
     /// Timing loops, threads, provider, pinning.

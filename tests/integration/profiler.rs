@@ -614,11 +614,32 @@ fn an_op_choice_space_profiles_and_validates() {
         "3",
         "--network-min-ms",
         "0",
+        "--rounds",
+        "3",
     ];
     let o = run("tunas-profiler", &validate);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v.to_string().contains("tiny28-ops"), "{v}");
+    // Every network was timed in 3 rounds; its figure is their median.
+    assert_eq!(v["rounds"], 3);
+    assert!(
+        v["statistic"]
+            .as_str()
+            .unwrap()
+            .starts_with("median over 3 rounds")
+    );
+    for n in v["networks"].as_array().unwrap() {
+        let mut rounds: Vec<f64> = n["rounds_ms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_f64().unwrap())
+            .collect();
+        assert_eq!(rounds.len(), 3, "{n}");
+        rounds.sort_by(f64::total_cmp);
+        assert_eq!(n["measured_ms"].as_f64().unwrap(), rounds[1], "{n}");
+    }
 }
 
 #[test]

@@ -273,6 +273,12 @@ pub struct ValidateArgs {
     /// Seed of the random architectures.
     #[arg(long, default_value_t = ValidateRequest::DEFAULT_SEED)]
     pub seed: u64,
+    /// Time every network in N rounds over all of them (each a full timing
+    /// loop) and take the median of its rounds: a burst of drift on a
+    /// shared machine then spoils one round of the networks it meets, not
+    /// their figures. Costs N times the time.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = whole::<usize>(1, 100))]
+    pub rounds: usize,
     /// Print the full report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -566,6 +572,7 @@ impl ValidateArgs {
             table: self.table.clone(),
             samples: self.samples,
             seed: self.seed,
+            rounds: self.rounds,
             plot: self.plot.clone(),
             timing: self.timing.request()?,
         })

@@ -485,6 +485,7 @@ fn validate(request: &ValidateRequest, json: bool) -> Result<()> {
         table,
         samples,
         seed,
+        rounds,
         plot,
         timing,
     } = request;
@@ -500,8 +501,11 @@ fn validate(request: &ValidateRequest, json: bool) -> Result<()> {
         rt,
         &space,
         &table,
-        *samples,
-        *seed,
+        profile::ValidationPlan {
+            samples: *samples,
+            seed: *seed,
+            rounds: *rounds,
+        },
         &settings,
         !timing.quiet,
     )?;

@@ -40,4 +40,4 @@ pub use error::ProfileError;
 pub use measure::{measure_architecture, op_node_count, time_model};
 pub use run::{Plan, profile, run_plan};
 pub use settings::{ProfileSettings, TimingSettings, new_provenance};
-pub use validate::{ValidatedNetwork, ValidationReport, validate, validation_text};
+pub use validate::{ValidatedNetwork, ValidationPlan, ValidationReport, validate, validation_text};

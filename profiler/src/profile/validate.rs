@@ -21,6 +21,8 @@ pub struct ValidationReport {
     pub table: String,
     /// Seed of the sampled architectures.
     pub seed: u64,
+    /// Rounds every network was timed in (its figure is their median).
+    pub rounds: usize,
     /// Agreement figures (`samples`, `within_5pct`, ...), flattened.
     #[serde(flatten)]
     pub agreement: Agreement,
@@ -48,42 +50,90 @@ pub struct ValidatedNetwork {
     pub arch: String,
     /// Table estimate (ms).
     pub estimate_ms: f64,
-    /// Measured median (ms).
+    /// Measured (ms): the round's statistic, or the median of the rounds'.
     pub measured_ms: f64,
+    /// Each round's statistic (ms), in the order they were timed.
+    pub rounds_ms: Vec<f64>,
 }
 
-/// Times `samples` random architectures end to end and compares them with
+/// Which networks `validate` times, and how often.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ValidationPlan {
+    /// Random architectures.
+    pub samples: usize,
+    /// Their seed.
+    pub seed: u64,
+    /// Rounds over all of them: each round times every network once (a
+    /// whole timing loop), and a network's figure is the median of its
+    /// rounds. An episode of drift then spoils one round of the networks
+    /// it meets, not their figures.
+    pub rounds: usize,
+}
+
+/// Median of a non-empty slice (the mean of the middle two for an even
+/// count).
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Times the plan's random architectures end to end and compares them with
 /// the table's estimates.
 pub fn validate(
     runtime: &Runtime,
     space: &SearchSpace,
     table: &LatencyTable,
-    samples: usize,
-    seed: u64,
+    plan: ValidationPlan,
     t: &TimingSettings,
     show_progress: bool,
 ) -> Result<ValidationReport, ProfileError> {
     table.check_space(space)?;
+    let ValidationPlan {
+        samples,
+        seed,
+        rounds,
+    } = plan;
+    let rounds = rounds.max(1);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let archs: Vec<Architecture> = (0..samples)
+        .map(|_| Architecture::sample_uniform(space, &mut rng))
+        .collect();
+    let estimates: Vec<f64> = archs
+        .iter()
+        .map(|a| table.estimate_us(space, a))
+        .collect::<Result<_, _>>()?;
     let mut progress = tunas_shared::progress::Progress::new(
         "validate",
-        samples as u64,
+        (samples * rounds) as u64,
         "networks",
         show_progress,
     );
-    let mut networks = Vec::with_capacity(samples);
-    for _ in 0..samples {
-        let arch = Architecture::sample_uniform(space, &mut rng);
-        let estimate = table.estimate_us(space, &arch)?;
-        let measured = measure_architecture(runtime, space, &arch, t)?;
-        networks.push(ValidatedNetwork {
-            arch: arch.to_compact(),
-            estimate_ms: estimate / 1000.0,
-            measured_ms: measured.median_us / 1000.0,
-        });
-        progress.inc(1);
+    let mut rounds_ms = vec![Vec::with_capacity(rounds); samples];
+    for _ in 0..rounds {
+        for (arch, times) in archs.iter().zip(&mut rounds_ms) {
+            let measured = measure_architecture(runtime, space, arch, t)?;
+            times.push(measured.median_us / 1000.0);
+            progress.inc(1);
+        }
     }
     progress.finish();
+    let networks: Vec<ValidatedNetwork> = archs
+        .iter()
+        .zip(estimates)
+        .zip(rounds_ms)
+        .map(|((arch, estimate), times)| ValidatedNetwork {
+            arch: arch.to_compact(),
+            estimate_ms: estimate / 1000.0,
+            measured_ms: median(&times),
+            rounds_ms: times,
+        })
+        .collect();
     let pairs: Vec<(f64, f64)> = networks
         .iter()
         .map(|n| (n.estimate_ms, n.measured_ms))
@@ -96,13 +146,17 @@ pub fn validate(
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
         seed,
+        rounds,
         agreement: Agreement::of(&pairs),
         runtime: format!("onnxruntime {}", runtime.version()),
         threads: t.threads,
         execution_provider: t.provider.name().into(),
         device: t.device.clone(),
         cpu: device::cpu_description(),
-        statistic: t.statistic_text(),
+        statistic: match rounds {
+            1 => t.statistic_text(),
+            n => format!("median over {n} rounds of the {}", t.statistic_text()),
+        },
         networks,
     })
 }
