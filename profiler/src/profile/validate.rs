@@ -70,17 +70,11 @@ pub struct ValidationPlan {
     pub rounds: usize,
 }
 
-/// Median of a non-empty slice (the mean of the middle two for an even
-/// count).
+/// Median of a non-empty slice.
 fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    tunas_shared::table::quantile(&sorted, 0.5)
 }
 
 /// Times the plan's random architectures end to end and compares them with
